@@ -1,0 +1,34 @@
+# Two commands do all set-up on a fresh machine:
+#   make demo   creates .venv when missing, installs everything, runs `neurodeploy demo`
+#   make test   the same set-up, then the test suite
+# Every pip call goes through constraints.txt (torch==2.13.0 CPU wheel; no CUDA downloads).
+PYTHON ?= python3.11
+VENV   := .venv
+PIP    := $(VENV)/bin/pip
+PIPC   := $(PIP) install --disable-pip-version-check -q -c constraints.txt
+STAMP  := $(VENV)/.installed
+
+.PHONY: demo test venv bench clean
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml constraints.txt Makefile
+	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
+	$(PIPC) -e '.[test]'
+	# lava-nc 0.10.0 declares Python <3.11 and norse 1.1.0 pulls torchvision: both without deps
+	$(PIPC) --no-deps --ignore-requires-python lava-nc==0.10.0 norse==1.1.0
+	$(VENV)/bin/python -c "import torch, sys; assert '+cpu' in torch.__version__ or not torch.version.cuda, torch.__version__"
+	$(VENV)/bin/python -m neurodeploy.lava_compat --check
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/neurodeploy demo --out out/demo
+
+test: $(STAMP)
+	$(VENV)/bin/python -m pytest -q
+
+bench: $(STAMP)
+	$(VENV)/bin/python benchmarks/run_all.py
+
+clean:
+	rm -rf $(VENV) out .pytest_cache

@@ -1,0 +1,129 @@
+"""Running a SpikingPlan in Lava's CPU simulation, one sample at a time, always cleaning up.
+
+One Lava runtime is compiled per (plan, T) and reused for every sample: between samples all neuron
+and synapse state is set back to zero (the same reset as the PyTorch model). Each sample runs
+``T + D`` steps, D being the deepest population's synaptic delay, and each population's spikes are
+shifted back by its own delay, so the returned spikes are aligned to the input.
+"""
+from __future__ import annotations
+
+import multiprocessing
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from neurodeploy.lava_compat import import_lava_core
+from neurodeploy.spiking_plan import SpikingPlan
+
+MODES = {"float": "floating_pt", "fixed": "fixed_pt"}
+
+
+class LavaRunError(RuntimeError):
+    """A Lava run failed; Lava's processes have been stopped."""
+
+
+@dataclass
+class SampleSpikes:
+    """Spikes per population, (T, n) each, aligned to the input; wall time of the Lava run."""
+
+    spikes: dict[str, np.ndarray]
+    wall_s: float
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+class LavaRunner:
+    """``with LavaRunner(plan, T) as run: run.run_sample(x)``; processes are stopped on exit.
+
+    Args:
+        plan: the network.
+        num_steps: T, the number of input steps per sample.
+        mode: ``"float"`` (Lava ``floating_pt``). Fixed point needs a quantized plan (not built yet).
+    """
+
+    def __init__(self, plan: SpikingPlan, num_steps: int, mode: str = "float") -> None:
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {sorted(MODES)}, got {mode!r}")
+        if mode == "fixed":
+            raise NotImplementedError("fixed-point co-simulation of NIR graphs needs the Loihi quantizer, "
+                                      "which is not built yet; use mode='float'")
+        import_lava_core()
+        from exporters.lava_net import build_float_network
+
+        self.plan, self.num_steps, self.mode = plan, int(num_steps), mode
+        self.delay_steps = plan.max_delay_steps
+        self._children_before = set(multiprocessing.active_children())
+        self._build = build_float_network
+        self.net = None  # built with the first sample's data (Lava cannot set a Var before it runs)
+        self._started = False
+        self._closed = False
+
+    def __enter__(self) -> "LavaRunner":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def _run_steps(self, steps: int) -> None:
+        from lava.magma.core.run_conditions import RunSteps
+        from lava.magma.core.run_configs import Loihi2SimCfg
+
+        self.net.source.run(condition=RunSteps(num_steps=steps),
+                            run_cfg=Loihi2SimCfg(select_tag=MODES[self.mode]))
+        self._started = True
+
+    def run_sample(self, x: np.ndarray) -> SampleSpikes:
+        """x (T, n_in) -> spikes of every population, (T, n), aligned to x."""
+        from exporters.lava_net import reset_state
+
+        if self._closed:
+            raise LavaRunError("this LavaRunner is closed")
+        x = np.asarray(x, dtype=np.float64)
+        if x.shape != (self.num_steps, self.plan.n_in):
+            raise ValueError(f"expected input of shape (T={self.num_steps}, n_in={self.plan.n_in}), got {x.shape}")
+        padded = np.zeros((self.plan.n_in, self.num_steps + self.delay_steps))
+        padded[:, : self.num_steps] = x.T
+        t0 = time.perf_counter()
+        try:
+            if self.net is None:
+                self.net = self._build(self.plan, self.num_steps + self.delay_steps, padded)
+            else:
+                reset_state(self.net)
+                self.net.source.data.set(padded)
+            t1 = time.perf_counter()
+            self._run_steps(self.num_steps + self.delay_steps)
+            t2 = time.perf_counter()
+            raw = {name: sink.data.get() for name, sink in self.net.sinks.items()}
+        except Exception as exc:
+            self.close()
+            raise LavaRunError(f"Lava run failed: {type(exc).__name__}: {exc}") from exc
+        t3 = time.perf_counter()
+        spikes = {}
+        for layer in self.plan.neurons:
+            d = layer.delay_steps
+            spikes[layer.name] = raw[layer.name][:, d: d + self.num_steps].T.copy()
+        return SampleSpikes(spikes, wall_s=t3 - t0,
+                            timings={"reset_and_load_s": t1 - t0, "run_s": t2 - t1, "readout_s": t3 - t2})
+
+    def close(self) -> None:
+        """Stop Lava's runtime and make sure no worker process it started is left running."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            if self._started:
+                self.net.source.stop()
+        finally:
+            _terminate_new_children(self._children_before)
+
+
+def _terminate_new_children(before: set, timeout_s: float = 5.0) -> None:
+    leftovers = [p for p in multiprocessing.active_children() if p not in before]
+    for proc in leftovers:
+        proc.terminate()
+    deadline = time.monotonic() + timeout_s
+    for proc in leftovers:
+        proc.join(max(0.0, deadline - time.monotonic()))
+        if proc.is_alive():
+            proc.kill()
+            proc.join(1.0)
