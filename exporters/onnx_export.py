@@ -1,0 +1,102 @@
+"""Dense part -> ONNX, verified; ONNX Runtime sessions with execution-provider selection.
+
+Every export is followed by two checks that raise :class:`OnnxExportError` (REFERENCE.md section 4
+lists the silent failures they guard against): the declared dynamic dimensions must be symbolic in
+the ONNX file, and ONNX Runtime must match PyTorch at several sequence lengths.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import torch
+from torch import nn
+
+INPUT_NAME, OUTPUT_NAME = "spikes", "y"
+
+
+class OnnxExportError(RuntimeError):
+    """The ONNX export is wrong (specialised dynamic dimension, or outputs differ from PyTorch)."""
+
+
+@dataclass
+class ParityCheck:
+    """ORT vs PyTorch at one input shape."""
+
+    shape: tuple[int, ...]
+    max_abs_err: float
+
+
+def select_providers(prefer_gpu: bool = True) -> list[str]:
+    """CUDA when onnxruntime offers it (and a GPU is present), else CPU."""
+    available = ort.get_available_providers()
+    if prefer_gpu and "CUDAExecutionProvider" in available:
+        return ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    return ["CPUExecutionProvider"]
+
+
+def make_session(path: Path, prefer_gpu: bool = True) -> ort.InferenceSession:
+    """An ORT session with all graph optimisations and one intra-op thread per core."""
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.intra_op_num_threads = max(1, len(os.sched_getaffinity(0)))
+    options.log_severity_level = 3
+    return ort.InferenceSession(str(path), options, providers=select_providers(prefer_gpu))
+
+
+def export_dense(module: nn.Module, example: torch.Tensor, path: Path, dynamic_dims: dict[int, str]) -> None:
+    """Export ``module(example)`` with the dynamo exporter; ``dynamic_dims`` maps input dim -> name."""
+    shapes = {"spikes": {dim: torch.export.Dim(name, min=1, max=1 << 16) for dim, name in dynamic_dims.items()}}
+    module = module.float().eval()
+    with warnings.catch_warnings(), _quiet("torch.onnx"):
+        warnings.simplefilter("ignore")
+        program = torch.onnx.export(module, (example.float(),), dynamo=True, dynamic_shapes=shapes,
+                                    input_names=[INPUT_NAME], output_names=[OUTPUT_NAME], verbose=False)
+    program.save(str(path))
+
+
+@contextmanager
+def _quiet(logger_name: str) -> Iterator[None]:
+    """Silence a library logger (the exporter logs one line per missing torchvision op)."""
+    logger = logging.getLogger(logger_name)
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
+def check_dynamic_dims(path: Path, dynamic_dims: dict[int, str]) -> None:
+    """Raise if a declared dynamic input dimension was specialised to a constant."""
+    graph_input = onnx.load(str(path), load_external_data=False).graph.input[0]
+    dims = graph_input.type.tensor_type.shape.dim
+    fixed = [f"dim {d} ({name}) = {dims[d].dim_value}" for d, name in dynamic_dims.items()
+             if not dims[d].dim_param]
+    if fixed:
+        raise OnnxExportError(f"{path.name}: declared dynamic dimensions were exported as constants: "
+                              f"{', '.join(fixed)}; the model cannot run at other sizes (export with an example whose dynamic dimensions are >= 2)")
+
+
+def check_parity(path: Path, module: nn.Module, examples: list[torch.Tensor], tol: float = 1e-4) -> list[ParityCheck]:
+    """Run ORT and PyTorch on every example; raise if any max abs error exceeds ``tol``."""
+    session = make_session(path, prefer_gpu=False)
+    checks = []
+    with torch.no_grad():
+        for x in examples:
+            expected = module.float()(x.float()).numpy()
+            got = session.run(None, {INPUT_NAME: x.float().numpy()})[0]
+            checks.append(ParityCheck(tuple(x.shape), float(np.max(np.abs(got - expected)))))
+    bad = [c for c in checks if not c.max_abs_err <= tol]
+    if bad:
+        raise OnnxExportError(f"{path.name}: ONNX Runtime differs from PyTorch by more than {tol:g}: "
+                              + ", ".join(f"shape {c.shape}: {c.max_abs_err:.3g}" for c in bad))
+    return checks

@@ -1,0 +1,161 @@
+"""The deployment bundle: everything ``cosim``, ``energy`` and ``report`` need, without the model class.
+
+Layout of a bundle folder::
+
+    manifest.json              schema-versioned description (this module's Manifest)
+    spiking.nir                the spiking part (NIR, HDF5)
+    dense.onnx                 the dense part, adapter included (dynamic batch and time)
+    reference/inputs.npy       reference inputs, (B, T, N_in)
+    reference/outputs.npz      PyTorch outputs for them: per-population spikes and ``y``
+
+A bundle is written to a temporary sibling folder and renamed into place, so a reader never sees a
+half-written bundle.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+SCHEMA_VERSION = 1
+MANIFEST = "manifest.json"
+
+
+class BundleError(ValueError):
+    """A bundle is missing, incomplete or malformed; the message says what and how to fix it."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class SpikingPart(_Strict):
+    file: str = "spiking.nir"
+    dt_s: float
+    n_in: int
+    cut_output: str  # the NIR Output node whose spikes cross the cut
+    delay_steps: dict[str, int]  # Lava's synaptic delay per population (compensated on readout)
+    total_delay_steps: int
+
+
+class ParityRecord(_Strict):
+    shape: list[int]
+    max_abs_err: float
+
+
+class DensePart(_Strict):
+    file: str = "dense.onnx"
+    input_name: str
+    output_name: str
+    dynamic_dims: dict[int, str]
+    parity: list[ParityRecord]
+
+
+class Adapter(_Strict):
+    kind: Literal["rate"]
+    window: int
+
+
+class Placement(_Strict):
+    module: str
+    device: Literal["loihi", "gpu"]
+    reason: str
+
+
+class Reference(_Strict):
+    inputs: str = "reference/inputs.npy"
+    outputs: str = "reference/outputs.npz"
+    dtype: str
+    num_samples: int
+
+
+class Manifest(_Strict):
+    schema_version: Literal[1] = SCHEMA_VERSION
+    name: str
+    num_steps: int
+    num_tokens: int
+    spiking: SpikingPart
+    dense: DensePart
+    adapter: Adapter
+    placement: list[Placement]
+    reference: Reference
+    provenance: dict[str, str]
+
+
+def write_bundle(path: Path, manifest: Manifest, files: dict[str, bytes | Path],
+                 reference_inputs: np.ndarray, reference_outputs: dict[str, np.ndarray]) -> Path:
+    """Write atomically: build in a temporary sibling folder, then replace ``path``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    try:
+        for name, content in files.items():
+            target = tmp / name
+            if isinstance(content, Path):
+                shutil.copyfile(content, target)
+            else:
+                target.write_bytes(content)
+        (tmp / "reference").mkdir()
+        np.save(tmp / manifest.reference.inputs, reference_inputs)
+        np.savez_compressed(tmp / manifest.reference.outputs, **reference_outputs)
+        (tmp / MANIFEST).write_text(manifest.model_dump_json(indent=2))
+        if path.exists():
+            shutil.rmtree(path)
+        tmp.rename(path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return path
+
+
+class Bundle:
+    """A bundle read back from disk: its manifest and paths, reference data loaded on demand."""
+
+    def __init__(self, path: Path, manifest: Manifest) -> None:
+        self.path, self.manifest = Path(path), manifest
+
+    @property
+    def spiking_path(self) -> Path:
+        return self.path / self.manifest.spiking.file
+
+    @property
+    def dense_path(self) -> Path:
+        return self.path / self.manifest.dense.file
+
+    def reference_inputs(self) -> np.ndarray:
+        return np.load(self.path / self.manifest.reference.inputs)
+
+    def reference_outputs(self) -> dict[str, np.ndarray]:
+        with np.load(self.path / self.manifest.reference.outputs) as data:
+            return {k: data[k] for k in data.files}
+
+
+def read_bundle(path: Path) -> Bundle:
+    """Read and validate a bundle; raise :class:`BundleError` listing what is wrong."""
+    path = Path(path)
+    if not (path / MANIFEST).is_file():
+        raise BundleError(f"{path} is not a neurodeploy bundle (no {MANIFEST}); create one with "
+                          "'neurodeploy compile MODEL --out BUNDLE'")
+    try:
+        raw = json.loads((path / MANIFEST).read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise BundleError(f"{path / MANIFEST} is not valid JSON: {exc}") from exc
+    if isinstance(raw, dict) and raw.get("schema_version") != SCHEMA_VERSION:
+        raise BundleError(f"{path}: schema_version {raw.get('schema_version')!r} is not supported "
+                          f"(this neurodeploy reads {SCHEMA_VERSION}); recompile the bundle")
+    try:
+        manifest = Manifest.model_validate(raw)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        raise BundleError(f"{path / MANIFEST} is malformed: {problems}") from exc
+    bundle = Bundle(path, manifest)
+    missing = [p.name for p in (bundle.spiking_path, bundle.dense_path) if not p.is_file()]
+    missing += [f for f in (manifest.reference.inputs, manifest.reference.outputs) if not (path / f).is_file()]
+    if missing:
+        raise BundleError(f"{path}: missing files {missing}; recompile the bundle")
+    return bundle

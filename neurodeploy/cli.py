@@ -1,0 +1,183 @@
+"""``neurodeploy``: compile, co-simulate and cost hybrid spiking + dense models.
+
+    neurodeploy demo [--out DIR]
+    neurodeploy compile MODEL --out BUNDLE [--samples N]
+    neurodeploy cosim BUNDLE [--input X.npy] [--output Y.npz] [--mode float] [--backend lava] [--json]
+    neurodeploy energy BUNDLE [--json]
+    neurodeploy report BUNDLE
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+from rich.console import Console
+
+DEFAULT_SAMPLES = 8
+
+
+class CliError(Exception):
+    """An error the CLI reports in one line and exit code 2."""
+
+
+def _cmd_compile(args: argparse.Namespace) -> int:
+    from neurodeploy import zoo
+    from neurodeploy.compiler import compile_zoo
+
+    if args.model not in zoo.ZOO:
+        raise CliError(f"MODEL {args.model!r} is not a bundled model ({', '.join(sorted(zoo.ZOO))}); "
+                       ".nir/.net files and module:function factories are not supported yet")
+    path = compile_zoo(args.model, Path(args.out), args.samples)
+    Console(stderr=True).print(f"bundle written to {path}")
+    return 0
+
+
+def _cosim_summary(bundle_path: Path, input_path: str | None, mode: str, backend: str, progress: bool):
+    from neurodeploy.bundle import read_bundle
+    from neurodeploy.cosim import run_cosim
+    from neurodeploy.report import summary
+
+    bundle = read_bundle(bundle_path)
+    inputs = _load_input(input_path) if input_path else None
+    result = run_cosim(bundle, inputs, mode=mode, backend=backend, progress=progress)
+    return bundle, result, summary(bundle, result)
+
+
+def _load_input(path: str) -> np.ndarray:
+    try:
+        return np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        raise CliError(f"cannot read --input {path}: {exc}") from exc
+
+
+def _save_output(path: str, result, batched: bool) -> None:
+    arrays = {name: (a if batched else a[0]) for name, a in result.outputs.items()}
+    arrays["y"] = result.y if batched else result.y[0]
+    np.savez(path, **arrays)
+
+
+def _cmd_cosim(args: argparse.Namespace) -> int:
+    from neurodeploy.report import print_summary
+
+    bundle, result, data = _cosim_summary(Path(args.bundle), args.input, args.mode, args.backend, not args.json)
+    if args.output:
+        batched = args.input is None or _load_input(args.input).ndim == 3
+        _save_output(args.output, result, batched)
+    if args.json:
+        print(json.dumps(data, indent=2))
+    else:
+        print_summary(data)
+    return 0
+
+
+def _cmd_energy(args: argparse.Namespace) -> int:
+    """SOP counts from the bundle's reference spikes; the energy model itself is not built yet."""
+    from exporters.nir_import import read_plan
+    from neurodeploy.bundle import read_bundle
+    from neurodeploy.metrics import synaptic_ops
+
+    bundle = read_bundle(Path(args.bundle))
+    ref = bundle.reference_outputs()
+    plan = read_plan(bundle.spiking_path)
+    spikes = {n.name: ref[f"spikes/{n.name}"] for n in plan.neurons}
+    sops = synaptic_ops(plan, bundle.reference_inputs(), spikes)
+    data = {"model": bundle.manifest.name, "source": "PyTorch reference spikes stored in the bundle",
+            "sops": {"effective": sum(s.effective for s in sops), "dense": sum(s.dense for s in sops),
+                     "per_layer": {s.layer: {"dense": s.dense, "effective": s.effective} for s in sops}},
+            "energy_j": None, "latency_s": None,
+            "not_built": "energy and latency models with hardware profiles (hw_profiles/) are not built yet"}
+    if args.json:
+        print(json.dumps(data, indent=2))
+    else:
+        console = Console()
+        console.print(f"[bold]{data['model']}[/bold]: synaptic operations per sample ({data['source']})")
+        for layer, s in data["sops"]["per_layer"].items():
+            console.print(f"  {layer}: effective {s['effective']:,.0f}, dense {s['dense']:,.0f}")
+        console.print(f"  total: effective {data['sops']['effective']:,.0f}, dense {data['sops']['dense']:,.0f}")
+        console.print(f"energy: not computed ({data['not_built']})")
+    return 0
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from neurodeploy.report import print_summary
+
+    if args.html:
+        raise CliError("the HTML report is not built yet; run without --html for the terminal summary")
+    _, _, data = _cosim_summary(Path(args.bundle), None, "float", "lava", progress=True)
+    print_summary(data)
+    return 0
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from neurodeploy import zoo
+    from neurodeploy.compiler import compile_zoo
+    from neurodeploy.report import print_summary
+
+    out = Path(args.out)
+    console = Console(stderr=True)
+    console.print(f"compiling '{zoo.DEFAULT_MODEL}' ({zoo.get(zoo.DEFAULT_MODEL).description})")
+    bundle_path = compile_zoo(zoo.DEFAULT_MODEL, out / "bundle", args.samples)
+    console.print(f"bundle: {bundle_path}; co-simulating {args.samples} samples (Lava floating_pt + ONNX Runtime)")
+    _, _, data = _cosim_summary(bundle_path, None, "float", "lava", progress=True)
+    (out / "report.json").write_text(json.dumps(data, indent=2))
+    print_summary(data)
+    console.print(f"report written to {out / 'report.json'}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="neurodeploy", description=__doc__.split("\n")[0].strip("`: "))
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("demo", help="compile and co-simulate the bundled default model, print a report")
+    p.add_argument("--out", default="out/demo", help="output folder (default: out/demo)")
+    p.add_argument("--samples", type=int, default=DEFAULT_SAMPLES)
+    p.set_defaults(func=_cmd_demo)
+
+    p = sub.add_parser("compile", help="compile a model into a deployment bundle")
+    p.add_argument("model", help="a bundled zoo model name")
+    p.add_argument("--out", required=True, help="bundle folder to write")
+    p.add_argument("--samples", type=int, default=DEFAULT_SAMPLES, help="reference samples to store")
+    p.set_defaults(func=_cmd_compile)
+
+    p = sub.add_parser("cosim", help="co-simulate a bundle (Lava + ONNX Runtime) and compare with PyTorch")
+    p.add_argument("bundle")
+    p.add_argument("--input", help=".npy, time-major: (T, N) or (B, T, N); default: the bundle's reference inputs")
+    p.add_argument("--output", help=".npz to write: spikes per NIR Output node and y, aligned to the input")
+    p.add_argument("--mode", choices=["float", "fixed"], default="float")
+    p.add_argument("--backend", choices=["lava"], default="lava")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=_cmd_cosim)
+
+    p = sub.add_parser("energy", help="operation counts (energy model not built yet)")
+    p.add_argument("bundle")
+    p.add_argument("--loihi", help="Loihi profile (not used yet)")
+    p.add_argument("--gpu", help="GPU profile (not used yet)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_cmd_energy)
+
+    p = sub.add_parser("report", help="co-simulate a bundle and print the summary")
+    p.add_argument("bundle")
+    p.add_argument("--html", help="HTML output (not built yet)")
+    p.set_defaults(func=_cmd_report)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    from neurodeploy.bundle import BundleError
+    from neurodeploy.cosim import InputShapeError
+    from neurodeploy.lava_runner import LavaRunError
+
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (CliError, BundleError, InputShapeError, LavaRunError, NotImplementedError) as exc:
+        print(f"neurodeploy {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,95 @@
+"""Compile a hybrid model into a deployment bundle: partition -> NIR + ONNX -> verify -> write.
+
+The reference outputs stored in the bundle come from the PyTorch model evaluated in float64, the
+precision of Lava's ``floating_pt`` models, so spike-for-spike comparisons are not disturbed by
+float32 rounding at the threshold. The ONNX model runs in float32.
+"""
+from __future__ import annotations
+
+import copy
+import datetime as dt
+import tempfile
+from pathlib import Path
+
+import nir
+import numpy as np
+import onnx
+import torch
+from torch import nn
+
+import neurodeploy
+from exporters.nir_export import frontend_to_nir, write_nir
+from exporters.nir_import import nir_to_plan
+from exporters.onnx_export import INPUT_NAME, OUTPUT_NAME, check_dynamic_dims, check_parity, export_dense
+from neurodeploy.bundle import (Adapter, DensePart, Manifest, ParityRecord, Reference, SpikingPart,
+                                write_bundle)
+from neurodeploy.partition import partition_at_adapter
+
+DYNAMIC_DIMS = {0: "batch", 1: "steps"}
+
+
+def reference_outputs(model: nn.Module, inputs: torch.Tensor, spiking_names: list[str]) -> dict[str, np.ndarray]:
+    """PyTorch outputs in float64: spikes of every population (B, T, n) keyed by NIR node, and ``y``."""
+    model64 = copy.deepcopy(model).double().eval()
+    with torch.no_grad():
+        spikes = model64.frontend.run(inputs.double())
+        y = model64.backend(spikes[-1])
+    out = {f"spikes/{name}": s.numpy() for name, s in zip(spiking_names, spikes)}
+    out["y"] = y.numpy()
+    return out
+
+
+def _parity_examples(num_steps: int, window: int, n: int) -> list[torch.Tensor]:
+    g = torch.Generator().manual_seed(1234)
+    lengths = sorted({max(window, (num_steps // 2) // window * window), num_steps, 3 * num_steps})
+    return [(torch.rand(b, t, n, generator=g) < 0.2).float() for b, t in zip((1, 2, 3), lengths)]
+
+
+def compile_hybrid(model: nn.Module, inputs: torch.Tensor, out: Path, dt_s: float, name: str) -> Path:
+    """Partition ``model``, export both halves, verify them, write the bundle at ``out``."""
+    model = model.eval()
+    part = partition_at_adapter(model)
+    num_steps, window = int(inputs.shape[1]), part.adapter.window
+    if num_steps % window:
+        raise ValueError(f"T={num_steps} is not a multiple of the adapter window K={window}")
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        graph = frontend_to_nir(part.spiking, dt_s)
+        write_nir(graph, tmp / "spiking.nir")
+        plan = nir_to_plan(nir.read(str(tmp / "spiking.nir")))  # proves the written graph maps onto Lava
+        cut_output, cut_node = next(iter(plan.outputs.items()))
+        ref = reference_outputs(model, inputs, [n.name for n in plan.neurons])
+
+        dense = copy.deepcopy(part.dense).float().eval()
+        # two samples: torch.export specialises any dimension it sees with size 1
+        example = torch.from_numpy(np.concatenate([ref[f"spikes/{cut_node}"]] * 2)[:2]).float()
+        export_dense(dense, example, tmp / "dense.onnx", DYNAMIC_DIMS)
+        check_dynamic_dims(tmp / "dense.onnx", DYNAMIC_DIMS)
+        n_cut = plan.layer(cut_node).n
+        parity = check_parity(tmp / "dense.onnx", dense, _parity_examples(num_steps, window, n_cut))
+
+        manifest = Manifest(
+            name=name, num_steps=num_steps, num_tokens=num_steps // window,
+            spiking=SpikingPart(dt_s=plan.dt, n_in=plan.n_in, cut_output=cut_output,
+                                delay_steps={n.name: n.delay_steps for n in plan.neurons},
+                                total_delay_steps=plan.max_delay_steps),
+            dense=DensePart(input_name=INPUT_NAME, output_name=OUTPUT_NAME, dynamic_dims=DYNAMIC_DIMS,
+                            parity=[ParityRecord(shape=list(c.shape), max_abs_err=c.max_abs_err) for c in parity]),
+            adapter=Adapter(kind="rate", window=window),
+            placement=part.placement,
+            reference=Reference(dtype="float64", num_samples=int(inputs.shape[0])),
+            provenance={"neurodeploy": neurodeploy.__version__, "torch": torch.__version__,
+                        "nir": nir.__version__ if hasattr(nir, "__version__") else "unknown",
+                        "onnx": onnx.__version__, "model": name,
+                        "created_utc": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")},
+        )
+        return write_bundle(out, manifest, {"spiking.nir": tmp / "spiking.nir", "dense.onnx": tmp / "dense.onnx"},
+                            inputs.numpy(), ref)
+
+
+def compile_zoo(name: str, out: Path, num_samples: int = 8) -> Path:
+    """Compile a bundled zoo model with its deterministic example inputs."""
+    from neurodeploy import zoo
+
+    entry = zoo.get(name)
+    return compile_hybrid(entry.build(), entry.example_inputs(num_samples), out, entry.dt_s, name)
