@@ -8,7 +8,7 @@ PIP    := $(VENV)/bin/pip
 PIPC   := $(PIP) install --disable-pip-version-check -q -c constraints.txt
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test venv bench clean
+.PHONY: demo test venv clean
 
 venv: $(STAMP)
 
@@ -26,9 +26,6 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(VENV)/bin/python -m pytest -q
-
-bench: $(STAMP)
-	$(VENV)/bin/python benchmarks/run_all.py
 
 clean:
 	rm -rf $(VENV) out .pytest_cache

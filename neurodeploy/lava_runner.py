@@ -8,7 +8,10 @@ shifted back by its own delay, so the returned spikes are aligned to the input.
 from __future__ import annotations
 
 import multiprocessing
+import sys
 import time
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -52,10 +55,9 @@ class LavaRunner:
 
         self.plan, self.num_steps, self.mode = plan, int(num_steps), mode
         self.delay_steps = plan.max_delay_steps
-        self._children_before = set(multiprocessing.active_children())
+        self._cleanup = ExitStack()
         self._build = build_float_network
         self.net = None  # built with the first sample's data (Lava cannot set a Var before it runs)
-        self._started = False
         self._closed = False
 
     def __enter__(self) -> "LavaRunner":
@@ -70,7 +72,6 @@ class LavaRunner:
 
         self.net.source.run(condition=RunSteps(num_steps=steps),
                             run_cfg=Loihi2SimCfg(select_tag=MODES[self.mode]))
-        self._started = True
 
     def run_sample(self, x: np.ndarray) -> SampleSpikes:
         """x (T, n_in) -> spikes of every population, (T, n), aligned to x."""
@@ -87,6 +88,7 @@ class LavaRunner:
         try:
             if self.net is None:
                 self.net = self._build(self.plan, self.num_steps + self.delay_steps, padded)
+                self._cleanup.enter_context(stopped_on_exit(self.net.source))
             else:
                 reset_state(self.net)
                 self.net.source.data.set(padded)
@@ -107,14 +109,29 @@ class LavaRunner:
 
     def close(self) -> None:
         """Stop Lava's runtime and make sure no worker process it started is left running."""
-        if self._closed:
-            return
-        self._closed = True
+        if not self._closed:
+            self._closed = True
+            self._cleanup.close()
+
+
+@contextmanager
+def stopped_on_exit(process) -> Iterator[None]:
+    """Stop the Lava runtime of ``process`` on leaving the block, however it is left, and terminate
+    any worker process started inside the block that is still alive after the stop."""
+    before = set(multiprocessing.active_children())
+    try:
+        yield
+    finally:
+        stop_error = None
         try:
-            if self._started:
-                self.net.source.stop()
+            if getattr(process, "runtime", None) is not None:
+                process.stop()
+        except Exception as exc:  # reported below, unless an earlier error is already on its way out
+            stop_error = exc
         finally:
-            _terminate_new_children(self._children_before)
+            _terminate_new_children(before)
+        if stop_error is not None and sys.exc_info()[0] is None:
+            raise LavaRunError(f"stopping Lava failed: {type(stop_error).__name__}: {stop_error}") from stop_error
 
 
 def _terminate_new_children(before: set, timeout_s: float = 5.0) -> None:

@@ -1,0 +1,50 @@
+"""Shared fixtures. Lava is made importable (Python 3.11 fix) before any test imports it."""
+from __future__ import annotations
+
+import multiprocessing
+import os
+from pathlib import Path
+
+import pytest
+
+from neurodeploy.lava_compat import install
+
+install()
+
+SHARED = Path(__file__).resolve().parents[2] / "shared"
+CASES = SHARED / "cases"
+
+
+def child_pids() -> list[int]:
+    """PIDs of this process's live children, read from /proc (independent of multiprocessing)."""
+    me, pids = os.getpid(), []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == me and fields[0] != "Z":
+                pids.append(int(entry.name))
+    return pids
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_process_left_behind():
+    """Fails the session if any test leaves a Lava worker (or any child process) running."""
+    before = set(child_pids())
+    yield
+    leftovers = [p for p in multiprocessing.active_children()]
+    from multiprocessing import resource_tracker
+
+    tracker = getattr(resource_tracker._resource_tracker, "_pid", None)  # lives for the whole session
+    stray = set(child_pids()) - before - {tracker}
+    assert not leftovers and not stray, f"processes left behind: {leftovers} {sorted(stray)}"
+
+
+@pytest.fixture(scope="session")
+def demo_bundle(tmp_path_factory):
+    """The default zoo model compiled once for the session (the export takes about 10 s)."""
+    from neurodeploy.compiler import compile_zoo
+
+    return compile_zoo("tiny_hybrid", tmp_path_factory.mktemp("bundles") / "tiny_hybrid", num_samples=8)
