@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import multiprocessing
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
@@ -114,10 +115,17 @@ class LavaRunner:
             self._cleanup.close()
 
 
+STOP_TIMEOUT_S = 10.0
+
+
 @contextmanager
-def stopped_on_exit(process) -> Iterator[None]:
+def stopped_on_exit(process, stop_timeout_s: float = STOP_TIMEOUT_S) -> Iterator[None]:
     """Stop the Lava runtime of ``process`` on leaving the block, however it is left, and terminate
-    any worker process started inside the block that is still alive after the stop."""
+    any worker process started inside the block that is still alive after the stop.
+
+    After a worker has failed, Lava's ``stop()`` waits forever for that worker's acknowledgement
+    (lava issues 178, 231, 336), so it runs in a thread and is given up after ``stop_timeout_s``.
+    """
     before = set(multiprocessing.active_children())
     try:
         yield
@@ -125,13 +133,29 @@ def stopped_on_exit(process) -> Iterator[None]:
         stop_error = None
         try:
             if getattr(process, "runtime", None) is not None:
-                process.stop()
-        except Exception as exc:  # reported below, unless an earlier error is already on its way out
-            stop_error = exc
+                stop_error = _stop_within(process, stop_timeout_s)
         finally:
             _terminate_new_children(before)
         if stop_error is not None and sys.exc_info()[0] is None:
-            raise LavaRunError(f"stopping Lava failed: {type(stop_error).__name__}: {stop_error}") from stop_error
+            raise LavaRunError(f"stopping Lava failed: {stop_error}")
+
+
+def _stop_within(process, timeout_s: float) -> str | None:
+    """Call ``process.stop()`` for at most ``timeout_s``; return what went wrong, if anything."""
+    errors: list[BaseException] = []
+
+    def stop() -> None:
+        try:
+            process.stop()
+        except BaseException as exc:  # handed to the caller below
+            errors.append(exc)
+
+    worker = threading.Thread(target=stop, name="lava-stop", daemon=True)
+    worker.start()
+    worker.join(timeout_s)
+    if worker.is_alive():
+        return f"Lava's runtime did not stop within {timeout_s:g} s; its workers were terminated"
+    return f"{type(errors[0]).__name__}: {errors[0]}" if errors else None
 
 
 def _terminate_new_children(before: set, timeout_s: float = 5.0) -> None:

@@ -3,12 +3,13 @@ from __future__ import annotations
 
 import multiprocessing
 
+import numpy as np
 import pytest
 
 from conftest import child_pids
 from exporters.nir_import import read_plan
 from neurodeploy.bundle import read_bundle
-from neurodeploy.lava_runner import LavaRunError, LavaRunner
+from neurodeploy.lava_runner import LavaRunError, LavaRunner, stopped_on_exit
 
 
 def _lava_children(before: set[int]) -> list[int]:
@@ -45,3 +46,19 @@ def test_error_inside_a_step_stops_lava(demo_bundle, monkeypatch):
     assert _lava_children(before) == []
     with pytest.raises(LavaRunError, match="closed"):
         runner.run_sample(x[1])
+
+
+def test_a_lava_process_model_that_raises_is_stopped():
+    """A worker raising inside Lava: the run ends with Lava's error and no process is left behind."""
+    from lava.magma.core.run_conditions import RunSteps
+    from lava.magma.core.run_configs import Loihi2SimCfg
+    from lava.proc.io.source import RingBuffer
+    from lava_procs.fail_at import FailAt
+
+    before = set(child_pids())
+    source, fail = RingBuffer(data=np.zeros((2, 20))), FailAt((2,), step=5)
+    source.s_out.connect(fail.a_in)
+    with pytest.raises(RuntimeError, match="Exception"):
+        with stopped_on_exit(source, stop_timeout_s=3.0):
+            source.run(condition=RunSteps(num_steps=20), run_cfg=Loihi2SimCfg(select_tag="floating_pt"))
+    assert _lava_children(before) == [] and multiprocessing.active_children() == []
