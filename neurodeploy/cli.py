@@ -35,13 +35,12 @@ def _cmd_compile(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cosim_summary(bundle_path: Path, input_path: str | None, mode: str, backend: str, progress: bool):
+def _cosim_summary(bundle_path: Path, inputs: np.ndarray | None, mode: str, backend: str, progress: bool):
     from neurodeploy.bundle import read_bundle
     from neurodeploy.cosim import run_cosim
     from neurodeploy.report import summary
 
     bundle = read_bundle(bundle_path)
-    inputs = _load_input(input_path) if input_path else None
     result = run_cosim(bundle, inputs, mode=mode, backend=backend, progress=progress)
     return bundle, result, summary(bundle, result)
 
@@ -62,10 +61,10 @@ def _save_output(path: str, result, batched: bool) -> None:
 def _cmd_cosim(args: argparse.Namespace) -> int:
     from neurodeploy.report import print_summary
 
-    bundle, result, data = _cosim_summary(Path(args.bundle), args.input, args.mode, args.backend, not args.json)
+    inputs = _load_input(args.input) if args.input else None
+    _, result, data = _cosim_summary(Path(args.bundle), inputs, args.mode, args.backend, not args.json)
     if args.output:
-        batched = args.input is None or _load_input(args.input).ndim == 3
-        _save_output(args.output, result, batched)
+        _save_output(args.output, result, batched=inputs is None or inputs.ndim == 3)
     if args.json:
         print(json.dumps(data, indent=2))
     else:

@@ -49,11 +49,10 @@ class CosimResult:
     notes: list[str] = field(default_factory=list)
 
 
-def normalize_inputs(x: np.ndarray, bundle: Bundle) -> tuple[np.ndarray, bool]:
-    """(T, N) or (B, T, N) -> (B, T, N) float64; also whether a batch axis was given."""
+def normalize_inputs(x: np.ndarray, bundle: Bundle) -> np.ndarray:
+    """(T, N) or (B, T, N) -> (B, T, N) float64."""
     m = bundle.manifest
     x = np.asarray(x)
-    batched = x.ndim == 3
     if x.ndim == 2:
         x = x[None]
     if x.ndim != 3 or x.shape[2] != m.spiking.n_in or x.shape[1] % m.adapter.window:
@@ -63,7 +62,7 @@ def normalize_inputs(x: np.ndarray, bundle: Bundle) -> tuple[np.ndarray, bool]:
             f"(the bundle was compiled with T={m.num_steps})")
     if not np.all(np.isfinite(x)):
         raise InputShapeError("input contains NaN or inf values")
-    return x.astype(np.float64), batched
+    return x.astype(np.float64)
 
 
 def _agreement(spikes: dict[str, np.ndarray], y: np.ndarray, ref: dict[str, np.ndarray]) -> Agreement:
@@ -82,7 +81,7 @@ def run_cosim(bundle: Bundle, inputs: np.ndarray | None = None, mode: str = "flo
     if backend != "lava":
         raise ValueError(f"backend {backend!r} is not available yet; use 'lava'")
     use_reference = inputs is None
-    x, _ = normalize_inputs(bundle.reference_inputs() if use_reference else inputs, bundle)
+    x = normalize_inputs(bundle.reference_inputs() if use_reference else inputs, bundle)
     plan = read_plan(bundle.spiking_path)
     session = make_session(bundle.dense_path)
     m = bundle.manifest
