@@ -76,7 +76,7 @@ def _cmd_energy(args: argparse.Namespace) -> int:
     """SOP counts from the bundle's reference spikes; the energy model itself is not built yet."""
     from exporters.nir_import import read_plan
     from neurodeploy.bundle import read_bundle
-    from neurodeploy.metrics import synaptic_ops
+    from neurodeploy.metrics import sops_summary, synaptic_ops
 
     bundle = read_bundle(Path(args.bundle))
     ref = bundle.reference_outputs()
@@ -84,8 +84,7 @@ def _cmd_energy(args: argparse.Namespace) -> int:
     spikes = {n.name: ref[f"spikes/{n.name}"] for n in plan.neurons}
     sops = synaptic_ops(plan, bundle.reference_inputs(), spikes)
     data = {"model": bundle.manifest.name, "source": "PyTorch reference spikes stored in the bundle",
-            "sops": {"effective": sum(s.effective for s in sops), "dense": sum(s.dense for s in sops),
-                     "per_layer": {s.layer: {"dense": s.dense, "effective": s.effective} for s in sops}},
+            "sops": sops_summary(sops),
             "energy_j": None, "latency_s": None,
             "not_built": "energy and latency models with hardware profiles (hw_profiles/) are not built yet"}
     if args.json:

@@ -41,3 +41,11 @@ def synaptic_ops(plan: SpikingPlan, inputs: np.ndarray, spikes: dict[str, np.nda
 def spike_rates(spikes: dict[str, np.ndarray]) -> dict[str, float]:
     """Mean spikes per neuron per step, per population."""
     return {name: float(np.mean(s != 0)) for name, s in spikes.items()}
+
+
+def sops_summary(sops: list[LayerSops]) -> dict:
+    """Totals and per-layer figures, as they appear in the JSON reports."""
+    effective = sum(s.effective for s in sops)
+    return {"total": effective, "dense": sum(s.dense for s in sops), "effective": effective,
+            "per_layer": {s.layer: {"dense": s.dense, "effective": s.effective} for s in sops},
+            "unit": "synaptic operations per sample (NeuroBench)"}

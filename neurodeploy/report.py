@@ -13,23 +13,19 @@ from rich.table import Table
 
 from neurodeploy.bundle import Bundle
 from neurodeploy.cosim import CosimResult
-from neurodeploy.metrics import spike_rates
+from neurodeploy.metrics import sops_summary, spike_rates
 
 NOT_BUILT = ["energy_j", "latency_s", "macs", "baseline_gpu_only"]
 
 
 def summary(bundle: Bundle, result: CosimResult) -> dict:
     """One JSON-able dict with at least the keys of DESIGN.md's ``--json`` contract."""
-    sops_dense = sum(s.dense for s in result.sops)
-    sops_effective = sum(s.effective for s in result.sops)
     rates = spike_rates(result.spikes)
     return {
         "bundle": str(bundle.path), "model": bundle.manifest.name, "mode": result.mode,
         "backend": result.backend, "schedule": result.schedule,
         "num_samples": int(result.y.shape[0]), "num_steps": int(next(iter(result.spikes.values())).shape[1]),
-        "sops": {"total": sops_effective, "dense": sops_dense, "effective": sops_effective,
-                 "per_layer": {s.layer: {"dense": s.dense, "effective": s.effective} for s in result.sops},
-                 "unit": "synaptic operations per sample (NeuroBench)"},
+        "sops": sops_summary(result.sops),
         "macs": {"total": None},
         "spike_rate": {"mean": float(np.mean(list(rates.values()))), "per_layer": rates},
         "latency_s": {"neuromorphic": None, "transfer": None, "gpu": None, "total": None},

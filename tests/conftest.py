@@ -29,16 +29,21 @@ def child_pids() -> list[int]:
     return pids
 
 
+def new_child_pids(before: set[int]) -> list[int]:
+    """Children started since ``before``, less multiprocessing's resource tracker (it lives all session)."""
+    from multiprocessing import resource_tracker
+
+    tracker = getattr(resource_tracker._resource_tracker, "_pid", None)
+    return sorted(set(child_pids()) - before - {tracker})
+
+
 @pytest.fixture(scope="session", autouse=True)
 def no_process_left_behind():
     """Fails the session if any test leaves a Lava worker (or any child process) running."""
     before = set(child_pids())
     yield
-    leftovers = [p for p in multiprocessing.active_children()]
-    from multiprocessing import resource_tracker
-
-    tracker = getattr(resource_tracker._resource_tracker, "_pid", None)  # lives for the whole session
-    stray = set(child_pids()) - before - {tracker}
+    leftovers = multiprocessing.active_children()
+    stray = new_child_pids(before)
     assert not leftovers and not stray, f"processes left behind: {leftovers} {sorted(stray)}"
 
 

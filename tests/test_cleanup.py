@@ -6,16 +6,10 @@ import multiprocessing
 import numpy as np
 import pytest
 
-from conftest import child_pids
+from conftest import child_pids, new_child_pids
 from exporters.nir_import import read_plan
 from neurodeploy.bundle import read_bundle
 from neurodeploy.lava_runner import LavaRunError, LavaRunner, stopped_on_exit
-
-
-def _lava_children(before: set[int]) -> list[int]:
-    from multiprocessing import resource_tracker
-
-    return sorted(set(child_pids()) - before - {getattr(resource_tracker._resource_tracker, "_pid", None)})
 
 
 def test_error_in_the_caller_between_samples_stops_lava(demo_bundle):
@@ -25,9 +19,9 @@ def test_error_in_the_caller_between_samples_stops_lava(demo_bundle):
     with pytest.raises(KeyboardInterrupt):
         with LavaRunner(read_plan(bundle.spiking_path), x.shape[1]) as runner:
             runner.run_sample(x[0])
-            assert len(_lava_children(before)) >= 2  # Lava's runtime and its workers are running
+            assert len(new_child_pids(before)) >= 2  # Lava's runtime and its workers are running
             raise KeyboardInterrupt  # what a user's Ctrl-C looks like
-    assert _lava_children(before) == [] and multiprocessing.active_children() == []
+    assert new_child_pids(before) == [] and multiprocessing.active_children() == []
 
 
 def test_error_inside_a_step_stops_lava(demo_bundle, monkeypatch):
@@ -43,7 +37,7 @@ def test_error_inside_a_step_stops_lava(demo_bundle, monkeypatch):
     monkeypatch.setattr("exporters.lava_net.reset_state", broken_reset)
     with pytest.raises(LavaRunError, match="shared memory went away"):
         runner.run_sample(x[1])
-    assert _lava_children(before) == []
+    assert new_child_pids(before) == []
     with pytest.raises(LavaRunError, match="closed"):
         runner.run_sample(x[1])
 
@@ -61,4 +55,4 @@ def test_a_lava_process_model_that_raises_is_stopped():
     with pytest.raises(RuntimeError, match="Exception"):
         with stopped_on_exit(source, stop_timeout_s=3.0):
             source.run(condition=RunSteps(num_steps=20), run_cfg=Loihi2SimCfg(select_tag="floating_pt"))
-    assert _lava_children(before) == [] and multiprocessing.active_children() == []
+    assert new_child_pids(before) == [] and multiprocessing.active_children() == []
