@@ -5,13 +5,16 @@ Forward-Euler mapping at ``dt`` (REFERENCE.md section 3), per population::
     CubaLIF: du = dt/tau_syn, dv = dt/tau_mem, input scale = (du*w_in)*(dv*r), bias = dv*v_leak
     LIF:     du = 1,          dv = dt/tau,     input scale = dv*r,            bias = dv*v_leak
     IF:      du = 1,          dv = 0,          input scale = r                (v += r*I per step)
+    CubaLI / LI: as CubaLIF / LIF with no threshold (a readout of v)
 
-The input scale multiplies the rows of the incoming weight matrix; an Affine bias enters the current
-each step, so it is exact as a Lava ``bias_mant`` only when du = 1. ``dt`` comes from the graph's
-metadata, else the caller, else :data:`DEFAULT_DT_S`.
+The input scale multiplies the rows of the incoming weights; an Affine bias enters the current each
+step, so it is exact as a Lava ``bias_mant`` only when du = 1. ``dt`` comes from the graph's metadata,
+else the caller, else :data:`DEFAULT_DT_S`.
 
-This first version takes chains and trees of Input, Linear/Affine, LIF/CubaLIF/IF and Output nodes;
-every other construct is rejected by name (no silent approximation).
+Every path of linear nodes between two populations becomes one synaptic layer
+(:mod:`exporters.nir_chains`). A path whose source is fed, through other populations, by its own target
+is a recurrent synapse. Before anything is built, :func:`check_design_rules` lists every construct
+Loihi cannot run (one :class:`SpikingPlanError` naming each node and a way out).
 """
 from __future__ import annotations
 
@@ -21,14 +24,21 @@ from pathlib import Path
 import nir
 import numpy as np
 
+from exporters.nir_chains import LINEAR_NODES, compose
 from neurodeploy.spiking_plan import NeuronLayer, SpikingPlan, SpikingPlanError, SynapseLayer
 
 DEFAULT_DT_S = 1e-4  # the convention of snnTorch, SpikingJelly and the NIR paper
-SYNAPSE_NODES = (nir.Linear, nir.Affine)
-NEURON_NODES = (nir.CubaLIF, nir.LIF, nir.IF)
+NEURON_NODES = (nir.CubaLIF, nir.LIF, nir.IF, nir.CubaLI, nir.LI)
+READOUT_NODES = (nir.CubaLI, nir.LI)
+WAY_OUT = {
+    "Delay": "Lava's synapses add exactly one step each; remove the Delay or retrain without it",
+    "Threshold": "a stateless threshold has no Loihi neuron; use IF with r=1 and v_reset=0",
+    "I": "a pure integrator without threshold: use LI with a very long tau",
+    "NIRGraph": "flatten nested graphs first (nir.read does this for files)",
+}
 
 
-def _uniform(values: np.ndarray, what: str, node: str, problems: list[str]) -> float:
+def _uniform(values, what: str, node: str, problems: list[str]) -> float:
     values = np.asarray(values, dtype=np.float64).ravel()
     if not np.all(values == values[0]):
         problems.append(f"{node}: {what} differs across neurons; Lava shares it per population "
@@ -42,16 +52,13 @@ def _snap_one(x: np.ndarray) -> np.ndarray:
 
 
 def neuron_params(node: nir.NIRNode, name: str, dt: float, problems: list[str]) -> tuple[float, float, float, np.ndarray, np.ndarray]:
-    """(du, dv, vth, input_scale, bias) of a NIR neuron node in Lava units."""
-    v_reset = np.asarray(getattr(node, "v_reset", 0.0) if getattr(node, "v_reset", None) is not None else 0.0)
-    if np.any(v_reset != 0):
-        problems.append(f"{name}: v_reset != 0 has no Lava LIF equivalent (Lava resets to 0); retrain with reset to 0")
-    vth = _uniform(node.v_threshold, "v_threshold", name, problems)
+    """(du, dv, vth, input_scale, bias) of a NIR neuron node in Lava units (arrays flattened)."""
     if isinstance(node, nir.IF):
+        vth = _uniform(node.v_threshold, "v_threshold", name, problems)
         return 1.0, 0.0, vth, np.asarray(node.r, dtype=np.float64).ravel(), np.zeros(np.size(node.r))
-    if isinstance(node, nir.CubaLIF):
+    if isinstance(node, (nir.CubaLIF, nir.CubaLI)):
         du = _uniform(dt / np.asarray(node.tau_syn, dtype=np.float64), "tau_syn", name, problems)
-        w_in = np.asarray(node.w_in, dtype=np.float64).ravel()
+        w_in = np.asarray(getattr(node, "w_in", 1.0), dtype=np.float64).ravel()
         tau_mem = node.tau_mem
     else:
         du, w_in, tau_mem = 1.0, 1.0, node.tau
@@ -60,6 +67,7 @@ def neuron_params(node: nir.NIRNode, name: str, dt: float, problems: list[str]) 
         if not 0.0 <= value <= 1.0:
             problems.append(f"{name}: {what} = {value:g} is outside [0, 1]: the Euler step is unstable at "
                             f"dt={dt:g} s; pass a smaller dt")
+    vth = math.inf if isinstance(node, READOUT_NODES) else _uniform(node.v_threshold, "v_threshold", name, problems)
     r = np.asarray(node.r, dtype=np.float64).ravel()
     scale = _snap_one((du * w_in) * (dv * r))
     bias = dv * np.asarray(node.v_leak, dtype=np.float64).ravel()
@@ -79,89 +87,207 @@ def graph_dt(graph: nir.NIRGraph, dt: float | None = None) -> float:
 def _incoming(graph: nir.NIRGraph) -> dict[str, list[str]]:
     incoming: dict[str, list[str]] = {name: [] for name in graph.nodes}
     for src, dst in graph.edges:
-        incoming[dst].append(src)
+        incoming.setdefault(dst, []).append(src)
     return incoming
 
 
-def _topological(graph: nir.NIRGraph) -> list[str]:
-    incoming, order, done = _incoming(graph), [], set()
-    pending = list(graph.nodes)
-    while pending:
-        ready = [n for n in pending if all(s in done for s in incoming[n])]
-        if not ready:
-            raise SpikingPlanError(f"the graph has a cycle through {sorted(pending)}; recurrent edges "
-                                   "are not supported by this importer yet")
-        for n in ready:
-            order.append(n)
-            done.add(n)
-            pending.remove(n)
-    return order
-
-
-def nir_to_plan(graph: nir.NIRGraph, dt: float | None = None) -> SpikingPlan:
-    """Map a NIR graph onto Lava Dense + LIF layers; raise one error listing every problem."""
-    dt_s = graph_dt(graph, dt)
+def check_design_rules(graph: nir.NIRGraph, dt: float = DEFAULT_DT_S) -> None:
+    """Raise one SpikingPlanError listing every node Loihi cannot run at ``dt``, with a way out for each."""
     problems: list[str] = []
     incoming = _incoming(graph)
+    for src, dst in graph.edges:
+        for end in (src, dst):
+            if end not in graph.nodes:
+                problems.append(f"edge {src} -> {dst}: no node named {end!r}")
     inputs = [n for n, node in graph.nodes.items() if isinstance(node, nir.Input)]
     if len(inputs) != 1:
         problems.append(f"expected exactly one Input node, found {inputs or 'none'}")
     for name, node in graph.nodes.items():
-        if not isinstance(node, SYNAPSE_NODES + NEURON_NODES + (nir.Input, nir.Output)):
-            problems.append(f"{name}: {type(node).__name__} is not supported yet")
-        elif not isinstance(node, nir.Input) and len(incoming[name]) != 1:
-            problems.append(f"{name}: {len(incoming[name])} incoming edges; exactly one is supported")
+        kind = type(node).__name__
+        if not isinstance(node, NEURON_NODES + LINEAR_NODES + (nir.Input, nir.Output)):
+            problems.append(f"{name}: {kind} cannot run on Loihi; {WAY_OUT.get(kind, 'replace it')}")
+            continue
+        if isinstance(node, NEURON_NODES) and not isinstance(node, READOUT_NODES):
+            v_reset = getattr(node, "v_reset", None)
+            if v_reset is not None and np.any(np.asarray(v_reset) != 0):
+                problems.append(f"{name}: v_reset != 0 (subtractive or offset reset) has no Lava LIF equivalent "
+                                "(Lava resets v to 0); retrain with reset to zero")
+        if isinstance(node, NEURON_NODES):
+            neuron_params(node, name, dt, problems)
+        if isinstance(node, LINEAR_NODES) and len(incoming[name]) != 1:
+            problems.append(f"{name}: {kind} has {len(incoming[name])} inputs; a linear node needs exactly one "
+                            "(sum the paths at a neuron instead)")
+        if isinstance(node, nir.Output) and len(incoming[name]) != 1:
+            problems.append(f"{name}: Output has {len(incoming[name])} inputs; it needs exactly one population")
+        for attr in ("weight", "bias", "scale", "tau", "tau_mem", "tau_syn", "r", "v_threshold", "v_leak", "w_in"):
+            value = getattr(node, attr, None)
+            if value is not None and not isinstance(value, str) and not np.all(np.isfinite(np.asarray(value, np.float64))):
+                problems.append(f"{name}: {attr} contains NaN or inf")
     if problems:
-        raise SpikingPlanError("cannot map the NIR graph to Lava:\n  - " + "\n  - ".join(problems))
+        raise SpikingPlanError(problems, "the NIR graph breaks Loihi's design rules")
 
-    layers: list[SynapseLayer | NeuronLayer] = []
-    synapse_delay: dict[str, int] = {}
-    neuron_delay: dict[str, int] = {inputs[0]: 0}
-    outputs: dict[str, str] = {}
-    pending_synapse: dict[str, SynapseLayer] = {}
-    biases: dict[str, np.ndarray] = {}
-    for name in _topological(graph):
-        node, srcs = graph.nodes[name], incoming[name]
-        if isinstance(node, SYNAPSE_NODES):
-            src = srcs[0]
-            if src not in neuron_delay:
-                problems.append(f"{name}: fed by {src} ({type(graph.nodes[src]).__name__}); a synaptic layer "
-                                "must be fed by the Input or a neuron population")
-                continue
-            weight = np.asarray(node.weight, dtype=np.float64)
-            if weight.ndim != 2:
-                problems.append(f"{name}: weight of shape {weight.shape} is not a matrix")
-                continue
-            pending_synapse[name] = SynapseLayer(name=name, weights=weight.copy(),
-                                                 source="input" if src == inputs[0] else src)
-            biases[name] = np.asarray(getattr(node, "bias", np.zeros(weight.shape[0])), dtype=np.float64)
-            synapse_delay[name] = neuron_delay[src] + 1
-        elif isinstance(node, NEURON_NODES):
-            src = srcs[0]
-            if src not in pending_synapse:
-                problems.append(f"{name}: fed by {src}; a neuron population must be fed by a Linear/Affine node")
-                continue
-            syn = pending_synapse[src]
-            du, dv, vth, scale, leak_bias = neuron_params(node, name, dt_s, problems)
-            if np.any(biases[src] != 0) and du != 1.0:
-                problems.append(f"{src}: a bias into the current-based population {name} (du={du:g}) is not "
-                                "expressible as Lava bias_mant; use a Linear node or tau_syn = dt")
-            syn.weights = syn.weights * scale[:, None]
-            layers.append(syn)
-            layers.append(NeuronLayer(name=name, n=syn.weights.shape[0], du=du, dv=dv, vth=vth,
-                                      bias=leak_bias + scale * biases[src], source=src,
-                                      delay_steps=synapse_delay[src]))
-            neuron_delay[name] = synapse_delay[src]
-        elif isinstance(node, nir.Output):
-            src = srcs[0]
-            if src not in neuron_delay or src == inputs[0]:
-                problems.append(f"{name}: fed by {src}; an Output must be fed by a neuron population")
-                continue
-            outputs[name] = src
+
+def _chains(graph: nir.NIRGraph, incoming: dict[str, list[str]], neuron: str, problems: list[str]) -> list[tuple[str, list[str]]]:
+    """(spike source, linear node names in order) for every path into ``neuron``."""
+    result = []
+    for first in incoming[neuron]:
+        path, node = [], first
+        while isinstance(graph.nodes[node], LINEAR_NODES):
+            path.insert(0, node)
+            node = incoming[node][0]
+        if not isinstance(graph.nodes[node], NEURON_NODES + (nir.Input,)):
+            problems.append(f"{neuron}: fed by {node} ({type(graph.nodes[node]).__name__}), which is not a population")
+        elif not path:
+            problems.append(f"{neuron}: fed directly by {node}; a population needs synapses (a Linear/Affine/Conv) "
+                            "in between")
+        else:
+            result.append((node, path))
+    return result
+
+
+def _order(sources: dict[str, list[str]], input_name: str) -> tuple[list[str], set[tuple[str, str]]]:
+    """Populations in depth-first order from the input, and the (source, target) pairs that close a cycle."""
+    successors: dict[str, list[str]] = {}
+    for target, srcs in sources.items():
+        for src in srcs:
+            successors.setdefault(src, []).append(target)
+    order, back, on_stack, seen = [], set(), set(), set()
+
+    def visit(node: str) -> None:
+        seen.add(node)
+        on_stack.add(node)
+        for nxt in successors.get(node, []):
+            if nxt in on_stack:
+                back.add((node, nxt))
+            elif nxt not in seen:
+                visit(nxt)
+        on_stack.discard(node)
+        order.append(node)
+
+    visit(input_name)
+    return [n for n in reversed(order) if n != input_name], back
+
+
+def nir_to_plan(graph: nir.NIRGraph, dt: float | None = None) -> SpikingPlan:
+    """Map a NIR graph onto Lava synapses (Dense/Conv) and populations; raise one error listing every problem."""
+    dt_s = graph_dt(graph, dt)
+    check_design_rules(graph, dt_s)
+    problems: list[str] = []
+    incoming = _incoming(graph)
+    input_name = next(n for n, node in graph.nodes.items() if isinstance(node, nir.Input))
+    input_shape = tuple(int(d) for d in np.atleast_1d(graph.nodes[input_name].output_type["output"]))
+    neurons = [n for n, node in graph.nodes.items() if isinstance(node, NEURON_NODES)]
+    chains = {n: _chains(graph, incoming, n, problems) for n in neurons}
+    order, back_edges = _order({n: [src for src, _ in c] for n, c in chains.items()}, input_name)
+    for n in neurons:
+        if n not in order:
+            problems.append(f"{n}: not reachable from the input {input_name}")
     if problems:
-        raise SpikingPlanError("cannot map the NIR graph to Lava:\n  - " + "\n  - ".join(problems))
-    n_in = int(np.prod(graph.nodes[inputs[0]].output_type["output"]))
-    return SpikingPlan(n_in=n_in, layers=layers, outputs=outputs, dt=dt_s, input_name=inputs[0])
+        raise SpikingPlanError(problems, "cannot map the NIR graph to Lava")
+
+    shapes: dict[str, tuple[int, ...]] = {input_name: input_shape}
+    delays: dict[str, int] = {input_name: 0}
+    params = {n: neuron_params(graph.nodes[n], n, dt_s, problems) for n in order}
+    incoming_syn: dict[str, list[SynapseLayer]] = {n: [] for n in order}
+    bias_in: dict[str, np.ndarray] = {n: np.zeros(1) for n in order}
+    for recurrent_pass in (False, True):
+        for target in order:
+            for src, path in chains[target]:
+                if ((src, target) in back_edges or src == target) != recurrent_pass:
+                    continue
+                if src not in shapes or (recurrent_pass and target not in shapes):
+                    continue
+                syn, bias = _synapse(graph, src, target, path, shapes[src], problems)
+                if syn is None:
+                    continue
+                syn.recurrent = recurrent_pass
+                incoming_syn[target].append(syn)
+                bias_in[target] = bias_in[target] + bias.ravel()
+            if not recurrent_pass and incoming_syn[target]:
+                ff = {delays[s.source] + 1 for s in incoming_syn[target]}
+                if len(ff) > 1:
+                    problems.append(f"{target}: inputs arrive over paths with different synaptic delays {sorted(ff)}; "
+                                    "Loihi's per-layer delay cannot align them (remove the skip connection)")
+                shapes[target], delays[target] = incoming_syn[target][0].out_shape, max(ff)
+    layers: list[SynapseLayer | NeuronLayer] = []
+    for target in order:
+        if target not in shapes:
+            continue
+        du, dv, vth, scale, leak = params[target]
+        shape, syns = shapes[target], incoming_syn[target]
+        _apply_input_scale(syns, scale, shape, target, problems)
+        layers.extend(s for s in syns if not s.recurrent)
+        bias_syn = _bias_synapse(target, shape, du, scale, leak, bias_in[target], delays[target], problems)
+        if bias_syn is not None:
+            layers.append(bias_syn)
+        layers.append(NeuronLayer(name=target, shape=shape, du=du, dv=dv, vth=vth, bias=np.zeros(shape),
+                                  delay_steps=delays[target], model="li" if math.isinf(vth) else "lif"))
+        layers.extend(s for s in syns if s.recurrent)
+    outputs = {}
+    for name, node in graph.nodes.items():
+        if isinstance(node, nir.Output):
+            src = incoming[name][0]
+            if src not in shapes or src == input_name:
+                problems.append(f"{name}: fed by {src}; an Output must read a population's spikes")
+            else:
+                outputs[name] = src
+    if problems:
+        raise SpikingPlanError(problems, "cannot map the NIR graph to Lava")
+    return SpikingPlan(input_shape=input_shape, layers=layers, outputs=outputs, dt=dt_s, input_name=input_name)
+
+
+def _synapse(graph: nir.NIRGraph, src: str, target: str, path: list[str], in_shape: tuple[int, ...],
+             problems: list[str]) -> tuple[SynapseLayer | None, np.ndarray]:
+    try:
+        composed = compose([graph.nodes[n] for n in path], in_shape)
+    except (ValueError, RuntimeError) as exc:
+        problems.append(f"{' -> '.join(path)}: {exc}")
+        return None, np.zeros(1)
+    syn = SynapseLayer(name=path[-1] if len(path) == 1 else "+".join(path), source=src, target=target,
+                       weights=composed.weights, kind=composed.kind, in_shape=in_shape, out_shape=composed.out_shape,
+                       stride=composed.stride, padding=composed.padding, dilation=composed.dilation,
+                       groups=composed.groups)
+    return syn, composed.bias
+
+
+def _bias_synapse(target: str, shape: tuple[int, ...], du: float, scale: np.ndarray, leak: np.ndarray,
+                  bias_in: np.ndarray, delay_steps: int, problems: list[str]) -> SynapseLayer | None:
+    """Constant input as a synapse from an always-on line that starts when the population's input does.
+
+    A Lava ``bias_mant`` acts from the first step, ``delay_steps`` before the population's first input
+    arrives; an always-on line switched on at step ``delay_steps - 1`` reproduces the reference exactly.
+    With du = 1 the current is the voltage input, so a leak bias (dv*v_leak) joins it; with du < 1 a
+    bias on v cannot pass through the current filter.
+    """
+    n = int(np.prod(shape))
+    current = np.broadcast_to(scale, (n,)) * np.broadcast_to(bias_in, (n,))
+    leak = np.broadcast_to(leak, (n,))
+    if du != 1.0 and np.any(leak != 0):
+        problems.append(f"{target}: v_leak != 0 on a current-based population (du={du:g}) has no exact Lava form; "
+                        "retrain with v_leak = 0 or tau_syn = dt")
+    total = current + (leak if du == 1.0 else 0.0)
+    if not np.any(total != 0):
+        return None
+    return SynapseLayer(name=f"{target}.bias", source="bias", target=target, weights=total.reshape(n, 1),
+                        in_shape=(1,), out_shape=shape, start_step=max(delay_steps - 1, 0))
+
+
+def _apply_input_scale(synapses: list[SynapseLayer], scale: np.ndarray, shape: tuple[int, ...], target: str,
+                       problems: list[str]) -> None:
+    """Multiply each target neuron's incoming weights by its Euler input scale."""
+    scale = np.broadcast_to(scale, (int(np.prod(shape)),))
+    for syn in synapses:
+        if syn.out_shape != shape:
+            problems.append(f"{syn.name}: delivers shape {syn.out_shape} to {target} of shape {shape}")
+        elif syn.kind == "dense" and syn.source != "bias":
+            syn.weights = syn.weights * scale[:, None]
+        else:
+            per_channel = scale.reshape(shape[0], -1)
+            if not np.all(per_channel == per_channel[:, :1]):
+                problems.append(f"{target}: r/w_in/tau differ within a channel behind the conv {syn.name}; a conv "
+                                "kernel is shared across positions")
+            else:
+                syn.weights = syn.weights * per_channel[:, 0].reshape(-1, 1, 1, 1)
 
 
 def read_plan(path: Path, dt: float | None = None) -> SpikingPlan:

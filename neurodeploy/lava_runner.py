@@ -42,22 +42,25 @@ class LavaRunner:
     Args:
         plan: the network.
         num_steps: T, the number of input steps per sample.
-        mode: ``"float"`` (Lava ``floating_pt``). Fixed point needs a quantized plan (not built yet).
+        mode: ``"float"`` (Lava ``floating_pt``) or ``"fixed"`` (``fixed_pt``, bit-accurate Loihi); a plan
+            without fixed-point parameters is quantized with :func:`neurodeploy.quantize.quantize`.
     """
 
     def __init__(self, plan: SpikingPlan, num_steps: int, mode: str = "float") -> None:
         if mode not in MODES:
             raise ValueError(f"mode must be one of {sorted(MODES)}, got {mode!r}")
-        if mode == "fixed":
-            raise NotImplementedError("fixed-point co-simulation of NIR graphs needs the Loihi quantizer, "
-                                      "which is not built yet; use mode='float'")
         import_lava_core()
-        from exporters.lava_net import build_float_network
+        from exporters.lava_net import build_network
+
+        if mode == "fixed" and not plan.is_quantized:
+            from neurodeploy.quantize import quantize
+
+            plan = quantize(plan).plan
 
         self.plan, self.num_steps, self.mode = plan, int(num_steps), mode
         self.delay_steps = plan.max_delay_steps
         self._cleanup = ExitStack()
-        self._build = build_float_network
+        self._build = build_network
         self.net = None  # built with the first sample's data (Lava cannot set a Var before it runs)
         self._closed = False
 
@@ -75,20 +78,22 @@ class LavaRunner:
                             run_cfg=Loihi2SimCfg(select_tag=MODES[self.mode]))
 
     def run_sample(self, x: np.ndarray) -> SampleSpikes:
-        """x (T, n_in) -> spikes of every population, (T, n), aligned to x."""
-        from exporters.lava_net import reset_state
+        """x (T, *input_shape) (or (T, n_in)) -> spikes of every population, (T, *shape), aligned to x."""
+        from exporters.lava_net import from_lava, reset_state, to_lava
 
         if self._closed:
             raise LavaRunError("this LavaRunner is closed")
         x = np.asarray(x, dtype=np.float64)
-        if x.shape != (self.num_steps, self.plan.n_in):
-            raise ValueError(f"expected input of shape (T={self.num_steps}, n_in={self.plan.n_in}), got {x.shape}")
-        padded = np.zeros((self.plan.n_in, self.num_steps + self.delay_steps))
-        padded[:, : self.num_steps] = x.T
+        shape = self.plan.input_shape
+        if x.shape not in ((self.num_steps, *shape), (self.num_steps, self.plan.n_in)):
+            raise ValueError(f"expected input of shape (T={self.num_steps}, {', '.join(map(str, shape))}), got {x.shape}")
+        padded = np.zeros((*shape, self.num_steps + self.delay_steps))
+        padded[..., : self.num_steps] = np.moveaxis(x.reshape(self.num_steps, *shape), 0, -1)
+        padded = to_lava(padded, shape)
         t0 = time.perf_counter()
         try:
             if self.net is None:
-                self.net = self._build(self.plan, self.num_steps + self.delay_steps, padded)
+                self.net = self._build(self.plan, self.num_steps + self.delay_steps, padded, self.mode)
                 self._cleanup.enter_context(stopped_on_exit(self.net.source))
             else:
                 reset_state(self.net)
@@ -104,7 +109,8 @@ class LavaRunner:
         spikes = {}
         for layer in self.plan.neurons:
             d = layer.delay_steps
-            spikes[layer.name] = raw[layer.name][:, d: d + self.num_steps].T.copy()
+            aligned = from_lava(raw[layer.name][..., d: d + self.num_steps], layer.shape)
+            spikes[layer.name] = np.ascontiguousarray(np.moveaxis(aligned, -1, 0))
         return SampleSpikes(spikes, wall_s=t3 - t0,
                             timings={"reset_and_load_s": t1 - t0, "run_s": t2 - t1, "readout_s": t3 - t2})
 

@@ -83,12 +83,15 @@ def test_default_dt_is_stated_and_metadata_wins():
 
 
 def test_every_offending_node_is_listed_in_one_error():
-    extra = {"pool": nir.SumPool2d(kernel_size=np.array([2, 2]), stride=np.array([2, 2]), padding=np.array([0, 0]))}
+    extra = {"delay": nir.Delay(delay=np.ones(2)), "thr": nir.Threshold(threshold=np.ones(2)),
+             "bad": nir.Linear(weight=np.array([[np.nan, 0.0], [0.0, 1.0]]))}
     with pytest.raises(SpikingPlanError) as err:
-        nir_to_plan(_graph(_lif(v_reset=0.5, tau=1e-5), extra, [("lif", "pool")]), dt=1e-4)
-    message = str(err.value)
-    assert "pool: SumPool2d is not supported" in message
-    # a second pass finds the parameter problems once the structure is fine
-    with pytest.raises(SpikingPlanError) as err:
-        nir_to_plan(_graph(_lif(v_reset=0.5, tau=1e-5)), dt=1e-4)
-    assert "lif: v_reset != 0" in str(err.value) and "outside [0, 1]" in str(err.value)
+        nir_to_plan(_graph(_lif(v_reset=0.5, tau=1e-5), extra, [("lif", "delay"), ("delay", "thr"), ("lif", "bad")]),
+                    dt=1e-4)
+    problems = err.value.problems
+    assert any(p.startswith("delay: Delay cannot run on Loihi") for p in problems)
+    assert any(p.startswith("thr: Threshold cannot run on Loihi") and "use IF" in p for p in problems)
+    assert any(p.startswith("lif: v_reset != 0") for p in problems)
+    assert any("outside [0, 1]" in p for p in problems)
+    assert any(p.startswith("bad: weight contains NaN") for p in problems)
+    assert len(problems) == 5
