@@ -23,7 +23,7 @@ from lava.proc.conv.process import Conv  # noqa: E402
 from lava.proc.dense.process import Dense  # noqa: E402
 from lava.proc.io.sink import RingBuffer as SinkBuffer  # noqa: E402
 from lava.proc.io.source import RingBuffer as SourceBuffer  # noqa: E402
-from lava.proc.lif.process import LIF  # noqa: E402
+from lava.proc.lif.process import LIF, LIFReset  # noqa: E402
 from lava.proc.sdn.process import Delta, Sigma, SigmaDelta  # noqa: E402
 
 FLOAT_VTH_NEVER = 1e300  # a population that must never fire (LI readout) in floating_pt
@@ -87,18 +87,28 @@ class LavaNetwork:
     bias_lines: dict[str, SourceBuffer]
 
 
-def _neuron(layer: NeuronLayer, plan: SpikingPlan, mode: str):
+def _lif(layer: NeuronLayer, steps_per_run: int, **params):
+    """A LIF; with a bias and an input delay, a LIFReset that zeroes u and v just before the first input
+    arrives (step ``delay_steps + 1`` of every run), as netx does: a bias acts from step 1, earlier than
+    the delayed input, and the reference starts from rest."""
+    if layer.delay_steps >= 1 and np.any(np.asarray(params["bias_mant"]) != 0):
+        return LIFReset(reset_interval=steps_per_run, reset_offset=(layer.delay_steps + 1) % steps_per_run, **params)
+    return LIF(**params)
+
+
+def _neuron(layer: NeuronLayer, plan: SpikingPlan, mode: str, steps_per_run: int):
     shape = lava_shape(layer.shape)
     if mode == "float":
         if layer.model not in ("lif", "li"):
             raise SpikingPlanError(f"{layer.name}: {layer.model} neurons run in fixed mode only")
         vth = FLOAT_VTH_NEVER if layer.model == "li" else layer.vth
-        return LIF(shape=shape, du=layer.du, dv=layer.dv, vth=vth, bias_mant=to_lava(layer.bias, layer.shape),
-                   name=layer.name)
+        return _lif(layer, steps_per_run, shape=shape, du=layer.du, dv=layer.dv, vth=vth,
+                    bias_mant=to_lava(layer.bias, layer.shape), name=layer.name)
     q = plan.fixed[layer.name]
     bias = to_lava(np.broadcast_to(q.bias_mant, layer.shape), layer.shape).astype(np.int32)
     if layer.model in ("lif", "li"):
-        return LIF(shape=shape, du=q.du, dv=q.dv, vth=q.vth, bias_mant=bias, bias_exp=q.bias_exp, name=layer.name)
+        return _lif(layer, steps_per_run, shape=shape, du=q.du, dv=q.dv, vth=q.vth, bias_mant=bias,
+                    bias_exp=q.bias_exp, name=layer.name)
     if layer.model == "sigma_delta":
         return SigmaDelta(shape=shape, vth=q.vth, bias=bias, spike_exp=q.spike_exp, state_exp=q.state_exp)
     if layer.model == "delta":
@@ -123,7 +133,7 @@ def build_network(plan: SpikingPlan, steps_per_run: int, first_input: np.ndarray
     if mode == "fixed" and not plan.is_quantized:
         raise SpikingPlanError("the plan has no fixed-point parameters; run neurodeploy.quantize.quantize(plan) first")
     source = SourceBuffer(data=first_input)
-    neurons = {layer.name: _neuron(layer, plan, mode) for layer in plan.neurons}
+    neurons = {layer.name: _neuron(layer, plan, mode, steps_per_run) for layer in plan.neurons}
     synapses = {syn.name: _synapse(syn, plan, mode) for syn in plan.synapses}
     for layer in plan.neurons:
         if layer.driven_by_input:

@@ -34,6 +34,7 @@ class SampleSpikes:
     spikes: dict[str, np.ndarray]
     wall_s: float
     timings: dict[str, float] = field(default_factory=dict)
+    raw: dict[str, np.ndarray] = field(default_factory=dict)  # (T + D, *shape), as recorded (not aligned)
 
 
 class LavaRunner:
@@ -106,13 +107,14 @@ class LavaRunner:
             self.close()
             raise LavaRunError(f"Lava run failed: {type(exc).__name__}: {exc}") from exc
         t3 = time.perf_counter()
-        spikes = {}
+        spikes, unaligned = {}, {}
         for layer in self.plan.neurons:
+            unaligned[layer.name] = np.ascontiguousarray(np.moveaxis(from_lava(raw[layer.name], layer.shape), -1, 0))
             d = layer.delay_steps
             aligned = from_lava(raw[layer.name][..., d: d + self.num_steps], layer.shape)
             spikes[layer.name] = np.ascontiguousarray(np.moveaxis(aligned, -1, 0))
         return SampleSpikes(spikes, wall_s=t3 - t0,
-                            timings={"reset_and_load_s": t1 - t0, "run_s": t2 - t1, "readout_s": t3 - t2})
+                            timings={"reset_and_load_s": t1 - t0, "run_s": t2 - t1, "readout_s": t3 - t2}, raw=unaligned)
 
     def close(self) -> None:
         """Stop Lava's runtime and make sure no worker process it started is left running."""

@@ -1,0 +1,66 @@
+"""Hardware profiles (``hw_profiles/*.json``): every figure with its value, a label and its source.
+
+A profile is looked up by name in the bundled ``hw_profiles/`` folder or read from a path. Validation
+is pydantic's: a missing field or a figure without a source or label is a :class:`ProfileError` that
+lists every problem.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+PROFILE_DIR = Path(__file__).resolve().parent.parent / "hw_profiles"
+Label = Literal["measured", "pre-silicon", "estimate", "derived"]
+
+
+class ProfileError(ValueError):
+    """A hardware profile is missing, unreadable or malformed; the message lists each problem."""
+
+
+class Figure(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    value: float | int | bool
+    label: Label
+    source: str
+
+
+class NeuromorphicResources(BaseModel):
+    """Per-core and per-chip limits used by :mod:`neurodeploy.resources`."""
+
+    model_config = ConfigDict(extra="forbid")
+    cores_per_chip: Figure
+    neurons_per_core: Figure
+    synapses_per_core: Figure
+    fan_in_per_core: Figure
+    fan_out_per_core: Figure
+    weight_bits: Figure
+    shared_conv_weights: Figure
+
+
+class NeuromorphicProfile(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    name: str
+    kind: Literal["neuromorphic"]
+    description: str = ""
+    resources: NeuromorphicResources
+
+
+def load_profile(name_or_path: str | Path) -> NeuromorphicProfile:
+    """A bundled profile by name (``loihi2``) or a JSON file by path."""
+    path = Path(name_or_path)
+    if not path.suffix:
+        path = PROFILE_DIR / f"{name_or_path}.json"
+    if not path.is_file():
+        known = sorted(p.stem for p in PROFILE_DIR.glob("*.json"))
+        raise ProfileError(f"no hardware profile {str(name_or_path)!r}; bundled profiles: {known}, or pass a path")
+    try:
+        data = json.loads(path.read_text())
+        return NeuromorphicProfile.model_validate(data)
+    except json.JSONDecodeError as exc:
+        raise ProfileError(f"{path}: not valid JSON ({exc})") from exc
+    except ValidationError as exc:
+        problems = [f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()]
+        raise ProfileError(f"{path} is not a valid profile:\n  - " + "\n  - ".join(problems)) from exc
