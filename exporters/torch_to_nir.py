@@ -1,0 +1,153 @@
+"""PyTorch spiking front-ends (norse, snnTorch, neurodeploy) -> NIR, with neurodeploy's own mappings.
+
+The frameworks' exporters have known bugs (REFERENCE.md section 4: norse maps ``nn.Flatten`` to a
+None node and writes ``tau = dt/tau_mem_inv``; nirtorch 2.6 leaves random biases in imported Affine
+layers), so each module type is mapped here, from its equations, at the graph's ``dt``:
+
+- snnTorch ``Leaky(beta)``: ``v = beta v + x`` -> ``LIF(tau = dt/(1-beta), r = tau/dt)``; beta = 1 -> ``IF``.
+- snnTorch ``Synaptic(alpha, beta)``: ``i = alpha i + x; v = beta v + i`` ->
+  ``CubaLIF(tau_syn = dt/(1-alpha), w_in = tau_syn/dt, tau_mem = dt/(1-beta), r = tau_mem/dt)``.
+  Both need ``reset_mechanism="zero"`` and ``reset_delay=False`` (reset in the step that fires).
+- norse ``LIFBoxCell``: ``v += dt tau_mem_inv (v_leak - v + x)`` -> ``LIF(tau = 1/tau_mem_inv, r = 1,
+  v_leak)``; its ``dt`` must equal the graph's.
+- neurodeploy ``LIFCell``: see :mod:`exporters.nir_export`.
+- ``nn.Linear``, ``nn.Conv1d``, ``nn.Conv2d``, ``nn.AvgPool2d``, ``nn.Flatten``; ``nn.Dropout`` and
+  ``nn.Identity`` are dropped (identity at inference).
+
+Anything else (MaxPool, BatchNorm, norse ``LIFCell`` whose input reaches v one step late, subtractive
+reset) is listed in one :class:`SpikingPlanError` with a way out.
+"""
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+
+import nir
+import numpy as np
+import torch
+from torch import nn
+
+from exporters.nir_export import lif_to_nir, linear_to_nir
+from neurodeploy.neurons import LIFCell
+from neurodeploy.spiking_plan import SpikingPlanError
+
+
+def _full(value, shape: tuple[int, ...]) -> np.ndarray:
+    """Per-neuron parameter array (nir.write cannot store 0-d datasets)."""
+    value = value.detach().double().numpy() if isinstance(value, torch.Tensor) else np.asarray(value, np.float64)
+    return np.broadcast_to(value, shape).astype(np.float64).copy()
+
+
+def _snntorch_reset_problems(name: str, module: nn.Module) -> list[str]:
+    problems = []
+    if getattr(module, "reset_mechanism", "zero") != "zero":
+        problems.append(f"{name}: snnTorch reset_mechanism={module.reset_mechanism!r}; Loihi resets to zero: "
+                        "retrain with reset_mechanism='zero'")
+    if getattr(module, "reset_delay", False):
+        problems.append(f"{name}: snnTorch reset_delay=True resets one step after the spike; construct it with "
+                        "reset_delay=False")
+    return problems
+
+
+def _leaky(module: nn.Module, dt: float, shape: tuple[int, ...]) -> nir.NIRNode:
+    beta = _full(module.beta, shape)
+    vth = _full(module.threshold, shape)
+    if np.all(beta == 1.0):
+        return nir.IF(r=np.ones(shape), v_threshold=vth, v_reset=np.zeros(shape))
+    tau = dt / (1.0 - beta)
+    return nir.LIF(tau=tau, r=tau / dt, v_leak=np.zeros(shape), v_threshold=vth, v_reset=np.zeros(shape))
+
+
+def _synaptic(module: nn.Module, dt: float, shape: tuple[int, ...]) -> nir.NIRNode:
+    alpha, beta = _full(module.alpha, shape), _full(module.beta, shape)
+    tau_syn, tau_mem = dt / (1.0 - alpha), dt / (1.0 - beta)
+    return nir.CubaLIF(tau_syn=tau_syn, tau_mem=tau_mem, r=tau_mem / dt, w_in=tau_syn / dt, v_leak=np.zeros(shape),
+                       v_threshold=_full(module.threshold, shape), v_reset=np.zeros(shape))
+
+
+def _lif_box(module: nn.Module, dt: float, shape: tuple[int, ...]) -> nir.NIRNode:
+    p = module.p
+    return nir.LIF(tau=1.0 / _full(p.tau_mem_inv, shape), r=np.ones(shape), v_leak=_full(p.v_leak, shape),
+                   v_threshold=_full(p.v_th, shape), v_reset=_full(p.v_reset, shape))
+
+
+def _conv(module: nn.Module, shape: tuple[int, ...]) -> nir.NIRNode:
+    weight = module.weight.detach().double().numpy()
+    bias = np.zeros(weight.shape[0]) if module.bias is None else module.bias.detach().double().numpy()
+    cls = nir.Conv2d if isinstance(module, nn.Conv2d) else nir.Conv1d
+    return cls(input_shape=np.array(shape[1:]), weight=weight, stride=np.array(module.stride),
+               padding=np.array(module.padding), dilation=np.array(module.dilation), groups=module.groups, bias=bias)
+
+
+def _neuron_mappers() -> dict[str, Callable]:
+    return {"Leaky": _leaky, "Synaptic": _synaptic, "LIFBoxCell": _lif_box}
+
+
+def _check(name: str, module: nn.Module, dt: float) -> list[str]:
+    kind = type(module).__name__
+    if kind in ("Leaky", "Synaptic"):
+        return _snntorch_reset_problems(name, module)
+    if kind == "LIFBoxCell":
+        problems = []
+        if abs(float(module.dt) - dt) > 1e-12 * dt:
+            problems.append(f"{name}: norse dt={module.dt} differs from the graph dt={dt}; pass dt={module.dt}")
+        if np.any(_full(module.p.v_reset, (1,)) != 0):
+            problems.append(f"{name}: v_reset != 0; Loihi resets to zero")
+        return problems
+    if kind == "LIFCell" and not isinstance(module, LIFCell):
+        return [f"{name}: norse LIFCell adds its input to the current after the voltage update (one step late), "
+                "which no NIR node expresses; use norse LIFBoxCell, or snnTorch Synaptic"]
+    if isinstance(module, (nn.MaxPool1d, nn.MaxPool2d)):
+        return [f"{name}: MaxPool has no Loihi or NIR equivalent; use AvgPool2d (sum pooling) and retrain"]
+    if isinstance(module, (nn.BatchNorm1d, nn.BatchNorm2d)):
+        return [f"{name}: BatchNorm must be folded into the preceding Linear/Conv before export"]
+    if not isinstance(module, (nn.Linear, nn.Conv1d, nn.Conv2d, nn.AvgPool2d, nn.Flatten, nn.Dropout, nn.Identity,
+                               LIFCell)) and kind not in _neuron_mappers():
+        return [f"{name}: {kind} has no NIR mapping in neurodeploy"]
+    return []
+
+
+def sequential_to_nir(layers: nn.Sequential | list[nn.Module], input_shape: tuple[int, ...], dt: float,
+                      producer: str = "torch") -> nir.NIRGraph:
+    """A chain ``input -> 0 -> 1 -> ... -> output`` for per-timestep modules applied in order."""
+    modules = list(layers.named_children()) if isinstance(layers, nn.Sequential) else \
+        [(str(i), m) for i, m in enumerate(layers)]
+    problems = [p for name, m in modules for p in _check(name, m, dt)]
+    if problems:
+        raise SpikingPlanError(problems, "cannot export the front-end to NIR")
+    nodes: dict[str, nir.NIRNode] = {"input": nir.Input(input_type={"input": np.array(input_shape)})}
+    edges, previous, shape = [], "input", tuple(input_shape)
+    probe = torch.zeros((1, *input_shape), dtype=torch.float64)
+    for name, module in modules:
+        kind = type(module).__name__
+        if isinstance(module, (nn.Dropout, nn.Identity)):
+            continue
+        if kind in _neuron_mappers():
+            node = _neuron_mappers()[kind](module, dt, shape)
+        elif isinstance(module, LIFCell):
+            node = lif_to_nir(module, dt)
+        elif isinstance(module, nn.Linear):
+            node = linear_to_nir(module)
+        elif isinstance(module, (nn.Conv1d, nn.Conv2d)):
+            node = _conv(module, shape)
+        elif isinstance(module, nn.AvgPool2d):
+            node = nir.AvgPool2d(kernel_size=np.array(_two(module.kernel_size)),
+                                 stride=np.array(_two(module.stride or module.kernel_size)),
+                                 padding=np.array(_two(module.padding)))
+        else:  # nn.Flatten over the sample dimensions
+            node = nir.Flatten(input_type={"input": np.array(shape)}, start_dim=module.start_dim - 1,
+                               end_dim=module.end_dim if module.end_dim < 0 else module.end_dim - 1)
+        if kind not in _neuron_mappers() and not isinstance(module, LIFCell):
+            with torch.no_grad():
+                probe = copy.deepcopy(module).double()(probe)
+            shape = tuple(probe.shape[1:])
+        nodes[name] = node
+        edges.append((previous, name))
+        previous = name
+    nodes["output"] = nir.Output(output_type={"output": np.array(shape)})
+    edges.append((previous, "output"))
+    return nir.NIRGraph(nodes=nodes, edges=edges, metadata={"dt": dt, "producer": producer})
+
+
+def _two(value) -> tuple[int, int]:
+    return (value, value) if isinstance(value, int) else tuple(value)
