@@ -3,10 +3,13 @@
 Layout of a bundle folder::
 
     manifest.json              schema-versioned description (this module's Manifest)
-    spiking.nir                the spiking part (NIR, HDF5)
-    dense.onnx                 the dense part, adapter included (dynamic batch and time)
-    reference/inputs.npy       reference inputs, (B, T, N_in)
+    spiking.nir | spiking.net  the spiking part (NIR, or a lava-dl netx file for netx sources)
+    dense.onnx                 the dense part, adapter included (dynamic batch and time); hybrids only
+    reference/inputs.npy       reference inputs, (B, T, N_in); bundles made from a PyTorch model only
     reference/outputs.npz      PyTorch outputs for them: per-population spikes and ``y``
+
+A spiking-only bundle (compiled from a ``.nir`` or ``.net`` file) has no dense part and no reference;
+its manifest carries the quantization report and the resource map.
 
 A bundle is written to a temporary sibling folder and renamed into place, so a reader never sees a
 half-written bundle.
@@ -36,11 +39,16 @@ class _Strict(BaseModel):
 
 class SpikingPart(_Strict):
     file: str = "spiking.nir"
+    format: Literal["nir", "netx"] = "nir"
     dt_s: float
     n_in: int
-    cut_output: str  # the NIR Output node whose spikes cross the cut
+    input_shape: list[int] = []
+    cut_output: str | None = None  # the NIR Output node whose spikes cross the cut (hybrids)
+    outputs: dict[str, str] = {}  # Output node -> population
     delay_steps: dict[str, int]  # Lava's synaptic delay per population (compensated on readout)
     total_delay_steps: int
+    quantization: list[dict] | None = None  # per-population report of neurodeploy.quantize
+    resources: dict | None = None  # neurodeploy.resources.ResourceMap for the profile it names
 
 
 class ParityRecord(_Strict):
@@ -77,18 +85,23 @@ class Reference(_Strict):
 class Manifest(_Strict):
     schema_version: Literal[1] = SCHEMA_VERSION
     name: str
-    num_steps: int
-    num_tokens: int
+    num_steps: int | None = None
+    num_tokens: int | None = None
     spiking: SpikingPart
-    dense: DensePart
-    adapter: Adapter
-    placement: list[Placement]
-    reference: Reference
+    dense: DensePart | None = None
+    adapter: Adapter | None = None
+    placement: list[Placement] = []
+    reference: Reference | None = None
     provenance: dict[str, str]
+
+    @property
+    def spiking_only(self) -> bool:
+        return self.dense is None
 
 
 def write_bundle(path: Path, manifest: Manifest, files: dict[str, bytes | Path],
-                 reference_inputs: np.ndarray, reference_outputs: dict[str, np.ndarray]) -> Path:
+                 reference_inputs: np.ndarray | None = None,
+                 reference_outputs: dict[str, np.ndarray] | None = None) -> Path:
     """Write atomically: build in a temporary sibling folder, then replace ``path``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -100,9 +113,10 @@ def write_bundle(path: Path, manifest: Manifest, files: dict[str, bytes | Path],
                 shutil.copyfile(content, target)
             else:
                 target.write_bytes(content)
-        (tmp / "reference").mkdir()
-        np.save(tmp / manifest.reference.inputs, reference_inputs)
-        np.savez_compressed(tmp / manifest.reference.outputs, **reference_outputs)
+        if manifest.reference is not None:
+            (tmp / "reference").mkdir()
+            np.save(tmp / manifest.reference.inputs, reference_inputs)
+            np.savez_compressed(tmp / manifest.reference.outputs, **reference_outputs)
         (tmp / MANIFEST).write_text(manifest.model_dump_json(indent=2))
         if path.exists():
             shutil.rmtree(path)
@@ -154,8 +168,10 @@ def read_bundle(path: Path) -> Bundle:
         problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
         raise BundleError(f"{path / MANIFEST} is malformed: {problems}") from exc
     bundle = Bundle(path, manifest)
-    missing = [p.name for p in (bundle.spiking_path, bundle.dense_path) if not p.is_file()]
-    missing += [f for f in (manifest.reference.inputs, manifest.reference.outputs) if not (path / f).is_file()]
+    needed = [bundle.spiking_path] + ([] if manifest.dense is None else [bundle.dense_path])
+    missing = [p.name for p in needed if not p.is_file()]
+    if manifest.reference is not None:
+        missing += [f for f in (manifest.reference.inputs, manifest.reference.outputs) if not (path / f).is_file()]
     if missing:
         raise BundleError(f"{path}: missing files {missing}; recompile the bundle")
     return bundle

@@ -2,6 +2,8 @@
 
     neurodeploy demo [--out DIR]
     neurodeploy compile MODEL --out BUNDLE [--samples N]
+    neurodeploy compile FILE.nir|FILE.net --out BUNDLE [--dt SECONDS] [--profile loihi2]
+    neurodeploy parity FILE.nir|FILE.net|BUNDLE --input X.npy [--dt SECONDS] [--json]
     neurodeploy cosim BUNDLE [--input X.npy] [--output Y.npz] [--mode float] [--backend lava] [--json]
     neurodeploy energy BUNDLE [--json]
     neurodeploy report BUNDLE
@@ -24,15 +26,39 @@ class CliError(Exception):
 
 
 def _cmd_compile(args: argparse.Namespace) -> int:
+    from exporters import SPIKING_FORMATS
     from neurodeploy import zoo
-    from neurodeploy.compiler import compile_zoo
+    from neurodeploy.compiler import compile_spiking, compile_zoo
 
-    if args.model not in zoo.ZOO:
-        raise CliError(f"MODEL {args.model!r} is not a bundled model ({', '.join(sorted(zoo.ZOO))}); "
-                       ".nir/.net files and module:function factories are not supported yet")
-    path = compile_zoo(args.model, Path(args.out), args.samples)
-    Console(stderr=True).print(f"bundle written to {path}")
+    console = Console(stderr=True)
+    if Path(args.model).suffix.lower() in SPIKING_FORMATS:
+        path = compile_spiking(Path(args.model), Path(args.out), args.dt, args.profile)
+        _print_spiking_bundle(path, console)
+    elif args.model in zoo.ZOO:
+        if args.dt is not None:
+            raise CliError("--dt applies to .nir/.net files; a zoo model carries its own dt")
+        path = compile_zoo(args.model, Path(args.out), args.samples)
+    else:
+        raise CliError(f"MODEL {args.model!r} is neither a bundled model ({', '.join(sorted(zoo.ZOO))}) nor a "
+                       ".nir/.net file; module:function factories are not supported yet")
+    console.print(f"bundle written to {path}")
     return 0
+
+
+def _print_spiking_bundle(path: Path, console: Console) -> None:
+    from neurodeploy.bundle import read_bundle
+
+    m = read_bundle(path).manifest.spiking
+    console.print(f"dt = {m.dt_s:g} s; input shape {tuple(m.input_shape)}; delay compensation {m.delay_steps}")
+    res = m.resources
+    console.print(f"resources on {res['profile']}: {res['cores']} cores, {res['chips']} chip(s)")
+    for pop in res["populations"]:
+        console.print(f"  {pop['name']}: {pop['neurons']} neurons, {pop['synapses']:,} synapses, "
+                      f"fan-in {pop['fan_in']}, {pop['cores']} core(s)")
+    for q in m.quantization or []:
+        syn = ", ".join(f"{s['name']} exp {s['weight_exp']} rms err {s['rel_rms_err']:.2%}" for s in q["synapses"])
+        console.print(f"  fixed point {q['name']}: scale {q['scale']:.4g} (limited by {q['limited_by']}), "
+                      f"vth {q['vth_mant']}; {syn}")
 
 
 def _cosim_summary(bundle_path: Path, inputs: np.ndarray | None, mode: str, backend: str, progress: bool):
@@ -52,6 +78,24 @@ def _load_input(path: str) -> np.ndarray:
         raise CliError(f"cannot read --input {path}: {exc}") from exc
 
 
+def _cmd_parity(args: argparse.Namespace) -> int:
+    from neurodeploy.bundle import read_bundle
+    from neurodeploy.parity import compare_layers, print_parity
+
+    source = Path(args.source)
+    dt = args.dt
+    if source.is_dir():
+        bundle = read_bundle(source)
+        source, dt = bundle.spiking_path, bundle.manifest.spiking.dt_s
+    x = _load_input(args.input)
+    result = compare_layers(source, x, dt)
+    if args.json:
+        print(json.dumps(result.as_dict(), indent=2))
+    else:
+        print_parity(result)
+    return 0
+
+
 def _save_output(path: str, result, batched: bool) -> None:
     arrays = {name: (a if batched else a[0]) for name, a in result.outputs.items()}
     arrays["y"] = result.y if batched else result.y[0]
@@ -64,7 +108,10 @@ def _cmd_cosim(args: argparse.Namespace) -> int:
     inputs = _load_input(args.input) if args.input else None
     _, result, data = _cosim_summary(Path(args.bundle), inputs, args.mode, args.backend, not args.json)
     if args.output:
-        _save_output(args.output, result, batched=inputs is None or inputs.ndim == 3)
+        from neurodeploy.bundle import read_bundle
+
+        shape = read_bundle(Path(args.bundle)).manifest.spiking.input_shape or [None]
+        _save_output(args.output, result, batched=inputs is None or inputs.ndim == len(shape) + 2)
     if args.json:
         print(json.dumps(data, indent=2))
     else:
@@ -74,13 +121,16 @@ def _cmd_cosim(args: argparse.Namespace) -> int:
 
 def _cmd_energy(args: argparse.Namespace) -> int:
     """SOP counts from the bundle's reference spikes; the energy model itself is not built yet."""
-    from exporters.nir_import import read_plan
+    from exporters import load_spiking
     from neurodeploy.bundle import read_bundle
     from neurodeploy.metrics import sops_summary, synaptic_ops
 
     bundle = read_bundle(Path(args.bundle))
+    if bundle.manifest.reference is None:
+        raise CliError("this spiking-only bundle has no reference spikes to count; run "
+                       "'neurodeploy cosim BUNDLE --input X.npy --json' for its SOPs")
     ref = bundle.reference_outputs()
-    plan = read_plan(bundle.spiking_path)
+    plan = load_spiking(bundle.spiking_path, bundle.manifest.spiking.dt_s)
     spikes = {n.name: ref[f"spikes/{n.name}"] for n in plan.neurons}
     sops = synaptic_ops(plan, bundle.reference_inputs(), spikes)
     data = {"model": bundle.manifest.name, "source": "PyTorch reference spikes stored in the bundle",
@@ -135,15 +185,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--samples", type=int, default=DEFAULT_SAMPLES)
     p.set_defaults(func=_cmd_demo)
 
-    p = sub.add_parser("compile", help="compile a model into a deployment bundle")
-    p.add_argument("model", help="a bundled zoo model name")
+    p = sub.add_parser("compile", help="compile a model or a .nir/.net spiking graph into a deployment bundle")
+    p.add_argument("model", help="a bundled zoo model name, or a .nir / netx .net file (spiking-only)")
     p.add_argument("--out", required=True, help="bundle folder to write")
     p.add_argument("--samples", type=int, default=DEFAULT_SAMPLES, help="reference samples to store")
+    p.add_argument("--dt", type=float, help="time step in seconds for .nir/.net files whose metadata has none "
+                                            "(default: the graph's metadata, else 1e-4 for NIR, 1e-3 for netx)")
+    p.add_argument("--profile", default="loihi2", help="neuromorphic profile for the resource map (default loihi2)")
     p.set_defaults(func=_cmd_compile)
+
+    p = sub.add_parser("parity", help="layer-by-layer: float reference vs Lava float vs Lava fixed")
+    p.add_argument("source", help="a .nir / .net file or a bundle folder")
+    p.add_argument("--input", required=True, help=".npy, time-major (T, *input_shape)")
+    p.add_argument("--dt", type=float, help="time step in seconds (as for compile)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_cmd_parity)
 
     p = sub.add_parser("cosim", help="co-simulate a bundle (Lava + ONNX Runtime) and compare with PyTorch")
     p.add_argument("bundle")
-    p.add_argument("--input", help=".npy, time-major: (T, N) or (B, T, N); default: the bundle's reference inputs")
+    p.add_argument("--input", help=".npy, time-major: (T, *input_shape) or (B, T, *input_shape); "
+                                   "default: the bundle's reference inputs")
     p.add_argument("--output", help=".npz to write: spikes per NIR Output node and y, aligned to the input")
     p.add_argument("--mode", choices=["float", "fixed"], default="float")
     p.add_argument("--backend", choices=["lava"], default="lava")
@@ -167,12 +228,15 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     from neurodeploy.bundle import BundleError
     from neurodeploy.cosim import InputShapeError
+    from neurodeploy.hw_profile import ProfileError
     from neurodeploy.lava_runner import LavaRunError
+    from neurodeploy.spiking_plan import SpikingPlanError
 
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (CliError, BundleError, InputShapeError, LavaRunError, NotImplementedError) as exc:
+    except (CliError, BundleError, InputShapeError, LavaRunError, SpikingPlanError, ProfileError,
+            NotImplementedError) as exc:
         print(f"neurodeploy {args.command}: error: {exc}", file=sys.stderr)
         return 2
 

@@ -70,7 +70,8 @@ def compile_hybrid(model: nn.Module, inputs: torch.Tensor, out: Path, dt_s: floa
 
         manifest = Manifest(
             name=name, num_steps=num_steps, num_tokens=num_steps // window,
-            spiking=SpikingPart(dt_s=plan.dt, n_in=plan.n_in, cut_output=cut_output,
+            spiking=SpikingPart(dt_s=plan.dt, n_in=plan.n_in, input_shape=list(plan.input_shape),
+                                cut_output=cut_output, outputs=plan.outputs,
                                 delay_steps={n.name: n.delay_steps for n in plan.neurons},
                                 total_delay_steps=plan.max_delay_steps),
             dense=DensePart(input_name=INPUT_NAME, output_name=OUTPUT_NAME, dynamic_dims=DYNAMIC_DIMS,
@@ -93,3 +94,31 @@ def compile_zoo(name: str, out: Path, num_samples: int = 8) -> Path:
 
     entry = zoo.get(name)
     return compile_hybrid(entry.build(), entry.example_inputs(num_samples), out, entry.dt_s, name)
+
+
+def compile_spiking(source: Path, out: Path, dt_s: float | None = None, profile: str = "loihi2") -> Path:
+    """A spiking-only bundle from a ``.nir`` or netx ``.net`` file: design rules, Loihi quantization
+    (NIR sources; netx files carry their own integers), resource map on ``profile``."""
+    from exporters import SPIKING_FORMATS, load_spiking
+    from neurodeploy.quantize import quantize
+    from neurodeploy.resources import map_resources
+
+    source = Path(source)
+    plan = load_spiking(source, dt_s)
+    report = None
+    if not plan.is_quantized:
+        quantized = quantize(plan)
+        plan, report = quantized.plan, quantized.as_dict()
+    resources = map_resources(plan, profile)
+    fmt = SPIKING_FORMATS[source.suffix.lower()]
+    file = f"spiking{source.suffix.lower()}"
+    manifest = Manifest(
+        name=source.stem,
+        spiking=SpikingPart(file=file, format=fmt, dt_s=plan.dt, n_in=plan.n_in, input_shape=list(plan.input_shape),
+                            outputs=plan.outputs, delay_steps={n.name: n.delay_steps for n in plan.neurons},
+                            total_delay_steps=plan.max_delay_steps, quantization=report,
+                            resources=resources.as_dict()),
+        provenance={"neurodeploy": neurodeploy.__version__, "source": str(source.resolve()),
+                    "created_utc": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")},
+    )
+    return write_bundle(out, manifest, {file: source})

@@ -2,6 +2,7 @@
 
 Schedule ``end``: for each sample, Lava runs all T steps (plus the synaptic delay, compensated), then
 the dense part (adapter included) runs once on the spikes at the cut. State is reset between samples.
+A spiking-only bundle runs the Lava part alone; its ``y`` is the spikes of its first Output node.
 """
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import numpy as np
 from rich.console import Console
 from rich.progress import track
 
-from exporters.nir_import import read_plan
+from exporters import load_spiking
 from exporters.onnx_export import make_session
 from neurodeploy.bundle import Bundle
 from neurodeploy.lava_runner import LavaRunner
@@ -50,9 +51,11 @@ class CosimResult:
 
 
 def normalize_inputs(x: np.ndarray, bundle: Bundle) -> np.ndarray:
-    """(T, N) or (B, T, N) -> (B, T, N) float64."""
+    """(T, N) or (B, T, N) -> (B, T, N) float64; spiking-only bundles: (T, *shape) or (B, T, *shape)."""
     m = bundle.manifest
     x = np.asarray(x)
+    if m.spiking_only:
+        return _spiking_only_inputs(x, m)
     if x.ndim == 2:
         x = x[None]
     if x.ndim != 3 or x.shape[2] != m.spiking.n_in or x.shape[1] % m.adapter.window:
@@ -63,6 +66,18 @@ def normalize_inputs(x: np.ndarray, bundle: Bundle) -> np.ndarray:
     if not np.all(np.isfinite(x)):
         raise InputShapeError("input contains NaN or inf values")
     return x.astype(np.float64)
+
+
+def _spiking_only_inputs(x: np.ndarray, m) -> np.ndarray:
+    shape = tuple(m.spiking.input_shape) or (m.spiking.n_in,)
+    if x.shape[1:] == shape or (len(shape) > 1 and x.shape[1:] == (m.spiking.n_in,)):
+        x = x[None]
+    if x.ndim < 3 or x.shape[2:] not in (shape, (m.spiking.n_in,)):
+        raise InputShapeError(f"input of shape {x.shape} does not fit bundle '{m.name}': expected time-major "
+                              f"(T, {', '.join(map(str, shape))}) or (B, T, {', '.join(map(str, shape))})")
+    if not np.all(np.isfinite(x)):
+        raise InputShapeError("input contains NaN or inf values")
+    return x.reshape(x.shape[0], x.shape[1], *shape).astype(np.float64)
 
 
 def _agreement(spikes: dict[str, np.ndarray], y: np.ndarray, ref: dict[str, np.ndarray]) -> Agreement:
@@ -80,13 +95,16 @@ def run_cosim(bundle: Bundle, inputs: np.ndarray | None = None, mode: str = "flo
     """Co-simulate ``inputs`` (default: the bundle's reference inputs) and compare with the reference."""
     if backend != "lava":
         raise ValueError(f"backend {backend!r} is not available yet; use 'lava'")
-    use_reference = inputs is None
-    x = normalize_inputs(bundle.reference_inputs() if use_reference else inputs, bundle)
-    plan = read_plan(bundle.spiking_path)
-    session = make_session(bundle.dense_path)
     m = bundle.manifest
+    use_reference = inputs is None
+    if use_reference and m.reference is None:
+        raise InputShapeError(f"bundle '{m.name}' has no reference inputs; pass inputs (--input FILE.npy), "
+                              f"time-major (T, {', '.join(map(str, m.spiking.input_shape or [m.spiking.n_in]))})")
+    x = normalize_inputs(bundle.reference_inputs() if use_reference else inputs, bundle)
+    plan = load_spiking(bundle.spiking_path, m.spiking.dt_s)
+    session = None if m.spiking_only else make_session(bundle.dense_path)
     batch, steps = x.shape[:2]
-    spikes = {n.name: np.zeros((batch, steps, n.n)) for n in plan.neurons}
+    spikes = {n.name: np.zeros((batch, steps, *n.shape)) for n in plan.neurons}
     ys, wall = [], {"lava": 0.0, "dense": 0.0}
     t_start = time.perf_counter()
     show = progress and batch > 1 and sys.stderr.isatty()
@@ -97,6 +115,9 @@ def run_cosim(bundle: Bundle, inputs: np.ndarray | None = None, mode: str = "flo
             wall["lava"] += sample.wall_s
             for name, s in sample.spikes.items():
                 spikes[name][b] = s
+            if session is None:
+                ys.append(spikes[next(iter(plan.outputs.values()))][b])
+                continue
             cut = spikes[plan.outputs[m.spiking.cut_output]][b: b + 1].astype(np.float32)
             t0 = time.perf_counter()
             ys.append(session.run(None, {m.dense.input_name: cut})[0][0])
@@ -105,10 +126,12 @@ def run_cosim(bundle: Bundle, inputs: np.ndarray | None = None, mode: str = "flo
     y = np.stack(ys)
     agreement = None
     notes = []
-    if use_reference or np.array_equal(x, bundle.reference_inputs().astype(np.float64)):
+    if m.reference is None:
+        notes.append("agreement not computed: a spiking-only bundle has no PyTorch reference")
+    elif use_reference or np.array_equal(x, bundle.reference_inputs().astype(np.float64)):
         agreement = _agreement(spikes, y, bundle.reference_outputs())
     else:
         notes.append("agreement not computed: the inputs are not the bundle's reference inputs")
     return CosimResult(spikes=spikes, outputs={o: spikes[p] for o, p in plan.outputs.items()}, y=y,
-                       wall_s=wall, providers=list(session.get_providers()),
+                       wall_s=wall, providers=[] if session is None else list(session.get_providers()),
                        sops=synaptic_ops(plan, x, spikes), agreement=agreement, mode=mode, notes=notes)

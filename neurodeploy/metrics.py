@@ -3,9 +3,11 @@
 Synaptic operations follow NeuroBench's ``SynapticOperations`` (REFERENCE.md section 5), per sample
 summed over time steps:
 
-    dense_l     = T * n_in_l * n_out_l                                  (every input x weight pair)
-    effective_l = sum_t sum_i [s_l[t, i] != 0] * nnz(W_l[:, i])         (nonzero input x weight pairs)
+    dense_l     = T * (pre x post pairs of layer l)                      (every input x weight pair)
+    effective_l = sum_t sum_i [s_l[t, i] != 0] * fan_out_l(i)            (nonzero input x weight pairs)
 
+``fan_out_l(i)`` counts the nonzero weights leaving input i (for a conv, every kernel tap at every
+output position it reaches). A bias line (an always-on input) counts as active from its start step.
 For binary spikes each effective operation is an accumulate (AC).
 """
 from __future__ import annotations
@@ -14,7 +16,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from neurodeploy.spiking_plan import SpikingPlan
+import torch
+import torch.nn.functional as F
+
+from neurodeploy.spiking_plan import SpikingPlan, SynapseLayer
 
 
 @dataclass
@@ -24,17 +29,31 @@ class LayerSops:
     effective: float  # per sample
 
 
+def fan_out(syn: SynapseLayer) -> np.ndarray:
+    """Nonzero weights leaving each (flattened) input of ``syn``."""
+    mask = (syn.weights != 0).astype(np.float64)
+    if syn.kind == "dense":
+        return mask.sum(axis=0)
+    x = torch.zeros((1, *syn.in_shape), dtype=torch.float64, requires_grad=True)
+    x4 = x[:, :, None, :] if len(syn.in_shape) == 2 else x
+    F.conv2d(x4, torch.as_tensor(mask), None, syn.stride, syn.padding, syn.dilation, syn.groups).sum().backward()
+    return x.grad.reshape(-1).numpy()
+
+
 def synaptic_ops(plan: SpikingPlan, inputs: np.ndarray, spikes: dict[str, np.ndarray]) -> list[LayerSops]:
-    """SOPs per synaptic layer, averaged over samples. inputs (B, T, n_in); spikes[pop] (B, T, n)."""
+    """SOPs per synaptic layer, averaged over samples. inputs (B, T, *input_shape); spikes[pop] (B, T, *shape)."""
+    batch, steps = inputs.shape[:2]
     result = []
     for syn in plan.synapses:
-        s_in = inputs if syn.source == "input" else spikes[syn.source]
-        active = (s_in != 0).astype(np.float64)  # (B, T, n_in)
-        fan_out = np.count_nonzero(syn.weights, axis=0).astype(np.float64)  # (n_in,)
-        batch, steps = active.shape[:2]
-        effective = float((active @ fan_out).sum() / batch)
-        dense = float(steps * syn.weights.shape[0] * syn.weights.shape[1])
-        result.append(LayerSops(syn.name, dense, effective))
+        if syn.source == "bias":
+            s_in = np.zeros((batch, steps, 1))
+            s_in[:, :] = 1.0
+        else:
+            s_in = inputs if syn.source == "input" else spikes[syn.source]
+        active = (s_in.reshape(batch, steps, -1) != 0).astype(np.float64)
+        fan = fan_out(syn)
+        effective = float((active @ fan).sum() / batch)
+        result.append(LayerSops(syn.name, float(steps * fan.sum()), effective))
     return result
 
 

@@ -1,0 +1,90 @@
+"""Layer-by-layer parity: float reference (PyTorch) vs Lava ``floating_pt`` vs Lava ``fixed_pt``.
+
+For every population, in network order, the spike mismatches of each Lava run against the float
+reference and the first aligned step where they differ; the first population that diverges is named,
+so a user sees where quantization (or a mapping) starts to change the network's behaviour.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+from rich.console import Console
+from rich.table import Table
+
+from exporters import load_spiking
+from neurodeploy.lava_runner import LavaRunner
+from neurodeploy.quantize import quantize
+from neurodeploy.reference_sim import simulate_float
+
+
+@dataclass
+class LayerParity:
+    name: str
+    reference_spikes: int | None
+    mismatches: dict[str, int | None]  # "lava_float" / "lava_fixed" -> spike mismatches vs the reference
+    first_step: dict[str, int | None]  # first aligned step with a mismatch
+
+
+@dataclass
+class ParityResult:
+    layers: list[LayerParity]
+    first_divergent: dict[str, str | None]  # run -> first population with any mismatch
+    quantization: list[dict] | None
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def _first_step(a: np.ndarray, b: np.ndarray) -> int | None:
+    bad = np.flatnonzero((a != b).reshape(len(a), -1).any(axis=1))
+    return int(bad[0]) if len(bad) else None
+
+
+def compare_layers(source: str | Path, x: np.ndarray, dt: float | None = None) -> ParityResult:
+    """Run ``x`` (T, *input_shape) through the reference, Lava float and Lava fixed; compare per layer."""
+    plan = load_spiking(source, dt)
+    x = np.asarray(x, dtype=np.float64)
+    steps = x.shape[0]
+    reference = simulate_float(plan, x)
+    runs: dict[str, dict[str, np.ndarray]] = {}
+    report = None
+    if all(p.model in ("lif", "li") for p in plan.neurons):
+        with LavaRunner(plan, steps, "float") as run:
+            runs["lava_float"] = run.run_sample(x).spikes
+    fixed_plan = plan
+    if not plan.is_quantized:
+        q = quantize(plan)
+        fixed_plan, report = q.plan, q.as_dict()
+    with LavaRunner(fixed_plan, steps, "fixed") as run:
+        runs["lava_fixed"] = run.run_sample(x).spikes
+    layers, first = [], {"lava_float": None, "lava_fixed": None}
+    for pop in plan.neurons:
+        ref = reference.get(pop.name)
+        mism, step = {}, {}
+        for key in ("lava_float", "lava_fixed"):
+            got = runs.get(key, {}).get(pop.name)
+            if ref is None or got is None:
+                mism[key] = step[key] = None
+                continue
+            mism[key] = int(np.sum(got != ref))
+            step[key] = _first_step(got, ref)
+            if mism[key] and first[key] is None:
+                first[key] = pop.name
+        layers.append(LayerParity(pop.name, None if ref is None else int(np.sum(ref != 0)), mism, step))
+    return ParityResult(layers, first, report)
+
+
+def print_parity(result: ParityResult, console: Console | None = None) -> None:
+    console = console or Console()
+    table = Table(title="layer-by-layer parity against the float64 reference (spike mismatches, first step)")
+    for col in ("population", "reference spikes", "Lava float", "Lava fixed"):
+        table.add_column(col, justify="right")
+    for layer in result.layers:
+        cells = [f"{layer.mismatches[k]} (t={layer.first_step[k]})" if layer.mismatches[k] else
+                 ("n/a" if layer.mismatches[k] is None else "0") for k in ("lava_float", "lava_fixed")]
+        table.add_row(layer.name, str(layer.reference_spikes), *cells)
+    console.print(table)
+    for run, name in result.first_divergent.items():
+        console.print(f"{run}: " + (f"first diverges at population {name}" if name else "no divergence"))
