@@ -229,6 +229,9 @@ def nir_to_plan(graph: nir.NIRGraph, dt: float | None = None) -> SpikingPlan:
             src = incoming[name][0]
             if src not in shapes or src == input_name:
                 problems.append(f"{name}: fed by {src}; an Output must read a population's spikes")
+            elif isinstance(graph.nodes[src], READOUT_NODES):
+                problems.append(f"{name}: reads the membrane voltage of the LI readout {src}; Lava runs record "
+                                "spikes only so far: read a spiking population, or compute the readout on the GPU side")
             else:
                 outputs[name] = src
     if problems:

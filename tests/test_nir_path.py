@@ -95,3 +95,9 @@ def test_every_offending_node_is_listed_in_one_error():
     assert any("outside [0, 1]" in p for p in problems)
     assert any(p.startswith("bad: weight contains NaN") for p in problems)
     assert len(problems) == 5
+
+
+def test_an_li_readout_output_is_refused_not_returned_as_zeros():
+    li = nir.LI(tau=np.full(2, 1e-3), r=np.ones(2), v_leak=np.zeros(2))
+    with pytest.raises(SpikingPlanError, match="membrane voltage of the LI readout lif"):
+        nir_to_plan(_graph(li), dt=1e-4)
