@@ -29,3 +29,73 @@ class TransformerBackend(nn.Module):
         mask = nn.Transformer.generate_square_subsequent_mask(tokens.shape[1]) if self.causal else None
         h = self.encoder(tokens, mask=mask, is_causal=self.causal)
         return self.head(h.mean(dim=1))
+
+
+class StreamingBackend(nn.Module):
+    """Adapter -> projection -> causal blocks -> norm -> per-token head; whole sequence and streaming.
+
+    ``forward(spikes (B, T, n_in)) -> (B, T // K, n_out)``: one output per token (window).
+    ``step(window (B, K, n_in), *state) -> (y (B, n_out), *state)``: the same outputs, one window at a
+    time, with every state (adapter, KV cache, SSM state, conv buffer, running sums) explicit, so the
+    co-simulation can feed a window as soon as Lava has produced it.
+
+    Args:
+        blocks: names from :data:`neurodeploy.dense_blocks.BLOCKS`, e.g. ``["mamba", "mamba"]``.
+        adapter: ``rate``, ``exp`` (exponentially weighted, ``tau`` steps) or ``membrane`` (``decay``).
+    """
+
+    def __init__(self, n_in: int, n_out: int, window: int, blocks: list[str], d_model: int = 64,
+                 adapter: str = "rate", heads: int = 4, max_len: int = 256, **adapter_args: float) -> None:
+        from neurodeploy.adapters import ADAPTERS
+        from neurodeploy.dense_blocks import BLOCKS
+
+        super().__init__()
+        unknown = [b for b in blocks if b not in BLOCKS] + ([adapter] if adapter not in ADAPTERS else [])
+        if unknown:
+            raise ValueError(f"unknown blocks/adapter {unknown}; blocks: {sorted(BLOCKS)}, adapters: {sorted(ADAPTERS)}")
+        if adapter == "membrane":
+            adapter_args["n"] = n_in
+        self.adapter = ADAPTERS[adapter](window, **adapter_args)
+        self.proj = nn.Linear(n_in, d_model)
+        options = {"attention": dict(heads=heads, max_len=max_len), "ssa": dict(heads=heads)}
+        self.blocks = nn.ModuleList(BLOCKS[b](d_model, **options.get(b, {})) for b in blocks)
+        self.norm, self.head = nn.LayerNorm(d_model), nn.Linear(d_model, n_out)
+        self.block_names = list(blocks)
+
+    def forward(self, spikes: torch.Tensor) -> torch.Tensor:
+        h = self.proj(self.adapter(spikes))
+        for block in self.blocks:
+            h = block(h)
+        return self.head(self.norm(h))
+
+    def init_state(self, batch: int) -> tuple[torch.Tensor, ...]:
+        states = list(self.adapter.init_state(batch))
+        for block in self.blocks:
+            states += block.init_state(batch)
+        return tuple(states)
+
+    def state_sizes(self) -> list[int]:
+        """How many state tensors the adapter and each block carry, in order."""
+        return [len(self.adapter.init_state(1))] + [len(b.init_state(1)) for b in self.blocks]
+
+    def step(self, window: torch.Tensor, *state: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        sizes, i = self.state_sizes(), 0
+        token, *new_state = self.adapter.step(window, *state[: sizes[0]])
+        i = sizes[0]
+        h = self.proj(token)
+        for block, n in zip(self.blocks, sizes[1:]):
+            h, *block_state = block.step(h, *state[i: i + n])
+            new_state += block_state
+            i += n
+        return (self.head(self.norm(h)), *new_state)
+
+
+class StepModel(nn.Module):
+    """``forward(window, *state) = backend.step(...)``: the streaming form as one exportable module."""
+
+    def __init__(self, backend: StreamingBackend) -> None:
+        super().__init__()
+        self.backend = backend
+
+    def forward(self, window: torch.Tensor, *state: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        return self.backend.step(window, *state)

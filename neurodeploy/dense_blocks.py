@@ -1,0 +1,225 @@
+"""Dense back-end blocks, each in two forms that compute the same thing.
+
+``forward(x)`` takes a whole token sequence ``x`` (B, L, d) and returns (B, L, d). ``step(x_t, *state)``
+takes one token (B, d) and the block's state and returns ``(y_t, *new_state)``. ``init_state(batch)``
+gives the state before the first token. Every block is causal (token l sees tokens <= l), so running
+``step`` over the tokens reproduces ``forward``. All blocks are pre-norm residual: ``x + f(norm(x))``,
+followed by ``x + mlp(norm(x))``.
+
+- :class:`AttentionBlock`: softmax attention, causal; the step form keeps a fixed-size KV cache of
+  ``max_len`` tokens and the position. (A bidirectional encoder has no streaming form: see
+  :class:`neurodeploy.backends.TransformerBackend`.)
+- :class:`MambaBlock`: Mamba's selective SSM (Gu & Dao 2023): in_proj -> causal depthwise conv (d_conv)
+  -> SiLU -> (dt, B, C) = x_proj -> ``h_t = exp(dt A) h_{t-1} + dt B_t x_t``, ``y_t = C_t h_t + D x_t``
+  -> gate ``y * SiLU(z)`` -> out_proj. The sequence form uses ``torch._higher_order_ops.scan``, which
+  exports to an ONNX ``Scan`` with a dynamic length (REFERENCE.md section 4). State: conv buffer and h.
+- :class:`CfCBlock`: closed-form continuous-time cell (Hasani et al. 2022, the ncps "default" mode):
+  ``h_t = (1 - g) * tanh(W1 [x_t, h]) + g * tanh(W2 [x_t, h])``, ``g = sigmoid(-(Wa [x, h]) * ts - Wb [x, h])``
+  with ts = 1. State: h.
+- :class:`SSABlock`: Spikformer's spiking self-attention ``SSA = (Q K^T) V * scale`` with spike-valued
+  ``Q, K, V = Heaviside(Linear(x))``, no softmax, causal. Written as ``Q (sum_{i<=t} K_i^T V_i)``, the
+  step form keeps the running ``K^T V`` per head.
+- :class:`SDSABlock`: the Spike-driven Transformer's ``SDSA = Q * SN(sum_{i<=t} K_i * V_i)`` with
+  ``SN(x) = x > vth``; state: the running sum.
+
+Q·K^T and K⊙V have two data-dependent operands: they cannot be static synapses and run on the GPU.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch._higher_order_ops.scan import scan
+
+
+def heaviside(x: torch.Tensor) -> torch.Tensor:
+    """Spike: 1 where x > 0 (forward only; training would use a surrogate gradient)."""
+    return (x > 0).to(x.dtype)
+
+
+class FeedForward(nn.Module):
+    def __init__(self, d: int, hidden: int) -> None:
+        super().__init__()
+        self.norm, self.fc1, self.fc2 = nn.LayerNorm(d), nn.Linear(d, hidden), nn.Linear(hidden, d)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.fc2(F.gelu(self.fc1(self.norm(x))))
+
+
+class AttentionBlock(nn.Module):
+    """Causal multi-head softmax attention + MLP; step form with a KV cache of ``max_len`` tokens."""
+
+    def __init__(self, d: int, heads: int, max_len: int = 256, mlp_ratio: int = 2) -> None:
+        super().__init__()
+        if d % heads:
+            raise ValueError(f"d={d} is not divisible by heads={heads}")
+        self.d, self.heads, self.dh, self.max_len = d, heads, d // heads, max_len
+        self.norm, self.qkv, self.out = nn.LayerNorm(d), nn.Linear(d, 3 * d), nn.Linear(d, d)
+        self.mlp = FeedForward(d, mlp_ratio * d)
+
+    def _split(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        q, k, v = self.qkv(self.norm(x)).chunk(3, dim=-1)  # (..., d) each
+        return tuple(t.reshape(*t.shape[:-1], self.heads, self.dh) for t in (q, k, v))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        q, k, v = (t.transpose(1, 2) for t in self._split(x))  # (B, H, L, dh)
+        att = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+        return self.mlp(x + self.out(att.transpose(1, 2).reshape(x.shape)))
+
+    def init_state(self, batch: int) -> tuple[torch.Tensor, ...]:
+        cache = torch.zeros(batch, self.heads, self.max_len, self.dh)
+        return cache, cache.clone(), torch.zeros(1, dtype=torch.int64)
+
+    def step(self, x: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tensor, pos: torch.Tensor):
+        q, k, v = self._split(x)  # (B, H, dh)
+        slot = F.one_hot(pos, self.max_len).to(x.dtype).reshape(1, 1, self.max_len, 1)
+        k_cache = k_cache * (1 - slot) + k[:, :, None, :] * slot
+        v_cache = v_cache * (1 - slot) + v[:, :, None, :] * slot
+        scores = torch.einsum("bhd,bhld->bhl", q, k_cache) / math.sqrt(self.dh)
+        visible = torch.arange(self.max_len, device=x.device) <= pos
+        scores = scores.masked_fill(~visible, float("-inf"))
+        att = torch.einsum("bhl,bhld->bhd", scores.softmax(dim=-1), v_cache).reshape(x.shape)
+        return self.mlp(x + self.out(att)), k_cache, v_cache, pos + 1
+
+
+class MambaBlock(nn.Module):
+    """Selective SSM (Mamba) + MLP; ``d_state``, ``d_conv``, ``expand`` as in the Mamba paper."""
+
+    def __init__(self, d: int, d_state: int = 16, d_conv: int = 4, expand: int = 2) -> None:
+        super().__init__()
+        self.d_inner, self.d_state, self.d_conv = expand * d, d_state, d_conv
+        self.dt_rank = math.ceil(d / 16)
+        self.norm = nn.LayerNorm(d)
+        self.in_proj = nn.Linear(d, 2 * self.d_inner)
+        self.conv = nn.Conv1d(self.d_inner, self.d_inner, d_conv, groups=self.d_inner, padding=d_conv - 1)
+        self.x_proj = nn.Linear(self.d_inner, self.dt_rank + 2 * d_state, bias=False)
+        self.dt_proj = nn.Linear(self.dt_rank, self.d_inner)
+        self.A_log = nn.Parameter(torch.log(torch.arange(1, d_state + 1).float()).repeat(self.d_inner, 1))
+        self.D = nn.Parameter(torch.ones(self.d_inner))
+        self.out_proj = nn.Linear(self.d_inner, d)
+        self.mlp = FeedForward(d, 2 * d)
+
+    def _ssm_inputs(self, u: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """u (..., d_inner) -> (dA (..., d_inner, N), dBu (..., d_inner, N), C (..., N))."""
+        dt, b, c = self.x_proj(u).split([self.dt_rank, self.d_state, self.d_state], dim=-1)
+        dt = F.softplus(self.dt_proj(dt))
+        da = torch.exp(dt[..., None] * -torch.exp(self.A_log))
+        return da, (dt * u)[..., None] * b[..., None, :], c
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        xi, z = self.in_proj(self.norm(x)).chunk(2, dim=-1)
+        u = F.silu(self.conv(xi.transpose(1, 2))[..., : x.shape[1]].transpose(1, 2))  # causal conv
+        da, dbu, c = self._ssm_inputs(u)
+
+        def combine(h: torch.Tensor, inputs: tuple[torch.Tensor, ...]):
+            da_t, dbu_t, c_t = inputs
+            h = da_t * h + dbu_t
+            return h, (h * c_t[:, None, :]).sum(-1)
+
+        h0 = torch.zeros(x.shape[0], self.d_inner, self.d_state, dtype=x.dtype, device=x.device)
+        _, y = scan(combine, h0, (da.transpose(0, 1), dbu.transpose(0, 1), c.transpose(0, 1)))
+        y = (y.transpose(0, 1) + u * self.D) * F.silu(z)
+        return self.mlp(x + self.out_proj(y))
+
+    def init_state(self, batch: int) -> tuple[torch.Tensor, ...]:
+        return torch.zeros(batch, self.d_inner, self.d_conv - 1), torch.zeros(batch, self.d_inner, self.d_state)
+
+    def step(self, x: torch.Tensor, conv_buf: torch.Tensor, h: torch.Tensor):
+        xi, z = self.in_proj(self.norm(x)).chunk(2, dim=-1)
+        window = torch.cat([conv_buf, xi[..., None]], dim=-1)  # (B, d_inner, d_conv)
+        u = F.silu((window * self.conv.weight[:, 0, :]).sum(-1) + self.conv.bias)
+        da, dbu, c = self._ssm_inputs(u)
+        h = da * h + dbu
+        y = ((h * c[:, None, :]).sum(-1) + u * self.D) * F.silu(z)
+        return self.mlp(x + self.out_proj(y)), window[..., 1:], h
+
+
+class CfCBlock(nn.Module):
+    """Closed-form continuous-time (CfC) recurrent cell over the tokens + MLP."""
+
+    def __init__(self, d: int, hidden: int | None = None) -> None:
+        super().__init__()
+        self.hidden = hidden or d
+        self.norm = nn.LayerNorm(d)
+        self.gates = nn.Linear(d + self.hidden, 4 * self.hidden)  # ff1, ff2, time_a, time_b
+        self.out = nn.Linear(self.hidden, d)
+        self.mlp = FeedForward(d, 2 * d)
+
+    def _cell(self, x_t: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
+        ff1, ff2, t_a, t_b = self.gates(torch.cat([x_t, h], dim=-1)).chunk(4, dim=-1)
+        g = torch.sigmoid(-t_a - t_b)  # time step ts = 1
+        return torch.tanh(ff1) * (1 - g) + g * torch.tanh(ff2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        def combine(h: torch.Tensor, x_t: torch.Tensor):
+            h = self._cell(x_t, h)
+            return h, h.clone()
+
+        h0 = torch.zeros(x.shape[0], self.hidden, dtype=x.dtype, device=x.device)
+        _, hs = scan(combine, h0, self.norm(x).transpose(0, 1))
+        return self.mlp(x + self.out(hs.transpose(0, 1)))
+
+    def init_state(self, batch: int) -> tuple[torch.Tensor, ...]:
+        return (torch.zeros(batch, self.hidden),)
+
+    def step(self, x: torch.Tensor, h: torch.Tensor):
+        h = self._cell(self.norm(x), h)
+        return self.mlp(x + self.out(h)), h
+
+
+class SSABlock(nn.Module):
+    """Spikformer spiking self-attention, causal: ``Q (sum_{i<=t} K_i^T V_i) * scale`` per head."""
+
+    def __init__(self, d: int, heads: int, scale: float = 0.125) -> None:
+        super().__init__()
+        self.heads, self.dh, self.scale = heads, d // heads, scale
+        self.norm, self.qkv, self.out = nn.LayerNorm(d), nn.Linear(d, 3 * d), nn.Linear(d, d)
+        self.mlp = FeedForward(d, 2 * d)
+
+    def _spikes(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        q, k, v = heaviside(self.qkv(self.norm(x))).chunk(3, dim=-1)
+        return tuple(t.reshape(*t.shape[:-1], self.heads, self.dh) for t in (q, k, v))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        q, k, v = (t.transpose(1, 2) for t in self._spikes(x))  # (B, H, L, dh)
+        length = x.shape[1]
+        causal = torch.ones(length, length, dtype=x.dtype, device=x.device).tril()
+        att = ((q @ k.transpose(-1, -2)) * causal) @ v * self.scale
+        return self.mlp(x + self.out(att.transpose(1, 2).reshape(x.shape)))
+
+    def init_state(self, batch: int) -> tuple[torch.Tensor, ...]:
+        return (torch.zeros(batch, self.heads, self.dh, self.dh),)
+
+    def step(self, x: torch.Tensor, kv: torch.Tensor):
+        q, k, v = self._spikes(x)  # (B, H, dh)
+        kv = kv + k[..., :, None] * v[..., None, :]
+        att = torch.einsum("bhd,bhde->bhe", q, kv) * self.scale
+        return self.mlp(x + self.out(att.reshape(x.shape))), kv
+
+
+class SDSABlock(nn.Module):
+    """Spike-driven self-attention, causal: ``Q * (sum_{i<=t} K_i * V_i > vth)``."""
+
+    def __init__(self, d: int, vth: float = 1.0) -> None:
+        super().__init__()
+        self.vth = vth
+        self.norm, self.qkv, self.out = nn.LayerNorm(d), nn.Linear(d, 3 * d), nn.Linear(d, d)
+        self.mlp = FeedForward(d, 2 * d)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        q, k, v = heaviside(self.qkv(self.norm(x))).chunk(3, dim=-1)
+        att = q * heaviside(torch.cumsum(k * v, dim=1) - self.vth)
+        return self.mlp(x + self.out(att))
+
+    def init_state(self, batch: int) -> tuple[torch.Tensor, ...]:
+        return (torch.zeros(batch, self.out.in_features),)
+
+    def step(self, x: torch.Tensor, kv_sum: torch.Tensor):
+        q, k, v = heaviside(self.qkv(self.norm(x))).chunk(3, dim=-1)
+        kv_sum = kv_sum + k * v
+        return self.mlp(x + self.out(q * heaviside(kv_sum - self.vth))), kv_sum
+
+
+BLOCKS = {"attention": AttentionBlock, "mamba": MambaBlock, "cfc": CfCBlock, "ssa": SSABlock, "sdsa": SDSABlock}
