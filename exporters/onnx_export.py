@@ -86,6 +86,60 @@ def check_dynamic_dims(path: Path, dynamic_dims: dict[int, str]) -> None:
                               f"{', '.join(fixed)}; the model cannot run at other sizes (export with an example whose dynamic dimensions are >= 2)")
 
 
+STEP_INPUT, STEP_OUTPUT = "window", "y"
+
+
+def state_names(count: int) -> tuple[list[str], list[str]]:
+    return [f"state_{i}" for i in range(count)], [f"state_{i}_out" for i in range(count)]
+
+
+def export_step(backend: nn.Module, path: Path, batch: int = 2) -> None:
+    """Export ``backend.step`` (a :class:`~neurodeploy.backends.StreamingBackend`) with every state as an
+    explicit input and output; the batch dimension is dynamic wherever a state has one."""
+    from neurodeploy.backends import StepModel
+
+    backend = backend.float().eval()
+    window = torch.zeros(batch, backend.adapter.window, backend.proj.in_features)
+    state = backend.init_state(batch)
+    dim = torch.export.Dim("batch", min=1, max=1 << 16)
+    shapes = ({0: dim},) + tuple({0: dim} if s.shape[0] == batch else None for s in state)
+    ins, outs = state_names(len(state))
+    with warnings.catch_warnings(), _quiet("torch.onnx"):
+        warnings.simplefilter("ignore")
+        program = torch.onnx.export(StepModel(backend), (window, *state), dynamo=True, dynamic_shapes=(shapes[0], shapes[1:]),
+                                    input_names=[STEP_INPUT, *ins], output_names=[STEP_OUTPUT, *outs], verbose=False)
+    program.save(str(path))
+
+
+def run_step_model(session: ort.InferenceSession, backend: nn.Module, spikes: np.ndarray) -> np.ndarray:
+    """Feed ``spikes`` (B, T, N) one window at a time through an exported step model: (B, T // K, n_out)."""
+    batch, window = spikes.shape[0], backend.adapter.window
+    state = [s.numpy() for s in backend.init_state(batch)]
+    ins, _ = state_names(len(state))
+    outputs = []
+    for start in range(0, spikes.shape[1] - window + 1, window):
+        feed = {STEP_INPUT: spikes[:, start: start + window].astype(np.float32), **dict(zip(ins, state))}
+        y, *state = session.run(None, feed)
+        outputs.append(y)
+    return np.stack(outputs, axis=1)
+
+
+def check_step_parity(path: Path, backend: nn.Module, examples: list[torch.Tensor], tol: float = 1e-4) -> list[ParityCheck]:
+    """The exported step model, token by token, against PyTorch's whole-sequence outputs."""
+    session = make_session(path, prefer_gpu=False)
+    checks = []
+    with torch.no_grad():
+        for x in examples:
+            expected = backend.float()(x.float()).numpy()
+            got = run_step_model(session, backend, x.numpy())
+            checks.append(ParityCheck(tuple(x.shape), float(np.max(np.abs(got - expected)))))
+    bad = [c for c in checks if not c.max_abs_err <= tol]
+    if bad:
+        raise OnnxExportError(f"{path.name}: the streaming step model differs from the whole-sequence model by more "
+                              f"than {tol:g}: " + ", ".join(f"shape {c.shape}: {c.max_abs_err:.3g}" for c in bad))
+    return checks
+
+
 def check_parity(path: Path, module: nn.Module, examples: list[torch.Tensor], tol: float = 1e-4) -> list[ParityCheck]:
     """Run ORT and PyTorch on every example; raise if any max abs error exceeds ``tol``."""
     session = make_session(path, prefer_gpu=False)

@@ -55,7 +55,7 @@ class ExpTemporalAdapter(RateAdapter):
 
     def forward(self, spikes: torch.Tensor) -> torch.Tensor:
         b, t, n = spikes.shape
-        windows = spikes[:, : t - t % self.window].reshape(b, -1, self.window, n)
+        windows = spikes.reshape(b, t // self.window, self.window, n)  # T must be a multiple of K
         return torch.einsum("blkn,k->bln", windows, self.weights.to(spikes.dtype))
 
     def step(self, window: torch.Tensor) -> tuple[torch.Tensor]:
@@ -84,7 +84,7 @@ class MembraneAdapter(RateAdapter):
         from torch._higher_order_ops.scan import scan
 
         b, t, n = spikes.shape
-        windows = spikes[:, : t - t % self.window].reshape(b, -1, self.window, n)
+        windows = spikes.reshape(b, t // self.window, self.window, n)  # T must be a multiple of K
         drive = torch.einsum("blkn,k->bln", windows, self.weights.to(spikes.dtype))
         carry = self.decay ** self.window
 
