@@ -154,3 +154,44 @@ def check_parity(path: Path, module: nn.Module, examples: list[torch.Tensor], to
         raise OnnxExportError(f"{path.name}: ONNX Runtime differs from PyTorch by more than {tol:g}: "
                               + ", ".join(f"shape {c.shape}: {c.max_abs_err:.3g}" for c in bad))
     return checks
+
+
+@dataclass
+class BackendExport:
+    """Both ONNX forms of a streaming back-end, with how the sequence form was built and its checks."""
+
+    sequence_path: Path
+    step_path: Path
+    sequence_form: str  # "traced" (torch.onnx of forward) or "scan_of_step"
+    sequence_parity: list[ParityCheck]
+    step_parity: list[ParityCheck]
+
+
+def export_backend(backend: nn.Module, out_dir: Path, examples: list[torch.Tensor], tol: float = 1e-4) -> BackendExport:
+    """Export ``backend`` (a StreamingBackend) whole-sequence and streaming; verify both against PyTorch.
+
+    The sequence form is traced from ``forward`` when the exporter can; where it cannot, it is built as
+    an ONNX Scan over the step model (:mod:`exporters.onnx_scan`). Either way it must match PyTorch's
+    ``forward`` at every example length, and the step model run window by window must too.
+    """
+    from torch.onnx._internal.exporter._errors import ConversionError
+
+    from exporters.onnx_scan import build_sequence_model
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    seq, step = out_dir / "dense.onnx", out_dir / "dense_step.onnx"
+    export_step(backend, step)
+    example = next((x for x in examples if x.shape[0] >= 2 and x.shape[1] >= 2 * backend.adapter.window), None)
+    if example is None:
+        raise OnnxExportError("export_backend needs an example with batch >= 2 and at least two windows")
+    dims = {0: "batch", 1: "steps"}
+    try:
+        export_dense(backend, example, seq, dims)
+        form = "traced"
+    except ConversionError:
+        build_sequence_model(step, backend, seq)
+        form = "scan_of_step"
+    check_dynamic_dims(seq, dims)
+    return BackendExport(seq, step, form, check_parity(seq, backend, examples, tol),
+                         check_step_parity(step, backend, examples, tol))

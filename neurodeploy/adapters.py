@@ -8,7 +8,6 @@ steps, with ``init_state(batch)``.
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 
@@ -16,7 +15,7 @@ class RateAdapter(nn.Module):
     """Spike rate over non-overlapping windows of ``window`` steps.
 
     ``token[b, l, n] = (1/K) * sum_{k<K} s[b, l*K + k, n]``; input (B, T, N), output (B, T // K, N).
-    Trailing steps that do not fill a window are dropped (callers pass T divisible by K).
+    T must be a multiple of K (the co-simulation checks it).
     """
 
     def __init__(self, window: int) -> None:
@@ -26,8 +25,8 @@ class RateAdapter(nn.Module):
         self.window = int(window)
 
     def forward(self, spikes: torch.Tensor) -> torch.Tensor:
-        pooled = F.avg_pool1d(spikes.transpose(1, 2), self.window, self.window)
-        return pooled.transpose(1, 2)
+        b, t, n = spikes.shape
+        return spikes.reshape(b, t // self.window, self.window, n).mean(dim=2)  # T must be a multiple of K
 
     def extra_repr(self) -> str:
         return f"window={self.window}"

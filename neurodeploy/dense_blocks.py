@@ -93,7 +93,7 @@ class MambaBlock(nn.Module):
         self.dt_rank = math.ceil(d / 16)
         self.norm = nn.LayerNorm(d)
         self.in_proj = nn.Linear(d, 2 * self.d_inner)
-        self.conv = nn.Conv1d(self.d_inner, self.d_inner, d_conv, groups=self.d_inner, padding=d_conv - 1)
+        self.conv = nn.Conv1d(self.d_inner, self.d_inner, d_conv, groups=self.d_inner)
         self.x_proj = nn.Linear(self.d_inner, self.dt_rank + 2 * d_state, bias=False)
         self.dt_proj = nn.Linear(self.dt_rank, self.d_inner)
         self.A_log = nn.Parameter(torch.log(torch.arange(1, d_state + 1).float()).repeat(self.d_inner, 1))
@@ -101,25 +101,26 @@ class MambaBlock(nn.Module):
         self.out_proj = nn.Linear(self.d_inner, d)
         self.mlp = FeedForward(d, 2 * d)
 
-    def _ssm_inputs(self, u: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """u (..., d_inner) -> (dA (..., d_inner, N), dBu (..., d_inner, N), C (..., N))."""
+    def _projections(self, u: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """u (..., d_inner) -> (dt (..., d_inner), B (..., N), C (..., N))."""
         dt, b, c = self.x_proj(u).split([self.dt_rank, self.d_state, self.d_state], dim=-1)
-        dt = F.softplus(self.dt_proj(dt))
-        da = torch.exp(dt[..., None] * -torch.exp(self.A_log))
-        return da, (dt * u)[..., None] * b[..., None, :], c
+        return F.softplus(self.dt_proj(dt)), b, c
+
+    def _ssm_step(self, h: torch.Tensor, dt: torch.Tensor, u: torch.Tensor, b: torch.Tensor, c: torch.Tensor):
+        """One step of the selective SSM for (B, d_inner, N) state h; returns (h, y (B, d_inner))."""
+        h = torch.exp(dt[..., None] * -torch.exp(self.A_log)) * h + (dt * u)[..., None] * b[:, None, :]
+        return h, (h * c[:, None, :]).sum(-1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         xi, z = self.in_proj(self.norm(x)).chunk(2, dim=-1)
-        u = F.silu(self.conv(xi.transpose(1, 2))[..., : x.shape[1]].transpose(1, 2))  # causal conv
-        da, dbu, c = self._ssm_inputs(u)
+        u = F.silu(self.conv(F.pad(xi.transpose(1, 2), (self.d_conv - 1, 0))).transpose(1, 2))  # causal conv
+        dt, b, c = self._projections(u)
 
         def combine(h: torch.Tensor, inputs: tuple[torch.Tensor, ...]):
-            da_t, dbu_t, c_t = inputs
-            h = da_t * h + dbu_t
-            return h, (h * c_t[:, None, :]).sum(-1)
+            return self._ssm_step(h, *inputs)
 
         h0 = torch.zeros(x.shape[0], self.d_inner, self.d_state, dtype=x.dtype, device=x.device)
-        _, y = scan(combine, h0, (da.transpose(0, 1), dbu.transpose(0, 1), c.transpose(0, 1)))
+        _, y = scan(combine, h0, tuple(t.transpose(0, 1) for t in (dt, u, b, c)))
         y = (y.transpose(0, 1) + u * self.D) * F.silu(z)
         return self.mlp(x + self.out_proj(y))
 
@@ -130,9 +131,9 @@ class MambaBlock(nn.Module):
         xi, z = self.in_proj(self.norm(x)).chunk(2, dim=-1)
         window = torch.cat([conv_buf, xi[..., None]], dim=-1)  # (B, d_inner, d_conv)
         u = F.silu((window * self.conv.weight[:, 0, :]).sum(-1) + self.conv.bias)
-        da, dbu, c = self._ssm_inputs(u)
-        h = da * h + dbu
-        y = ((h * c[:, None, :]).sum(-1) + u * self.D) * F.silu(z)
+        dt, b, c = self._projections(u)
+        h, y = self._ssm_step(h, dt, u, b, c)
+        y = (y + u * self.D) * F.silu(z)
         return self.mlp(x + self.out_proj(y)), window[..., 1:], h
 
 
