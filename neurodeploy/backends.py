@@ -60,7 +60,7 @@ class StreamingBackend(nn.Module):
         options = {"attention": dict(heads=heads, max_len=max_len), "ssa": dict(heads=heads)}
         self.blocks = nn.ModuleList(BLOCKS[b](d_model, **options.get(b, {})) for b in blocks)
         self.norm, self.head = nn.LayerNorm(d_model), nn.Linear(d_model, n_out)
-        self.block_names = list(blocks)
+        self.block_names, self.adapter_kind = list(blocks), adapter
 
     def forward(self, spikes: torch.Tensor) -> torch.Tensor:
         h = self.proj(self.adapter(spikes))

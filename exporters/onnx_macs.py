@@ -1,0 +1,180 @@
+"""MACs and FLOPs of an ONNX model, per operator type, from the graph and inferred shapes.
+
+Shapes are measured: the graph runs once in ONNX Runtime on zeros of a concrete input size (e.g. batch
+1, T steps) with every intermediate value exposed; a Scan body runs the same way as its own model, on
+zeros of its per-iteration shapes.
+Counting rules (``n`` = elements of the node's output):
+
+    MatMul (..., M, K) x (..., K, N)      MACs = n * K                FLOPs = 2 MACs
+    Gemm                                 MACs = M * N * K            FLOPs = 2 MACs
+    Conv                                 MACs = n * C_in/groups * prod(kernel)
+    Einsum                               MACs = product of every index size (when an index is summed)
+    Softmax                              FLOPs = 5 n   (max, subtract, exp, sum, divide)
+    LayerNormalization                   FLOPs = 8 n   (mean, subtract, square, mean, add eps, sqrt, divide, affine)
+    Reduce*                              FLOPs = elements of the input
+    elementwise math (Add, Mul, Exp, ...) FLOPs = n
+    Scan / Loop                          the body's counts times the number of iterations
+    data movement (Reshape, Transpose, Gather, Concat, Slice, Shape, ...)   0
+
+These include what NeuroBench omits (attention products, softmax, norms, scans). Unknown shapes are
+reported, not guessed.
+"""
+from __future__ import annotations
+
+import string
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import onnx
+
+ELEMENTWISE = {"Add", "Sub", "Mul", "Div", "Neg", "Abs", "Relu", "Sigmoid", "Tanh", "Exp", "Log", "Sqrt", "Pow",
+               "Erf", "Softplus", "Greater", "Less", "Equal", "Where", "Max", "Min", "Reciprocal", "Gelu", "Sin",
+               "Cos", "HardSigmoid", "LeakyRelu", "Clip", "Not", "And", "Or", "Mod", "Floor", "Ceil", "Round",
+               "Sign", "CumSum", "IsInf", "IsNaN"}
+PER_ELEMENT = {"Softmax": 5, "LogSoftmax": 5, "LayerNormalization": 8, "SimplifiedLayerNormalization": 6}
+
+
+@dataclass
+class OpCount:
+    count: int = 0
+    macs: float = 0.0
+    flops: float = 0.0
+
+
+@dataclass
+class MacReport:
+    per_op: dict[str, OpCount] = field(default_factory=dict)
+    unknown: list[str] = field(default_factory=list)  # nodes whose shapes could not be inferred
+
+    @property
+    def macs(self) -> float:
+        return sum(c.macs for c in self.per_op.values())
+
+    @property
+    def flops(self) -> float:
+        return sum(c.flops for c in self.per_op.values())
+
+    def as_dict(self) -> dict:
+        return {"macs": self.macs, "flops": self.flops, "unknown_shapes": self.unknown,
+                "per_op": {k: vars(v) for k, v in sorted(self.per_op.items())}}
+
+
+def _einsum_macs(equation: str, shapes: list[tuple]) -> float | None:
+    lhs, _, rhs = equation.replace(" ", "").partition("->")
+    sizes = {}
+    for term, shape in zip(lhs.split(","), shapes):
+        letters = [c for c in term if c in string.ascii_letters]
+        if "..." in term or len(letters) != len(shape):
+            return None
+        sizes.update(zip(letters, shape))
+    if not (set(sizes) - set(rhs)):
+        return None  # no summed index: elementwise
+    return float(np.prod(list(sizes.values())))
+
+
+def _count_graph(graph: onnx.GraphProto, opset, inputs: dict[str, np.ndarray], report: MacReport,
+                 times: float) -> None:
+    shapes = measured_shapes(graph, opset, inputs)
+    for node in graph.node:
+        op = node.op_type
+        out_shape = shapes.get(node.output[0]) if node.output else None
+        in_shapes = [shapes.get(name) for name in node.input]
+        entry = report.per_op.setdefault(op, OpCount())
+        entry.count += 1
+        if op in ("Scan", "Loop"):
+            body = next(a.g for a in node.attribute if a.name == "body")
+            iterations = _iterations(node, in_shapes)
+            if iterations is None:
+                report.unknown.append(f"{node.name or op}: iteration count")
+                continue
+            body_inputs = {name: np.zeros(shape, dtype=np.float32) for name, shape in
+                           _scan_body_shapes(node, body, in_shapes).items()}
+            for vi in body.input:
+                if vi.name in body_inputs:
+                    body_inputs[vi.name] = body_inputs[vi.name].astype(
+                        onnx.helper.tensor_dtype_to_np_dtype(vi.type.tensor_type.elem_type))
+            _count_graph(body, opset, body_inputs, report, times * iterations)
+            continue
+        macs = flops = 0.0
+        if op in ("MatMul", "Gemm", "Conv", "Einsum") or op in PER_ELEMENT or op in ELEMENTWISE or op.startswith("Reduce"):
+            if out_shape is None or any(s is None for s in in_shapes[:2] if op in ("MatMul", "Gemm", "Conv")):
+                report.unknown.append(f"{node.name or op} ({op})")
+                continue
+            n = float(np.prod(out_shape))
+            if op == "MatMul":
+                macs = n * in_shapes[0][-1]
+            elif op == "Gemm":
+                trans_a = next((a.i for a in node.attribute if a.name == "transA"), 0)
+                macs = n * (in_shapes[0][0] if trans_a else in_shapes[0][-1])
+            elif op == "Conv":
+                macs = n * float(np.prod(in_shapes[1][1:]))
+            elif op == "Einsum":
+                eq = next(a.s.decode() for a in node.attribute if a.name == "equation")
+                m = _einsum_macs(eq, in_shapes) if all(s is not None for s in in_shapes) else None
+                if m is None:
+                    flops = n
+                else:
+                    macs = m
+            elif op in PER_ELEMENT:
+                flops = PER_ELEMENT[op] * n
+            elif op.startswith("Reduce"):
+                flops = float(np.prod(in_shapes[0])) if in_shapes[0] is not None else n
+            else:
+                flops = n
+        entry.macs += times * macs
+        entry.flops += times * (flops + 2 * macs)
+
+
+def _iterations(node: onnx.NodeProto, in_shapes: list) -> int | None:
+    if node.op_type == "Scan":
+        n_scan = next(a.i for a in node.attribute if a.name == "num_scan_inputs")
+        first_scan = in_shapes[len(in_shapes) - n_scan]
+        return None if first_scan is None else int(first_scan[0])
+    return None
+
+
+def _scan_body_shapes(node: onnx.NodeProto, body: onnx.GraphProto, in_shapes: list) -> dict[str, tuple]:
+    n_scan = next(a.i for a in node.attribute if a.name == "num_scan_inputs")
+    n_state = len(in_shapes) - n_scan
+    known = {}
+    for i, vi in enumerate(body.input):
+        shape = in_shapes[i]
+        if shape is not None:
+            known[vi.name] = shape if i < n_state else shape[1:]
+    return known
+
+
+def measured_shapes(graph: onnx.GraphProto, opset, inputs: dict[str, np.ndarray]) -> dict[str, tuple]:
+    """Run ``graph`` on ``inputs`` with every node output exposed; the shape of each value."""
+    import onnxruntime as ort
+
+    names = [o for node in graph.node for o in node.output if o]
+    g = onnx.GraphProto()
+    g.CopyFrom(graph)
+    g.ClearField("output")
+    g.output.extend(onnx.helper.make_empty_tensor_value_info(n) for n in names)
+    g.ClearField("input")
+    g.input.extend(onnx.helper.make_tensor_value_info(k, onnx.helper.np_dtype_to_tensor_dtype(v.dtype), v.shape)
+                   for k, v in inputs.items())
+    model = onnx.helper.make_model(g, opset_imports=opset)
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    options.log_severity_level = 3
+    session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    values = session.run(names, inputs)
+    shapes = {k: tuple(v.shape) for k, v in inputs.items()}
+    shapes.update({n: tuple(np.shape(v)) for n, v in zip(names, values)})
+    shapes.update({init.name: tuple(init.dims) for init in graph.initializer})
+    return shapes
+
+
+def count_macs(path: Path, input_shapes: dict[str, tuple[int, ...]]) -> MacReport:
+    """Count ``path`` run on inputs of ``input_shapes`` (e.g. ``{"spikes": (1, 256, 128)}``)."""
+    model = onnx.load(str(path))
+    report = MacReport()
+    dtypes = {vi.name: onnx.helper.tensor_dtype_to_np_dtype(vi.type.tensor_type.elem_type) for vi in model.graph.input}
+    inputs = {k: np.zeros(v, dtype=dtypes.get(k, np.float32)) for k, v in input_shapes.items()}
+    _count_graph(model.graph, model.opset_import, inputs, report, 1.0)
+    return report
