@@ -57,7 +57,8 @@ class StreamingBackend(nn.Module):
             adapter_args["n"] = n_in
         self.adapter = ADAPTERS[adapter](window, **adapter_args)
         self.proj = nn.Linear(n_in, d_model)
-        options = {"attention": dict(heads=heads, max_len=max_len), "ssa": dict(heads=heads)}
+        options = {"attention": dict(heads=heads, max_len=max_len), "ssa": dict(heads=heads),
+                   "fusion_cross": dict(heads=heads, max_len=max_len), "fusion_gate": dict(heads=heads)}
         self.blocks = nn.ModuleList(BLOCKS[b](d_model, **options.get(b, {})) for b in blocks)
         self.norm, self.head = nn.LayerNorm(d_model), nn.Linear(d_model, n_out)
         self.block_names, self.adapter_kind = list(blocks), adapter

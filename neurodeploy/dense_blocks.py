@@ -19,6 +19,8 @@ followed by ``x + mlp(norm(x))``.
 - :class:`SSABlock`: Spikformer's spiking self-attention ``SSA = (Q K^T) V * scale`` with spike-valued
   ``Q, K, V = Heaviside(Linear(x))``, no softmax, causal. Written as ``Q (sum_{i<=t} K_i^T V_i)``, the
   step form keeps the running ``K^T V`` per head.
+- :class:`FusionBlock`: two branches (default Mamba and CfC) fused by adaptive gating or causal
+  cross-attention, as in the Mamba-Liquid-SNN seed.
 - :class:`SDSABlock`: the Spike-driven Transformer's ``SDSA = Q * SN(sum_{i<=t} K_i * V_i)`` with
   ``SN(x) = x > vth``; state: the running sum.
 
@@ -223,4 +225,68 @@ class SDSABlock(nn.Module):
         return self.mlp(x + self.out(q * heaviside(kv_sum - self.vth))), kv_sum
 
 
-BLOCKS = {"attention": AttentionBlock, "mamba": MambaBlock, "cfc": CfCBlock, "ssa": SSABlock, "sdsa": SDSABlock}
+class FusionBlock(nn.Module):
+    """Two branches over the same tokens, fused (the Mamba-Liquid-SNN seed's parallel mode).
+
+    ``a = branch_a(x)``, ``b = branch_b(x)`` (each a block above, e.g. Mamba and CfC), then
+
+    - ``fusion="gate"``: ``g = sigmoid(W [a, b])``, ``y = g * a + (1 - g) * b`` (adaptive gating);
+    - ``fusion="cross"``: ``y = a + CrossAttn(q = a, k = v = b)``, causal: token t of ``a`` attends to
+      tokens <= t of ``b`` (the step form keeps a KV cache of ``b`` of ``max_len`` tokens).
+    """
+
+    def __init__(self, d: int, branches: tuple[str, str] = ("mamba", "cfc"), fusion: str = "gate",
+                 heads: int = 2, max_len: int = 256) -> None:
+        super().__init__()
+        if fusion not in ("gate", "cross"):
+            raise ValueError(f"fusion must be 'gate' or 'cross', got {fusion!r}")
+        options = {"attention": dict(heads=heads, max_len=max_len), "ssa": dict(heads=heads)}
+        self.a, self.b = (BLOCKS[name](d, **options.get(name, {})) for name in branches)
+        self.fusion, self.heads, self.dh, self.max_len = fusion, heads, d // heads, max_len
+        self.gate = nn.Linear(2 * d, d)
+        self.q, self.kv, self.out = nn.Linear(d, d), nn.Linear(d, 2 * d), nn.Linear(d, d)
+
+    def _heads(self, t: torch.Tensor) -> torch.Tensor:
+        return t.reshape(*t.shape[:-1], self.heads, self.dh)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        a, b = self.a(x), self.b(x)
+        if self.fusion == "gate":
+            g = torch.sigmoid(self.gate(torch.cat([a, b], dim=-1)))
+            return g * a + (1 - g) * b
+        k, v = self.kv(b).chunk(2, dim=-1)
+        q, k, v = (self._heads(t).transpose(1, 2) for t in (self.q(a), k, v))
+        att = F.scaled_dot_product_attention(q, k, v, is_causal=True).transpose(1, 2).reshape(a.shape)
+        return a + self.out(att)
+
+    def _sizes(self) -> tuple[int, int]:
+        return len(self.a.init_state(1)), len(self.b.init_state(1))
+
+    def init_state(self, batch: int) -> tuple[torch.Tensor, ...]:
+        state = self.a.init_state(batch) + self.b.init_state(batch)
+        if self.fusion == "cross":
+            cache = torch.zeros(batch, self.heads, self.max_len, self.dh)
+            state += (cache, cache.clone(), torch.zeros(1, dtype=torch.int64))
+        return state
+
+    def step(self, x: torch.Tensor, *state: torch.Tensor):
+        na, nb = self._sizes()
+        a, *sa = self.a.step(x, *state[:na])
+        b, *sb = self.b.step(x, *state[na: na + nb])
+        if self.fusion == "gate":
+            g = torch.sigmoid(self.gate(torch.cat([a, b], dim=-1)))
+            return (g * a + (1 - g) * b, *sa, *sb)
+        k_cache, v_cache, pos = state[na + nb:]
+        k, v = self.kv(b).chunk(2, dim=-1)
+        slot = F.one_hot(pos, self.max_len).to(x.dtype).reshape(1, 1, self.max_len, 1)
+        k_cache = k_cache * (1 - slot) + self._heads(k)[:, :, None, :] * slot
+        v_cache = v_cache * (1 - slot) + self._heads(v)[:, :, None, :] * slot
+        scores = torch.einsum("bhd,bhld->bhl", self._heads(self.q(a)), k_cache) / math.sqrt(self.dh)
+        scores = scores.masked_fill(~(torch.arange(self.max_len, device=x.device) <= pos), float("-inf"))
+        att = torch.einsum("bhl,bhld->bhd", scores.softmax(dim=-1), v_cache).reshape(a.shape)
+        return (a + self.out(att), *sa, *sb, k_cache, v_cache, pos + 1)
+
+
+BLOCKS = {"attention": AttentionBlock, "mamba": MambaBlock, "cfc": CfCBlock, "ssa": SSABlock, "sdsa": SDSABlock,
+          "fusion_gate": lambda d, **kw: FusionBlock(d, fusion="gate", **kw),
+          "fusion_cross": lambda d, **kw: FusionBlock(d, fusion="cross", **kw)}

@@ -9,7 +9,8 @@ from exporters.onnx_macs import count_macs
 from neurodeploy.backends import StreamingBackend
 
 N_IN, N_OUT, K = 12, 5, 4
-CASES = [("attention", "rate"), ("mamba", "rate"), ("cfc", "exp"), ("ssa", "membrane"), ("sdsa", "exp")]
+CASES = [("attention", "rate"), ("mamba", "rate"), ("cfc", "exp"), ("ssa", "membrane"), ("sdsa", "exp"),
+         ("fusion_gate", "membrane"), ("fusion_cross", "rate")]
 
 
 def _examples() -> list[torch.Tensor]:
@@ -31,7 +32,7 @@ def test_both_forms_match_pytorch_at_three_lengths(exported):
     assert [c.shape[1] for c in result.sequence_parity] == [16, 40, 160]
     assert max(c.max_abs_err for c in result.sequence_parity) < 1e-4
     assert max(c.max_abs_err for c in result.step_parity) < 1e-4
-    if backend.block_names == ["mamba"]:
+    if backend.block_names[0] in ("mamba", "fusion_gate", "fusion_cross") and backend.adapter_kind == "rate":
         assert result.sequence_form == "scan_of_step"  # the dynamo exporter cannot trace this one (torch 2.13)
 
 
