@@ -126,32 +126,33 @@ def run_step_model(session: ort.InferenceSession, backend: nn.Module, spikes: np
 
 def check_step_parity(path: Path, backend: nn.Module, examples: list[torch.Tensor], tol: float = 1e-4) -> list[ParityCheck]:
     """The exported step model, token by token, against PyTorch's whole-sequence outputs."""
-    session = make_session(path, prefer_gpu=False)
-    checks = []
-    with torch.no_grad():
-        for x in examples:
-            expected = backend.float()(x.float()).numpy()
-            got = run_step_model(session, backend, x.numpy())
-            checks.append(ParityCheck(tuple(x.shape), float(np.max(np.abs(got - expected)))))
-    bad = [c for c in checks if not c.max_abs_err <= tol]
-    if bad:
-        raise OnnxExportError(f"{path.name}: the streaming step model differs from the whole-sequence model by more "
-                              f"than {tol:g}: " + ", ".join(f"shape {c.shape}: {c.max_abs_err:.3g}" for c in bad))
-    return checks
+    return _compare(path, backend, examples, tol, lambda s, x: run_step_model(s, backend, x),
+                    "the streaming step model differs from the whole-sequence model")
 
 
 def check_parity(path: Path, module: nn.Module, examples: list[torch.Tensor], tol: float = 1e-4) -> list[ParityCheck]:
     """Run ORT and PyTorch on every example; raise if any max abs error exceeds ``tol``."""
+    return _compare(path, module, examples, tol, lambda s, x: s.run(None, {INPUT_NAME: x})[0],
+                    "ONNX Runtime differs from PyTorch")
+
+
+def _compare(path: Path, module: nn.Module, examples: list[torch.Tensor], tol: float, run, what: str) -> list[ParityCheck]:
+    """``run(session, x)`` against ``module(x)`` for every example, then :func:`_within`."""
     session = make_session(path, prefer_gpu=False)
     checks = []
     with torch.no_grad():
         for x in examples:
             expected = module.float()(x.float()).numpy()
-            got = session.run(None, {INPUT_NAME: x.float().numpy()})[0]
+            got = run(session, x.float().numpy())
             checks.append(ParityCheck(tuple(x.shape), float(np.max(np.abs(got - expected)))))
+    return _within(checks, tol, f"{path.name}: {what}")
+
+
+def _within(checks: list[ParityCheck], tol: float, what: str) -> list[ParityCheck]:
+    """``checks`` if every error is within ``tol``, else an OnnxExportError naming each bad shape."""
     bad = [c for c in checks if not c.max_abs_err <= tol]
     if bad:
-        raise OnnxExportError(f"{path.name}: ONNX Runtime differs from PyTorch by more than {tol:g}: "
+        raise OnnxExportError(f"{what} by more than {tol:g}: "
                               + ", ".join(f"shape {c.shape}: {c.max_abs_err:.3g}" for c in bad))
     return checks
 

@@ -50,6 +50,19 @@ class FeedForward(nn.Module):
         return x + self.fc2(F.gelu(self.fc1(self.norm(x))))
 
 
+def cached_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tensor,
+                     pos: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """One causal attention step: write k, v (B, H, dh) at ``pos`` of the caches (B, H, max_len, dh), attend
+    from q over positions <= pos. Returns (attention output (B, H, dh), k_cache, v_cache)."""
+    max_len, dh = k_cache.shape[2], k_cache.shape[3]
+    slot = F.one_hot(pos, max_len).to(q.dtype).reshape(1, 1, max_len, 1)
+    k_cache = k_cache * (1 - slot) + k[:, :, None, :] * slot
+    v_cache = v_cache * (1 - slot) + v[:, :, None, :] * slot
+    scores = torch.einsum("bhd,bhld->bhl", q, k_cache) / math.sqrt(dh)
+    scores = scores.masked_fill(~(torch.arange(max_len, device=q.device) <= pos), float("-inf"))
+    return torch.einsum("bhl,bhld->bhd", scores.softmax(dim=-1), v_cache), k_cache, v_cache
+
+
 class AttentionBlock(nn.Module):
     """Causal multi-head softmax attention + MLP; step form with a KV cache of ``max_len`` tokens."""
 
@@ -75,15 +88,8 @@ class AttentionBlock(nn.Module):
         return cache, cache.clone(), torch.zeros(1, dtype=torch.int64)
 
     def step(self, x: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tensor, pos: torch.Tensor):
-        q, k, v = self._split(x)  # (B, H, dh)
-        slot = F.one_hot(pos, self.max_len).to(x.dtype).reshape(1, 1, self.max_len, 1)
-        k_cache = k_cache * (1 - slot) + k[:, :, None, :] * slot
-        v_cache = v_cache * (1 - slot) + v[:, :, None, :] * slot
-        scores = torch.einsum("bhd,bhld->bhl", q, k_cache) / math.sqrt(self.dh)
-        visible = torch.arange(self.max_len, device=x.device) <= pos
-        scores = scores.masked_fill(~visible, float("-inf"))
-        att = torch.einsum("bhl,bhld->bhd", scores.softmax(dim=-1), v_cache).reshape(x.shape)
-        return self.mlp(x + self.out(att)), k_cache, v_cache, pos + 1
+        att, k_cache, v_cache = cached_attention(*self._split(x), k_cache, v_cache, pos)
+        return self.mlp(x + self.out(att.reshape(x.shape))), k_cache, v_cache, pos + 1
 
 
 class MambaBlock(nn.Module):
@@ -278,13 +284,8 @@ class FusionBlock(nn.Module):
             return (g * a + (1 - g) * b, *sa, *sb)
         k_cache, v_cache, pos = state[na + nb:]
         k, v = self.kv(b).chunk(2, dim=-1)
-        slot = F.one_hot(pos, self.max_len).to(x.dtype).reshape(1, 1, self.max_len, 1)
-        k_cache = k_cache * (1 - slot) + self._heads(k)[:, :, None, :] * slot
-        v_cache = v_cache * (1 - slot) + self._heads(v)[:, :, None, :] * slot
-        scores = torch.einsum("bhd,bhld->bhl", self._heads(self.q(a)), k_cache) / math.sqrt(self.dh)
-        scores = scores.masked_fill(~(torch.arange(self.max_len, device=x.device) <= pos), float("-inf"))
-        att = torch.einsum("bhl,bhld->bhd", scores.softmax(dim=-1), v_cache).reshape(a.shape)
-        return (a + self.out(att), *sa, *sb, k_cache, v_cache, pos + 1)
+        att, k_cache, v_cache = cached_attention(*(self._heads(t) for t in (self.q(a), k, v)), k_cache, v_cache, pos)
+        return (a + self.out(att.reshape(a.shape)), *sa, *sb, k_cache, v_cache, pos + 1)
 
 
 BLOCKS = {"attention": AttentionBlock, "mamba": MambaBlock, "cfc": CfCBlock, "ssa": SSABlock, "sdsa": SDSABlock,
