@@ -62,10 +62,14 @@ class DensePart(_Strict):
     output_name: str
     dynamic_dims: dict[int, str]
     parity: list[ParityRecord]
+    step_file: str | None = None  # streaming step model (window + states in, y + states out)
+    step_parity: list[ParityRecord] = []
+    sequence_form: str = "traced"  # or "scan_of_step"
+    schedules: list[Literal["end", "window"]] = ["end"]
 
 
 class Adapter(_Strict):
-    kind: Literal["rate"]
+    kind: Literal["rate", "exp", "membrane"]
     window: int
 
 
@@ -169,6 +173,8 @@ def read_bundle(path: Path) -> Bundle:
         raise BundleError(f"{path / MANIFEST} is malformed: {problems}") from exc
     bundle = Bundle(path, manifest)
     needed = [bundle.spiking_path] + ([] if manifest.dense is None else [bundle.dense_path])
+    if manifest.dense is not None and manifest.dense.step_file:
+        needed.append(path / manifest.dense.step_file)
     missing = [p.name for p in needed if not p.is_file()]
     if manifest.reference is not None:
         missing += [f for f in (manifest.reference.inputs, manifest.reference.outputs) if not (path / f).is_file()]

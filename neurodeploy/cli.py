@@ -61,13 +61,14 @@ def _print_spiking_bundle(path: Path, console: Console) -> None:
                       f"vth {q['vth_mant']}; {syn}")
 
 
-def _cosim_summary(bundle_path: Path, inputs: np.ndarray | None, mode: str, backend: str, progress: bool):
+def _cosim_summary(bundle_path: Path, inputs: np.ndarray | None, mode: str, backend: str, progress: bool,
+                   schedule: str = "end"):
     from neurodeploy.bundle import read_bundle
     from neurodeploy.cosim import run_cosim
     from neurodeploy.report import summary
 
     bundle = read_bundle(bundle_path)
-    result = run_cosim(bundle, inputs, mode=mode, backend=backend, progress=progress)
+    result = run_cosim(bundle, inputs, mode=mode, backend=backend, progress=progress, schedule=schedule)
     return bundle, result, summary(bundle, result)
 
 
@@ -106,7 +107,7 @@ def _cmd_cosim(args: argparse.Namespace) -> int:
     from neurodeploy.report import print_summary
 
     inputs = _load_input(args.input) if args.input else None
-    _, result, data = _cosim_summary(Path(args.bundle), inputs, args.mode, args.backend, not args.json)
+    _, result, data = _cosim_summary(Path(args.bundle), inputs, args.mode, args.backend, not args.json, args.schedule)
     if args.output:
         from neurodeploy.bundle import read_bundle
 
@@ -208,6 +209,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", help=".npz to write: spikes per NIR Output node and y, aligned to the input")
     p.add_argument("--mode", choices=["float", "fixed"], default="float")
     p.add_argument("--backend", choices=["lava"], default="lava")
+    p.add_argument("--schedule", choices=["end", "window"], default="end",
+                   help="end: whole-sequence dense model once per sample; window: streaming step model per window")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=_cmd_cosim)
 
@@ -227,7 +230,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     from neurodeploy.bundle import BundleError
-    from neurodeploy.cosim import InputShapeError
+    from neurodeploy.cosim import InputShapeError, ScheduleError
     from neurodeploy.hw_profile import ProfileError
     from neurodeploy.lava_runner import LavaRunError
     from neurodeploy.spiking_plan import SpikingPlanError
@@ -235,7 +238,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (CliError, BundleError, InputShapeError, LavaRunError, SpikingPlanError, ProfileError,
+    except (CliError, BundleError, InputShapeError, ScheduleError, LavaRunError, SpikingPlanError, ProfileError,
             NotImplementedError) as exc:
         print(f"neurodeploy {args.command}: error: {exc}", file=sys.stderr)
         return 2

@@ -20,21 +20,30 @@ from torch import nn
 import neurodeploy
 from exporters.nir_export import frontend_to_nir, write_nir
 from exporters.nir_import import nir_to_plan
-from exporters.onnx_export import INPUT_NAME, OUTPUT_NAME, check_dynamic_dims, check_parity, export_dense
+from exporters.onnx_export import (INPUT_NAME, OUTPUT_NAME, check_dynamic_dims, check_parity, export_backend,
+                                   export_dense)
+from exporters.torch_to_nir import sequential_to_nir
+from neurodeploy.adapters import ADAPTERS
+from neurodeploy.backends import StreamingBackend
 from neurodeploy.bundle import (Adapter, DensePart, Manifest, ParityRecord, Reference, SpikingPart,
                                 write_bundle)
-from neurodeploy.partition import partition_at_adapter
+from neurodeploy.frontend import SpikingSequential
+from neurodeploy.frontend_runner import run_frontend
+from neurodeploy.partition import Partition, partition
+
+ADAPTER_KINDS = {cls: kind for kind, cls in ADAPTERS.items()}
 
 DYNAMIC_DIMS = {0: "batch", 1: "steps"}
 
 
-def reference_outputs(model: nn.Module, inputs: torch.Tensor, spiking_names: list[str]) -> dict[str, np.ndarray]:
-    """PyTorch outputs in float64: spikes of every population (B, T, n) keyed by NIR node, and ``y``."""
-    model64 = copy.deepcopy(model).double().eval()
+def reference_outputs(part: Partition, inputs: torch.Tensor) -> dict[str, np.ndarray]:
+    """PyTorch outputs in float64: spikes of every population (B, T, *shape) keyed by NIR node, and ``y``."""
+    spiking64 = copy.deepcopy(part.spiking).double().eval()
+    dense64 = copy.deepcopy(part.dense).double().eval()
     with torch.no_grad():
-        spikes = model64.frontend.run(inputs.double())
-        y = model64.backend(spikes[-1])
-    out = {f"spikes/{name}": s.numpy() for name, s in zip(spiking_names, spikes)}
+        spikes = run_frontend(spiking64, inputs.double())
+        y = dense64(list(spikes.values())[-1])
+    out = {f"spikes/{name}": s.numpy() for name, s in spikes.items()}
     out["y"] = y.numpy()
     return out
 
@@ -45,38 +54,57 @@ def _parity_examples(num_steps: int, window: int, n: int) -> list[torch.Tensor]:
     return [(torch.rand(b, t, n, generator=g) < 0.2).float() for b, t in zip((1, 2, 3), lengths)]
 
 
-def compile_hybrid(model: nn.Module, inputs: torch.Tensor, out: Path, dt_s: float, name: str) -> Path:
+def _spiking_graph(spiking: nn.Module, input_shape: tuple[int, ...], dt_s: float) -> nir.NIRGraph:
+    if isinstance(spiking, SpikingSequential):
+        return frontend_to_nir(spiking, dt_s)
+    return sequential_to_nir(spiking, input_shape, dt_s, producer="neurodeploy")
+
+
+def _export_dense(dense: nn.Module, cut_spikes: np.ndarray, examples: list[torch.Tensor], tmp: Path) -> DensePart:
+    """Both ONNX forms for a streaming back-end, the whole-sequence form otherwise; verified either way."""
+    if isinstance(dense, StreamingBackend):
+        result = export_backend(dense, tmp, examples)
+        return DensePart(input_name=INPUT_NAME, output_name=OUTPUT_NAME, dynamic_dims=DYNAMIC_DIMS,
+                         parity=_records(result.sequence_parity), step_file=result.step_path.name,
+                         step_parity=_records(result.step_parity), sequence_form=result.sequence_form,
+                         schedules=["end", "window"])
+    # two samples: torch.export specialises any dimension it sees with size 1
+    example = torch.from_numpy(np.concatenate([cut_spikes] * 2)[:2]).float()
+    export_dense(dense, example, tmp / "dense.onnx", DYNAMIC_DIMS)
+    check_dynamic_dims(tmp / "dense.onnx", DYNAMIC_DIMS)
+    return DensePart(input_name=INPUT_NAME, output_name=OUTPUT_NAME, dynamic_dims=DYNAMIC_DIMS,
+                     parity=_records(check_parity(tmp / "dense.onnx", dense, examples)), schedules=["end"])
+
+
+def _records(checks) -> list[ParityRecord]:
+    return [ParityRecord(shape=list(c.shape), max_abs_err=c.max_abs_err) for c in checks]
+
+
+def compile_hybrid(model: nn.Module, inputs: torch.Tensor, out: Path, dt_s: float, name: str,
+                   cut: str | None = None) -> Path:
     """Partition ``model``, export both halves, verify them, write the bundle at ``out``."""
     model = model.eval()
-    part = partition_at_adapter(model)
+    part = partition(model, cut)
     num_steps, window = int(inputs.shape[1]), part.adapter.window
     if num_steps % window:
         raise ValueError(f"T={num_steps} is not a multiple of the adapter window K={window}")
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        graph = frontend_to_nir(part.spiking, dt_s)
-        write_nir(graph, tmp / "spiking.nir")
+        write_nir(_spiking_graph(part.spiking, tuple(inputs.shape[2:]), dt_s), tmp / "spiking.nir")
         plan = nir_to_plan(nir.read(str(tmp / "spiking.nir")))  # proves the written graph maps onto Lava
         cut_output, cut_node = next(iter(plan.outputs.items()))
-        ref = reference_outputs(model, inputs, [n.name for n in plan.neurons])
-
+        ref = reference_outputs(part, inputs)
         dense = copy.deepcopy(part.dense).float().eval()
-        # two samples: torch.export specialises any dimension it sees with size 1
-        example = torch.from_numpy(np.concatenate([ref[f"spikes/{cut_node}"]] * 2)[:2]).float()
-        export_dense(dense, example, tmp / "dense.onnx", DYNAMIC_DIMS)
-        check_dynamic_dims(tmp / "dense.onnx", DYNAMIC_DIMS)
-        n_cut = plan.layer(cut_node).n
-        parity = check_parity(tmp / "dense.onnx", dense, _parity_examples(num_steps, window, n_cut))
-
+        examples = _parity_examples(num_steps, window, plan.layer(cut_node).n)
+        dense_part = _export_dense(dense, ref[f"spikes/{cut_node}"], examples, tmp)
         manifest = Manifest(
             name=name, num_steps=num_steps, num_tokens=num_steps // window,
             spiking=SpikingPart(dt_s=plan.dt, n_in=plan.n_in, input_shape=list(plan.input_shape),
                                 cut_output=cut_output, outputs=plan.outputs,
                                 delay_steps={n.name: n.delay_steps for n in plan.neurons},
                                 total_delay_steps=plan.max_delay_steps),
-            dense=DensePart(input_name=INPUT_NAME, output_name=OUTPUT_NAME, dynamic_dims=DYNAMIC_DIMS,
-                            parity=[ParityRecord(shape=list(c.shape), max_abs_err=c.max_abs_err) for c in parity]),
-            adapter=Adapter(kind="rate", window=window),
+            dense=dense_part,
+            adapter=Adapter(kind=ADAPTER_KINDS[type(part.adapter)], window=window),
             placement=part.placement,
             reference=Reference(dtype="float64", num_samples=int(inputs.shape[0])),
             provenance={"neurodeploy": neurodeploy.__version__, "torch": torch.__version__,
@@ -84,8 +112,10 @@ def compile_hybrid(model: nn.Module, inputs: torch.Tensor, out: Path, dt_s: floa
                         "onnx": onnx.__version__, "model": name,
                         "created_utc": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")},
         )
-        return write_bundle(out, manifest, {"spiking.nir": tmp / "spiking.nir", "dense.onnx": tmp / "dense.onnx"},
-                            inputs.numpy(), ref)
+        files = {"spiking.nir": tmp / "spiking.nir", "dense.onnx": tmp / "dense.onnx"}
+        if dense_part.step_file:
+            files[dense_part.step_file] = tmp / dense_part.step_file
+        return write_bundle(out, manifest, files, inputs.numpy(), ref)
 
 
 def compile_zoo(name: str, out: Path, num_samples: int = 8) -> Path:

@@ -1,8 +1,15 @@
 """Co-simulation: the spiking part in Lava, its spikes through the adapter into ONNX Runtime.
 
-Schedule ``end``: for each sample, Lava runs all T steps (plus the synaptic delay, compensated), then
-the dense part (adapter included) runs once on the spikes at the cut. State is reset between samples.
-A spiking-only bundle runs the Lava part alone; its ``y`` is the spikes of its first Output node.
+For each sample Lava runs all T steps (plus the synaptic delay, compensated); state is reset between
+samples. Then, by schedule:
+
+- ``end``: the whole-sequence dense model (adapter included) runs once on the spikes at the cut;
+- ``window``: the streaming step model runs once per window of K steps, its state (KV cache, SSM state,
+  adapter state, ...) carried from window to window and reset at each sample.
+
+Lava does not yet hand over window by window (it runs the sample, then the windows are fed in order);
+the outputs are the same as with a streamed hand-over. A spiking-only bundle runs the Lava part alone;
+its ``y`` is the spikes of its first Output node.
 """
 from __future__ import annotations
 
@@ -23,6 +30,13 @@ from neurodeploy.metrics import LayerSops, synaptic_ops
 
 class InputShapeError(ValueError):
     """The input array does not have the shape the bundle expects."""
+
+
+class ScheduleError(ValueError):
+    """The bundle's dense part does not support the requested schedule."""
+
+
+SCHEDULES = ("end", "window")
 
 
 @dataclass
@@ -48,6 +62,7 @@ class CosimResult:
     backend: str = "lava"
     schedule: str = "end"
     notes: list[str] = field(default_factory=list)
+    dense_invocations: int = 0
 
 
 def normalize_inputs(x: np.ndarray, bundle: Bundle) -> np.ndarray:
@@ -90,11 +105,41 @@ def _agreement(spikes: dict[str, np.ndarray], y: np.ndarray, ref: dict[str, np.n
     )
 
 
+class StepRunner:
+    """The exported step model with zero initial states; ``run(cut)`` feeds (1, T, n) window by window."""
+
+    def __init__(self, path, input_name: str, window: int) -> None:
+        import onnx
+
+        self.session, self.window, self.input_name = make_session(path), window, input_name
+        self.states = []
+        for vi in onnx.load(str(path), load_external_data=False).graph.input[1:]:
+            tt = vi.type.tensor_type
+            shape = [1 if d.dim_param else d.dim_value for d in tt.shape.dim]
+            self.states.append((vi.name, np.zeros(shape, dtype=onnx.helper.tensor_dtype_to_np_dtype(tt.elem_type))))
+        self.invocations = 0
+
+    def run(self, cut: np.ndarray) -> np.ndarray:
+        state = {name: value for name, value in self.states}
+        outputs = []
+        for start in range(0, cut.shape[1] - self.window + 1, self.window):
+            y, *new = self.session.run(None, {self.input_name: cut[:, start: start + self.window], **state})
+            state = dict(zip(state, new))
+            outputs.append(y[0])
+            self.invocations += 1
+        return np.stack(outputs)
+
+
 def run_cosim(bundle: Bundle, inputs: np.ndarray | None = None, mode: str = "float",
-              backend: str = "lava", progress: bool = True) -> CosimResult:
+              backend: str = "lava", progress: bool = True, schedule: str = "end") -> CosimResult:
     """Co-simulate ``inputs`` (default: the bundle's reference inputs) and compare with the reference."""
     if backend != "lava":
         raise ValueError(f"backend {backend!r} is not available yet; use 'lava'")
+    supported = ["end"] if bundle.manifest.dense is None else bundle.manifest.dense.schedules
+    if schedule not in supported:
+        raise ScheduleError(f"schedule {schedule!r} is not supported by bundle '{bundle.manifest.name}' "
+                            f"(supported: {supported}); the window schedule needs a streaming back-end "
+                            "(neurodeploy.backends.StreamingBackend)")
     m = bundle.manifest
     use_reference = inputs is None
     if use_reference and m.reference is None:
@@ -103,6 +148,7 @@ def run_cosim(bundle: Bundle, inputs: np.ndarray | None = None, mode: str = "flo
     x = normalize_inputs(bundle.reference_inputs() if use_reference else inputs, bundle)
     plan = load_spiking(bundle.spiking_path, m.spiking.dt_s)
     session = None if m.spiking_only else make_session(bundle.dense_path)
+    stepper = StepRunner(bundle.path / m.dense.step_file, "window", m.adapter.window) if schedule == "window" else None
     batch, steps = x.shape[:2]
     spikes = {n.name: np.zeros((batch, steps, *n.shape)) for n in plan.neurons}
     ys, wall = [], {"lava": 0.0, "dense": 0.0}
@@ -120,7 +166,7 @@ def run_cosim(bundle: Bundle, inputs: np.ndarray | None = None, mode: str = "flo
                 continue
             cut = spikes[plan.outputs[m.spiking.cut_output]][b: b + 1].astype(np.float32)
             t0 = time.perf_counter()
-            ys.append(session.run(None, {m.dense.input_name: cut})[0][0])
+            ys.append(stepper.run(cut) if stepper else session.run(None, {m.dense.input_name: cut})[0][0])
             wall["dense"] += time.perf_counter() - t0
     wall["total"] = time.perf_counter() - t_start
     y = np.stack(ys)
@@ -134,4 +180,6 @@ def run_cosim(bundle: Bundle, inputs: np.ndarray | None = None, mode: str = "flo
         notes.append("agreement not computed: the inputs are not the bundle's reference inputs")
     return CosimResult(spikes=spikes, outputs={o: spikes[p] for o, p in plan.outputs.items()}, y=y,
                        wall_s=wall, providers=[] if session is None else list(session.get_providers()),
-                       sops=synaptic_ops(plan, x, spikes), agreement=agreement, mode=mode, notes=notes)
+                       sops=synaptic_ops(plan, x, spikes), agreement=agreement, mode=mode, notes=notes,
+                       schedule=schedule,
+                       dense_invocations=stepper.invocations if stepper else (0 if session is None else batch))

@@ -34,6 +34,7 @@ def summary(bundle: Bundle, result: CosimResult) -> dict:
         "agreement": asdict(result.agreement) if result.agreement else
         {"spike_mismatches": None, "max_abs_err": None, "top1_match": None},
         "wall_s": result.wall_s,
+        "dense_invocations": result.dense_invocations,
         "providers": result.providers,
         "profiles": {"loihi": None, "gpu": None},
         "not_built": NOT_BUILT,

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from neurodeploy.zoo import tiny_hybrid
+from neurodeploy.zoo import tiny_hybrid, tiny_mamba
 
 
 @dataclass(frozen=True)
@@ -22,6 +22,8 @@ class ZooEntry:
 ZOO: dict[str, ZooEntry] = {
     "tiny_hybrid": ZooEntry("tiny_hybrid", tiny_hybrid.__doc__.strip().splitlines()[0], tiny_hybrid.build,
                             tiny_hybrid.example_inputs, tiny_hybrid.DT_S),
+    "tiny_mamba": ZooEntry("tiny_mamba", tiny_mamba.__doc__.strip().splitlines()[0], tiny_mamba.build,
+                           tiny_mamba.example_inputs, tiny_mamba.DT_S),
 }
 DEFAULT_MODEL = "tiny_hybrid"
 
