@@ -1,7 +1,7 @@
 """``neurodeploy``: compile, co-simulate and cost hybrid spiking + dense models.
 
     neurodeploy demo [--out DIR]
-    neurodeploy compile MODEL --out BUNDLE [--samples N]
+    neurodeploy compile MODEL|module:function --out BUNDLE [--samples N] [--weights W.pt] [--cut NAME]
     neurodeploy compile FILE.nir|FILE.net --out BUNDLE [--dt SECONDS] [--profile loihi2]
     neurodeploy parity FILE.nir|FILE.net|BUNDLE --input X.npy [--dt SECONDS] [--json]
     neurodeploy cosim BUNDLE [--input X.npy] [--output Y.npz] [--mode float] [--backend lava] [--json]
@@ -38,9 +38,18 @@ def _cmd_compile(args: argparse.Namespace) -> int:
         if args.dt is not None:
             raise CliError("--dt applies to .nir/.net files; a zoo model carries its own dt")
         path = compile_zoo(args.model, Path(args.out), args.samples)
+    elif ":" in args.model:
+        from neurodeploy.compiler import compile_hybrid, load_factory
+
+        try:
+            model, inputs, dt_s, name = load_factory(args.model, Path(args.weights) if args.weights else None,
+                                                     args.samples)
+        except ValueError as exc:
+            raise CliError(str(exc)) from exc
+        path = compile_hybrid(model, inputs, Path(args.out), args.dt or dt_s, name, cut=args.cut)
     else:
-        raise CliError(f"MODEL {args.model!r} is neither a bundled model ({', '.join(sorted(zoo.ZOO))}) nor a "
-                       ".nir/.net file; module:function factories are not supported yet")
+        raise CliError(f"MODEL {args.model!r} is neither a bundled model ({', '.join(sorted(zoo.ZOO))}), a "
+                       ".nir/.net file, nor a module:function factory")
     console.print(f"bundle written to {path}")
     return 0
 
@@ -187,12 +196,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_demo)
 
     p = sub.add_parser("compile", help="compile a model or a .nir/.net spiking graph into a deployment bundle")
-    p.add_argument("model", help="a bundled zoo model name, or a .nir / netx .net file (spiking-only)")
+    p.add_argument("model", help="a bundled zoo model name, a package.module:function factory, "
+                                 "or a .nir / netx .net file (spiking-only)")
     p.add_argument("--out", required=True, help="bundle folder to write")
     p.add_argument("--samples", type=int, default=DEFAULT_SAMPLES, help="reference samples to store")
     p.add_argument("--dt", type=float, help="time step in seconds for .nir/.net files whose metadata has none "
                                             "(default: the graph's metadata, else 1e-4 for NIR, 1e-3 for netx)")
     p.add_argument("--profile", default="loihi2", help="neuromorphic profile for the resource map (default loihi2)")
+    p.add_argument("--weights", help="state_dict (.pt) to load into a module:function model")
+    p.add_argument("--cut", help="name of the last spiking module (default: found automatically)")
     p.set_defaults(func=_cmd_compile)
 
     p = sub.add_parser("parity", help="layer-by-layer: float reference vs Lava float vs Lava fixed")

@@ -152,3 +152,35 @@ def compile_spiking(source: Path, out: Path, dt_s: float | None = None, profile:
                     "created_utc": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")},
     )
     return write_bundle(out, manifest, {file: source})
+
+
+def load_factory(spec: str, weights: Path | None = None, num_samples: int = 8) -> tuple[nn.Module, torch.Tensor, float, str]:
+    """``module:function`` -> (model, example inputs, dt_s, name).
+
+    The function returns a :class:`neurodeploy.zoo.ZooEntry`, or ``(model, inputs, dt_s)`` with inputs
+    (B, T, *input_shape). ``weights`` is a ``state_dict`` file loaded strictly into the model.
+    """
+    import importlib
+
+    from neurodeploy.zoo import ZooEntry
+
+    module_name, _, function_name = spec.partition(":")
+    try:
+        factory = getattr(importlib.import_module(module_name), function_name)
+    except (ImportError, AttributeError) as exc:
+        raise ValueError(f"cannot load the factory {spec!r}: {exc}; expected 'package.module:function' importable "
+                         "from the current directory") from exc
+    made = factory()
+    if isinstance(made, ZooEntry):
+        model, inputs, dt_s = made.build(), made.example_inputs(num_samples), made.dt_s
+    elif isinstance(made, tuple) and len(made) == 3:
+        model, inputs, dt_s = made
+    else:
+        raise ValueError(f"{spec} returned {type(made).__name__}; return a ZooEntry or (model, inputs, dt_s)")
+    if weights is not None:
+        state = torch.load(weights, map_location="cpu", weights_only=True)
+        missing, unexpected = model.load_state_dict(state, strict=False)
+        if missing or unexpected:
+            raise ValueError(f"--weights {weights} does not fit the model: missing {list(missing)}, "
+                             f"unexpected {list(unexpected)}")
+    return model.eval(), torch.as_tensor(inputs).float(), float(dt_s), function_name

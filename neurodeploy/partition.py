@@ -135,8 +135,13 @@ def _partition_sequential(model: nn.Sequential, cut: str | None) -> Partition:
         raise PartitionError(f"after the cut, {modules[end][0]} ({type(modules[end][1]).__name__}) comes before the "
                              "adapter; move the adapter right after the last spiking population")
     placement = [Placement(module=name, device="loihi", reason=_loihi_reason(m)) for name, m in modules[:end]]
-    placement += [Placement(module=name, device="gpu", reason="adapter: spikes -> continuous tokens (the cut)"
-                            if m is adapter else _gpu_reason(m)) for name, m in modules[end:]]
+    for name, m in modules[end:]:
+        if m is adapter:
+            placement.append(Placement(module=name, device="gpu", reason="adapter: spikes -> continuous tokens (the cut)"))
+        elif list(m.children()):
+            placement += _dense_placement(m, f"{name}.", adapter)
+        else:
+            placement.append(Placement(module=name, device="gpu", reason=_gpu_reason(m)))
     return Partition(front, dense, adapter, placement)
 
 

@@ -53,3 +53,11 @@ def demo_bundle(tmp_path_factory):
     from neurodeploy.compiler import compile_zoo
 
     return compile_zoo("tiny_hybrid", tmp_path_factory.mktemp("bundles") / "tiny_hybrid", num_samples=8)
+
+
+@pytest.fixture(scope="session")
+def mamba_bundle(tmp_path_factory):
+    """The SNN + Mamba zoo model (snnTorch front-end, streaming back-end), compiled once."""
+    from neurodeploy.compiler import compile_zoo
+
+    return compile_zoo("tiny_mamba", tmp_path_factory.mktemp("bundles") / "tiny_mamba", num_samples=8)

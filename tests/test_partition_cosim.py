@@ -1,0 +1,97 @@
+"""Partitioner and co-simulation schedules on two hybrids (transformer and Mamba back-ends)."""
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from torch import nn
+
+from neurodeploy.backends import StreamingBackend
+from neurodeploy.bundle import read_bundle
+from neurodeploy.cosim import ScheduleError, run_cosim
+from neurodeploy.neurons import LIFCell
+from neurodeploy.partition import PartitionError, partition
+
+
+def _flat(*extra: nn.Module) -> nn.Sequential:
+    return nn.Sequential(nn.Linear(8, 16), LIFCell(16, du=0.5, dv=0.25), nn.Linear(16, 8), LIFCell(8, dv=0.1),
+                         *extra, StreamingBackend(8, 3, 4, ["attention", "ssa"], d_model=16, heads=2))
+
+
+def test_flat_model_is_cut_after_the_last_spiking_population_with_reasons():
+    part = partition(_flat())
+    assert [p.module for p in part.placement if p.device == "loihi"] == ["0", "1", "2", "3"]
+    assert isinstance(part.dense, StreamingBackend)
+    reasons = {p.module: p.reason for p in part.placement}
+    assert reasons["4.adapter"].startswith("adapter")
+    assert "Q·K^T" in reasons["4.blocks.0"] and "spike tensors" in reasons["4.blocks.1"]
+    assert [p.module for p in partition(_flat(), cut="3").placement if p.device == "loihi"] == ["0", "1", "2", "3"]
+    with pytest.raises(PartitionError, match="2 \\(Linear\\) comes before the adapter"):
+        partition(_flat(), cut="1")  # spikes must reach the GPU through the adapter
+
+
+def test_unplaceable_layers_are_named():
+    with pytest.raises(PartitionError, match=r"0: BatchNorm must be folded"):
+        partition(nn.Sequential(nn.BatchNorm1d(8), nn.Linear(8, 8), LIFCell(8)), cut="2")
+    with pytest.raises(PartitionError, match="must end on a spiking population"):
+        partition(_flat(), cut="2")
+    with pytest.raises(PartitionError, match="comes before the adapter"):
+        partition(nn.Sequential(nn.Linear(8, 8), LIFCell(8), nn.Linear(8, 8),
+                                StreamingBackend(8, 3, 4, ["cfc"], d_model=16)))
+
+
+@pytest.mark.parametrize("schedule", ["end", "window"])
+def test_mamba_hybrid_cosim_is_exact_for_every_schedule(mamba_bundle, schedule):
+    result = run_cosim(read_bundle(mamba_bundle), schedule=schedule, progress=False)
+    assert result.y.shape[0] == 8 and result.agreement.spike_mismatches == 0
+    assert result.agreement.max_abs_err < 1e-4 and result.agreement.top1_match == 1.0
+    assert all(s.sum() > 0 for s in result.spikes.values())
+    assert result.dense_invocations == (8 * 8 if schedule == "window" else 8)  # T/K = 8 windows per sample
+
+
+def test_bundle_records_placement_and_schedules(mamba_bundle, demo_bundle):
+    manifest = json.loads((mamba_bundle / "manifest.json").read_text())
+    assert manifest["dense"]["schedules"] == ["end", "window"] and manifest["dense"]["step_file"]
+    assert manifest["adapter"]["kind"] == "membrane"
+    assert {p["device"] for p in manifest["placement"]} == {"loihi", "gpu"}
+    with pytest.raises(ScheduleError, match="window schedule needs a streaming back-end"):
+        run_cosim(read_bundle(demo_bundle), schedule="window", progress=False)
+
+
+def test_cli_compiles_a_factory_with_weights(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    (tmp_path / "my_hybrid.py").write_text(
+        "import torch\nfrom torch import nn\n"
+        "from neurodeploy.backends import StreamingBackend\nfrom neurodeploy.neurons import LIFCell\n"
+        "def make():\n"
+        "    torch.manual_seed(3)\n"
+        "    model = nn.Sequential(nn.Linear(6, 12), LIFCell(12, du=0.5, dv=0.2, vth=0.5),\n"
+        "                          StreamingBackend(12, 2, 4, ['cfc'], d_model=8))\n"
+        "    return model, (torch.rand(2, 16, 6) < 0.4).float(), 1e-3\n")
+    env = {**os.environ, "PYTHONPATH": str(tmp_path)}  # the CLI imports my_hybrid from there
+    sys.path.insert(0, str(tmp_path))
+    try:
+        from my_hybrid import make
+        net, _, _ = make()
+    finally:
+        sys.path.remove(str(tmp_path))
+    with torch.no_grad():
+        net[0].weight.mul_(3.0)  # trained weights differ from the factory's initialisation
+    torch.save(net.state_dict(), tmp_path / "w.pt")
+    done = subprocess.run([sys.executable, "-m", "neurodeploy.cli", "compile", "my_hybrid:make", "--out",
+                           str(tmp_path / "b"), "--weights", str(tmp_path / "w.pt")],
+                          capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr
+    cosim = subprocess.run([sys.executable, "-m", "neurodeploy.cli", "cosim", str(tmp_path / "b"), "--json",
+                            "--schedule", "window"], capture_output=True, text=True, env=env, timeout=300)
+    data = json.loads(cosim.stdout)
+    assert data["agreement"]["spike_mismatches"] == 0 and data["agreement"]["max_abs_err"] < 1e-4
+    torch.save({"nope": torch.zeros(1)}, tmp_path / "bad.pt")
+    bad = subprocess.run([sys.executable, "-m", "neurodeploy.cli", "compile", "my_hybrid:make", "--out",
+                          str(tmp_path / "c"), "--weights", str(tmp_path / "bad.pt")],
+                         capture_output=True, text=True, env=env, timeout=300)
+    assert bad.returncode == 2 and "unexpected ['nope']" in bad.stderr
