@@ -39,13 +39,20 @@ class StreamingBackend(nn.Module):
     time, with every state (adapter, KV cache, SSM state, conv buffer, running sums) explicit, so the
     co-simulation can feed a window as soon as Lava has produced it.
 
+    Event schedule (the SNN-as-attention-filter seed): with ``salience_threshold`` set, a window is
+    salient when the cut population fires at least that many spikes in it; :meth:`forward_event` runs
+    the step model on salient windows only, carrying the state unchanged and holding the last output
+    (zeros before the first salient window) over the others.
+
     Args:
         blocks: names from :data:`neurodeploy.dense_blocks.BLOCKS`, e.g. ``["mamba", "mamba"]``.
         adapter: ``rate``, ``exp`` (exponentially weighted, ``tau`` steps) or ``membrane`` (``decay``).
+        salience_threshold: spikes per window that make it salient (None: no event schedule).
     """
 
     def __init__(self, n_in: int, n_out: int, window: int, blocks: list[str], d_model: int = 64,
-                 adapter: str = "rate", heads: int = 4, max_len: int = 256, **adapter_args: float) -> None:
+                 adapter: str = "rate", heads: int = 4, max_len: int = 256,
+                 salience_threshold: float | None = None, **adapter_args: float) -> None:
         from neurodeploy.adapters import ADAPTERS
         from neurodeploy.dense_blocks import BLOCKS
 
@@ -62,6 +69,7 @@ class StreamingBackend(nn.Module):
         self.blocks = nn.ModuleList(BLOCKS[b](d_model, **options.get(b, {})) for b in blocks)
         self.norm, self.head = nn.LayerNorm(d_model), nn.Linear(d_model, n_out)
         self.block_names, self.adapter_kind = list(blocks), adapter
+        self.salience_threshold = salience_threshold
 
     def forward(self, spikes: torch.Tensor) -> torch.Tensor:
         h = self.proj(self.adapter(spikes))
@@ -89,6 +97,31 @@ class StreamingBackend(nn.Module):
             new_state += block_state
             i += n
         return (self.head(self.norm(h)), *new_state)
+
+
+    def forward_event(self, spikes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Event schedule: (outputs (B, L, n_out), salient (B, L)); see the class docstring. Each sample
+        runs on its own (a KV cache position is per sequence)."""
+        if self.salience_threshold is None:
+            raise ValueError("this back-end has no salience_threshold: it does not ask for the event schedule")
+        k, results = self.adapter.window, []
+        for sample in spikes.split(1):
+            state = tuple(s.to(sample.dtype) if s.is_floating_point() else s for s in self.init_state(1))
+            y, outputs, flags = sample.new_zeros(1, self.head.out_features), [], []
+            for start in range(0, sample.shape[1] - k + 1, k):
+                window = sample[:, start: start + k]
+                salient = bool(salient_windows(window, self.salience_threshold)[0])
+                if salient:
+                    y, *state = self.step(window, *state)
+                outputs.append(y[0])
+                flags.append(salient)
+            results.append((torch.stack(outputs), torch.tensor(flags)))
+        return torch.stack([r[0] for r in results]), torch.stack([r[1] for r in results])
+
+
+def salient_windows(window, threshold: float):
+    """(B, K, n) spikes of one window -> (B,) True where the cut fired at least ``threshold`` spikes."""
+    return window.reshape(window.shape[0], -1).sum(-1) >= threshold
 
 
 class StepModel(nn.Module):

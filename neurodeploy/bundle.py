@@ -65,7 +65,8 @@ class DensePart(_Strict):
     step_file: str | None = None  # streaming step model (window + states in, y + states out)
     step_parity: list[ParityRecord] = []
     sequence_form: str = "traced"  # or "scan_of_step"
-    schedules: list[Literal["end", "window"]] = ["end"]
+    schedules: list[Literal["end", "window", "event"]] = ["end"]
+    event_threshold: float | None = None  # spikes of the cut per window that make it salient (event schedule)
 
 
 class Adapter(_Strict):

@@ -221,8 +221,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", help=".npz to write: spikes per NIR Output node and y, aligned to the input")
     p.add_argument("--mode", choices=["float", "fixed"], default="float")
     p.add_argument("--backend", choices=["lava"], default="lava")
-    p.add_argument("--schedule", choices=["end", "window"], default="end",
-                   help="end: whole-sequence dense model once per sample; window: streaming step model per window")
+    p.add_argument("--schedule", choices=["end", "window", "event"], default="end",
+                   help="end: whole-sequence dense model once per sample; window: streaming step model per window; "
+                        "event: step model on salient windows only")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=_cmd_cosim)
 

@@ -42,9 +42,13 @@ def reference_outputs(part: Partition, inputs: torch.Tensor) -> dict[str, np.nda
     dense64 = copy.deepcopy(part.dense).double().eval()
     with torch.no_grad():
         spikes = run_frontend(spiking64, inputs.double())
-        y = dense64(list(spikes.values())[-1])
+        cut = list(spikes.values())[-1]
+        y = dense64(cut)
+        event = dense64.forward_event(cut) if getattr(dense64, "salience_threshold", None) is not None else None
     out = {f"spikes/{name}": s.numpy() for name, s in spikes.items()}
     out["y"] = y.numpy()
+    if event is not None:
+        out["y_event"], out["salient"] = event[0].numpy(), event[1].numpy()
     return out
 
 
@@ -67,7 +71,8 @@ def _export_dense(dense: nn.Module, cut_spikes: np.ndarray, examples: list[torch
         return DensePart(input_name=INPUT_NAME, output_name=OUTPUT_NAME, dynamic_dims=DYNAMIC_DIMS,
                          parity=_records(result.sequence_parity), step_file=result.step_path.name,
                          step_parity=_records(result.step_parity), sequence_form=result.sequence_form,
-                         schedules=["end", "window"])
+                         schedules=["end", "window"] + (["event"] if dense.salience_threshold is not None else []),
+                         event_threshold=dense.salience_threshold)
     # two samples: torch.export specialises any dimension it sees with size 1
     example = torch.from_numpy(np.concatenate([cut_spikes] * 2)[:2]).float()
     export_dense(dense, example, tmp / "dense.onnx", DYNAMIC_DIMS)

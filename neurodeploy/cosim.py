@@ -5,7 +5,10 @@ samples. Then, by schedule:
 
 - ``end``: the whole-sequence dense model (adapter included) runs once on the spikes at the cut;
 - ``window``: the streaming step model runs once per window of K steps, its state (KV cache, SSM state,
-  adapter state, ...) carried from window to window and reset at each sample.
+  adapter state, ...) carried from window to window and reset at each sample;
+- ``event``: as ``window``, but only on salient windows (the cut fired at least the bundle's
+  ``event_threshold`` spikes); the state is carried and the last output held over the others, so the
+  GPU does no work there (``dense_invocations`` counts what it did).
 
 Lava does not yet hand over window by window (it runs the sample, then the windows are fed in order);
 the outputs are the same as with a streamed hand-over. A spiking-only bundle runs the Lava part alone;
@@ -23,6 +26,7 @@ from rich.progress import track
 
 from exporters import load_spiking
 from exporters.onnx_export import make_session
+from neurodeploy.backends import salient_windows
 from neurodeploy.bundle import Bundle
 from neurodeploy.lava_runner import LavaRunner
 from neurodeploy.metrics import LayerSops, synaptic_ops
@@ -36,7 +40,7 @@ class ScheduleError(ValueError):
     """The bundle's dense part does not support the requested schedule."""
 
 
-SCHEDULES = ("end", "window")
+SCHEDULES = ("end", "window", "event")
 
 
 @dataclass
@@ -95,9 +99,9 @@ def _spiking_only_inputs(x: np.ndarray, m) -> np.ndarray:
     return x.reshape(x.shape[0], x.shape[1], *shape).astype(np.float64)
 
 
-def _agreement(spikes: dict[str, np.ndarray], y: np.ndarray, ref: dict[str, np.ndarray]) -> Agreement:
+def _agreement(spikes: dict[str, np.ndarray], y: np.ndarray, ref: dict[str, np.ndarray], y_key: str = "y") -> Agreement:
     per_layer = {name: int(np.sum(s != ref[f"spikes/{name}"])) for name, s in spikes.items()}
-    ref_y = ref["y"]
+    ref_y = ref[y_key]
     return Agreement(
         spike_mismatches=sum(per_layer.values()), spike_mismatches_per_layer=per_layer,
         max_abs_err=float(np.max(np.abs(y - ref_y))),
@@ -117,16 +121,20 @@ class StepRunner:
             tt = vi.type.tensor_type
             shape = [1 if d.dim_param else d.dim_value for d in tt.shape.dim]
             self.states.append((vi.name, np.zeros(shape, dtype=onnx.helper.tensor_dtype_to_np_dtype(tt.elem_type))))
+        self.n_out = self.session.get_outputs()[0].shape[-1]
         self.invocations = 0
 
-    def run(self, cut: np.ndarray) -> np.ndarray:
+    def run(self, cut: np.ndarray, threshold: float | None = None) -> np.ndarray:
+        """Outputs per window; with ``threshold``, only salient windows run (the event schedule)."""
         state = {name: value for name, value in self.states}
-        outputs = []
+        outputs, y = [], None
         for start in range(0, cut.shape[1] - self.window + 1, self.window):
-            y, *new = self.session.run(None, {self.input_name: cut[:, start: start + self.window], **state})
-            state = dict(zip(state, new))
-            outputs.append(y[0])
-            self.invocations += 1
+            window = cut[:, start: start + self.window]
+            if threshold is None or salient_windows(window, threshold)[0]:
+                y, *new = self.session.run(None, {self.input_name: window, **state})
+                state = dict(zip(state, new))
+                self.invocations += 1
+            outputs.append(np.zeros(self.n_out, np.float32) if y is None else y[0])
         return np.stack(outputs)
 
 
@@ -148,7 +156,8 @@ def run_cosim(bundle: Bundle, inputs: np.ndarray | None = None, mode: str = "flo
     x = normalize_inputs(bundle.reference_inputs() if use_reference else inputs, bundle)
     plan = load_spiking(bundle.spiking_path, m.spiking.dt_s)
     session = None if m.spiking_only else make_session(bundle.dense_path)
-    stepper = StepRunner(bundle.path / m.dense.step_file, "window", m.adapter.window) if schedule == "window" else None
+    stepper = None if schedule == "end" else StepRunner(bundle.path / m.dense.step_file, "window", m.adapter.window)
+    threshold = m.dense.event_threshold if schedule == "event" else None
     batch, steps = x.shape[:2]
     spikes = {n.name: np.zeros((batch, steps, *n.shape)) for n in plan.neurons}
     ys, wall = [], {"lava": 0.0, "dense": 0.0}
@@ -166,7 +175,7 @@ def run_cosim(bundle: Bundle, inputs: np.ndarray | None = None, mode: str = "flo
                 continue
             cut = spikes[plan.outputs[m.spiking.cut_output]][b: b + 1].astype(np.float32)
             t0 = time.perf_counter()
-            ys.append(stepper.run(cut) if stepper else session.run(None, {m.dense.input_name: cut})[0][0])
+            ys.append(stepper.run(cut, threshold) if stepper else session.run(None, {m.dense.input_name: cut})[0][0])
             wall["dense"] += time.perf_counter() - t0
     wall["total"] = time.perf_counter() - t_start
     y = np.stack(ys)
@@ -175,7 +184,7 @@ def run_cosim(bundle: Bundle, inputs: np.ndarray | None = None, mode: str = "flo
     if m.reference is None:
         notes.append("agreement not computed: a spiking-only bundle has no PyTorch reference")
     elif use_reference or np.array_equal(x, bundle.reference_inputs().astype(np.float64)):
-        agreement = _agreement(spikes, y, bundle.reference_outputs())
+        agreement = _agreement(spikes, y, bundle.reference_outputs(), "y_event" if schedule == "event" else "y")
     else:
         notes.append("agreement not computed: the inputs are not the bundle's reference inputs")
     return CosimResult(spikes=spikes, outputs={o: spikes[p] for o, p in plan.outputs.items()}, y=y,

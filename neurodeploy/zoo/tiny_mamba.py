@@ -2,7 +2,7 @@
 
 A flat ``nn.Sequential``: the partitioner finds the cut itself (after the last snnTorch ``Leaky``).
 Weights are deterministic (seeded initialisation, no training): the model exercises the deployment
-path with a streaming back-end (schedules ``end`` and ``window``). Inputs are Bernoulli(0.25) spikes.
+path with a streaming back-end (schedules ``end``, ``window`` and ``event``). Inputs are Bernoulli(0.25) spikes.
 """
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ N_IN, N_HIDDEN, N_OUT, N_CLASSES = 16, 32, 24, 4
 NUM_STEPS, WINDOW = 32, 4
 DT_S = 1e-3
 SEED = 0
+SALIENCE = 8  # spikes of the 24 cut neurons in a window of 4 steps that wake the dense part (event schedule)
 
 
 def build() -> nn.Sequential:
@@ -30,7 +31,7 @@ def build() -> nn.Sequential:
     leaky = dict(threshold=1.0, reset_mechanism="zero", reset_delay=False)
     return nn.Sequential(fc1, snn.Leaky(beta=0.75, **leaky), fc2, snn.Leaky(beta=0.875, **leaky),
                          StreamingBackend(N_OUT, N_CLASSES, WINDOW, ["mamba", "mamba"], d_model=32,
-                                          adapter="membrane", decay=0.75)).eval()
+                                          adapter="membrane", decay=0.75, salience_threshold=SALIENCE)).eval()
 
 
 def example_inputs(num_samples: int, seed: int = SEED) -> torch.Tensor:
