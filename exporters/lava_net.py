@@ -116,11 +116,17 @@ def _neuron(layer: NeuronLayer, plan: SpikingPlan, mode: str, steps_per_run: int
     return Sigma(shape=shape)
 
 
+GRADED_FLOAT_BITS = 24  # float models multiply by the input instead of treating it as a 0/1 spike
+
+
 def _synapse(syn: SynapseLayer, plan: SpikingPlan, mode: str):
     fixed = plan.fixed.get(syn.name) if mode == "fixed" else None
     weights = syn.weights if fixed is None else fixed.weights
-    extra = {} if fixed is None else dict(weight_exp=fixed.weight_exp, num_weight_bits=fixed.num_weight_bits,
-                                          num_message_bits=fixed.num_message_bits)
+    if fixed is not None:
+        extra = dict(weight_exp=fixed.weight_exp, num_weight_bits=fixed.num_weight_bits,
+                     num_message_bits=fixed.num_message_bits)
+    else:  # Lava's float Dense/Conv binarise the input unless told it is graded: the external input may be
+        extra = dict(num_message_bits=GRADED_FLOAT_BITS) if syn.source == "input" or syn.graded else {}
     if syn.kind == "dense":
         return Dense(weights=dense_weights_lava(weights, syn.in_shape, syn.out_shape), name=syn.name, **extra)
     return Conv(weight=conv_kernel_lava(weights), input_shape=lava_shape(syn.in_shape),

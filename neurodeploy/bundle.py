@@ -69,6 +69,14 @@ class DensePart(_Strict):
     event_threshold: float | None = None  # spikes of the cut per window that make it salient (event schedule)
 
 
+class FeedbackPart(_Strict):
+    """``fb = weight @ y + bias`` joins the spiking input ``latency_steps`` after each window ends."""
+
+    file: str = "feedback.npz"
+    n_fb: int
+    latency_steps: int
+
+
 class Adapter(_Strict):
     kind: Literal["rate", "exp", "membrane"]
     window: int
@@ -97,6 +105,7 @@ class Manifest(_Strict):
     adapter: Adapter | None = None
     placement: list[Placement] = []
     reference: Reference | None = None
+    feedback: FeedbackPart | None = None
     provenance: dict[str, str]
 
     @property
@@ -176,6 +185,8 @@ def read_bundle(path: Path) -> Bundle:
     needed = [bundle.spiking_path] + ([] if manifest.dense is None else [bundle.dense_path])
     if manifest.dense is not None and manifest.dense.step_file:
         needed.append(path / manifest.dense.step_file)
+    if manifest.feedback is not None:
+        needed.append(path / manifest.feedback.file)
     missing = [p.name for p in needed if not p.is_file()]
     if manifest.reference is not None:
         missing += [f for f in (manifest.reference.inputs, manifest.reference.outputs) if not (path / f).is_file()]

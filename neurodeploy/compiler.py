@@ -25,8 +25,9 @@ from exporters.onnx_export import (INPUT_NAME, OUTPUT_NAME, check_dynamic_dims, 
 from exporters.torch_to_nir import sequential_to_nir
 from neurodeploy.adapters import ADAPTERS
 from neurodeploy.backends import StreamingBackend
-from neurodeploy.bundle import (Adapter, DensePart, Manifest, ParityRecord, Reference, SpikingPart,
+from neurodeploy.bundle import (Adapter, DensePart, FeedbackPart, Manifest, ParityRecord, Reference, SpikingPart,
                                 write_bundle)
+from neurodeploy.feedback import FeedbackHybrid, feedback_arrays, run_with_feedback
 from neurodeploy.frontend import SpikingSequential
 from neurodeploy.frontend_runner import run_frontend
 from neurodeploy.partition import Partition, partition
@@ -36,8 +37,11 @@ ADAPTER_KINDS = {cls: kind for kind, cls in ADAPTERS.items()}
 DYNAMIC_DIMS = {0: "batch", 1: "steps"}
 
 
-def reference_outputs(part: Partition, inputs: torch.Tensor) -> dict[str, np.ndarray]:
+def reference_outputs(part: Partition, inputs: torch.Tensor, model: nn.Module | None = None) -> dict[str, np.ndarray]:
     """PyTorch outputs in float64: spikes of every population (B, T, *shape) keyed by NIR node, and ``y``."""
+    if isinstance(model, FeedbackHybrid):
+        y, spikes = run_with_feedback(copy.deepcopy(model).double().eval(), inputs.double())
+        return {**{f"spikes/{name}": s.numpy() for name, s in spikes.items()}, "y": y.numpy()}
     spiking64 = copy.deepcopy(part.spiking).double().eval()
     dense64 = copy.deepcopy(part.dense).double().eval()
     with torch.no_grad():
@@ -85,6 +89,16 @@ def _records(checks) -> list[ParityRecord]:
     return [ParityRecord(shape=list(c.shape), max_abs_err=c.max_abs_err) for c in checks]
 
 
+def _feedback_part(model: nn.Module, cut_delay: int, tmp: Path) -> FeedbackPart | None:
+    if not isinstance(model, FeedbackHybrid):
+        return None
+    if model.latency_steps != cut_delay:
+        raise ValueError(f"the feedback latency is {model.latency_steps} steps but the spiking pipeline is {cut_delay} "
+                         f"deep (Lava's delay of the cut population); build the model with latency_steps={cut_delay}")
+    np.savez(tmp / "feedback.npz", **feedback_arrays(model))
+    return FeedbackPart(n_fb=model.n_fb, latency_steps=model.latency_steps)
+
+
 def compile_hybrid(model: nn.Module, inputs: torch.Tensor, out: Path, dt_s: float, name: str,
                    cut: str | None = None) -> Path:
     """Partition ``model``, export both halves, verify them, write the bundle at ``out``."""
@@ -95,10 +109,14 @@ def compile_hybrid(model: nn.Module, inputs: torch.Tensor, out: Path, dt_s: floa
         raise ValueError(f"T={num_steps} is not a multiple of the adapter window K={window}")
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        write_nir(_spiking_graph(part.spiking, tuple(inputs.shape[2:]), dt_s), tmp / "spiking.nir")
+        input_shape = tuple(inputs.shape[2:])
+        if isinstance(model, FeedbackHybrid):
+            input_shape = (input_shape[0] + model.n_fb,)
+        write_nir(_spiking_graph(part.spiking, input_shape, dt_s), tmp / "spiking.nir")
         plan = nir_to_plan(nir.read(str(tmp / "spiking.nir")))  # proves the written graph maps onto Lava
         cut_output, cut_node = next(iter(plan.outputs.items()))
-        ref = reference_outputs(part, inputs)
+        feedback = _feedback_part(model, plan.layer(cut_node).delay_steps, tmp)
+        ref = reference_outputs(part, inputs, model)
         dense = copy.deepcopy(part.dense).float().eval()
         examples = _parity_examples(num_steps, window, plan.layer(cut_node).n)
         dense_part = _export_dense(dense, ref[f"spikes/{cut_node}"], examples, tmp)
@@ -108,7 +126,8 @@ def compile_hybrid(model: nn.Module, inputs: torch.Tensor, out: Path, dt_s: floa
                                 cut_output=cut_output, outputs=plan.outputs,
                                 delay_steps={n.name: n.delay_steps for n in plan.neurons},
                                 total_delay_steps=plan.max_delay_steps),
-            dense=dense_part,
+            dense=dense_part.model_copy(update={"schedules": ["window"]}) if feedback else dense_part,
+            feedback=feedback,
             adapter=Adapter(kind=ADAPTER_KINDS[type(part.adapter)], window=window),
             placement=part.placement,
             reference=Reference(dtype="float64", num_samples=int(inputs.shape[0])),
@@ -120,6 +139,8 @@ def compile_hybrid(model: nn.Module, inputs: torch.Tensor, out: Path, dt_s: floa
         files = {"spiking.nir": tmp / "spiking.nir", "dense.onnx": tmp / "dense.onnx"}
         if dense_part.step_file:
             files[dense_part.step_file] = tmp / dense_part.step_file
+        if feedback:
+            files[feedback.file] = tmp / feedback.file
         return write_bundle(out, manifest, files, inputs.numpy(), ref)
 
 

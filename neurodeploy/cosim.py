@@ -77,10 +77,11 @@ def normalize_inputs(x: np.ndarray, bundle: Bundle) -> np.ndarray:
         return _spiking_only_inputs(x, m)
     if x.ndim == 2:
         x = x[None]
-    if x.ndim != 3 or x.shape[2] != m.spiking.n_in or x.shape[1] % m.adapter.window:
+    n_in = m.spiking.n_in - (m.feedback.n_fb if m.feedback else 0)  # feedback channels are added by the runtime
+    if x.ndim != 3 or x.shape[2] != n_in or x.shape[1] % m.adapter.window:
         raise InputShapeError(
-            f"input of shape {x.shape} does not fit bundle '{m.name}': expected time-major (T, {m.spiking.n_in}) "
-            f"or (B, T, {m.spiking.n_in}) with T a multiple of the adapter window {m.adapter.window} "
+            f"input of shape {x.shape} does not fit bundle '{m.name}': expected time-major (T, {n_in}) "
+            f"or (B, T, {n_in}) with T a multiple of the adapter window {m.adapter.window} "
             f"(the bundle was compiled with T={m.num_steps})")
     if not np.all(np.isfinite(x)):
         raise InputShapeError("input contains NaN or inf values")
@@ -124,18 +125,63 @@ class StepRunner:
         self.n_out = self.session.get_outputs()[0].shape[-1]
         self.invocations = 0
 
+    def reset(self) -> None:
+        """Back to the zero state (the start of a sample)."""
+        self.state = {name: value for name, value in self.states}
+
+    def step(self, window: np.ndarray) -> np.ndarray:
+        """One window (1, K, n) -> y (n_out,), advancing the state."""
+        y, *new = self.session.run(None, {self.input_name: window.astype(np.float32), **self.state})
+        self.state = dict(zip(self.state, new))
+        self.invocations += 1
+        return y[0]
+
     def run(self, cut: np.ndarray, threshold: float | None = None) -> np.ndarray:
         """Outputs per window; with ``threshold``, only salient windows run (the event schedule)."""
-        state = {name: value for name, value in self.states}
-        outputs, y = [], None
+        self.reset()
+        outputs, y = [], np.zeros(self.n_out, np.float32)
         for start in range(0, cut.shape[1] - self.window + 1, self.window):
             window = cut[:, start: start + self.window]
             if threshold is None or salient_windows(window, threshold)[0]:
-                y, *new = self.session.run(None, {self.input_name: window, **state})
-                state = dict(zip(state, new))
-                self.invocations += 1
-            outputs.append(np.zeros(self.n_out, np.float32) if y is None else y[0])
+                y = self.step(window)
+            outputs.append(y)
         return np.stack(outputs)
+
+
+class _Feedback:
+    """Window schedule with the feedback channel: Lava pauses when a window's cut spikes are complete,
+    the step model runs, and ``fb = W y + b`` joins the input from then on (neurodeploy.feedback)."""
+
+    def __init__(self, bundle: Bundle, plan, stepper: StepRunner, num_steps: int) -> None:
+        m = bundle.manifest
+        with np.load(bundle.path / m.feedback.file) as data:
+            self.weight, self.bias = data["weight"], data["bias"]
+        self.stepper, self.k, self.latency = stepper, m.adapter.window, m.feedback.latency_steps
+        self.cut = plan.outputs[m.spiking.cut_output]
+        self.num_steps = num_steps
+
+    def run(self, runner: LavaRunner, x: np.ndarray):
+        """x (T, n_in) -> (SampleSpikes, y per window (L, n_out), the input with its feedback currents)."""
+        k, steps = self.k, self.num_steps
+        n_fb = self.weight.shape[0]
+        full = np.concatenate([x, np.zeros((steps, n_fb))], axis=1)
+        self.stepper.reset()
+        ys: list[np.ndarray] = []
+
+        def on_pause(done: int, read, write) -> None:
+            window = len(ys)
+            cut = read(self.cut)[window * k: (window + 1) * k]
+            ys.append(self.stepper.step(cut[None]))
+            fb = self.weight @ ys[-1].astype(np.float64) + self.bias
+            full[done:, x.shape[1]:] = fb
+            write(done, full[done:])
+
+        pauses = [(l + 1) * k + self.latency for l in range(steps // k - 1)]
+        sample = runner.run_sample(full, pause_at=pauses, on_pause=on_pause)
+        cut = sample.spikes[self.cut]
+        for window in range(len(ys), steps // k):
+            ys.append(self.stepper.step(cut[None, window * k: (window + 1) * k]))
+        return sample, np.stack(ys), full
 
 
 def run_cosim(bundle: Bundle, inputs: np.ndarray | None = None, mode: str = "float",
@@ -145,9 +191,12 @@ def run_cosim(bundle: Bundle, inputs: np.ndarray | None = None, mode: str = "flo
         raise ValueError(f"backend {backend!r} is not available yet; use 'lava'")
     supported = ["end"] if bundle.manifest.dense is None else bundle.manifest.dense.schedules
     if schedule not in supported:
+        why = {"window": "the window schedule needs a streaming back-end (neurodeploy.backends.StreamingBackend)",
+               "event": "the event schedule needs a streaming back-end with a salience_threshold"}.get(schedule, "")
+        if bundle.manifest.feedback is not None:
+            why = "the bundle has a feedback channel, which needs the window schedule"
         raise ScheduleError(f"schedule {schedule!r} is not supported by bundle '{bundle.manifest.name}' "
-                            f"(supported: {supported}); the window schedule needs a streaming back-end "
-                            "(neurodeploy.backends.StreamingBackend)")
+                            f"(supported: {supported}): {why}")
     m = bundle.manifest
     use_reference = inputs is None
     if use_reference and m.reference is None:
@@ -163,9 +212,20 @@ def run_cosim(bundle: Bundle, inputs: np.ndarray | None = None, mode: str = "flo
     ys, wall = [], {"lava": 0.0, "dense": 0.0}
     t_start = time.perf_counter()
     show = progress and batch > 1 and sys.stderr.isatty()
+    feedback = _Feedback(bundle, plan, stepper, x.shape[1]) if m.feedback is not None else None
+    x_sops = x if feedback is None else np.zeros((batch, steps, plan.n_in))  # with the feedback currents
+    if feedback is not None and (schedule != "window" or mode != "float"):
+        raise ScheduleError(f"bundle '{m.name}' has a feedback channel: it runs with --schedule window in float mode")
     with LavaRunner(plan, steps, mode=mode) as runner:
         for b in track(range(batch), description="co-simulating", disable=not show,
                        console=Console(stderr=True)):
+            if feedback is not None:
+                sample, y_fb, x_sops[b] = feedback.run(runner, x[b])
+                wall["lava"] += sample.wall_s
+                for name, s_ in sample.spikes.items():
+                    spikes[name][b] = s_
+                ys.append(y_fb)
+                continue
             sample = runner.run_sample(x[b])
             wall["lava"] += sample.wall_s
             for name, s in sample.spikes.items():
@@ -189,6 +249,6 @@ def run_cosim(bundle: Bundle, inputs: np.ndarray | None = None, mode: str = "flo
         notes.append("agreement not computed: the inputs are not the bundle's reference inputs")
     return CosimResult(spikes=spikes, outputs={o: spikes[p] for o, p in plan.outputs.items()}, y=y,
                        wall_s=wall, providers=[] if session is None else list(session.get_providers()),
-                       sops=synaptic_ops(plan, x, spikes), agreement=agreement, mode=mode, notes=notes,
+                       sops=synaptic_ops(plan, x_sops, spikes), agreement=agreement, mode=mode, notes=notes,
                        schedule=schedule,
                        dense_invocations=stepper.invocations if stepper else (0 if session is None else batch))

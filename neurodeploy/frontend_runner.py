@@ -51,25 +51,34 @@ def _step(module: nn.Module, h: torch.Tensor, state):
     return z.to(h.dtype), new
 
 
-def run_frontend(frontend: nn.Module, x: torch.Tensor) -> dict[str, torch.Tensor]:
-    """x (B, T, *input_shape) -> spikes (B, T, *shape) of every neuron module, from the zero state."""
-    if isinstance(frontend, SpikingSequential):
-        return {name: s for (name, _), s in zip(frontend.neurons, frontend.run(x))}
-    modules = list(frontend.named_children())
-    states: dict[str, object] = {}
-    per_step: dict[str, list[torch.Tensor]] = {name: [] for name, m in modules if is_neuron(m)}
-    with torch.no_grad():
-        for t in range(x.shape[1]):
-            h = x[:, t]
-            for name, module in modules:
+class FrontendStepper:
+    """Steps a front-end one time step at a time from the zero state: ``step(x_t) -> {population: spikes}``."""
+
+    def __init__(self, frontend: nn.Module) -> None:
+        self.frontend = frontend
+        self.modules = [(f"layers.{i}", m) for i, m in enumerate(frontend.layers)] \
+            if isinstance(frontend, SpikingSequential) else list(frontend.named_children())
+        self.states: dict[str, object] = {}
+
+    def step(self, x_t: torch.Tensor) -> dict[str, torch.Tensor]:
+        spikes, h = {}, x_t
+        with torch.no_grad():
+            for name, module in self.modules:
                 if is_neuron(module):
-                    if name not in states:
-                        states[name] = _zero_state(module, h)
-                    h, states[name] = _step(module, h, states[name])
-                    per_step[name].append(h)
+                    if name not in self.states:
+                        self.states[name] = _zero_state(module, h)
+                    h, self.states[name] = _step(module, h, self.states[name])
+                    spikes[name] = h
                 else:
                     h = module(h)
-    return {name: torch.stack(steps, dim=1) for name, steps in per_step.items()}
+        return spikes
+
+
+def run_frontend(frontend: nn.Module, x: torch.Tensor) -> dict[str, torch.Tensor]:
+    """x (B, T, *input_shape) -> spikes (B, T, *shape) of every neuron module, from the zero state."""
+    stepper = FrontendStepper(frontend)
+    per_step = [stepper.step(x[:, t]) for t in range(x.shape[1])]
+    return {name: torch.stack([s[name] for s in per_step], dim=1) for name in per_step[0]}
 
 
 def output_spikes(frontend: nn.Module, x: torch.Tensor) -> torch.Tensor:

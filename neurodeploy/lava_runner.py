@@ -78,8 +78,15 @@ class LavaRunner:
         self.net.source.run(condition=RunSteps(num_steps=steps),
                             run_cfg=Loihi2SimCfg(select_tag=MODES[self.mode]))
 
-    def run_sample(self, x: np.ndarray) -> SampleSpikes:
-        """x (T, *input_shape) (or (T, n_in)) -> spikes of every population, (T, *shape), aligned to x."""
+    def run_sample(self, x: np.ndarray, pause_at: list[int] | None = None, on_pause=None) -> SampleSpikes:
+        """x (T, *input_shape) (or (T, n_in)) -> spikes of every population, (T, *shape), aligned to x.
+
+        With ``pause_at`` (Lava step counts), the run stops at each of them and calls
+        ``on_pause(steps_run, read_population, write_input)``: ``read_population(name)`` gives that
+        population's recorded spikes so far (aligned, (steps, *shape)); ``write_input(from_step, rows)``
+        replaces the input rows (n, *input_shape) from that step on.
+        This is how a feedback channel feeds the dense side's output back at the next window.
+        """
         from exporters.lava_net import from_lava, reset_state, to_lava
 
         if self._closed:
@@ -88,6 +95,9 @@ class LavaRunner:
         shape = self.plan.input_shape
         if x.shape not in ((self.num_steps, *shape), (self.num_steps, self.plan.n_in)):
             raise ValueError(f"expected input of shape (T={self.num_steps}, {', '.join(map(str, shape))}), got {x.shape}")
+        if self.mode == "fixed" and not self.plan.graded_input and np.any((x != 0) & (x != 1)):
+            raise ValueError("fixed-point runs take binary spikes (0/1) as input; this input has other values. "
+                             "Use mode='float', or quantize a plan with graded input")
         padded = np.zeros((*shape, self.num_steps + self.delay_steps))
         padded[..., : self.num_steps] = np.moveaxis(x.reshape(self.num_steps, *shape), 0, -1)
         padded = to_lava(padded, shape)
@@ -100,7 +110,7 @@ class LavaRunner:
                 reset_state(self.net)
                 self.net.source.data.set(padded)
             t1 = time.perf_counter()
-            self._run_steps(self.num_steps + self.delay_steps)
+            self._run_with_pauses(padded, sorted(pause_at or []), on_pause)
             t2 = time.perf_counter()
             raw = {name: sink.data.get() for name, sink in self.net.sinks.items()}
         except Exception as exc:
@@ -115,6 +125,29 @@ class LavaRunner:
             spikes[layer.name] = np.ascontiguousarray(np.moveaxis(aligned, -1, 0))
         return SampleSpikes(spikes, wall_s=t3 - t0,
                             timings={"reset_and_load_s": t1 - t0, "run_s": t2 - t1, "readout_s": t3 - t2}, raw=unaligned)
+
+    def _run_with_pauses(self, padded: np.ndarray, pauses: list[int], on_pause) -> None:
+        from exporters.lava_net import from_lava, to_lava
+
+        total, done, shape = self.num_steps + self.delay_steps, 0, self.plan.input_shape
+        for stop in [p for p in pauses if 0 < p < total] + [total]:
+            self._run_steps(stop - done)
+            done = stop
+            if stop == total or on_pause is None:
+                continue
+
+            def read(name: str, steps: int = done) -> np.ndarray:
+                layer = self.plan.layer(name)
+                raw = self.net.sinks[name].data.get()[..., layer.delay_steps: steps]
+                return np.moveaxis(from_lava(raw, layer.shape), -1, 0)
+
+            def write(from_step: int, rows: np.ndarray) -> None:
+                nir_layout = np.moveaxis(from_lava(padded, shape), -1, 0).copy()  # (steps, *shape)
+                nir_layout[from_step: from_step + len(rows)] = rows
+                padded[...] = to_lava(np.moveaxis(nir_layout, 0, -1), shape)
+                self.net.source.data.set(padded)
+
+            on_pause(done, read, write)
 
     def close(self) -> None:
         """Stop Lava's runtime and make sure no worker process it started is left running."""

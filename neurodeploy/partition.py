@@ -99,7 +99,11 @@ def partition(model: nn.Module, cut: str | None = None) -> Partition:
             raise PartitionError("the spiking front-end has modules Loihi cannot run:\n  - " + "\n  - ".join(problems))
         adapter = _adapter_of(model.backend)
         placement = [Placement(module=f"frontend.{name}", device="loihi", reason=_loihi_reason(m)) for name, m in modules]
-        return Partition(front, model.backend, adapter, placement + _dense_placement(model.backend, "backend.", adapter))
+        placement += _dense_placement(model.backend, "backend.", adapter)
+        if hasattr(model, "feedback"):
+            placement.append(Placement(module="feedback", device="gpu", reason="feedback map: the dense output becomes "
+                                       "input currents of the spiking part at the next window"))
+        return Partition(front, model.backend, adapter, placement)
     if not isinstance(model, nn.Sequential):
         raise PartitionError(f"{type(model).__name__} is neither a HybridModel(frontend, backend) nor an nn.Sequential; "
                              "wrap the spiking front-end and the dense back-end in one of them")

@@ -99,3 +99,46 @@ def test_cli_compiles_a_factory_with_weights(tmp_path):
                           str(tmp_path / "c"), "--weights", str(tmp_path / "bad.pt")],
                          capture_output=True, text=True, env=env, timeout=300)
     assert bad.returncode == 2 and "unexpected ['nope']" in bad.stderr
+
+
+def test_feedback_channel_cosim_equals_pytorch(tmp_path):
+    from neurodeploy.compiler import compile_hybrid
+    from neurodeploy.feedback import FeedbackHybrid, run_with_feedback
+
+    torch.manual_seed(0)
+    front = nn.Sequential(nn.Linear(10 + 3, 16), LIFCell(16, du=0.5, dv=0.25), nn.Linear(16, 12), LIFCell(12, dv=0.2))
+    with torch.no_grad():
+        front[0].weight.mul_(2.5)
+        front[2].weight.mul_(2.5)
+    model = FeedbackHybrid(front, StreamingBackend(12, 4, 4, ["cfc"], d_model=16), n_fb=3, latency_steps=2)
+    with torch.no_grad():
+        model.feedback.weight.mul_(5.0)
+    x = (torch.rand(8, 32, 10, generator=torch.Generator().manual_seed(3)) < 0.25).float()
+    bundle = read_bundle(compile_hybrid(model, x, tmp_path / "fb", 1e-3, "fb"))
+    assert bundle.manifest.dense.schedules == ["window"] and bundle.manifest.feedback.latency_steps == 2
+    result = run_cosim(bundle, schedule="window", progress=False)
+    assert result.agreement.spike_mismatches == 0 and result.agreement.max_abs_err < 1e-4
+    with torch.no_grad():  # the feedback matters: without it the spikes are different
+        model.feedback.weight.zero_()
+        model.feedback.bias.zero_()
+    _, silent = run_with_feedback(model.double(), x.double())
+    assert (silent["1"].numpy() != result.spikes["1"]).sum() > 0
+    with pytest.raises(ScheduleError, match="feedback channel"):
+        run_cosim(bundle, schedule="end", progress=False)
+
+
+def test_graded_input_is_not_binarised_by_lava_float():
+    from exporters.nir_import import read_plan
+    from neurodeploy.lava_runner import LavaRunner
+    from neurodeploy.reference_sim import simulate_float
+
+    from conftest import CASES
+
+    plan = read_plan(CASES / "nir" / "03_rnn" / "braille_noDelay_bias_zero.nir")
+    x = torch.rand(40, 12, generator=torch.Generator().manual_seed(0)).double().numpy() * 1.5
+    with LavaRunner(plan, len(x), "float") as run:
+        got = run.run_sample(x).spikes
+    want = simulate_float(plan, x)
+    assert all((got[k] == want[k]).all() for k in want) and want["lif1.lif"].sum() > 0
+    with LavaRunner(plan, len(x), "fixed") as run, pytest.raises(ValueError, match="binary spikes"):
+        run.run_sample(x)
