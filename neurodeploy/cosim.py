@@ -209,7 +209,7 @@ def run_cosim(bundle: Bundle, inputs: np.ndarray | None = None, mode: str = "flo
     threshold = m.dense.event_threshold if schedule == "event" else None
     batch, steps = x.shape[:2]
     spikes = {n.name: np.zeros((batch, steps, *n.shape)) for n in plan.neurons}
-    ys, wall = [], {"lava": 0.0, "dense": 0.0}
+    ys, wall = [], {"lava": 0.0, "transfer": 0.0, "dense": 0.0}
     t_start = time.perf_counter()
     show = progress and batch > 1 and sys.stderr.isatty()
     feedback = _Feedback(bundle, plan, stepper, x.shape[1]) if m.feedback is not None else None
@@ -233,8 +233,10 @@ def run_cosim(bundle: Bundle, inputs: np.ndarray | None = None, mode: str = "flo
             if session is None:
                 ys.append(spikes[next(iter(plan.outputs.values()))][b])
                 continue
+            t_cut = time.perf_counter()
             cut = spikes[plan.outputs[m.spiking.cut_output]][b: b + 1].astype(np.float32)
             t0 = time.perf_counter()
+            wall["transfer"] += t0 - t_cut
             ys.append(stepper.run(cut, threshold) if stepper else session.run(None, {m.dense.input_name: cut})[0][0])
             wall["dense"] += time.perf_counter() - t0
     wall["total"] = time.perf_counter() - t_start

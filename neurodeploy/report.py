@@ -28,6 +28,7 @@ def summary(bundle: Bundle, result: CosimResult) -> dict:
         "sops": sops_summary(result.sops),
         "macs": {"total": None},
         "spike_rate": {"mean": float(np.mean(list(rates.values()))), "per_layer": rates},
+        "spikes_per_step": {name: float(np.sum(s != 0) / (s.shape[0] * s.shape[1])) for name, s in result.spikes.items()},
         "latency_s": {"neuromorphic": None, "transfer": None, "gpu": None, "total": None},
         "energy_j": {"neuromorphic": None, "gpu": None, "total": None},
         "baseline_gpu_only": {"energy_j": None},
