@@ -47,6 +47,9 @@ class OpCount:
 class MacReport:
     per_op: dict[str, OpCount] = field(default_factory=dict)
     unknown: list[str] = field(default_factory=list)  # nodes whose shapes could not be inferred
+    kernels: float = 0.0  # node executions (Scan bodies times their iterations): kernel launches on a GPU
+    activation_bytes: float = 0.0  # float32 bytes written by every node execution
+    weight_bytes: float = 0.0  # float32 bytes of the initializers (read once per run)
 
     @property
     def macs(self) -> float:
@@ -58,6 +61,7 @@ class MacReport:
 
     def as_dict(self) -> dict:
         return {"macs": self.macs, "flops": self.flops, "unknown_shapes": self.unknown,
+                "kernels": self.kernels, "activation_bytes": self.activation_bytes, "weight_bytes": self.weight_bytes,
                 "per_op": {k: vars(v) for k, v in sorted(self.per_op.items())}}
 
 
@@ -76,8 +80,13 @@ def _einsum_macs(equation: str, shapes: list[tuple]) -> float | None:
 
 def _count_graph(graph: onnx.GraphProto, opset, inputs: dict[str, np.ndarray], report: MacReport,
                  times: float) -> None:
-    shapes = measured_shapes(graph, opset, inputs)
+    values = measured_values(graph, opset, inputs)
+    shapes = {k: tuple(np.shape(v)) for k, v in values.items()}
+    report.weight_bytes += 4.0 * sum(float(np.prod(init.dims)) for init in graph.initializer)  # once per graph
     for node in graph.node:
+        if node.op_type not in ("Constant", "Shape") and node.output and shapes.get(node.output[0]) is not None:
+            report.kernels += times
+            report.activation_bytes += times * 4.0 * float(np.prod(shapes[node.output[0]]))
         op = node.op_type
         out_shape = shapes.get(node.output[0]) if node.output else None
         in_shapes = [shapes.get(name) for name in node.input]
@@ -95,6 +104,7 @@ def _count_graph(graph: onnx.GraphProto, opset, inputs: dict[str, np.ndarray], r
                 if vi.name in body_inputs:
                     body_inputs[vi.name] = body_inputs[vi.name].astype(
                         onnx.helper.tensor_dtype_to_np_dtype(vi.type.tensor_type.elem_type))
+            body_inputs.update({name: values[name] for name in _free_names(body) if name in values})
             _count_graph(body, opset, body_inputs, report, times * iterations)
             continue
         macs = flops = 0.0
@@ -146,8 +156,10 @@ def _scan_body_shapes(node: onnx.NodeProto, body: onnx.GraphProto, in_shapes: li
     return known
 
 
-def measured_shapes(graph: onnx.GraphProto, opset, inputs: dict[str, np.ndarray]) -> dict[str, tuple]:
-    """Run ``graph`` on ``inputs`` with every node output exposed; the shape of each value."""
+def measured_values(graph: onnx.GraphProto, opset, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Run ``graph`` on ``inputs`` with every node output exposed; every value (initializers included).
+
+    A subgraph may read names of the graph around it: pass those values in ``inputs`` too."""
     import onnxruntime as ort
 
     names = [o for node in graph.node for o in node.output if o]
@@ -163,11 +175,22 @@ def measured_shapes(graph: onnx.GraphProto, opset, inputs: dict[str, np.ndarray]
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
     options.log_severity_level = 3
     session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
-    values = session.run(names, inputs)
-    shapes = {k: tuple(v.shape) for k, v in inputs.items()}
-    shapes.update({n: tuple(np.shape(v)) for n, v in zip(names, values)})
-    shapes.update({init.name: tuple(init.dims) for init in graph.initializer})
-    return shapes
+    values = dict(inputs)
+    values.update(zip(names, session.run(names, inputs)))
+    values.update({init.name: onnx.numpy_helper.to_array(init) for init in graph.initializer})
+    return values
+
+
+def _free_names(graph: onnx.GraphProto) -> set[str]:
+    """Names a (sub)graph reads but does not define: values from the enclosing scope."""
+    defined = {i.name for i in graph.input} | {i.name for i in graph.initializer}
+    defined |= {o for n in graph.node for o in n.output}
+    used = {i for n in graph.node for i in n.input if i}
+    for n in graph.node:
+        for a in n.attribute:
+            if a.type == onnx.AttributeProto.GRAPH:
+                used |= _free_names(a.g)
+    return used - defined
 
 
 def count_macs(path: Path, input_shapes: dict[str, tuple[int, ...]]) -> MacReport:

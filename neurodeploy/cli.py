@@ -5,7 +5,7 @@
     neurodeploy compile FILE.nir|FILE.net --out BUNDLE [--dt SECONDS] [--profile loihi2]
     neurodeploy parity FILE.nir|FILE.net|BUNDLE --input X.npy [--dt SECONDS] [--json]
     neurodeploy cosim BUNDLE [--input X.npy] [--output Y.npz] [--mode float] [--backend lava] [--json]
-    neurodeploy energy BUNDLE [--json]
+    neurodeploy energy BUNDLE [--loihi PROFILE] [--gpu PROFILE] [--input X.npy] [--json]
     neurodeploy report BUNDLE
 """
 from __future__ import annotations
@@ -71,14 +71,14 @@ def _print_spiking_bundle(path: Path, console: Console) -> None:
 
 
 def _cosim_summary(bundle_path: Path, inputs: np.ndarray | None, mode: str, backend: str, progress: bool,
-                   schedule: str = "end"):
+                   schedule: str = "end", loihi: str = "loihi2", gpu: str = "h100"):
     from neurodeploy.bundle import read_bundle
     from neurodeploy.cosim import run_cosim
     from neurodeploy.report import summary
 
     bundle = read_bundle(bundle_path)
     result = run_cosim(bundle, inputs, mode=mode, backend=backend, progress=progress, schedule=schedule)
-    return bundle, result, summary(bundle, result)
+    return bundle, result, summary(bundle, result, loihi, gpu)
 
 
 def _load_input(path: str) -> np.ndarray:
@@ -116,7 +116,8 @@ def _cmd_cosim(args: argparse.Namespace) -> int:
     from neurodeploy.report import print_summary
 
     inputs = _load_input(args.input) if args.input else None
-    _, result, data = _cosim_summary(Path(args.bundle), inputs, args.mode, args.backend, not args.json, args.schedule)
+    _, result, data = _cosim_summary(Path(args.bundle), inputs, args.mode, args.backend, not args.json, args.schedule,
+                                     args.loihi, args.gpu)
     if args.output:
         from neurodeploy.bundle import read_bundle
 
@@ -130,32 +131,20 @@ def _cmd_cosim(args: argparse.Namespace) -> int:
 
 
 def _cmd_energy(args: argparse.Namespace) -> int:
-    """SOP counts from the bundle's reference spikes; the energy model itself is not built yet."""
-    from exporters import load_spiking
+    """Energy and latency per sample: co-simulate the reference inputs (or --input), price the counted events."""
     from neurodeploy.bundle import read_bundle
-    from neurodeploy.metrics import sops_summary, synaptic_ops
+    from neurodeploy.report import print_summary
 
     bundle = read_bundle(Path(args.bundle))
-    if bundle.manifest.reference is None:
-        raise CliError("this spiking-only bundle has no reference spikes to count; run "
-                       "'neurodeploy cosim BUNDLE --input X.npy --json' for its SOPs")
-    ref = bundle.reference_outputs()
-    plan = load_spiking(bundle.spiking_path, bundle.manifest.spiking.dt_s)
-    spikes = {n.name: ref[f"spikes/{n.name}"] for n in plan.neurons}
-    sops = synaptic_ops(plan, bundle.reference_inputs(), spikes)
-    data = {"model": bundle.manifest.name, "source": "PyTorch reference spikes stored in the bundle",
-            "sops": sops_summary(sops),
-            "energy_j": None, "latency_s": None,
-            "not_built": "energy and latency models with hardware profiles (hw_profiles/) are not built yet"}
+    inputs = _load_input(args.input) if args.input else None
+    if inputs is None and bundle.manifest.reference is None:
+        raise CliError("this spiking-only bundle has no reference run; pass --input X.npy to count its events")
+    _, _, data = _cosim_summary(Path(args.bundle), inputs, "float", "lava", not args.json,
+                                loihi=args.loihi, gpu=args.gpu)
     if args.json:
         print(json.dumps(data, indent=2))
     else:
-        console = Console()
-        console.print(f"[bold]{data['model']}[/bold]: synaptic operations per sample ({data['source']})")
-        for layer, s in data["sops"]["per_layer"].items():
-            console.print(f"  {layer}: effective {s['effective']:,.0f}, dense {s['dense']:,.0f}")
-        console.print(f"  total: effective {data['sops']['effective']:,.0f}, dense {data['sops']['dense']:,.0f}")
-        console.print(f"energy: not computed ({data['not_built']})")
+        print_summary(data)
     return 0
 
 
@@ -184,6 +173,12 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     print_summary(data)
     console.print(f"report written to {out / 'report.json'}")
     return 0
+
+
+def _profile_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--loihi", default="loihi2", help="neuromorphic profile: a name in hw_profiles/ or a .json path "
+                                                     "(default loihi2)")
+    p.add_argument("--gpu", default="h100", help="GPU profile: a name in hw_profiles/ or a .json path (default h100)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -225,13 +220,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="end: whole-sequence dense model once per sample; window: streaming step model per window; "
                         "event: step model on salient windows only")
     p.add_argument("--json", action="store_true", help="print one JSON object")
+    _profile_args(p)
     p.set_defaults(func=_cmd_cosim)
 
-    p = sub.add_parser("energy", help="operation counts (energy model not built yet)")
+    p = sub.add_parser("energy", help="energy and latency per sample: Loihi + link + GPU vs all-GPU, and the 45 nm tier")
     p.add_argument("bundle")
-    p.add_argument("--loihi", help="Loihi profile (not used yet)")
-    p.add_argument("--gpu", help="GPU profile (not used yet)")
+    p.add_argument("--input", help=".npy for a spiking-only bundle (hybrids use their reference run)")
     p.add_argument("--json", action="store_true")
+    _profile_args(p)
     p.set_defaults(func=_cmd_energy)
 
     p = sub.add_parser("report", help="co-simulate a bundle and print the summary")

@@ -67,6 +67,7 @@ class CosimResult:
     schedule: str = "end"
     notes: list[str] = field(default_factory=list)
     dense_invocations: int = 0
+    inputs: np.ndarray | None = None  # what entered the spiking part (feedback currents included)
 
 
 def normalize_inputs(x: np.ndarray, bundle: Bundle) -> np.ndarray:
@@ -253,4 +254,5 @@ def run_cosim(bundle: Bundle, inputs: np.ndarray | None = None, mode: str = "flo
                        wall_s=wall, providers=[] if session is None else list(session.get_providers()),
                        sops=synaptic_ops(plan, x_sops, spikes), agreement=agreement, mode=mode, notes=notes,
                        schedule=schedule,
-                       dense_invocations=stepper.invocations if stepper else (0 if session is None else batch))
+                       dense_invocations=stepper.invocations if stepper else (0 if session is None else batch),
+                       inputs=x_sops)

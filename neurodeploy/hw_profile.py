@@ -40,16 +40,85 @@ class NeuromorphicResources(BaseModel):
     shared_conv_weights: Figure
 
 
+class NeuromorphicEnergy(BaseModel):
+    """Joules per event and static watts per chip."""
+
+    model_config = ConfigDict(extra="forbid")
+    synop_j: Figure
+    neuron_update_j: Figure
+    spike_j: Figure
+    hop_j: Figure
+    static_w: Figure
+
+
+class NeuromorphicTiming(BaseModel):
+    """Seconds per event on one core, and the per-step barrier."""
+
+    model_config = ConfigDict(extra="forbid")
+    synop_s: Figure
+    neuron_update_s: Figure
+    barrier_s: Figure
+
+
+class Link(BaseModel):
+    """The link between the neuromorphic chip and the GPU."""
+
+    model_config = ConfigDict(extra="forbid")
+    bandwidth_bps: Figure
+    latency_s: Figure
+    energy_j_per_bit: Figure
+
+
 class NeuromorphicProfile(BaseModel):
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="forbid")
     name: str
     kind: Literal["neuromorphic"]
     description: str = ""
     resources: NeuromorphicResources
+    energy: NeuromorphicEnergy | None = None
+    timing: NeuromorphicTiming | None = None
+    link: Link | None = None
 
 
-def load_profile(name_or_path: str | Path) -> NeuromorphicProfile:
-    """A bundled profile by name (``loihi2``) or a JSON file by path."""
+class GpuCompute(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    peak_flops: Figure
+    memory_bw_bps: Figure
+    tdp_w: Figure
+    efficiency: Figure
+    launch_s: Figure
+
+
+class GpuProfile(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str
+    kind: Literal["gpu"]
+    description: str = ""
+    compute: GpuCompute
+
+
+class ReferenceOps(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    mac_j: Figure
+    ac_j: Figure
+
+
+class ReferenceProfile(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str
+    kind: Literal["reference"]
+    description: str = ""
+    ops: ReferenceOps
+
+
+Profile = NeuromorphicProfile | GpuProfile | ReferenceProfile
+KINDS = {"neuromorphic": NeuromorphicProfile, "gpu": GpuProfile, "reference": ReferenceProfile}
+
+
+def load_profile(name_or_path: str | Path, kind: str = "neuromorphic") -> Profile:
+    """A bundled profile by name (``loihi2``) or a JSON file by path, validated as ``kind``."""
+    if kind not in KINDS:
+        raise ProfileError(f"unknown profile kind {kind!r}; kinds: {sorted(KINDS)}")
     path = Path(name_or_path)
     if not path.suffix:
         path = PROFILE_DIR / f"{name_or_path}.json"
@@ -58,7 +127,9 @@ def load_profile(name_or_path: str | Path) -> NeuromorphicProfile:
         raise ProfileError(f"no hardware profile {str(name_or_path)!r}; bundled profiles: {known}, or pass a path")
     try:
         data = json.loads(path.read_text())
-        return NeuromorphicProfile.model_validate(data)
+        if isinstance(data, dict) and data.get("kind") != kind:
+            raise ProfileError(f"{path}: a {data.get('kind')!r} profile where a {kind!r} profile is needed")
+        return KINDS[kind].model_validate(data)
     except json.JSONDecodeError as exc:
         raise ProfileError(f"{path}: not valid JSON ({exc})") from exc
     except ValidationError as exc:

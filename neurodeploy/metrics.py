@@ -29,9 +29,9 @@ class LayerSops:
     effective: float  # per sample
 
 
-def fan_out(syn: SynapseLayer) -> np.ndarray:
-    """Nonzero weights leaving each (flattened) input of ``syn``."""
-    mask = (syn.weights != 0).astype(np.float64)
+def fan_out(syn: SynapseLayer, nonzero: bool = True) -> np.ndarray:
+    """Weights leaving each (flattened) input of ``syn``: the nonzero ones, or all of them."""
+    mask = (syn.weights != 0).astype(np.float64) if nonzero else np.ones_like(syn.weights, dtype=np.float64)
     if syn.kind == "dense":
         return mask.sum(axis=0)
     x = torch.zeros((1, *syn.in_shape), dtype=torch.float64, requires_grad=True)
@@ -51,9 +51,8 @@ def synaptic_ops(plan: SpikingPlan, inputs: np.ndarray, spikes: dict[str, np.nda
         else:
             s_in = inputs if syn.source == "input" else spikes[syn.source]
         active = (s_in.reshape(batch, steps, -1) != 0).astype(np.float64)
-        fan = fan_out(syn)
-        effective = float((active @ fan).sum() / batch)
-        result.append(LayerSops(syn.name, float(steps * fan.sum()), effective))
+        effective = float((active @ fan_out(syn)).sum() / batch)
+        result.append(LayerSops(syn.name, float(steps * fan_out(syn, nonzero=False).sum()), effective))
     return result
 
 

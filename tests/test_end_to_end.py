@@ -34,7 +34,9 @@ def test_cli_cosim_json(demo_bundle):
     sops = data["sops"]
     assert sops["dense"] == 32 * (16 * 32 + 32 * 24)  # T * sum(n_in * n_out): fixed by the topology
     assert 0 < sops["effective"] < sops["dense"]
-    assert data["energy_j"]["total"] is None and "energy_j" in data["not_built"]  # nothing invented
+    parts = sum(data["energy_j"][k] for k in ("neuromorphic", "transfer", "gpu"))
+    assert data["energy_j"]["total"] == pytest.approx(parts, rel=1e-12) and data["profiles"]["loihi"] == "loihi2"
+    assert all({"value", "label", "source"} <= set(a) for a in data["assumptions"])
     assert set(data["wall_s"]) >= {"lava", "dense", "total"}
 
 

@@ -1,0 +1,119 @@
+"""Cost model: NeuroBench SOP counts, the 45 nm tier, the energy terms and the profiles."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from exporters.nir_export import frontend_to_nir
+from exporters.nir_import import nir_to_plan
+from neurodeploy.cost_model import Counts, estimate, neuromorphic_cost
+from neurodeploy.frontend import SpikingSequential
+from neurodeploy.hw_profile import PROFILE_DIR, ProfileError, load_profile
+from neurodeploy.metrics import synaptic_ops
+from neurodeploy.neurons import LIFCell
+from neurodeploy.reference_sim import simulate_float
+from neurodeploy.resources import map_resources
+
+SIZES, STEPS = [20, 256, 256, 256, 35], 200
+
+
+@pytest.fixture(scope="module")
+def gsc_snn():
+    """NeuroBench's GSC topology 20-256-256-256-35 with random weights, run for 200 steps."""
+    torch.manual_seed(0)
+    layers = []
+    for n_in, n_out in zip(SIZES, SIZES[1:]):
+        layers += [nn.Linear(n_in, n_out, bias=False), LIFCell(n_out, du=1.0, dv=0.1, vth=1.0)]
+    front = SpikingSequential(*layers)
+    with torch.no_grad():
+        for layer in front.layers[::2]:
+            layer.weight.mul_(3.0)
+            layer.weight[torch.rand(layer.weight.shape) < 0.3] = 0.0  # some zero weights: effective < dense
+    plan = nir_to_plan(frontend_to_nir(front, 1e-3))
+    x = (np.random.default_rng(0).random((STEPS, 20)) < 0.2).astype(np.float64)
+    return plan, x, simulate_float(plan, x)
+
+
+def test_dense_sops_match_neurobench_and_effective_is_a_direct_count(gsc_snn):
+    plan, x, spikes = gsc_snn
+    sops = synaptic_ops(plan, x[None], {k: v[None] for k, v in spikes.items()})
+    assert sum(s.dense for s in sops) == 29_030_400  # NeuroBench's published figure for this topology
+    direct = 0
+    for syn in plan.synapses:
+        s_in = x if syn.source == "input" else spikes[syn.source]
+        for t in range(STEPS):
+            direct += int(np.count_nonzero((s_in[t] != 0)[None, :] & (syn.weights != 0)))
+    assert sum(s.effective for s in sops) == direct and 0 < direct < 29_030_400
+    assert all(v.sum() > 0 for v in spikes.values())
+
+
+def _counts(**changes) -> Counts:
+    base = dict(num_steps=10, synops={"a": 1000.0}, dense_synops=5000.0, spikes={"a": 40.0}, neurons={"a": 100},
+                cut_spikes=40.0, windows=2, dense_flops=2000.0, dense_macs=500.0, dense_bytes=4000.0,
+                dense_kernels=10.0, synapse_weights=500.0)
+    return Counts(**(base | changes))
+
+
+def _plan_and_map():
+    layer = nn.Linear(50, 100, bias=False)
+    plan = nir_to_plan(frontend_to_nir(SpikingSequential(layer, LIFCell(100, dv=0.1)), 1e-3))
+    plan.layers[-1].name = "a"
+    plan.synapses[0].target = "a"
+    plan.outputs = {"output": "a"}
+    return plan, map_resources(plan, "loihi2")
+
+
+def test_45nm_tier_is_the_spikformer_formula():
+    plan, resources = _plan_and_map()
+    report = estimate(plan, resources, _counts())
+    assert report.tiers_j["cmos45nm_sops"] == pytest.approx(0.9e-12 * 1000 + 4.6e-12 * 500)  # E_AC*SOPs + E_MAC*MACs
+
+
+def test_total_is_the_sum_and_a_profile_change_moves_it_by_the_expected_amount(tmp_path):
+    plan, resources = _plan_and_map()
+    report = estimate(plan, resources, _counts())
+    e = report.energy_j
+    assert e["total"] == pytest.approx(e["neuromorphic"] + e["transfer"] + e["gpu"], rel=1e-12)
+    nm_terms = {k: v for k, v in report.terms_j.items() if k.startswith("neuromorphic.")}
+    assert e["neuromorphic"] == pytest.approx(sum(nm_terms.values()), rel=1e-12)
+    data = json.loads((PROFILE_DIR / "loihi2.json").read_text())
+    data["energy"]["synop_j"]["value"] *= 2
+    (tmp_path / "l2x.json").write_text(json.dumps(data))
+    doubled = estimate(plan, resources, _counts(), loihi=str(tmp_path / "l2x.json"))
+    synop_j = load_profile("loihi2").energy.synop_j.value
+    assert doubled.energy_j["total"] - e["total"] == pytest.approx(1000.0 * synop_j, rel=1e-9)
+    terms, _, _ = neuromorphic_cost(plan, resources, _counts(), load_profile("loihi2"))
+    assert terms["neuron_updates"] == pytest.approx(100 * 10 * load_profile("loihi2").energy.neuron_update_j.value)
+
+
+def test_missing_or_malformed_profile_fields_are_named(tmp_path):
+    data = json.loads((PROFILE_DIR / "h100.json").read_text())
+    del data["compute"]["tdp_w"]
+    data["compute"]["peak_flops"]["value"] = "fast"
+    (tmp_path / "bad.json").write_text(json.dumps(data))
+    with pytest.raises(ProfileError) as err:
+        load_profile(tmp_path / "bad.json", "gpu")
+    assert "compute.tdp_w" in str(err.value) and "compute.peak_flops.value" in str(err.value)
+    with pytest.raises(ProfileError, match="a 'gpu' profile where a 'neuromorphic' profile is needed"):
+        load_profile("h100", "neuromorphic")
+    plan, resources = _plan_and_map()
+    partial = json.loads((PROFILE_DIR / "loihi2.json").read_text())
+    del partial["timing"]
+    (tmp_path / "partial.json").write_text(json.dumps(partial))
+    with pytest.raises(ProfileError, match="no timing section"):
+        estimate(plan, resources, _counts(), loihi=str(tmp_path / "partial.json"))
+
+
+def test_every_bundled_profile_validates_and_labels_every_figure():
+    kinds = {"loihi1": "neuromorphic", "loihi1_silicon": "neuromorphic", "loihi2": "neuromorphic", "h100": "gpu",
+             "a100": "gpu", "jetson_orin_nano": "gpu", "cmos45nm": "reference"}
+    assert {p.stem for p in PROFILE_DIR.glob("*.json")} == set(kinds)
+    for name, kind in kinds.items():
+        profile = load_profile(name, kind)
+        assert profile.name == name
+    loihi2 = load_profile("loihi2")
+    assert loihi2.energy.synop_j.label == "estimate"  # no per-op Loihi 2 energy is published
