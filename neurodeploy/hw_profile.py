@@ -16,21 +16,23 @@ PROFILE_DIR = Path(__file__).resolve().parent.parent / "hw_profiles"
 Label = Literal["measured", "pre-silicon", "estimate", "derived"]
 
 
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
 class ProfileError(ValueError):
     """A hardware profile is missing, unreadable or malformed; the message lists each problem."""
 
 
-class Figure(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class Figure(_Strict):
     value: float | int | bool
     label: Label
     source: str
 
 
-class NeuromorphicResources(BaseModel):
+class NeuromorphicResources(_Strict):
     """Per-core and per-chip limits used by :mod:`neurodeploy.resources`."""
 
-    model_config = ConfigDict(extra="forbid")
     cores_per_chip: Figure
     neurons_per_core: Figure
     synapses_per_core: Figure
@@ -40,10 +42,9 @@ class NeuromorphicResources(BaseModel):
     shared_conv_weights: Figure
 
 
-class NeuromorphicEnergy(BaseModel):
+class NeuromorphicEnergy(_Strict):
     """Joules per event and static watts per chip."""
 
-    model_config = ConfigDict(extra="forbid")
     synop_j: Figure
     neuron_update_j: Figure
     spike_j: Figure
@@ -51,37 +52,36 @@ class NeuromorphicEnergy(BaseModel):
     static_w: Figure
 
 
-class NeuromorphicTiming(BaseModel):
+class NeuromorphicTiming(_Strict):
     """Seconds per event on one core, and the per-step barrier."""
 
-    model_config = ConfigDict(extra="forbid")
     synop_s: Figure
     neuron_update_s: Figure
     barrier_s: Figure
 
 
-class Link(BaseModel):
+class Link(_Strict):
     """The link between the neuromorphic chip and the GPU."""
 
-    model_config = ConfigDict(extra="forbid")
     bandwidth_bps: Figure
     latency_s: Figure
     energy_j_per_bit: Figure
 
 
-class NeuromorphicProfile(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class _Profile(_Strict):
     name: str
-    kind: Literal["neuromorphic"]
     description: str = ""
+
+
+class NeuromorphicProfile(_Profile):
+    kind: Literal["neuromorphic"]
     resources: NeuromorphicResources
     energy: NeuromorphicEnergy | None = None
     timing: NeuromorphicTiming | None = None
     link: Link | None = None
 
 
-class GpuCompute(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class GpuCompute(_Strict):
     peak_flops: Figure
     memory_bw_bps: Figure
     tdp_w: Figure
@@ -89,25 +89,18 @@ class GpuCompute(BaseModel):
     launch_s: Figure
 
 
-class GpuProfile(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    name: str
+class GpuProfile(_Profile):
     kind: Literal["gpu"]
-    description: str = ""
     compute: GpuCompute
 
 
-class ReferenceOps(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class ReferenceOps(_Strict):
     mac_j: Figure
     ac_j: Figure
 
 
-class ReferenceProfile(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    name: str
+class ReferenceProfile(_Profile):
     kind: Literal["reference"]
-    description: str = ""
     ops: ReferenceOps
 
 
