@@ -6,7 +6,7 @@
     neurodeploy parity FILE.nir|FILE.net|BUNDLE --input X.npy [--dt SECONDS] [--json]
     neurodeploy cosim BUNDLE [--input X.npy] [--output Y.npz] [--mode float] [--backend lava] [--json]
     neurodeploy energy BUNDLE [--loihi PROFILE] [--gpu PROFILE] [--input X.npy] [--json]
-    neurodeploy report BUNDLE
+    neurodeploy report BUNDLE [--html OUT.html]
 """
 from __future__ import annotations
 
@@ -149,12 +149,21 @@ def _cmd_energy(args: argparse.Namespace) -> int:
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
+    from exporters import load_spiking
+    from neurodeploy.html_report import write_html
     from neurodeploy.report import print_summary
+    from neurodeploy.resources import map_resources
 
-    if args.html:
-        raise CliError("the HTML report is not built yet; run without --html for the terminal summary")
-    _, _, data = _cosim_summary(Path(args.bundle), None, "float", "lava", progress=True)
+    inputs = _load_input(args.input) if args.input else None
+    bundle, result, data = _cosim_summary(Path(args.bundle), inputs, "float", "lava", progress=True,
+                                          loihi=args.loihi, gpu=args.gpu)
     print_summary(data)
+    if args.html:
+        m = bundle.manifest
+        plan = load_spiking(bundle.spiking_path, m.spiking.dt_s)
+        windows = (result.spikes[next(iter(result.spikes))].shape[1] // m.adapter.window) if m.adapter else 1
+        path = write_html(Path(args.html), data, result.spikes, map_resources(plan, args.loihi).as_dict(), windows)
+        Console(stderr=True).print(f"HTML report written to {path}")
     return 0
 
 
@@ -230,9 +239,11 @@ def build_parser() -> argparse.ArgumentParser:
     _profile_args(p)
     p.set_defaults(func=_cmd_energy)
 
-    p = sub.add_parser("report", help="co-simulate a bundle and print the summary")
+    p = sub.add_parser("report", help="co-simulate a bundle, print the summary, optionally write an HTML report")
     p.add_argument("bundle")
-    p.add_argument("--html", help="HTML output (not built yet)")
+    p.add_argument("--html", help="write a self-contained HTML report (plots, resource map, assumptions) here")
+    p.add_argument("--input", help=".npy for a spiking-only bundle")
+    _profile_args(p)
     p.set_defaults(func=_cmd_report)
     return parser
 

@@ -117,3 +117,44 @@ def test_every_bundled_profile_validates_and_labels_every_figure():
         assert profile.name == name
     loihi2 = load_profile("loihi2")
     assert loihi2.energy.synop_j.label == "estimate"  # no per-op Loihi 2 energy is published
+
+
+def test_html_report_is_self_contained_with_plots(mamba_bundle, tmp_path):
+    import base64
+    import io
+    import subprocess
+    import sys
+    from html.parser import HTMLParser
+
+    from matplotlib import image
+
+    done = subprocess.run([sys.executable, "-m", "neurodeploy.cli", "report", str(mamba_bundle), "--html",
+                           str(tmp_path / "r.html")], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+
+    class Page(HTMLParser):
+        def __init__(self):
+            super().__init__()
+            self.images, self.headings, self.scripts, self._in_h2 = [], [], 0, False
+
+        def handle_starttag(self, tag, attrs):
+            attrs = dict(attrs)
+            self.scripts += tag == "script"
+            self._in_h2 = tag == "h2"
+            if tag == "img":
+                self.images.append(attrs["src"])
+
+        def handle_data(self, data):
+            if self._in_h2:
+                self.headings.append(data)
+                self._in_h2 = False
+
+    page = Page()
+    page.feed((tmp_path / "r.html").read_text())
+    assert page.scripts == 0 and len(page.images) == 4
+    for src in page.images:  # every plot is a real, non-empty PNG
+        assert src.startswith("data:image/png;base64,")
+        pixels = image.imread(io.BytesIO(base64.b64decode(src.split(",", 1)[1])), format="png")
+        assert pixels.shape[0] > 100 and pixels.shape[1] > 300 and pixels.std() > 0
+    assert any(h.startswith("Resource map (loihi2") for h in page.headings)
+    assert any(h.startswith("Assumptions") for h in page.headings)
