@@ -12,10 +12,11 @@ A spiking-only bundle (compiled from a ``.nir`` or ``.net`` file) has no dense p
 its manifest carries the quantization report and the resource map.
 
 A bundle is written to a temporary sibling folder and renamed into place, so a reader never sees a
-half-written bundle.
+half-written bundle. The manifest carries the SHA-256 of every other file; :func:`read_bundle` checks them.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import tempfile
@@ -107,6 +108,7 @@ class Manifest(_Strict):
     reference: Reference | None = None
     feedback: FeedbackPart | None = None
     provenance: dict[str, str]
+    checksums: dict[str, str] = {}  # relative path -> sha256 of every file in the bundle but the manifest
 
     @property
     def spiking_only(self) -> bool:
@@ -131,6 +133,8 @@ def write_bundle(path: Path, manifest: Manifest, files: dict[str, bytes | Path],
             (tmp / "reference").mkdir()
             np.save(tmp / manifest.reference.inputs, reference_inputs)
             np.savez_compressed(tmp / manifest.reference.outputs, **reference_outputs)
+        sums = {str(f.relative_to(tmp)): sha256(f) for f in sorted(tmp.rglob("*")) if f.is_file()}
+        manifest = manifest.model_copy(update={"checksums": sums})
         (tmp / MANIFEST).write_text(manifest.model_dump_json(indent=2))
         if path.exists():
             shutil.rmtree(path)
@@ -139,6 +143,14 @@ def write_bundle(path: Path, manifest: Manifest, files: dict[str, bytes | Path],
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return path
+
+
+def sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 class Bundle:
@@ -192,4 +204,9 @@ def read_bundle(path: Path) -> Bundle:
         missing += [f for f in (manifest.reference.inputs, manifest.reference.outputs) if not (path / f).is_file()]
     if missing:
         raise BundleError(f"{path}: missing files {missing}; recompile the bundle")
+    corrupted = [name for name, digest in manifest.checksums.items()
+                 if not (path / name).is_file() or sha256(path / name) != digest]
+    if corrupted:
+        raise BundleError(f"{path}: files changed or damaged since the bundle was written (checksum mismatch): "
+                          f"{corrupted}; recompile the bundle")
     return bundle

@@ -71,13 +71,14 @@ def _print_spiking_bundle(path: Path, console: Console) -> None:
 
 
 def _cosim_summary(bundle_path: Path, inputs: np.ndarray | None, mode: str, backend: str, progress: bool,
-                   schedule: str = "end", loihi: str = "loihi2", gpu: str = "h100"):
+                   schedule: str = "end", loihi: str = "loihi2", gpu: str = "h100", checkpoint: str | None = None):
     from neurodeploy.bundle import read_bundle
     from neurodeploy.cosim import run_cosim
     from neurodeploy.report import summary
 
     bundle = read_bundle(bundle_path)
-    result = run_cosim(bundle, inputs, mode=mode, backend=backend, progress=progress, schedule=schedule)
+    result = run_cosim(bundle, inputs, mode=mode, backend=backend, progress=progress, schedule=schedule,
+                       checkpoint=checkpoint)
     return bundle, result, summary(bundle, result, loihi, gpu)
 
 
@@ -117,7 +118,7 @@ def _cmd_cosim(args: argparse.Namespace) -> int:
 
     inputs = _load_input(args.input) if args.input else None
     _, result, data = _cosim_summary(Path(args.bundle), inputs, args.mode, args.backend, not args.json, args.schedule,
-                                     args.loihi, args.gpu)
+                                     args.loihi, args.gpu, args.checkpoint)
     if args.output:
         from neurodeploy.bundle import read_bundle
 
@@ -229,6 +230,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="end: whole-sequence dense model once per sample; window: streaming step model per window; "
                         "event: step model on salient windows only")
     p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--checkpoint", help="folder for partial results, saved after every sample; rerun to resume")
     _profile_args(p)
     p.set_defaults(func=_cmd_cosim)
 

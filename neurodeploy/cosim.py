@@ -28,6 +28,7 @@ from exporters import load_spiking
 from exporters.onnx_export import make_session
 from neurodeploy.backends import salient_windows
 from neurodeploy.bundle import Bundle
+from neurodeploy.checkpoint import Checkpoint, run_key
 from neurodeploy.lava_runner import LavaRunner
 from neurodeploy.metrics import LayerSops, synaptic_ops
 
@@ -186,8 +187,13 @@ class _Feedback:
 
 
 def run_cosim(bundle: Bundle, inputs: np.ndarray | None = None, mode: str = "float",
-              backend: str = "lava", progress: bool = True, schedule: str = "end") -> CosimResult:
-    """Co-simulate ``inputs`` (default: the bundle's reference inputs) and compare with the reference."""
+              backend: str = "lava", progress: bool = True, schedule: str = "end",
+              checkpoint: str | Path | None = None) -> CosimResult:
+    """Co-simulate ``inputs`` (default: the bundle's reference inputs) and compare with the reference.
+
+    With ``checkpoint`` (a folder), results are saved after every sample and a rerun of the same
+    inputs resumes after the last finished one (:mod:`neurodeploy.checkpoint`).
+    """
     if backend != "lava":
         raise ValueError(f"backend {backend!r} is not available yet; use 'lava'")
     supported = ["end"] if bundle.manifest.dense is None else bundle.manifest.dense.schedules
@@ -210,16 +216,29 @@ def run_cosim(bundle: Bundle, inputs: np.ndarray | None = None, mode: str = "flo
     threshold = m.dense.event_threshold if schedule == "event" else None
     batch, steps = x.shape[:2]
     spikes = {n.name: np.zeros((batch, steps, *n.shape)) for n in plan.neurons}
-    ys, wall = [], {"lava": 0.0, "transfer": 0.0, "dense": 0.0}
+    ys, wall, notes = [], {"lava": 0.0, "transfer": 0.0, "dense": 0.0}, []
     t_start = time.perf_counter()
     show = progress and batch > 1 and sys.stderr.isatty()
     feedback = _Feedback(bundle, plan, stepper, x.shape[1]) if m.feedback is not None else None
     x_sops = x if feedback is None else np.zeros((batch, steps, plan.n_in))  # with the feedback currents
     if feedback is not None and (schedule != "window" or mode != "float"):
         raise ScheduleError(f"bundle '{m.name}' has a feedback channel: it runs with --schedule window in float mode")
+    saved, start = None, 0
+    if checkpoint is not None:
+        saved = Checkpoint(checkpoint, run_key(x, mode, schedule, sorted(m.checksums.items())))
+        partial = saved.load()
+        if partial is not None:
+            start = int(partial["done"])
+            for name in spikes:
+                spikes[name][:start] = partial[f"spikes/{name}"][:start]
+            ys = list(partial["y"][:start])
+            x_sops[:start] = partial["x_sops"][:start]
     with LavaRunner(plan, steps, mode=mode) as runner:
-        for b in track(range(batch), description="co-simulating", disable=not show,
+        for b in track(range(start, batch), description="co-simulating", disable=not show,
                        console=Console(stderr=True)):
+            if saved is not None and b > start:
+                saved.save(b, batch, {**{f"spikes/{k}": v for k, v in spikes.items()}, "y": np.stack(ys),
+                                      "x_sops": x_sops})
             if feedback is not None:
                 sample, y_fb, x_sops[b] = feedback.run(runner, x[b])
                 wall["lava"] += sample.wall_s
@@ -242,8 +261,10 @@ def run_cosim(bundle: Bundle, inputs: np.ndarray | None = None, mode: str = "flo
             wall["dense"] += time.perf_counter() - t0
     wall["total"] = time.perf_counter() - t_start
     y = np.stack(ys)
+    if saved is not None:
+        saved.save(batch, batch, {**{f"spikes/{k}": v for k, v in spikes.items()}, "y": y, "x_sops": x_sops})
+        notes.append(f"resumed after {start} of {batch} samples" if start else f"checkpoint in {checkpoint}")
     agreement = None
-    notes = []
     if m.reference is None:
         notes.append("agreement not computed: a spiking-only bundle has no PyTorch reference")
     elif use_reference or np.array_equal(x, bundle.reference_inputs().astype(np.float64)):

@@ -47,3 +47,15 @@ def _edit(path, change):
     manifest = json.loads((path / "manifest.json").read_text())
     change(manifest)
     (path / "manifest.json").write_text(json.dumps(manifest))
+
+
+def test_damaged_bundle_file_is_caught_by_its_checksum(demo_bundle, tmp_path):
+    copy = tmp_path / "b"
+    shutil.copytree(demo_bundle, copy)
+    manifest = json.loads((copy / "manifest.json").read_text())
+    assert set(manifest["checksums"]) >= {"spiking.nir", "dense.onnx", "reference/inputs.npy"}
+    data = bytearray((copy / "dense.onnx").read_bytes())
+    data[len(data) // 2] ^= 0xFF  # one flipped byte
+    (copy / "dense.onnx").write_bytes(bytes(data))
+    with pytest.raises(BundleError, match=r"checksum mismatch\): \['dense.onnx'\]"):
+        read_bundle(copy)
