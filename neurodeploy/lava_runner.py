@@ -21,6 +21,7 @@ from neurodeploy.lava_compat import import_lava_core
 from neurodeploy.spiking_plan import SpikingPlan
 
 MODES = {"float": "floating_pt", "fixed": "fixed_pt"}
+DEFAULT_TIME_LIMIT_S = 600.0  # per Lava run call (one sample, or one chunk between feedback pauses)
 
 
 class LavaRunError(RuntimeError):
@@ -43,11 +44,13 @@ class LavaRunner:
     Args:
         plan: the network.
         num_steps: T, the number of input steps per sample.
+        time_limit_s: watchdog limit for each Lava run call; past it the run ends with LavaRunError.
         mode: ``"float"`` (Lava ``floating_pt``) or ``"fixed"`` (``fixed_pt``, bit-accurate Loihi); a plan
             without fixed-point parameters is quantized with :func:`neurodeploy.quantize.quantize`.
     """
 
-    def __init__(self, plan: SpikingPlan, num_steps: int, mode: str = "float") -> None:
+    def __init__(self, plan: SpikingPlan, num_steps: int, mode: str = "float",
+                 time_limit_s: float = DEFAULT_TIME_LIMIT_S) -> None:
         if mode not in MODES:
             raise ValueError(f"mode must be one of {sorted(MODES)}, got {mode!r}")
         import_lava_core()
@@ -59,6 +62,7 @@ class LavaRunner:
             plan = quantize(plan).plan
 
         self.plan, self.num_steps, self.mode = plan, int(num_steps), mode
+        self.time_limit_s = float(time_limit_s)
         self.delay_steps = plan.max_delay_steps
         self._cleanup = ExitStack()
         self._build = build_network
@@ -75,8 +79,33 @@ class LavaRunner:
         from lava.magma.core.run_conditions import RunSteps
         from lava.magma.core.run_configs import Loihi2SimCfg
 
-        self.net.source.run(condition=RunSteps(num_steps=steps),
-                            run_cfg=Loihi2SimCfg(select_tag=MODES[self.mode]))
+        self._guarded(lambda: self.net.source.run(condition=RunSteps(num_steps=steps),
+                                                  run_cfg=Loihi2SimCfg(select_tag=MODES[self.mode])),
+                      f"run {steps} steps")
+
+    def _guarded(self, action, what: str):
+        """Do ``action`` (anything that talks to Lava's runtime) under the watchdog: a worker that stalls
+        or dies ends it after ``time_limit_s``; Lava itself would wait for that worker forever."""
+        result: list = []
+        errors: list[BaseException] = []
+        finished = threading.Event()
+
+        def work() -> None:
+            try:
+                result.append(action())
+            except BaseException as exc:  # handed to the caller below
+                errors.append(exc)
+            finally:
+                finished.set()
+
+        threading.Thread(target=work, name="lava-call", daemon=True).start()
+        if not finished.wait(self.time_limit_s):
+            raise LavaRunError(f"Lava did not {what} within the time limit of {self.time_limit_s:g} s: a worker "
+                               "stalled or died; its processes are being terminated (raise time_limit_s for "
+                               "longer runs)")
+        if errors:
+            raise errors[0]
+        return result[0]
 
     def run_sample(self, x: np.ndarray, pause_at: list[int] | None = None, on_pause=None) -> SampleSpikes:
         """x (T, *input_shape) (or (T, n_in)) -> spikes of every population, (T, *shape), aligned to x.
@@ -107,12 +136,11 @@ class LavaRunner:
                 self.net = self._build(self.plan, self.num_steps + self.delay_steps, padded, self.mode)
                 self._cleanup.enter_context(stopped_on_exit(self.net.source))
             else:
-                reset_state(self.net)
-                self.net.source.data.set(padded)
+                self._guarded(lambda: (reset_state(self.net), self.net.source.data.set(padded)), "reset and load")
             t1 = time.perf_counter()
             self._run_with_pauses(padded, sorted(pause_at or []), on_pause)
             t2 = time.perf_counter()
-            raw = {name: sink.data.get() for name, sink in self.net.sinks.items()}
+            raw = self._guarded(lambda: {name: sink.data.get() for name, sink in self.net.sinks.items()}, "read back")
         except Exception as exc:
             self.close()
             raise LavaRunError(f"Lava run failed: {type(exc).__name__}: {exc}") from exc
@@ -138,14 +166,14 @@ class LavaRunner:
 
             def read(name: str, steps: int = done) -> np.ndarray:
                 layer = self.plan.layer(name)
-                raw = self.net.sinks[name].data.get()[..., layer.delay_steps: steps]
+                raw = self._guarded(self.net.sinks[name].data.get, "read back")[..., layer.delay_steps: steps]
                 return np.moveaxis(from_lava(raw, layer.shape), -1, 0)
 
             def write(from_step: int, rows: np.ndarray) -> None:
                 nir_layout = np.moveaxis(from_lava(padded, shape), -1, 0).copy()  # (steps, *shape)
                 nir_layout[from_step: from_step + len(rows)] = rows
                 padded[...] = to_lava(np.moveaxis(nir_layout, 0, -1), shape)
-                self.net.source.data.set(padded)
+                self._guarded(lambda: self.net.source.data.set(padded), "load input")
 
             on_pause(done, read, write)
 
@@ -204,8 +232,8 @@ def _terminate_new_children(before: set, timeout_s: float = 5.0) -> None:
     for proc in leftovers:
         proc.terminate()
     deadline = time.monotonic() + timeout_s
-    for proc in leftovers:
-        proc.join(max(0.0, deadline - time.monotonic()))
+    for proc in leftovers:  # Lava's SystemProcess overrides join() without a timeout: use the base class's
+        multiprocessing.Process.join(proc, max(0.0, deadline - time.monotonic()))
         if proc.is_alive():
             proc.kill()
-            proc.join(1.0)
+            multiprocessing.Process.join(proc, 1.0)

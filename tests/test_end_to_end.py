@@ -10,7 +10,7 @@ import h5py
 import numpy as np
 import pytest
 
-from neurodeploy.bundle import read_bundle
+from neurodeploy.bundle import BundleError, read_bundle, sha256
 from neurodeploy.cosim import InputShapeError, run_cosim
 
 
@@ -60,8 +60,13 @@ def test_a_wrong_weight_is_detected(demo_bundle, tmp_path):
     broken = shutil.copytree(demo_bundle, tmp_path / "broken")
     with h5py.File(broken / "spiking.nir", "r+") as f:
         f["node/nodes/layers.0/weight"][0, :] += 2.0
+    with pytest.raises(BundleError, match="checksum mismatch"):  # an edited file is caught on load ...
+        read_bundle(broken)
+    manifest = json.loads((broken / "manifest.json").read_text())  # ... unless the manifest is re-signed
+    manifest["checksums"]["spiking.nir"] = sha256(broken / "spiking.nir")
+    (broken / "manifest.json").write_text(json.dumps(manifest))
     result = run_cosim(read_bundle(broken), progress=False)
-    assert result.agreement.spike_mismatches > 0
+    assert result.agreement.spike_mismatches > 0  # then the agreement check still catches the wrong weight
 
 
 def test_wrong_input_shape_is_a_named_error(demo_bundle):

@@ -35,3 +35,35 @@ def test_interrupted_100_sample_run_resumes_to_the_same_results(demo_bundle, tmp
         np.testing.assert_array_equal(resumed.spikes[name], s)
     other = zoo.get("tiny_hybrid").example_inputs(100, seed=8).numpy()[:3]  # other inputs: start over
     assert "resumed" not in " ".join(cosim.run_cosim(bundle, other, progress=False, checkpoint=tmp_path / "ck").notes)
+
+
+def test_a_killed_lava_worker_ends_the_run_within_the_time_limit(demo_bundle):
+    import os
+    import signal
+    import threading
+    import time
+
+    from conftest import child_pids, new_child_pids
+    from exporters import load_spiking
+    from neurodeploy.lava_runner import LavaRunError, LavaRunner
+
+    bundle = read_bundle(demo_bundle)
+    plan = load_spiking(bundle.spiking_path, bundle.manifest.spiking.dt_s)
+    steps = 30000  # about 30 s of Lava: long enough to be killed in the middle
+    x = (np.random.default_rng(0).random((steps, plan.n_in)) < 0.2).astype(np.float64)
+    before = set(child_pids())
+    killed = []
+
+    def kill_a_worker() -> None:
+        time.sleep(3.0)  # compiled and running by now
+        workers = new_child_pids(before)
+        if workers:
+            os.kill(workers[-1], signal.SIGKILL)
+            killed.append(workers[-1])
+
+    threading.Thread(target=kill_a_worker, daemon=True).start()
+    t0 = time.perf_counter()
+    with LavaRunner(plan, steps, time_limit_s=8.0) as runner, pytest.raises(LavaRunError, match="time limit of 8 s"):
+        runner.run_sample(x)
+    assert killed and time.perf_counter() - t0 < 8.0 + 15.0  # the limit plus the bounded stop and terminate
+    assert new_child_pids(before) == []
