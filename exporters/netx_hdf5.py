@@ -89,7 +89,13 @@ def read_netx(path: str | Path, dt: float = 1e-3) -> SpikingPlan:
     except OSError as exc:
         raise NetxFormatError(f"{path}: not a readable HDF5 file ({exc})", "cannot read the netx file") from exc
     with handle as f:
-        return _read(f, dt)
+        try:
+            return _read(f, dt)
+        except NetxFormatError:
+            raise
+        except (KeyError, TypeError, ValueError, IndexError, OSError, AttributeError, RuntimeError) as exc:
+            raise NetxFormatError(f"{path}: malformed netx content ({type(exc).__name__}: {exc})",
+                                  "cannot read the netx file") from exc
 
 
 def _read(f: h5py.File, dt: float) -> SpikingPlan:

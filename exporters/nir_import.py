@@ -294,4 +294,12 @@ def _apply_input_scale(synapses: list[SynapseLayer], scale: np.ndarray, shape: t
 
 
 def read_plan(path: Path, dt: float | None = None) -> SpikingPlan:
-    return nir_to_plan(nir.read(str(path)), dt)
+    """A plan from a ``.nir`` file; an unreadable or malformed file is a SpikingPlanError."""
+    try:
+        graph = nir.read(str(path))
+    except Exception as exc:  # h5py and nir raise many kinds on damaged files
+        raise SpikingPlanError(f"{path}: not a readable NIR file ({type(exc).__name__}: {exc})",
+                               "cannot read the NIR graph") from exc
+    if not isinstance(graph, nir.NIRGraph):
+        raise SpikingPlanError(f"{path}: holds a {type(graph).__name__}, not a NIR graph", "cannot read the NIR graph")
+    return nir_to_plan(graph, dt)

@@ -27,6 +27,10 @@ class OnnxExportError(RuntimeError):
     """The ONNX export is wrong (specialised dynamic dimension, or outputs differ from PyTorch)."""
 
 
+class OnnxLoadError(ValueError):
+    """An ONNX file cannot be loaded by ONNX Runtime (missing, truncated or malformed)."""
+
+
 @dataclass
 class ParityCheck:
     """ORT vs PyTorch at one input shape."""
@@ -49,7 +53,11 @@ def make_session(path: Path, prefer_gpu: bool = True) -> ort.InferenceSession:
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.intra_op_num_threads = max(1, len(os.sched_getaffinity(0)))
     options.log_severity_level = 3
-    return ort.InferenceSession(str(path), options, providers=select_providers(prefer_gpu))
+    try:
+        return ort.InferenceSession(str(path), options, providers=select_providers(prefer_gpu))
+    except Exception as exc:  # onnxruntime raises its own exception types on damaged files
+        raise OnnxLoadError(f"{path}: ONNX Runtime cannot load it ({type(exc).__name__}: {str(exc)[:300]}); "
+                            "re-export the model") from exc
 
 
 def export_dense(module: nn.Module, example: torch.Tensor, path: Path, dynamic_dims: dict[int, str]) -> None:

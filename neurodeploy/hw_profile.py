@@ -123,7 +123,7 @@ def load_profile(name_or_path: str | Path, kind: str = "neuromorphic") -> Profil
         if isinstance(data, dict) and data.get("kind") != kind:
             raise ProfileError(f"{path}: a {data.get('kind')!r} profile where a {kind!r} profile is needed")
         return KINDS[kind].model_validate(data)
-    except json.JSONDecodeError as exc:
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ProfileError(f"{path}: not valid JSON ({exc})") from exc
     except ValidationError as exc:
         problems = [f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()]

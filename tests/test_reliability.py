@@ -67,3 +67,79 @@ def test_a_killed_lava_worker_ends_the_run_within_the_time_limit(demo_bundle):
         runner.run_sample(x)
     assert killed and time.perf_counter() - t0 < 8.0 + 15.0  # the limit plus the bounded stop and terminate
     assert new_child_pids(before) == []
+
+
+def _damaged(original: bytes, data) -> bytes:
+    """Random bytes, a truncation, or the file with bytes overwritten."""
+    from hypothesis import strategies as st
+
+    kind = data.draw(st.sampled_from(["random", "truncated", "flipped"]))
+    if kind == "random":
+        return data.draw(st.binary(max_size=4096))
+    if kind == "truncated":
+        return original[: data.draw(st.integers(0, max(0, len(original) - 1)))]
+    blob = bytearray(original)
+    for _ in range(data.draw(st.integers(1, 16))):
+        blob[data.draw(st.integers(0, len(blob) - 1))] = data.draw(st.integers(0, 255))
+    return bytes(blob)
+
+
+LOADERS = {
+    "nir": ("../shared/cases/nir/03_rnn/braille_noDelay_bias_zero.nir", ".nir"),
+    "netx": ("../shared/cases/netx/tinynet/tiny.net", ".net"),
+    "profile": ("hw_profiles/loihi2.json", ".json"),
+}
+
+
+@pytest.mark.parametrize("loader", sorted(LOADERS) + ["onnx", "manifest"])
+def test_fuzzed_files_give_only_named_errors(loader, demo_bundle, tmp_path_factory):
+    from pathlib import Path
+
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    from exporters import load_spiking
+    from exporters.onnx_export import OnnxLoadError, make_session
+    from neurodeploy.bundle import BundleError
+    from neurodeploy.hw_profile import ProfileError, load_profile
+    from neurodeploy.spiking_plan import SpikingPlanError
+
+    root = Path(__file__).resolve().parent.parent
+    if loader in LOADERS:
+        source, suffix = root / LOADERS[loader][0], LOADERS[loader][1]
+    elif loader == "onnx":
+        source, suffix = demo_bundle / "dense.onnx", ".onnx"
+    else:
+        source, suffix = demo_bundle / "manifest.json", ".json"
+    original = source.read_bytes()
+    folder = tmp_path_factory.mktemp(loader)
+
+    def load(path: Path) -> None:
+        if loader in ("nir", "netx"):
+            load_spiking(path)
+        elif loader == "profile":
+            load_profile(path)
+        elif loader == "onnx":
+            make_session(path)
+        else:
+            import shutil
+
+            bundle = folder / "bundle"
+            if not bundle.exists():
+                shutil.copytree(demo_bundle, bundle)
+            (bundle / "manifest.json").write_bytes(path.read_bytes())
+            read_bundle(bundle)
+
+    named = (SpikingPlanError, ProfileError, OnnxLoadError, BundleError)
+
+    @settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(st.data())
+    def check(data) -> None:
+        path = folder / f"case{suffix}"
+        path.write_bytes(_damaged(original, data))
+        try:
+            load(path)
+        except named:
+            pass  # a named error listing what is wrong: the contract
+
+    check()
