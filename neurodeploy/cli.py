@@ -191,6 +191,15 @@ def _profile_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--gpu", default="h100", help="GPU profile: a name in hw_profiles/ or a .json path (default h100)")
 
 
+def _costed(sub, name: str, help_text: str) -> argparse.ArgumentParser:
+    """A sub-command that co-simulates a bundle and prices it: BUNDLE, --input and the profiles."""
+    p = sub.add_parser(name, help=help_text)
+    p.add_argument("bundle")
+    p.add_argument("--input", help=".npy inputs; required for a spiking-only bundle (hybrids use their reference run)")
+    _profile_args(p)
+    return p
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="neurodeploy", description=__doc__.split("\n")[0].strip("`: "))
     sub = parser.add_subparsers(dest="command", required=True)
@@ -234,18 +243,12 @@ def build_parser() -> argparse.ArgumentParser:
     _profile_args(p)
     p.set_defaults(func=_cmd_cosim)
 
-    p = sub.add_parser("energy", help="energy and latency per sample: Loihi + link + GPU vs all-GPU, and the 45 nm tier")
-    p.add_argument("bundle")
-    p.add_argument("--input", help=".npy for a spiking-only bundle (hybrids use their reference run)")
+    p = _costed(sub, "energy", "energy and latency per sample: Loihi + link + GPU vs all-GPU, and the 45 nm tier")
     p.add_argument("--json", action="store_true")
-    _profile_args(p)
     p.set_defaults(func=_cmd_energy)
 
-    p = sub.add_parser("report", help="co-simulate a bundle, print the summary, optionally write an HTML report")
-    p.add_argument("bundle")
+    p = _costed(sub, "report", "co-simulate a bundle, print the summary, optionally write an HTML report")
     p.add_argument("--html", help="write a self-contained HTML report (plots, resource map, assumptions) here")
-    p.add_argument("--input", help=".npy for a spiking-only bundle")
-    _profile_args(p)
     p.set_defaults(func=_cmd_report)
     return parser
 
