@@ -22,7 +22,6 @@ reported, not guessed.
 from __future__ import annotations
 
 import string
-from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 

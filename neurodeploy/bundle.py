@@ -57,6 +57,9 @@ class ParityRecord(_Strict):
     max_abs_err: float
 
 
+Schedule = Literal["end", "window", "event"]  # how often the dense part runs: per sample, per window, per salient window
+
+
 class DensePart(_Strict):
     file: str = "dense.onnx"
     input_name: str
@@ -66,7 +69,7 @@ class DensePart(_Strict):
     step_file: str | None = None  # streaming step model (window + states in, y + states out)
     step_parity: list[ParityRecord] = []
     sequence_form: str = "traced"  # or "scan_of_step"
-    schedules: list[Literal["end", "window", "event"]] = ["end"]
+    schedules: list[Schedule] = ["end"]
     event_threshold: float | None = None  # spikes of the cut per window that make it salient (event schedule)
 
 

@@ -14,9 +14,12 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import get_args
 
 import numpy as np
 from rich.console import Console
+
+from neurodeploy.bundle import Schedule
 
 DEFAULT_SAMPLES = 8
 
@@ -235,7 +238,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", help=".npz to write: spikes per NIR Output node and y, aligned to the input")
     p.add_argument("--mode", choices=["float", "fixed"], default="float")
     p.add_argument("--backend", choices=["lava"], default="lava")
-    p.add_argument("--schedule", choices=["end", "window", "event"], default="end",
+    p.add_argument("--schedule", choices=list(get_args(Schedule)), default="end",
                    help="end: whole-sequence dense model once per sample; window: streaming step model per window; "
                         "event: step model on salient windows only")
     p.add_argument("--json", action="store_true", help="print one JSON object")

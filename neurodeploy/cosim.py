@@ -19,6 +19,7 @@ from __future__ import annotations
 import sys
 import time
 from dataclasses import dataclass, field
+from typing import get_args
 
 import numpy as np
 from rich.console import Console
@@ -27,7 +28,7 @@ from rich.progress import track
 from exporters import load_spiking
 from exporters.onnx_export import make_session
 from neurodeploy.backends import salient_windows
-from neurodeploy.bundle import Bundle
+from neurodeploy.bundle import Bundle, Schedule
 from neurodeploy.checkpoint import Checkpoint, run_key
 from neurodeploy.lava_runner import LavaRunner
 from neurodeploy.metrics import LayerSops, synaptic_ops
@@ -41,7 +42,7 @@ class ScheduleError(ValueError):
     """The bundle's dense part does not support the requested schedule."""
 
 
-SCHEDULES = ("end", "window", "event")
+SCHEDULES = get_args(Schedule)
 
 
 @dataclass
@@ -197,6 +198,8 @@ def run_cosim(bundle: Bundle, inputs: np.ndarray | None = None, mode: str = "flo
     if backend != "lava":
         raise ValueError(f"backend {backend!r} is not available yet; use 'lava'")
     supported = ["end"] if bundle.manifest.dense is None else bundle.manifest.dense.schedules
+    if schedule not in SCHEDULES:
+        raise ScheduleError(f"unknown schedule {schedule!r}; schedules: {list(SCHEDULES)}")
     if schedule not in supported:
         why = {"window": "the window schedule needs a streaming back-end (neurodeploy.backends.StreamingBackend)",
                "event": "the event schedule needs a streaming back-end with a salience_threshold"}.get(schedule, "")

@@ -147,9 +147,3 @@ def _partition_sequential(model: nn.Sequential, cut: str | None) -> Partition:
         else:
             placement.append(Placement(module=name, device="gpu", reason=_gpu_reason(m)))
     return Partition(front, dense, adapter, placement)
-
-
-def partition_at_adapter(model: nn.Module) -> Partition:
-    """The HybridModel split (kept for callers of the first version)."""
-    return partition(model)
-
