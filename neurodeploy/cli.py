@@ -117,56 +117,49 @@ def _save_output(path: str, result, batched: bool) -> None:
 
 
 def _cmd_cosim(args: argparse.Namespace) -> int:
-    from neurodeploy.report import print_summary
-
     inputs = _load_input(args.input) if args.input else None
-    _, result, data = _cosim_summary(Path(args.bundle), inputs, args.mode, args.backend, not args.json, args.schedule,
-                                     args.loihi, args.gpu, args.checkpoint)
+    bundle, result, data = _cosim_summary(Path(args.bundle), inputs, args.mode, args.backend, not args.json,
+                                          args.schedule, args.loihi, args.gpu, args.checkpoint)
     if args.output:
-        from neurodeploy.bundle import read_bundle
-
-        shape = read_bundle(Path(args.bundle)).manifest.spiking.input_shape or [None]
+        shape = bundle.manifest.spiking.input_shape or [None]
         _save_output(args.output, result, batched=inputs is None or inputs.ndim == len(shape) + 2)
-    if args.json:
-        print(json.dumps(data, indent=2))
-    else:
-        print_summary(data)
+    _emit(data, args.json)
     return 0
 
 
-def _cmd_energy(args: argparse.Namespace) -> int:
-    """Energy and latency per sample: co-simulate the reference inputs (or --input), price the counted events."""
-    from neurodeploy.bundle import read_bundle
+def _emit(data: dict, as_json: bool) -> None:
+    """One JSON object on stdout, or the terminal table."""
     from neurodeploy.report import print_summary
 
-    bundle = read_bundle(Path(args.bundle))
-    inputs = _load_input(args.input) if args.input else None
-    if inputs is None and bundle.manifest.reference is None:
-        raise CliError("this spiking-only bundle has no reference run; pass --input X.npy to count its events")
-    _, _, data = _cosim_summary(Path(args.bundle), inputs, "float", "lava", not args.json,
-                                loihi=args.loihi, gpu=args.gpu)
-    if args.json:
+    if as_json:
         print(json.dumps(data, indent=2))
     else:
         print_summary(data)
+
+
+def _cmd_energy(args: argparse.Namespace) -> int:
+    """Energy and latency per sample: co-simulate the reference inputs (or --input), price the counted events.
+    A spiking-only bundle without --input is refused by run_cosim, which names the input it needs."""
+    inputs = _load_input(args.input) if args.input else None
+    _, _, data = _cosim_summary(Path(args.bundle), inputs, "float", "lava", not args.json,
+                                loihi=args.loihi, gpu=args.gpu)
+    _emit(data, args.json)
     return 0
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
-    from exporters import load_spiking
     from neurodeploy.html_report import write_html
-    from neurodeploy.report import print_summary
     from neurodeploy.resources import map_resources
 
     inputs = _load_input(args.input) if args.input else None
     bundle, result, data = _cosim_summary(Path(args.bundle), inputs, "float", "lava", progress=True,
                                           loihi=args.loihi, gpu=args.gpu)
-    print_summary(data)
+    _emit(data, False)
     if args.html:
         m = bundle.manifest
-        plan = load_spiking(bundle.spiking_path, m.spiking.dt_s)
         windows = (result.spikes[next(iter(result.spikes))].shape[1] // m.adapter.window) if m.adapter else 1
-        path = write_html(Path(args.html), data, result.spikes, map_resources(plan, args.loihi).as_dict(), windows)
+        path = write_html(Path(args.html), data, result.spikes, map_resources(result.plan, args.loihi).as_dict(),
+                          windows)
         Console(stderr=True).print(f"HTML report written to {path}")
     return 0
 
@@ -174,7 +167,6 @@ def _cmd_report(args: argparse.Namespace) -> int:
 def _cmd_demo(args: argparse.Namespace) -> int:
     from neurodeploy import zoo
     from neurodeploy.compiler import compile_zoo
-    from neurodeploy.report import print_summary
 
     out = Path(args.out)
     console = Console(stderr=True)
@@ -183,7 +175,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     console.print(f"bundle: {bundle_path}; co-simulating {args.samples} samples (Lava floating_pt + ONNX Runtime)")
     _, _, data = _cosim_summary(bundle_path, None, "float", "lava", progress=True)
     (out / "report.json").write_text(json.dumps(data, indent=2))
-    print_summary(data)
+    _emit(data, False)
     console.print(f"report written to {out / 'report.json'}")
     return 0
 

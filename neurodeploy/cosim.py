@@ -32,6 +32,7 @@ from neurodeploy.bundle import Bundle, Schedule
 from neurodeploy.checkpoint import Checkpoint, run_key
 from neurodeploy.lava_runner import LavaRunner
 from neurodeploy.metrics import LayerSops, synaptic_ops
+from neurodeploy.spiking_plan import SpikingPlan
 
 
 class InputShapeError(ValueError):
@@ -70,6 +71,7 @@ class CosimResult:
     notes: list[str] = field(default_factory=list)
     dense_invocations: int = 0
     inputs: np.ndarray | None = None  # what entered the spiking part (feedback currents included)
+    plan: SpikingPlan | None = None  # the spiking part that ran
 
 
 def normalize_inputs(x: np.ndarray, bundle: Bundle) -> np.ndarray:
@@ -244,15 +246,14 @@ def run_cosim(bundle: Bundle, inputs: np.ndarray | None = None, mode: str = "flo
                                       "x_sops": x_sops})
             if feedback is not None:
                 sample, y_fb, x_sops[b] = feedback.run(runner, x[b])
-                wall["lava"] += sample.wall_s
-                for name, s_ in sample.spikes.items():
-                    spikes[name][b] = s_
-                ys.append(y_fb)
-                continue
-            sample = runner.run_sample(x[b])
+            else:
+                sample = runner.run_sample(x[b])
             wall["lava"] += sample.wall_s
             for name, s in sample.spikes.items():
                 spikes[name][b] = s
+            if feedback is not None:
+                ys.append(y_fb)
+                continue
             if session is None:
                 ys.append(spikes[next(iter(plan.outputs.values()))][b])
                 continue
@@ -279,4 +280,4 @@ def run_cosim(bundle: Bundle, inputs: np.ndarray | None = None, mode: str = "flo
                        sops=synaptic_ops(plan, x_sops, spikes), agreement=agreement, mode=mode, notes=notes,
                        schedule=schedule,
                        dense_invocations=stepper.invocations if stepper else (0 if session is None else batch),
-                       inputs=x_sops)
+                       inputs=x_sops, plan=plan)

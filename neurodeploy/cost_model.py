@@ -184,13 +184,14 @@ def assumptions(*profiles) -> list[dict]:
 
 
 def counts_from_run(plan: SpikingPlan, inputs: np.ndarray, spikes: dict[str, np.ndarray], cut: str | None,
-                    window: int | None, dense_path=None, input_name: str = "spikes") -> Counts:
-    """Counts per sample from a run (inputs (B, T, ...), spikes per population (B, T, ...)) and the dense graph."""
+                    window: int | None, dense_path=None, input_name: str = "spikes", sops=None) -> Counts:
+    """Counts per sample from a run (inputs (B, T, ...), spikes per population (B, T, ...)) and the dense graph;
+    ``sops`` are the run's :func:`~neurodeploy.metrics.synaptic_ops` when already counted."""
     from exporters.onnx_macs import count_macs
     from neurodeploy.metrics import fan_out, synaptic_ops
 
     batch, steps = inputs.shape[:2]
-    per_layer = synaptic_ops(plan, inputs, spikes)
+    per_layer = sops if sops is not None else synaptic_ops(plan, inputs, spikes)
     synops: dict[str, float] = {}
     for layer in per_layer:
         target = plan.layer(layer.layer).target

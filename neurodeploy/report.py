@@ -17,15 +17,13 @@ from neurodeploy.metrics import sops_summary, spike_rates
 
 def cost(bundle: Bundle, result: CosimResult, loihi: str = "loihi2", gpu: str = "h100"):
     """The cost model on the counts of ``result``."""
-    from exporters import load_spiking
     from neurodeploy.cost_model import counts_from_run, estimate
     from neurodeploy.resources import map_resources
 
-    m = bundle.manifest
-    plan = load_spiking(bundle.spiking_path, m.spiking.dt_s)
+    m, plan = bundle.manifest, result.plan
     cut = plan.outputs.get(m.spiking.cut_output) if m.spiking.cut_output else None
     counts = counts_from_run(plan, result.inputs, result.spikes, cut, m.adapter.window if m.adapter else None,
-                             None if m.dense is None else bundle.dense_path)
+                             None if m.dense is None else bundle.dense_path, sops=result.sops)
     return estimate(plan, map_resources(plan, loihi), counts, loihi, gpu), counts
 
 
