@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from neurodeploy.lava_compat import import_lava_core
-from neurodeploy.spiking_plan import NeuronLayer, SpikingPlan, SpikingPlanError, SynapseLayer
+from neurodeploy.spiking_plan import NEURON_STATE, NeuronLayer, SpikingPlan, SpikingPlanError, SynapseLayer
 
 import_lava_core()
 from lava.proc.conv.process import Conv  # noqa: E402
@@ -88,11 +88,10 @@ class LavaNetwork:
 
 
 def _lif(layer: NeuronLayer, steps_per_run: int, **params):
-    """A LIF; with a bias and an input delay, a LIFReset that zeroes u and v just before the first input
-    arrives (step ``delay_steps + 1`` of every run), as netx does: a bias acts from step 1, earlier than
-    the delayed input, and the reference starts from rest."""
-    if layer.delay_steps >= 1 and np.any(np.asarray(params["bias_mant"]) != 0):
-        return LIFReset(reset_interval=steps_per_run, reset_offset=(layer.delay_steps + 1) % steps_per_run, **params)
+    """A LIF, or a LIFReset where :meth:`NeuronLayer.zeroed_at_step` says the population is zeroed."""
+    step = layer.zeroed_at_step(params["bias_mant"])
+    if step is not None:
+        return LIFReset(reset_interval=steps_per_run, reset_offset=step % steps_per_run, **params)
     return LIF(**params)
 
 
@@ -183,3 +182,18 @@ def reset_state(net: LavaNetwork) -> None:
             var = getattr(proc, name, None)
             if var is not None and hasattr(var, "set"):
                 var.set(np.zeros(var.shape))
+
+
+def read_state(net: LavaNetwork, plan: SpikingPlan) -> dict[str, dict[str, np.ndarray]]:
+    """Every neuron's state variables (:data:`NEURON_STATE`) and every synapse's buffered output
+    (``a_buff``: what it sends next step), in the plan's (NIR) layout."""
+    state = {}
+    for layer in plan.neurons:
+        proc = net.neurons[layer.name]
+        state[layer.name] = {k: from_lava(np.asarray(getattr(proc, k).get()), layer.shape)
+                             for k in NEURON_STATE[layer.model]}
+    for syn in plan.synapses:
+        proc = net.synapses[syn.name]
+        buf = np.asarray((proc.a_buff if syn.kind == "dense" else proc.a_buf).get())
+        state[syn.name] = {"a_buff": from_lava(buf.reshape(lava_shape(syn.out_shape)), syn.out_shape)}
+    return state

@@ -3,10 +3,10 @@
     neurodeploy demo [--out DIR]
     neurodeploy compile MODEL|module:function --out BUNDLE [--samples N] [--weights W.pt] [--cut NAME]
     neurodeploy compile FILE.nir|FILE.net --out BUNDLE [--dt SECONDS] [--profile loihi2]
-    neurodeploy parity FILE.nir|FILE.net|BUNDLE --input X.npy [--dt SECONDS] [--json]
-    neurodeploy cosim BUNDLE [--input X.npy] [--output Y.npz] [--mode float] [--backend lava] [--json]
-    neurodeploy energy BUNDLE [--loihi PROFILE] [--gpu PROFILE] [--input X.npy] [--json]
-    neurodeploy report BUNDLE [--html OUT.html]
+    neurodeploy parity FILE.nir|FILE.net|BUNDLE --input X.npy [--dt SECONDS] [--backend lava|emulator] [--json]
+    neurodeploy cosim BUNDLE [--input X.npy] [--output Y.npz] [--mode float|fixed] [--backend lava|emulator] [--json]
+    neurodeploy energy BUNDLE [--loihi PROFILE] [--gpu PROFILE] [--input X.npy] [--mode] [--backend] [--json]
+    neurodeploy report BUNDLE [--html OUT.html] [--mode] [--backend]
 """
 from __future__ import annotations
 
@@ -102,7 +102,7 @@ def _cmd_parity(args: argparse.Namespace) -> int:
         bundle = read_bundle(source)
         source, dt = bundle.spiking_path, bundle.manifest.spiking.dt_s
     x = _load_input(args.input)
-    result = compare_layers(source, x, dt)
+    result = compare_layers(source, x, dt, args.backend)
     if args.json:
         print(json.dumps(result.as_dict(), indent=2))
     else:
@@ -141,7 +141,7 @@ def _cmd_energy(args: argparse.Namespace) -> int:
     """Energy and latency per sample: co-simulate the reference inputs (or --input), price the counted events.
     A spiking-only bundle without --input is refused by run_cosim, which names the input it needs."""
     inputs = _load_input(args.input) if args.input else None
-    _, _, data = _cosim_summary(Path(args.bundle), inputs, "float", "lava", not args.json,
+    _, _, data = _cosim_summary(Path(args.bundle), inputs, args.mode, args.backend, not args.json,
                                 loihi=args.loihi, gpu=args.gpu)
     _emit(data, args.json)
     return 0
@@ -152,7 +152,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
     from neurodeploy.resources import map_resources
 
     inputs = _load_input(args.input) if args.input else None
-    bundle, result, data = _cosim_summary(Path(args.bundle), inputs, "float", "lava", progress=True,
+    bundle, result, data = _cosim_summary(Path(args.bundle), inputs, args.mode, args.backend, progress=True,
                                           loihi=args.loihi, gpu=args.gpu)
     _emit(data, False)
     if args.html:
@@ -186,11 +186,21 @@ def _profile_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--gpu", default="h100", help="GPU profile: a name in hw_profiles/ or a .json path (default h100)")
 
 
+def _backend_arg(p: argparse.ArgumentParser) -> None:
+    from neurodeploy.runners import BACKENDS
+
+    p.add_argument("--backend", choices=list(BACKENDS), default="lava",
+                   help="lava: Lava's CPU simulation, one sample at a time; emulator: the batched emulator, "
+                        "bit-exact with Lava fixed_pt, on a GPU when present (default lava)")
+
+
 def _costed(sub, name: str, help_text: str) -> argparse.ArgumentParser:
     """A sub-command that co-simulates a bundle and prices it: BUNDLE, --input and the profiles."""
     p = sub.add_parser(name, help=help_text)
     p.add_argument("bundle")
     p.add_argument("--input", help=".npy inputs; required for a spiking-only bundle (hybrids use their reference run)")
+    p.add_argument("--mode", choices=["float", "fixed"], default="float")
+    _backend_arg(p)
     _profile_args(p)
     return p
 
@@ -216,10 +226,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cut", help="name of the last spiking module (default: found automatically)")
     p.set_defaults(func=_cmd_compile)
 
-    p = sub.add_parser("parity", help="layer-by-layer: float reference vs Lava float vs Lava fixed")
+    p = sub.add_parser("parity", help="layer-by-layer: float reference vs the back-end's float and fixed runs")
     p.add_argument("source", help="a .nir / .net file or a bundle folder")
     p.add_argument("--input", required=True, help=".npy, time-major (T, *input_shape)")
     p.add_argument("--dt", type=float, help="time step in seconds (as for compile)")
+    _backend_arg(p)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_cmd_parity)
 
@@ -229,7 +240,7 @@ def build_parser() -> argparse.ArgumentParser:
                                    "default: the bundle's reference inputs")
     p.add_argument("--output", help=".npz to write: spikes per NIR Output node and y, aligned to the input")
     p.add_argument("--mode", choices=["float", "fixed"], default="float")
-    p.add_argument("--backend", choices=["lava"], default="lava")
+    _backend_arg(p)
     p.add_argument("--schedule", choices=list(get_args(Schedule)), default="end",
                    help="end: whole-sequence dense model once per sample; window: streaming step model per window; "
                         "event: step model on salient windows only")
@@ -251,6 +262,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     from neurodeploy.bundle import BundleError
     from neurodeploy.cosim import InputShapeError, ScheduleError
+    from neurodeploy.emulator import EmulatorError
     from neurodeploy.hw_profile import ProfileError
     from neurodeploy.lava_runner import LavaRunError
     from neurodeploy.spiking_plan import SpikingPlanError
@@ -258,8 +270,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (CliError, BundleError, InputShapeError, ScheduleError, LavaRunError, SpikingPlanError, ProfileError,
-            NotImplementedError) as exc:
+    except (CliError, BundleError, InputShapeError, ScheduleError, LavaRunError, EmulatorError, SpikingPlanError,
+            ProfileError, NotImplementedError) as exc:
         print(f"neurodeploy {args.command}: error: {exc}", file=sys.stderr)
         return 2
 

@@ -1,4 +1,4 @@
-"""Co-simulation: the spiking part in Lava, its spikes through the adapter into ONNX Runtime.
+"""Co-simulation: the spiking part in Lava (or the emulator), its spikes through the adapter into ONNX Runtime.
 
 For each sample Lava runs all T steps (plus the synaptic delay, compensated); state is reset between
 samples. Then, by schedule:
@@ -30,8 +30,9 @@ from exporters.onnx_export import make_session
 from neurodeploy.backends import salient_windows
 from neurodeploy.bundle import Bundle, Schedule
 from neurodeploy.checkpoint import Checkpoint, run_key
-from neurodeploy.lava_runner import LavaRunner
+from neurodeploy.lava_runner import LavaRunner, SampleSpikes
 from neurodeploy.metrics import LayerSops, synaptic_ops
+from neurodeploy.runners import BACKENDS, open_runner
 from neurodeploy.spiking_plan import SpikingPlan
 
 
@@ -197,8 +198,8 @@ def run_cosim(bundle: Bundle, inputs: np.ndarray | None = None, mode: str = "flo
     With ``checkpoint`` (a folder), results are saved after every sample and a rerun of the same
     inputs resumes after the last finished one (:mod:`neurodeploy.checkpoint`).
     """
-    if backend != "lava":
-        raise ValueError(f"backend {backend!r} is not available yet; use 'lava'")
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown backend {backend!r}; backends: {list(BACKENDS)}")
     supported = ["end"] if bundle.manifest.dense is None else bundle.manifest.dense.schedules
     if schedule not in SCHEDULES:
         raise ScheduleError(f"unknown schedule {schedule!r}; schedules: {list(SCHEDULES)}")
@@ -221,7 +222,7 @@ def run_cosim(bundle: Bundle, inputs: np.ndarray | None = None, mode: str = "flo
     threshold = m.dense.event_threshold if schedule == "event" else None
     batch, steps = x.shape[:2]
     spikes = {n.name: np.zeros((batch, steps, *n.shape)) for n in plan.neurons}
-    ys, wall, notes = [], {"lava": 0.0, "transfer": 0.0, "dense": 0.0}, []
+    ys, wall, notes = [], {"lava": 0.0, backend: 0.0, "transfer": 0.0, "dense": 0.0}, []
     t_start = time.perf_counter()
     show = progress and batch > 1 and sys.stderr.isatty()
     feedback = _Feedback(bundle, plan, stepper, x.shape[1]) if m.feedback is not None else None
@@ -238,7 +239,10 @@ def run_cosim(bundle: Bundle, inputs: np.ndarray | None = None, mode: str = "flo
                 spikes[name][:start] = partial[f"spikes/{name}"][:start]
             ys = list(partial["y"][:start])
             x_sops[:start] = partial["x_sops"][:start]
-    with LavaRunner(plan, steps, mode=mode) as runner:
+    with open_runner(backend, plan, steps, mode) as runner:
+        batched = None
+        if backend == "emulator" and feedback is None:  # the whole batch at once, then the dense part per sample
+            batched, wall["emulator"] = runner.run_many(x[start:], progress=show)
         for b in track(range(start, batch), description="co-simulating", disable=not show,
                        console=Console(stderr=True)):
             if saved is not None and b > start:
@@ -246,9 +250,11 @@ def run_cosim(bundle: Bundle, inputs: np.ndarray | None = None, mode: str = "flo
                                       "x_sops": x_sops})
             if feedback is not None:
                 sample, y_fb, x_sops[b] = feedback.run(runner, x[b])
+            elif batched is not None:
+                sample = SampleSpikes({name: s[b - start] for name, s in batched.items()}, 0.0)
             else:
                 sample = runner.run_sample(x[b])
-            wall["lava"] += sample.wall_s
+            wall[backend] += sample.wall_s
             for name, s in sample.spikes.items():
                 spikes[name][b] = s
             if feedback is not None:
@@ -278,6 +284,6 @@ def run_cosim(bundle: Bundle, inputs: np.ndarray | None = None, mode: str = "flo
     return CosimResult(spikes=spikes, outputs={o: spikes[p] for o, p in plan.outputs.items()}, y=y,
                        wall_s=wall, providers=[] if session is None else list(session.get_providers()),
                        sops=synaptic_ops(plan, x_sops, spikes), agreement=agreement, mode=mode, notes=notes,
-                       schedule=schedule,
+                       schedule=schedule, backend=backend,
                        dense_invocations=stepper.invocations if stepper else (0 if session is None else batch),
                        inputs=x_sops, plan=plan)

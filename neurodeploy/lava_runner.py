@@ -177,6 +177,15 @@ class LavaRunner:
 
             on_pause(done, read, write)
 
+    def final_state(self) -> dict[str, dict[str, np.ndarray]]:
+        """The state after the last sample: neuron variables and synapse buffers, in the plan's layout
+        (:func:`exporters.lava_net.read_state`)."""
+        from exporters.lava_net import read_state
+
+        if self.net is None or self._closed:
+            raise LavaRunError("no sample has run on this LavaRunner (or it is closed)")
+        return self._guarded(lambda: read_state(self.net, self.plan), "read the state")
+
     def close(self) -> None:
         """Stop Lava's runtime and make sure no worker process it started is left running."""
         if not self._closed:

@@ -1,4 +1,5 @@
-"""Layer-by-layer parity: float reference (PyTorch) vs Lava ``floating_pt`` vs Lava ``fixed_pt``.
+"""Layer-by-layer parity: float reference (PyTorch) vs the float and the fixed-point run of a back-end
+(Lava ``floating_pt`` / ``fixed_pt``, or the emulator's float and bit-exact fixed models).
 
 For every population, in network order, the spike mismatches of each Lava run against the float
 reference and the first aligned step where they differ; the first population that diverges is named,
@@ -14,16 +15,16 @@ from rich.console import Console
 from rich.table import Table
 
 from exporters import load_spiking
-from neurodeploy.lava_runner import LavaRunner
 from neurodeploy.quantize import quantize
 from neurodeploy.reference_sim import simulate_float
+from neurodeploy.runners import open_runner
 
 
 @dataclass
 class LayerParity:
     name: str
     reference_spikes: int | None
-    mismatches: dict[str, int | None]  # "lava_float" / "lava_fixed" -> spike mismatches vs the reference
+    mismatches: dict[str, int | None]  # "<backend>_float" / "<backend>_fixed" -> spike mismatches vs the reference
     first_step: dict[str, int | None]  # first aligned step with a mismatch
 
 
@@ -42,28 +43,30 @@ def _first_step(a: np.ndarray, b: np.ndarray) -> int | None:
     return int(bad[0]) if len(bad) else None
 
 
-def compare_layers(source: str | Path, x: np.ndarray, dt: float | None = None) -> ParityResult:
-    """Run ``x`` (T, *input_shape) through the reference, Lava float and Lava fixed; compare per layer."""
+def compare_layers(source: str | Path, x: np.ndarray, dt: float | None = None, backend: str = "lava") -> ParityResult:
+    """Run ``x`` (T, *input_shape) through the reference and ``backend`` in float and fixed mode; compare
+    per layer. Runs are keyed ``"<backend>_float"`` and ``"<backend>_fixed"``."""
     plan = load_spiking(source, dt)
     x = np.asarray(x, dtype=np.float64)
     steps = x.shape[0]
     reference = simulate_float(plan, x)
     runs: dict[str, dict[str, np.ndarray]] = {}
+    keys = (f"{backend}_float", f"{backend}_fixed")
     report = None
     if all(p.model in ("lif", "li") for p in plan.neurons):
-        with LavaRunner(plan, steps, "float") as run:
-            runs["lava_float"] = run.run_sample(x).spikes
+        with open_runner(backend, plan, steps, "float") as run:
+            runs[keys[0]] = run.run_sample(x).spikes
     fixed_plan = plan
     if not plan.is_quantized:
         q = quantize(plan)
         fixed_plan, report = q.plan, q.as_dict()
-    with LavaRunner(fixed_plan, steps, "fixed") as run:
-        runs["lava_fixed"] = run.run_sample(x).spikes
-    layers, first = [], {"lava_float": None, "lava_fixed": None}
+    with open_runner(backend, fixed_plan, steps, "fixed") as run:
+        runs[keys[1]] = run.run_sample(x).spikes
+    layers, first = [], dict.fromkeys(keys)
     for pop in plan.neurons:
         ref = reference.get(pop.name)
         mism, step = {}, {}
-        for key in ("lava_float", "lava_fixed"):
+        for key in keys:
             got = runs.get(key, {}).get(pop.name)
             if ref is None or got is None:
                 mism[key] = step[key] = None
@@ -78,12 +81,13 @@ def compare_layers(source: str | Path, x: np.ndarray, dt: float | None = None) -
 
 def print_parity(result: ParityResult, console: Console | None = None) -> None:
     console = console or Console()
+    keys = list(result.first_divergent)
     table = Table(title="layer-by-layer parity against the float64 reference (spike mismatches, first step)")
-    for col in ("population", "reference spikes", "Lava float", "Lava fixed"):
+    for col in ("population", "reference spikes", *keys):
         table.add_column(col, justify="right")
     for layer in result.layers:
         cells = [f"{layer.mismatches[k]} (t={layer.first_step[k]})" if layer.mismatches[k] else
-                 ("n/a" if layer.mismatches[k] is None else "0") for k in ("lava_float", "lava_fixed")]
+                 ("n/a" if layer.mismatches[k] is None else "0") for k in keys]
         table.add_row(layer.name, str(layer.reference_spikes), *cells)
     console.print(table)
     for run, name in result.first_divergent.items():

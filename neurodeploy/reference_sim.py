@@ -17,13 +17,21 @@ import torch.nn.functional as F
 from neurodeploy.spiking_plan import SpikingPlan, SynapseLayer
 
 
-def _apply(syn: SynapseLayer, s: torch.Tensor) -> torch.Tensor:
-    w = torch.as_tensor(syn.weights, dtype=torch.float64)
+def apply_synapse(syn: SynapseLayer, w: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
+    """Synaptic input of a batch: s (B, *in_shape) -> (B, *out_shape), with ``w`` in the plan's layout.
+
+    Dense: ``a = W flatten(s)``; conv: PyTorch's cross-correlation (1-D shapes (C, L) as (C, 1, L)).
+    """
+    batch = s.shape[0]
     if syn.kind == "dense":
-        return (w @ s.reshape(-1)).reshape(syn.out_shape)
-    x = s[None] if len(syn.in_shape) == 3 else s[None, :, None, :]
-    y = F.conv2d(x, w, None, syn.stride, syn.padding, syn.dilation, syn.groups)[0]
-    return y if len(syn.in_shape) == 3 else y[:, 0]
+        return (s.reshape(batch, -1) @ w.T).reshape(batch, *syn.out_shape)
+    x = s if len(syn.in_shape) == 3 else s[:, :, None, :]
+    y = F.conv2d(x, w, None, syn.stride, syn.padding, syn.dilation, syn.groups)
+    return y if len(syn.in_shape) == 3 else y[:, :, 0]
+
+
+def _apply(syn: SynapseLayer, s: torch.Tensor) -> torch.Tensor:
+    return apply_synapse(syn, torch.as_tensor(syn.weights, dtype=torch.float64), s[None])[0]
 
 
 def simulate_float(plan: SpikingPlan, x: np.ndarray) -> dict[str, np.ndarray]:

@@ -73,7 +73,7 @@ def print_summary(data: dict, console: Console | None = None) -> None:
         ("energy / sample, all-GPU baseline (J)", data["baseline_gpu_only"]["energy_j"]),
         ("energy / sample, 45 nm SOP tier (J)", data["tiers_j"]["cmos45nm_sops"]),
         ("latency / sample, estimated (s)", data["latency_s"]["total"]),
-        ("wall time, Lava (s)", data["wall_s"]["lava"]),
+        (f"wall time, {data['backend']} (s)", data["wall_s"][data["backend"]]),
         ("wall time, ONNX Runtime (s)", data["wall_s"]["dense"]),
         ("wall time, total (s)", data["wall_s"]["total"]),
         ("ONNX Runtime providers", ", ".join(data["providers"])),

@@ -30,6 +30,10 @@ NEURON_MODELS = ("lif", "li", "sigma_delta", "sigma", "delta")
 """``lif``: Lava LIF; ``li``: LIF that never fires (readout of v); ``sigma_delta``/``sigma``/``delta``:
 Lava's sigma-delta processes (``lava.proc.sdn``), as netx builds them."""
 
+NEURON_STATE = {"lif": ("u", "v"), "li": ("u", "v"), "sigma_delta": ("sigma", "act", "residue"),
+                "sigma": ("sigma",), "delta": ("act", "residue")}
+"""The state variables of each model, as Lava names them."""
+
 
 @dataclass
 class SynapseLayer:
@@ -95,6 +99,17 @@ class NeuronLayer:
     @property
     def n(self) -> int:
         return int(np.prod(self.shape))
+
+    def zeroed_at_step(self, bias) -> int | None:
+        """The step (1-based, within each run) at which u and v are set to zero, or None.
+
+        A Lava bias acts from step 1, earlier than an input delayed by ``delay_steps`` synaptic layers;
+        a LIF with a bias and a delay is zeroed just before its first input arrives (Lava ``LIFReset``,
+        as netx builds it), so it starts that input from rest like the reference.
+        """
+        if self.delay_steps >= 1 and np.any(np.asarray(bias) != 0):
+            return self.delay_steps + 1
+        return None
 
 
 @dataclass
