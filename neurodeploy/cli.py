@@ -7,6 +7,7 @@
     neurodeploy cosim BUNDLE [--input X.npy] [--output Y.npz] [--mode float|fixed] [--backend lava|emulator] [--json]
     neurodeploy energy BUNDLE [--loihi PROFILE] [--gpu PROFILE] [--input X.npy] [--mode] [--backend] [--json]
     neurodeploy report BUNDLE [--html OUT.html] [--mode] [--backend]
+    neurodeploy evaluate BUNDLE --data D.npz [--backend emulator|lava] [--mode fixed|float] [--model NAME] [--json]
 """
 from __future__ import annotations
 
@@ -164,6 +165,47 @@ def _cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _torch_model(spec: str | None, weights: str | None, bundle):
+    """The PyTorch model to compare with: --model (a zoo name or module:function), else the zoo model the
+    bundle was compiled from, else None."""
+    from neurodeploy import zoo
+    from neurodeploy.compiler import load_factory
+
+    spec = spec or (bundle.manifest.provenance.get("model") if bundle.manifest.provenance else None)
+    if spec is None or (spec not in zoo.ZOO and ":" not in spec):
+        return None
+    if spec in zoo.ZOO:
+        model = zoo.get(spec).build()
+        if weights:
+            import torch
+
+            model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
+        return model
+    return load_factory(spec, Path(weights) if weights else None)[0]
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from neurodeploy.bundle import read_bundle
+    from neurodeploy.evaluate import evaluate, load_dataset
+
+    bundle = read_bundle(Path(args.bundle))
+    x, labels = load_dataset(args.data)
+    model = _torch_model(args.model, args.weights, bundle)
+    result = evaluate(bundle, x, labels, args.backend, args.mode, args.schedule, model, args.chunk,
+                      progress=not args.json)
+    if args.json:
+        print(json.dumps(result.as_dict(), indent=2))
+        return 0
+    console = Console()
+    console.print(f"{result.samples} samples, {result.backend} ({result.mode}), schedule {result.schedule}: "
+                  f"deployed accuracy {result.accuracy:.2%}")
+    if result.torch_accuracy is not None:
+        console.print(f"PyTorch accuracy {result.torch_accuracy:.2%}; the two predict the same class on "
+                      f"{result.agreement:.2%} of the samples")
+    console.print(f"{result.sops_per_sample:,.0f} SOPs per sample; {result.wall_s:.2f} s in all")
+    return 0
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     from neurodeploy import zoo
     from neurodeploy.compiler import compile_zoo
@@ -186,12 +228,12 @@ def _profile_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--gpu", default="h100", help="GPU profile: a name in hw_profiles/ or a .json path (default h100)")
 
 
-def _backend_arg(p: argparse.ArgumentParser) -> None:
+def _backend_arg(p: argparse.ArgumentParser, default: str = "lava") -> None:
     from neurodeploy.runners import BACKENDS
 
-    p.add_argument("--backend", choices=list(BACKENDS), default="lava",
+    p.add_argument("--backend", choices=list(BACKENDS), default=default,
                    help="lava: Lava's CPU simulation, one sample at a time; emulator: the batched emulator, "
-                        "bit-exact with Lava fixed_pt, on a GPU when present (default lava)")
+                        f"bit-exact with Lava fixed_pt, on a GPU when present (default {default})")
 
 
 def _costed(sub, name: str, help_text: str) -> argparse.ArgumentParser:
@@ -249,6 +291,19 @@ def build_parser() -> argparse.ArgumentParser:
     _profile_args(p)
     p.set_defaults(func=_cmd_cosim)
 
+    p = sub.add_parser("evaluate", help="accuracy of the deployed model over a labelled test set, beside PyTorch's")
+    p.add_argument("bundle")
+    p.add_argument("--data", required=True, help=".npz with x (B, T, *input_shape) and labels (B,)")
+    p.add_argument("--mode", choices=["float", "fixed"], default="fixed")
+    p.add_argument("--schedule", choices=list(get_args(Schedule)), default="end")
+    p.add_argument("--model", help="PyTorch model to compare with: a zoo name or module:function "
+                                   "(default: the zoo model the bundle was compiled from)")
+    p.add_argument("--weights", help="state_dict (.pt) for --model")
+    p.add_argument("--chunk", type=int, default=256, help="samples per co-simulation call (memory)")
+    p.add_argument("--json", action="store_true")
+    _backend_arg(p, default="emulator")
+    p.set_defaults(func=_cmd_evaluate)
+
     p = _costed(sub, "energy", "energy and latency per sample: Loihi + link + GPU vs all-GPU, and the 45 nm tier")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_cmd_energy)
@@ -263,6 +318,7 @@ def main(argv: list[str] | None = None) -> int:
     from neurodeploy.bundle import BundleError
     from neurodeploy.cosim import InputShapeError, ScheduleError
     from neurodeploy.emulator import EmulatorError
+    from neurodeploy.evaluate import DatasetError
     from neurodeploy.hw_profile import ProfileError
     from neurodeploy.lava_runner import LavaRunError
     from neurodeploy.spiking_plan import SpikingPlanError
@@ -271,7 +327,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except (CliError, BundleError, InputShapeError, ScheduleError, LavaRunError, EmulatorError, SpikingPlanError,
-            ProfileError, NotImplementedError) as exc:
+            ProfileError, DatasetError, NotImplementedError) as exc:
         print(f"neurodeploy {args.command}: error: {exc}", file=sys.stderr)
         return 2
 

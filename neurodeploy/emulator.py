@@ -53,9 +53,9 @@ class EmulatorError(ValueError):
 
 
 def wrap_int(x: torch.Tensor, bits: int = 32) -> torch.Tensor:
-    """Two's-complement wrap of an int64 tensor to ``bits`` bits (numpy's int32 overflow)."""
-    half = 1 << (bits - 1)
-    return torch.remainder(x + half, 2 * half) - half
+    """Two's-complement wrap of an int64 tensor to ``bits`` bits (numpy's int32 overflow): the low bits,
+    sign-extended."""
+    return (x << (64 - bits)) >> (64 - bits)
 
 
 def _shift(x: torch.Tensor, exp: int) -> torch.Tensor:
@@ -64,9 +64,13 @@ def _shift(x: torch.Tensor, exp: int) -> torch.Tensor:
 
 
 def _decay(x: torch.Tensor, keep: int) -> torch.Tensor:
-    """Loihi's decay ``sign(x) (|x| keep >> 12)``, rounding toward zero."""
+    """Loihi's decay ``sign(x) (|x| keep >> 12)``, rounding toward zero (``keep`` in 0..4096)."""
+    if keep == 4096:
+        return x
+    if keep == 0:
+        return torch.zeros_like(x)
     y = x * keep
-    return torch.sign(y) * (y.abs() >> 12)
+    return (y + ((y >> 63) & 4095)) >> 12  # a negative y is raised by 4095 first: the shift truncates toward 0
 
 
 def lava_dense_weights(weights: np.ndarray, num_weight_bits: int = 8) -> np.ndarray:
@@ -92,10 +96,13 @@ class _Synapse:
     weights: torch.Tensor
     graded: bool  # multiply by the source's value instead of counting it as a 0/1 spike
     weight_exp: int = 0
+    bound: int = 2 ** 63  # the largest |message| before Lava's wrap (fixed mode)
 
     def accumulate(self, s: torch.Tensor) -> torch.Tensor:
         """s (B, *in_shape) -> the synaptic sum (B, *out_shape), in the accumulation dtype."""
-        s = s.to(self.weights.dtype) if self.graded else (s != 0).to(self.weights.dtype)
+        if not self.graded and s.dtype != torch.bool:
+            s = s != 0
+        s = s.to(self.weights.dtype)
         return apply_synapse(self.layer, self.weights, s)
 
 
@@ -122,10 +129,12 @@ class EmulatorRunner:
     """``with EmulatorRunner(plan, T, mode="fixed") as run: run.run_batch(x)``; x (B, T, *input_shape).
 
     The same interface as :class:`neurodeploy.lava_runner.LavaRunner` (``run_sample`` with pauses),
-    plus ``run_batch``. ``device``: ``"cuda"`` when a GPU is present, else ``"cpu"``.
+    plus ``run_batch`` and ``run_many``. ``device``: ``"cuda"`` when a GPU is present, else ``"cpu"``.
+    ``branch_free`` (default: on a GPU) takes the path that never reads a value back mid-run.
     """
 
-    def __init__(self, plan: SpikingPlan, num_steps: int, mode: str = "fixed", device: str | None = None) -> None:
+    def __init__(self, plan: SpikingPlan, num_steps: int, mode: str = "fixed", device: str | None = None,
+                 branch_free: bool | None = None) -> None:
         if mode not in MODES:
             raise ValueError(f"mode must be one of {list(MODES)}, got {mode!r}")
         if mode == "fixed" and not plan.is_quantized:
@@ -139,6 +148,9 @@ class EmulatorRunner:
         self.plan, self.num_steps, self.mode = plan, int(num_steps), mode
         self.delay_steps = plan.max_delay_steps
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        # on a GPU, never read a value back mid-run (saturation is counted branch-free); on a CPU, skip
+        # the wrap and clip passes when a cheap min/max shows that nothing saturated
+        self.branch_free = self.device.type != "cpu" if branch_free is None else branch_free
         self.synapses = [self._prepare(syn) for syn in plan.synapses]
         self._closed = False
 
@@ -162,13 +174,26 @@ class EmulatorRunner:
         if syn.kind == "dense":
             weights = lava_dense_weights(weights, fixed.num_weight_bits)
         weights = weights.astype(np.int64)
-        bound = float(np.abs(weights).max(initial=0)) * syn.fan_in * self._source_max(syn)
+        bound = int(np.abs(weights).max(initial=0)) * syn.fan_in * int(self._source_max(syn))
         if bound >= FLOAT64_EXACT:
             raise EmulatorError(f"{syn.name}: a synaptic sum could reach {bound:.3g}, beyond exact float64 "
                                 f"(2**53); the emulator would round where Loihi does not")
         dtype = torch.float32 if bound < FLOAT32_EXACT else torch.float64
-        return _Synapse(syn, torch.as_tensor(weights, dtype=dtype, device=self.device), fixed.num_message_bits > 0,
-                        fixed.weight_exp if syn.kind == "dense" else 0)
+        exp, graded = (fixed.weight_exp if syn.kind == "dense" else 0), fixed.num_message_bits > 0
+        if syn.kind == "dense":  # the message before the int32 channel: shifted, unbounded if the dot product wraps
+            bound = 2 ** 63 if graded and bound >= GRADED_MAX else (bound << exp if exp >= 0 else -(-bound >> -exp))
+        return _Synapse(syn, torch.as_tensor(weights, dtype=dtype, device=self.device), graded, exp, bound)
+
+    def synapse_bound(self, syn: _Synapse) -> int:
+        """The largest |message| the synapse can send (fixed mode), after Lava's wraps."""
+        return min(syn.bound, 2 ** 23 if syn.layer.kind == "conv" else GRADED_MAX)
+
+    def input_bound(self, p: NeuronLayer) -> int:
+        """The largest |a_in| population ``p`` can receive in one step (fixed mode)."""
+        total = sum(self.synapse_bound(s) for s in self.synapses if s.layer.target == p.name)
+        if p.driven_by_input:
+            total += GRADED_MAX if self.plan.graded_input else 1
+        return total
 
     # -- one step of every process ------------------------------------------------------------------
     def _synapse_output(self, syn: _Synapse, s: torch.Tensor) -> torch.Tensor:
@@ -176,12 +201,13 @@ class EmulatorRunner:
         acc = syn.accumulate(s)
         if self.mode == "float":
             return acc.to(torch.float64)
-        acc = torch.round(acc).to(torch.int64)
+        acc = acc.to(torch.int64)  # exact: integer-valued sums within the mantissa
         if syn.layer.kind == "conv":
-            return wrap_int(acc, 24)  # Lava: signed_clamp(x, bits=24)
+            return acc if syn.bound < 2 ** 23 else wrap_int(acc, 24)  # Lava: signed_clamp(x, bits=24)
         if syn.graded:
             acc = wrap_int(acc)  # int32 dot product
-        return wrap_int(_shift(acc, syn.weight_exp))  # int32 channel
+        acc = _shift(acc, syn.weight_exp)
+        return acc if syn.bound < GRADED_MAX else wrap_int(acc)  # int32 channel
 
     def _init_state(self, batch: int) -> _Populations:
         pops = _Populations()
@@ -205,7 +231,9 @@ class EmulatorRunner:
             bias = mant16 << q.bias_exp if q.bias_exp >= 0 else mant16 >> -q.bias_exp
             return {"bias": bias, "reset": p.zeroed_at_step(mant), "keep_u": 4096 - (int(q.du) + 1),
                     "keep_v": 4096 - int(q.dv), "vth": int(q.vth) << 6,
-                    "saturated": torch.zeros(2, dtype=torch.int64, device=dev)}
+                    "saturated": torch.zeros(2, dtype=torch.int64, device=dev),
+                    "small_input": self.input_bound(p) < 2 ** 17, "has_bias": bool(np.any(mant != 0)),
+                    "branch_free": self.branch_free}
         scale = 1 << (int(q.spike_exp) + int(q.state_exp))  # Lava's sdn processes scale vth and bias by it
         return {"bias": torch.as_tensor(mant.astype(np.int64) * scale, device=dev), "vth": int(q.vth) * scale,
                 "spike_exp": int(q.spike_exp), "state_exp": int(q.state_exp)}
@@ -220,9 +248,9 @@ class EmulatorRunner:
             st["v"] = st["v"] * (1 - c["dv"]) + st["u"] + c["bias"]
             s = st["v"] > c["vth"]
             st["v"] = torch.where(s, 0.0, st["v"])
-            return s.to(torch.float64)
+            return s
         if p.model in ("lif", "li"):
-            return _lif_fixed(st, wrap_int(a), c)
+            return _lif_fixed(st, a, c)
         return _sdn_fixed(p.model, st, wrap_int(a), c)
 
     # -- running --------------------------------------------------------------------------------------
@@ -245,10 +273,9 @@ class EmulatorRunner:
             xs = torch.trunc(xs).to(torch.int64)  # Lava's fixed RingBuffer holds int32
         params = {p.name: self._params(p) for p in self.plan.neurons}
         pops = self._init_state(batch)
-        buffers = {s.layer.name: self._zero_buffer(s, batch) for s in self.synapses}
-        binary = {p.name: p.model in ("lif", "li") for p in self.plan.neurons}
-        record = {p.name: torch.zeros((steps, batch, *p.shape), dtype=torch.uint8 if binary[p.name] else torch.float64,
-                                      device=self.device) for p in self.plan.neurons}
+        buffers = {s.layer.name: self._zeros(batch, s.layer.out_shape) for s in self.synapses}
+        record = {p.name: torch.zeros((steps, batch, *p.shape), dtype=torch.bool if p.model in ("lif", "li")
+                                      else torch.int64, device=self.device) for p in self.plan.neurons}
         pauses = sorted(s for s in (pause_at or []) if 0 < s < steps)
         t0 = time.perf_counter()
         with torch.no_grad():
@@ -276,21 +303,20 @@ class EmulatorRunner:
         d = self.plan.layer(name).delay_steps
         return torch.movedim(record[name][d:done], 0, 1).cpu().to(torch.float64)
 
-    def _zero_buffer(self, syn: _Synapse, batch: int) -> torch.Tensor:
-        dtype = torch.float64 if self.mode == "float" else torch.int64
-        return torch.zeros((batch, *syn.layer.out_shape), dtype=dtype, device=self.device)
+    def _zeros(self, batch: int, shape: tuple[int, ...]) -> torch.Tensor:
+        return torch.zeros((batch, *shape), dtype=torch.float64 if self.mode == "float" else torch.int64,
+                           device=self.device)
 
     def _step(self, t: int, xs, pops: _Populations, buffers, params, record, batch: int) -> None:
         """Lava time step t + 1: synapses send last step's sums, populations update, synapses accumulate."""
         for p in self.plan.neurons:
-            a = torch.zeros((batch, *p.shape), dtype=buffers_dtype(self.mode), device=self.device)
-            for syn in self.plan.incoming(p.name):
-                a = a + buffers[syn.name]
+            inputs = [buffers[syn.name] for syn in self.plan.incoming(p.name)]
             if p.driven_by_input:
-                a = a + xs[t].reshape(batch, *p.shape)
+                inputs.append(xs[t].reshape(batch, *p.shape))
+            a = sum(inputs[1:], inputs[0]) if inputs else self._zeros(batch, p.shape)
             out = self._neuron_step(p, pops.state[p.name], a, params[p.name], t + 1)
             pops.out[p.name] = out
-            record[p.name][t] = out.to(record[p.name].dtype)
+            record[p.name][t] = out
         for syn in self.synapses:
             layer = syn.layer
             if layer.source == "bias":
@@ -342,26 +368,55 @@ class EmulatorRunner:
         self.close()
 
 
-def buffers_dtype(mode: str) -> torch.dtype:
-    return torch.float64 if mode == "float" else torch.int64
-
-
 def _lif_fixed(st: dict[str, torch.Tensor], a: torch.Tensor, c: dict) -> torch.Tensor:
     """Lava ``PyLifModelBitAcc``: int32 arithmetic, u wrapped once to 24 bits, v clipped.
 
     ``c["saturated"]`` counts the wraps of u and the clips of v (each one a departure from the float model).
+    With ``c["small_input"]`` (|a_in| < 2**17, known from the weights) no int32 sum can overflow and
+    ``|u| < 2**24`` before the wrap, which is then the 24-bit wrap onto (-2**23, 2**23], done in place.
     """
-    u = wrap_int(_decay(st["u"], c["keep_u"]) + wrap_int(a << 6))
-    high, low = u > UV_LIMIT, u <= -UV_LIMIT
-    u = wrap_int(torch.where(high, u - 2 * UV_LIMIT, torch.where(low, u + 2 * UV_LIMIT, u)))
-    v = wrap_int(_decay(st["v"], c["keep_v"]) + u + c["bias"])
-    clipped = v.abs() > UV_LIMIT - 1
-    v = v.clamp(-UV_LIMIT + 1, UV_LIMIT - 1)
-    c["saturated"][0] += (high | low).sum()
-    c["saturated"][1] += clipped.sum()
+    if c["small_input"]:
+        u = a << 6 if c["keep_u"] == 0 else _decay(st["u"], c["keep_u"]).add_(a << 6)
+        u = _wrap_u(u, c)
+        v = _decay(st["v"], c["keep_v"]).add_(u)
+        if c["has_bias"]:
+            v.add_(c["bias"])
+    else:
+        u = wrap_int(_decay(st["u"], c["keep_u"]) + wrap_int(wrap_int(a) << 6))
+        high, low = u > UV_LIMIT, u <= -UV_LIMIT
+        u = wrap_int(torch.where(high, u - 2 * UV_LIMIT, torch.where(low, u + 2 * UV_LIMIT, u)))
+        c["saturated"][0] += torch.count_nonzero(high | low)
+        v = wrap_int(_decay(st["v"], c["keep_v"]) + u + c["bias"])
+    v = _clip_v(v, c)
     s = v > c["vth"]
-    st["u"], st["v"] = u, torch.where(s, 0, v)
-    return s.to(torch.int64)
+    st["u"], st["v"] = u, v.masked_fill_(s, 0)
+    return s
+
+
+def _in_range(x: torch.Tensor, low: int, high: int, c: dict) -> bool:
+    """Whether every element lies in [low, high]; on a GPU (``c["branch_free"]``) always False, so that the
+    caller takes the branch-free path and nothing waits for the device."""
+    if c["branch_free"]:
+        return False
+    lo, hi = torch.aminmax(x)
+    return bool(lo >= low and hi <= high)
+
+
+def _wrap_u(u: torch.Tensor, c: dict) -> torch.Tensor:
+    """Lava's single wrap of u (|u| < 2**24 here) onto (-2**23, 2**23], in place, counted."""
+    if _in_range(u, 1 - UV_LIMIT, UV_LIMIT, c):
+        return u
+    t = u.add_(UV_LIMIT - 1)  # in [0, 2**24) exactly where u needs no wrap
+    c["saturated"][0] += torch.count_nonzero(t >> 24)
+    return t.bitwise_and_(2 * UV_LIMIT - 1).sub_(UV_LIMIT - 1)
+
+
+def _clip_v(v: torch.Tensor, c: dict) -> torch.Tensor:
+    """v clipped to +-(2**23 - 1), in place, counted."""
+    if _in_range(v, 1 - UV_LIMIT, UV_LIMIT - 1, c):
+        return v
+    c["saturated"][1] += torch.count_nonzero(v > UV_LIMIT - 1) + torch.count_nonzero(v < 1 - UV_LIMIT)
+    return v.clamp_(1 - UV_LIMIT, UV_LIMIT - 1)
 
 
 def _sdn_fixed(model: str, st: dict[str, torch.Tensor], a: torch.Tensor, c: dict) -> torch.Tensor:

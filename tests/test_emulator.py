@@ -29,13 +29,18 @@ def run_both(plan: SpikingPlan, x: np.ndarray, mode: str):
 
 
 def assert_bit_exact(plan: SpikingPlan, x: np.ndarray):
-    """Zero spike mismatches (every step Lava ran, delays included) and zero state mismatches."""
+    """Zero spike mismatches (every step Lava ran, delays included) and zero state mismatches, on both of
+    the emulator's paths (the GPU's branch-free one runs here on the CPU)."""
     sample, state, run = run_both(plan, x, "fixed")
-    for name, raw in sample.raw.items():
-        np.testing.assert_array_equal(run.raw[name][0], raw, err_msg=f"spikes of {name}")
-    for owner, variables in state.items():
-        for var, value in variables.items():
-            np.testing.assert_array_equal(run.state[owner][var][0], value, err_msg=f"{owner}.{var}")
+    with EmulatorRunner(plan, len(x), "fixed", device="cpu", branch_free=True) as emu:
+        branch_free = emu.run_batch(x[None])
+    for got in (run, branch_free):
+        for name, raw in sample.raw.items():
+            np.testing.assert_array_equal(got.raw[name][0], raw, err_msg=f"spikes of {name}")
+        for owner, variables in state.items():
+            for var, value in variables.items():
+                np.testing.assert_array_equal(got.state[owner][var][0], value, err_msg=f"{owner}.{var}")
+    assert run.saturation == branch_free.saturation
     return sample, run
 
 
@@ -173,6 +178,17 @@ def test_dense_weight_preparation_equals_lavas(weights, bits):
     np.testing.assert_array_equal(lava_dense_weights(w, bits), want)
 
 
+def test_wrap_int_is_numpys_integer_overflow():
+    import torch
+
+    from neurodeploy.emulator import wrap_int
+
+    x = np.array([0, 1, -1, 2 ** 31 - 1, 2 ** 31, -2 ** 31 - 1, 2 ** 40 + 12345, -(2 ** 45) - 7, 2 ** 23, -2 ** 23])
+    np.testing.assert_array_equal(wrap_int(torch.as_tensor(x)).numpy(), x.astype(np.int32))
+    np.testing.assert_array_equal(wrap_int(torch.as_tensor(x), 16).numpy(), x.astype(np.int16))
+    np.testing.assert_array_equal(wrap_int(torch.as_tensor(x), 24).numpy(), (x + 2 ** 23) % 2 ** 24 - 2 ** 23)
+
+
 def test_a_sum_beyond_exact_arithmetic_is_refused():
     """Lava's Conv takes any int32 kernel: with graded input, sums could pass 2**53."""
     layers = [SynapseLayer("s1", "input", "A", np.ones((1, 1, 2, 2)), "conv", (1, 2, 2), (1, 1, 1), graded=True),
@@ -221,3 +237,39 @@ def test_cli_cosim_emulator_on_a_batch_and_parity(demo_bundle, tmp_path, capsys)
     for key in ("float", "fixed"):
         assert [la.mismatches[f"lava_{key}"] for la in by_backend["lava"].layers] == \
                [la.mismatches[f"emulator_{key}"] for la in by_backend["emulator"].layers]
+
+
+# ---- dataset evaluation ----------------------------------------------------------------------------------
+
+def test_dataset_evaluation_float_reproduces_pytorch_and_fixed_equals_lava(demo_bundle, tmp_path, capsys):
+    import json
+
+    import torch
+
+    from neurodeploy import zoo
+    from neurodeploy.bundle import read_bundle
+    from neurodeploy.cli import main
+    from neurodeploy.evaluate import evaluate, torch_predictions
+
+    entry = zoo.get("tiny_hybrid")
+    model = entry.build()
+    torch.manual_seed(5)
+    x = entry.example_inputs(48).numpy()
+    n_out = int(model(torch.as_tensor(x[:1], dtype=torch.float32)).shape[-1])
+    labels = np.random.default_rng(0).integers(0, n_out, len(x))  # an untrained model: what matters is agreement
+    bundle = read_bundle(demo_bundle)
+    floating = evaluate(bundle, x, labels, "emulator", "float", torch_model=model, chunk=20, progress=False)
+    assert floating.agreement == 1.0 and floating.accuracy == floating.torch_accuracy
+    assert floating.torch_accuracy == float(np.mean(torch_predictions(model, x) == labels))
+    fixed = evaluate(bundle, x, labels, "emulator", "fixed", chunk=20, progress=False)
+    on_lava = evaluate(bundle, x[:4], labels[:4], "lava", "fixed", progress=False)
+    assert on_lava.accuracy == evaluate(bundle, x[:4], labels[:4], "emulator", "fixed", progress=False).accuracy
+    assert fixed.samples == 48 and fixed.sops_per_sample > 0
+    np.savez(tmp_path / "test.npz", x=x, labels=labels)
+    assert main(["evaluate", str(demo_bundle), "--data", str(tmp_path / "test.npz"), "--json"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["accuracy"] == fixed.accuracy
+    assert printed["torch_accuracy"] == floating.torch_accuracy  # the zoo model, found by the bundle's provenance
+    np.savez(tmp_path / "bad.npz", x=x, labels=labels[:3])
+    assert main(["evaluate", str(demo_bundle), "--data", str(tmp_path / "bad.npz")]) == 2
+    assert "labels must be integers of shape (48,)" in capsys.readouterr().err
