@@ -48,11 +48,13 @@ class StreamingBackend(nn.Module):
         blocks: names from :data:`neurodeploy.dense_blocks.BLOCKS`, e.g. ``["mamba", "mamba"]``.
         adapter: ``rate``, ``exp`` (exponentially weighted, ``tau`` steps) or ``membrane`` (``decay``).
         salience_threshold: spikes per window that make it salient (None: no event schedule).
+        exit_threshold: softmax confidence at which a window's output is an early exit (None: no exits).
     """
 
     def __init__(self, n_in: int, n_out: int, window: int, blocks: list[str], d_model: int = 64,
                  adapter: str = "rate", heads: int = 4, max_len: int = 256,
-                 salience_threshold: float | None = None, **adapter_args: float) -> None:
+                 salience_threshold: float | None = None, exit_threshold: float | None = None,
+                 **adapter_args: float) -> None:
         from neurodeploy.adapters import ADAPTERS
         from neurodeploy.dense_blocks import BLOCKS
 
@@ -69,7 +71,7 @@ class StreamingBackend(nn.Module):
         self.blocks = nn.ModuleList(BLOCKS[b](d_model, **options.get(b, {})) for b in blocks)
         self.norm, self.head = nn.LayerNorm(d_model), nn.Linear(d_model, n_out)
         self.block_names, self.adapter_kind = list(blocks), adapter
-        self.salience_threshold = salience_threshold
+        self.salience_threshold, self.exit_threshold = salience_threshold, exit_threshold
 
     def forward(self, spikes: torch.Tensor) -> torch.Tensor:
         h = self.proj(self.adapter(spikes))

@@ -71,6 +71,7 @@ class DensePart(_Strict):
     sequence_form: str = "traced"  # or "scan_of_step"
     schedules: list[Schedule] = ["end"]
     event_threshold: float | None = None  # spikes of the cut per window that make it salient (event schedule)
+    exit_threshold: float | None = None  # softmax confidence of a window's output that ends the sample (early exit)
 
 
 class FeedbackPart(_Strict):

@@ -75,14 +75,15 @@ def _print_spiking_bundle(path: Path, console: Console) -> None:
 
 
 def _cosim_summary(bundle_path: Path, inputs: np.ndarray | None, mode: str, backend: str, progress: bool,
-                   schedule: str = "end", loihi: str = "loihi2", gpu: str = "h100", checkpoint: str | None = None):
+                   schedule: str = "end", loihi: str = "loihi2", gpu: str = "h100", checkpoint: str | None = None,
+                   early_exit: bool = False):
     from neurodeploy.bundle import read_bundle
     from neurodeploy.cosim import run_cosim
     from neurodeploy.report import summary
 
     bundle = read_bundle(bundle_path)
     result = run_cosim(bundle, inputs, mode=mode, backend=backend, progress=progress, schedule=schedule,
-                       checkpoint=checkpoint)
+                       checkpoint=checkpoint, early_exit=early_exit)
     return bundle, result, summary(bundle, result, loihi, gpu)
 
 
@@ -120,7 +121,7 @@ def _save_output(path: str, result, batched: bool) -> None:
 def _cmd_cosim(args: argparse.Namespace) -> int:
     inputs = _load_input(args.input) if args.input else None
     bundle, result, data = _cosim_summary(Path(args.bundle), inputs, args.mode, args.backend, not args.json,
-                                          args.schedule, args.loihi, args.gpu, args.checkpoint)
+                                          args.schedule, args.loihi, args.gpu, args.checkpoint, args.early_exit)
     if args.output:
         shape = bundle.manifest.spiking.input_shape or [None]
         _save_output(args.output, result, batched=inputs is None or inputs.ndim == len(shape) + 2)
@@ -192,7 +193,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     x, labels = load_dataset(args.data)
     model = _torch_model(args.model, args.weights, bundle)
     result = evaluate(bundle, x, labels, args.backend, args.mode, args.schedule, model, args.chunk,
-                      progress=not args.json)
+                      progress=not args.json, early_exit=args.early_exit)
     if args.json:
         print(json.dumps(result.as_dict(), indent=2))
         return 0
@@ -212,10 +213,16 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
     out = Path(args.out)
     console = Console(stderr=True)
-    console.print(f"compiling '{zoo.DEFAULT_MODEL}' ({zoo.get(zoo.DEFAULT_MODEL).description})")
-    bundle_path = compile_zoo(zoo.DEFAULT_MODEL, out / "bundle", args.samples)
-    console.print(f"bundle: {bundle_path}; co-simulating {args.samples} samples (Lava floating_pt + ONNX Runtime)")
-    _, _, data = _cosim_summary(bundle_path, None, "float", "lava", progress=True)
+    entry = zoo.get(zoo.DEFAULT_MODEL)
+    console.print(f"compiling '{entry.name}' ({entry.description})")
+    bundle_path = compile_zoo(entry.name, out / "bundle", args.samples)
+    console.print(f"bundle: {bundle_path}; co-simulating {args.samples} samples (Lava floating_pt + ONNX Runtime, "
+                  f"schedule {entry.schedule})")
+    from neurodeploy.bundle import read_bundle
+
+    dense = read_bundle(bundle_path).manifest.dense
+    _, _, data = _cosim_summary(bundle_path, None, "float", "lava", progress=True, schedule=entry.schedule,
+                                early_exit=dense is not None and dense.exit_threshold is not None)
     (out / "report.json").write_text(json.dumps(data, indent=2))
     _emit(data, False)
     console.print(f"report written to {out / 'report.json'}")
@@ -288,6 +295,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "event: step model on salient windows only")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--checkpoint", help="folder for partial results, saved after every sample; rerun to resume")
+    p.add_argument("--early-exit", action="store_true",
+                   help="stop each sample at the first window whose output reaches the bundle's exit confidence; "
+                        "the report prices the run up to there, beside the full run")
     _profile_args(p)
     p.set_defaults(func=_cmd_cosim)
 
@@ -300,6 +310,7 @@ def build_parser() -> argparse.ArgumentParser:
                                    "(default: the zoo model the bundle was compiled from)")
     p.add_argument("--weights", help="state_dict (.pt) for --model")
     p.add_argument("--chunk", type=int, default=256, help="samples per co-simulation call (memory)")
+    p.add_argument("--early-exit", action="store_true", help="predict from each sample's early-exit window")
     p.add_argument("--json", action="store_true")
     _backend_arg(p, default="emulator")
     p.set_defaults(func=_cmd_evaluate)

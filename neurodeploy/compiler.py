@@ -76,7 +76,7 @@ def _export_dense(dense: nn.Module, cut_spikes: np.ndarray, examples: list[torch
                          parity=_records(result.sequence_parity), step_file=result.step_path.name,
                          step_parity=_records(result.step_parity), sequence_form=result.sequence_form,
                          schedules=["end", "window"] + (["event"] if dense.salience_threshold is not None else []),
-                         event_threshold=dense.salience_threshold)
+                         event_threshold=dense.salience_threshold, exit_threshold=dense.exit_threshold)
     # two samples: torch.export specialises any dimension it sees with size 1
     example = torch.from_numpy(np.concatenate([cut_spikes] * 2)[:2]).float()
     export_dense(dense, example, tmp / "dense.onnx", DYNAMIC_DIMS)

@@ -73,14 +73,36 @@ class CosimResult:
     dense_invocations: int = 0
     inputs: np.ndarray | None = None  # what entered the spiking part (feedback currents included)
     plan: SpikingPlan | None = None  # the spiking part that ran
+    exit_windows: np.ndarray | None = None  # (B,) the window each sample exits at (early exit), else None
+
+
+def exit_windows(y: np.ndarray, threshold: float) -> np.ndarray:
+    """Early exit: per sample, the first window whose softmax confidence reaches ``threshold`` (the last
+    window when none does). y (B, L, n) per-window outputs."""
+    z = y - y.max(axis=-1, keepdims=True)
+    confidence = (np.exp(z) / np.exp(z).sum(axis=-1, keepdims=True)).max(axis=-1)
+    reached = confidence >= threshold
+    return np.where(reached.any(axis=1), reached.argmax(axis=1), y.shape[1] - 1)
+
+
+def exit_outputs(y: np.ndarray, exits: np.ndarray) -> np.ndarray:
+    """The output each sample exits with: y[b, exits[b]]."""
+    return y[np.arange(len(y)), exits]
 
 
 def normalize_inputs(x: np.ndarray, bundle: Bundle) -> np.ndarray:
-    """(T, N) or (B, T, N) -> (B, T, N) float64; spiking-only bundles: (T, *shape) or (B, T, *shape)."""
+    """(T, N) or (B, T, N) -> (B, T, N) float64; spiking-only bundles and conv front-ends: (T, *shape) or
+    (B, T, *shape)."""
     m = bundle.manifest
     x = np.asarray(x)
     if m.spiking_only:
-        return _spiking_only_inputs(x, m)
+        return _shaped_inputs(x, m)
+    if len(m.spiking.input_shape) > 1:  # a conv front-end: (B, T, C, H, W)
+        x = _shaped_inputs(x, m)
+        if x.shape[1] % m.adapter.window:
+            raise InputShapeError(f"input of {x.shape[1]} steps does not fit bundle '{m.name}': T must be a multiple "
+                                  f"of the adapter window {m.adapter.window} (the bundle was compiled with T={m.num_steps})")
+        return x
     if x.ndim == 2:
         x = x[None]
     n_in = m.spiking.n_in - (m.feedback.n_fb if m.feedback else 0)  # feedback channels are added by the runtime
@@ -94,7 +116,8 @@ def normalize_inputs(x: np.ndarray, bundle: Bundle) -> np.ndarray:
     return x.astype(np.float64)
 
 
-def _spiking_only_inputs(x: np.ndarray, m) -> np.ndarray:
+def _shaped_inputs(x: np.ndarray, m) -> np.ndarray:
+    """(T, *shape) or (B, T, *shape) (or flattened) -> (B, T, *shape) float64."""
     shape = tuple(m.spiking.input_shape) or (m.spiking.n_in,)
     if x.shape[1:] == shape or (len(shape) > 1 and x.shape[1:] == (m.spiking.n_in,)):
         x = x[None]
@@ -192,12 +215,17 @@ class _Feedback:
 
 def run_cosim(bundle: Bundle, inputs: np.ndarray | None = None, mode: str = "float",
               backend: str = "lava", progress: bool = True, schedule: str = "end",
-              checkpoint: str | Path | None = None) -> CosimResult:
+              checkpoint: str | Path | None = None, early_exit: bool = False) -> CosimResult:
     """Co-simulate ``inputs`` (default: the bundle's reference inputs) and compare with the reference.
 
     With ``checkpoint`` (a folder), results are saved after every sample and a rerun of the same
-    inputs resumes after the last finished one (:mod:`neurodeploy.checkpoint`).
+    inputs resumes after the last finished one (:mod:`neurodeploy.checkpoint`). With ``early_exit``,
+    each sample stops at the first window whose output is confident enough (the bundle's
+    ``exit_threshold``): ``exit_windows`` says where; the report prices the run up to there.
     """
+    if early_exit and (bundle.manifest.dense is None or bundle.manifest.dense.exit_threshold is None):
+        raise ScheduleError(f"bundle '{bundle.manifest.name}' has no early exits: compile a streaming back-end "
+                            "built with exit_threshold (e.g. the liquidspikeformer zoo model)")
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; backends: {list(BACKENDS)}")
     supported = ["end"] if bundle.manifest.dense is None else bundle.manifest.dense.schedules
@@ -281,7 +309,12 @@ def run_cosim(bundle: Bundle, inputs: np.ndarray | None = None, mode: str = "flo
         agreement = _agreement(spikes, y, bundle.reference_outputs(), "y_event" if schedule == "event" else "y")
     else:
         notes.append("agreement not computed: the inputs are not the bundle's reference inputs")
+    exits = exit_windows(y, m.dense.exit_threshold) if early_exit else None
+    if exits is not None:
+        notes.append(f"early exit at confidence {m.dense.exit_threshold:g}: mean exit window "
+                     f"{exits.mean() + 1:.2f} of {y.shape[1]}")
     return CosimResult(spikes=spikes, outputs={o: spikes[p] for o, p in plan.outputs.items()}, y=y,
+                       exit_windows=exits,
                        wall_s=wall, providers=[] if session is None else list(session.get_providers()),
                        sops=synaptic_ops(plan, x_sops, spikes), agreement=agreement, mode=mode, notes=notes,
                        schedule=schedule, backend=backend,

@@ -29,6 +29,7 @@ Q·K^T and K⊙V have two data-dependent operands: they cannot be static synapse
 from __future__ import annotations
 
 import math
+from contextlib import contextmanager
 
 import torch
 import torch.nn.functional as F
@@ -36,9 +37,27 @@ from torch import nn
 from torch._higher_order_ops.scan import scan
 
 
+_SURROGATE = {"on": False}
+
+
+@contextmanager
+def surrogate_gradients():
+    """Inside the block, :func:`heaviside` passes the fast-sigmoid surrogate gradient ``1 / (1 + |x|)^2``
+    (for training); outside, it is the plain step that is exported."""
+    _SURROGATE["on"] = True
+    try:
+        yield
+    finally:
+        _SURROGATE["on"] = False
+
+
 def heaviside(x: torch.Tensor) -> torch.Tensor:
-    """Spike: 1 where x > 0 (forward only; training would use a surrogate gradient)."""
-    return (x > 0).to(x.dtype)
+    """Spike: 1 where x > 0. Under :func:`surrogate_gradients` the forward value is the same (``s - s`` is 0)."""
+    spikes = (x > 0).to(x.dtype)
+    if _SURROGATE["on"]:
+        soft = x / (1 + x.abs())
+        return spikes + (soft - soft.detach())
+    return spikes
 
 
 class FeedForward(nn.Module):

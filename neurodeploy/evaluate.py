@@ -20,7 +20,7 @@ from rich.console import Console
 from rich.progress import Progress
 
 from neurodeploy.bundle import Bundle
-from neurodeploy.cosim import run_cosim
+from neurodeploy.cosim import exit_outputs, run_cosim
 
 DEFAULT_CHUNK = 256
 
@@ -40,6 +40,7 @@ class Evaluation:
     schedule: str
     wall_s: float
     sops_per_sample: float
+    mean_exit_window: float | None = None  # with early exits: windows run per sample, on average
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -75,35 +76,54 @@ def predictions(y: np.ndarray, spiking_only: bool) -> np.ndarray:
     return np.argmax(y, axis=-1)
 
 
-def torch_predictions(model: torch.nn.Module, x: np.ndarray, chunk: int = DEFAULT_CHUNK) -> np.ndarray:
+def torch_outputs(model: torch.nn.Module, x: torch.Tensor, event: bool = False) -> torch.Tensor:
+    """The PyTorch model's output for x (B, T, ...); with ``event``, through the event schedule (the
+    back-end runs on salient windows only), as that model is deployed."""
+    if not event:
+        return model(x)
+    from neurodeploy.frontend_runner import output_spikes
+
+    return model.backend.forward_event(output_spikes(model.frontend, x, grad=True))[0]
+
+
+def torch_predictions(model: torch.nn.Module, x: np.ndarray, chunk: int = DEFAULT_CHUNK,
+                      event: bool = False) -> np.ndarray:
     """The PyTorch model's classes for x (B, T, ...), ``chunk`` samples at a time."""
     model.eval()
     out = []
     with torch.no_grad():
         for start in range(0, len(x), chunk):
-            out.append(predictions(model(torch.as_tensor(x[start: start + chunk], dtype=torch.float32)).numpy(), False))
+            y = torch_outputs(model, torch.as_tensor(x[start: start + chunk], dtype=torch.float32), event)
+            out.append(predictions(y.numpy(), False))
     return np.concatenate(out)
 
 
 def evaluate(bundle: Bundle, x: np.ndarray, labels: np.ndarray, backend: str = "emulator", mode: str = "fixed",
              schedule: str = "end", torch_model: torch.nn.Module | None = None, chunk: int = DEFAULT_CHUNK,
-             progress: bool = True) -> Evaluation:
-    """Accuracy of the deployed model on (x, labels); with ``torch_model``, PyTorch's beside it."""
+             progress: bool = True, early_exit: bool = False) -> Evaluation:
+    """Accuracy of the deployed model on (x, labels); with ``torch_model``, PyTorch's beside it (always
+    read from the last window: what the PyTorch model computes without exits)."""
     spiking_only = bundle.manifest.spiking_only
-    preds, sops, t0 = [], 0.0, time.perf_counter()
+    preds, exits, sops, t0 = [], [], 0.0, time.perf_counter()
     with Progress(console=Console(stderr=True), disable=not progress) as bar:
         task = bar.add_task(f"evaluating ({backend}, {mode})", total=len(x))
         for start in range(0, len(x), chunk):
             part = x[start: start + chunk]
-            result = run_cosim(bundle, part, mode=mode, backend=backend, progress=False, schedule=schedule)
-            preds.append(predictions(result.y, spiking_only))
+            result = run_cosim(bundle, part, mode=mode, backend=backend, progress=False, schedule=schedule,
+                               early_exit=early_exit)
+            if result.exit_windows is not None:
+                exits.append(result.exit_windows)
+                preds.append(np.argmax(exit_outputs(result.y, result.exit_windows), axis=-1))
+            else:
+                preds.append(predictions(result.y, spiking_only))
             sops += sum(s.effective for s in result.sops) * len(part)
             bar.advance(task, len(part))
     deployed = np.concatenate(preds)
-    reference = None if torch_model is None else torch_predictions(torch_model, x, chunk)
+    reference = None if torch_model is None else torch_predictions(torch_model, x, chunk, schedule == "event")
     return Evaluation(
         samples=len(x), accuracy=float(np.mean(deployed == labels)),
         torch_accuracy=None if reference is None else float(np.mean(reference == labels)),
         agreement=None if reference is None else float(np.mean(reference == deployed)),
         backend=backend, mode=mode, schedule=schedule, wall_s=time.perf_counter() - t0,
-        sops_per_sample=sops / max(len(x), 1))
+        sops_per_sample=sops / max(len(x), 1),
+        mean_exit_window=float(np.concatenate(exits).mean() + 1) if exits else None)

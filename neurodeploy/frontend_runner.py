@@ -54,15 +54,15 @@ def _step(module: nn.Module, h: torch.Tensor, state):
 class FrontendStepper:
     """Steps a front-end one time step at a time from the zero state: ``step(x_t) -> {population: spikes}``."""
 
-    def __init__(self, frontend: nn.Module) -> None:
-        self.frontend = frontend
+    def __init__(self, frontend: nn.Module, grad: bool = False) -> None:
+        self.frontend, self.grad = frontend, grad
         self.modules = [(f"layers.{i}", m) for i, m in enumerate(frontend.layers)] \
             if isinstance(frontend, SpikingSequential) else list(frontend.named_children())
         self.states: dict[str, object] = {}
 
     def step(self, x_t: torch.Tensor) -> dict[str, torch.Tensor]:
         spikes, h = {}, x_t
-        with torch.no_grad():
+        with torch.set_grad_enabled(self.grad and torch.is_grad_enabled()):
             for name, module in self.modules:
                 if is_neuron(module):
                     if name not in self.states:
@@ -74,13 +74,14 @@ class FrontendStepper:
         return spikes
 
 
-def run_frontend(frontend: nn.Module, x: torch.Tensor) -> dict[str, torch.Tensor]:
-    """x (B, T, *input_shape) -> spikes (B, T, *shape) of every neuron module, from the zero state."""
-    stepper = FrontendStepper(frontend)
+def run_frontend(frontend: nn.Module, x: torch.Tensor, grad: bool = False) -> dict[str, torch.Tensor]:
+    """x (B, T, *input_shape) -> spikes (B, T, *shape) of every neuron module, from the zero state
+    (with ``grad``, differentiable through the neurons' surrogate gradients: for training)."""
+    stepper = FrontendStepper(frontend, grad)
     per_step = [stepper.step(x[:, t]) for t in range(x.shape[1])]
     return {name: torch.stack([s[name] for s in per_step], dim=1) for name in per_step[0]}
 
 
-def output_spikes(frontend: nn.Module, x: torch.Tensor) -> torch.Tensor:
+def output_spikes(frontend: nn.Module, x: torch.Tensor, grad: bool = False) -> torch.Tensor:
     """The last neuron module's spikes (what crosses the cut)."""
-    return list(run_frontend(frontend, x).values())[-1]
+    return list(run_frontend(frontend, x, grad).values())[-1]

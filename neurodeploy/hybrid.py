@@ -12,12 +12,21 @@ from neurodeploy.frontend import SpikingSequential
 
 
 class HybridModel(nn.Module):
-    """``backend(frontend(x))``: spikes (B, T, N) cross the cut into the dense back-end."""
+    """``backend(frontend(x))``: spikes (B, T, N) cross the cut into the dense back-end.
 
-    def __init__(self, frontend: SpikingSequential, backend: nn.Module) -> None:
+    ``frontend`` is a :class:`SpikingSequential` or an ``nn.Sequential`` of per-step modules (snnTorch,
+    norse, neurodeploy cells with Linear/Conv/pooling), stepped over T by
+    :func:`neurodeploy.frontend_runner.output_spikes`.
+    """
+
+    def __init__(self, frontend: nn.Module, backend: nn.Module) -> None:
         super().__init__()
         self.frontend = frontend
         self.backend = backend
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.backend(self.frontend(x))
+        if isinstance(self.frontend, SpikingSequential):
+            return self.backend(self.frontend(x))
+        from neurodeploy.frontend_runner import output_spikes  # an nn.Sequential of per-step modules
+
+        return self.backend(output_spikes(self.frontend, x, grad=True))

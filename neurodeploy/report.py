@@ -27,11 +27,44 @@ def cost(bundle: Bundle, result: CosimResult, loihi: str = "loihi2", gpu: str = 
     return estimate(plan, map_resources(plan, loihi), counts, loihi, gpu), counts
 
 
+def early_exit_cost(bundle: Bundle, result: CosimResult, full, loihi: str, gpu: str) -> dict:
+    """Energy and latency per sample when each sample stops at its exit window, against the full run.
+
+    Samples are grouped by exit window e; each group is priced by the cost model on its run cut to the
+    first (e + 1) K steps (spikes, inputs, and the dense part's work at that length), and the groups
+    are averaged by size.
+    """
+    from dataclasses import replace
+
+    from neurodeploy.metrics import synaptic_ops
+
+    exits, k = result.exit_windows, bundle.manifest.adapter.window
+    windows = int(result.y.shape[1])
+    energy = latency = 0.0
+    for e in np.unique(exits):
+        rows, steps = exits == e, int(e + 1) * k
+        spikes = {name: s[rows, :steps] for name, s in result.spikes.items()}
+        part = replace(result, spikes=spikes, inputs=result.inputs[rows, :steps],
+                       sops=synaptic_ops(result.plan, result.inputs[rows, :steps], spikes))
+        report, _ = cost(bundle, part, loihi, gpu)
+        energy += report.energy_j["total"] * rows.sum() / len(exits)
+        latency += report.latency_s["total"] * rows.sum() / len(exits)
+    full_energy, full_latency = full.energy_j["total"], full.latency_s["total"]
+    return {"threshold": bundle.manifest.dense.exit_threshold, "windows": windows,
+            "mean_exit_window": float(exits.mean() + 1), "exit_windows": (exits + 1).tolist(),
+            "steps_run_fraction": float((exits + 1).mean() / windows),
+            "energy_j": {"with_exits": energy, "full": full_energy, "saved": full_energy - energy,
+                         "saved_fraction": 1 - energy / full_energy},
+            "latency_s": {"with_exits": latency, "full": full_latency, "saved": full_latency - latency,
+                          "saved_fraction": 1 - latency / full_latency}}
+
+
 def summary(bundle: Bundle, result: CosimResult, loihi: str = "loihi2", gpu: str = "h100") -> dict:
     """One JSON-able dict with at least the keys of DESIGN.md's ``--json`` contract."""
     rates = spike_rates(result.spikes)
     report, counts = cost(bundle, result, loihi, gpu)
-    return {
+    extra = {} if result.exit_windows is None else {"early_exit": early_exit_cost(bundle, result, report, loihi, gpu)}
+    return extra | {
         "bundle": str(bundle.path), "model": bundle.manifest.name, "mode": result.mode,
         "backend": result.backend, "schedule": result.schedule,
         "num_samples": int(result.y.shape[0]), "num_steps": int(next(iter(result.spikes.values())).shape[1]),
@@ -82,6 +115,12 @@ def print_summary(data: dict, console: Console | None = None) -> None:
         table.add_row(name, _fmt(value))
     for layer, sops in data["sops"]["per_layer"].items():
         table.add_row(f"  SOPs {layer} (effective / dense)", f"{sops['effective']:,.0f} / {sops['dense']:,.0f}")
+    if "early_exit" in data:
+        ee = data["early_exit"]
+        table.add_row("early exit: mean exit window", f"{ee['mean_exit_window']:.2f} of {ee['windows']}")
+        for key, unit in (("energy_j", "J"), ("latency_s", "s")):
+            table.add_row(f"early exit: {key.split('_')[0]} with exits / full ({unit})",
+                          f"{ee[key]['with_exits']:.3g} / {ee[key]['full']:.3g} ({ee[key]['saved_fraction']:.0%} saved)")
     console.print(table)
     console.print(f"profiles: {data['profiles']}; every figure used, with its source, is under 'assumptions' "
                   "in the JSON output")

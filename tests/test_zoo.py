@@ -1,0 +1,128 @@
+"""The trained zoo models: each compiles by name, co-simulates in Lava float with zero spike mismatches
+and output error below 1e-4 against PyTorch, is priced, and beats chance on its held-out split."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from neurodeploy import zoo
+from neurodeploy.zoo import datasets
+
+HELD_OUT = 96
+
+
+class _Compiled(dict):
+    """name -> bundle path, each trained model compiled (with 2 reference samples) when first asked for."""
+
+    def __init__(self, root) -> None:
+        super().__init__()
+        self.root = root
+
+    def __missing__(self, name: str):
+        from neurodeploy.compiler import compile_zoo
+
+        self[name] = compile_zoo(name, self.root / name, 2)
+        return self[name]
+
+
+@pytest.fixture(scope="module")
+def zoo_bundles(tmp_path_factory):
+    return _Compiled(tmp_path_factory.mktemp("zoo"))
+
+
+@pytest.mark.parametrize("name", zoo.TRAINED)
+def test_compiles_cosimulates_exactly_and_is_priced(name, zoo_bundles, capsys):
+    import json
+
+    from neurodeploy.cli import main
+
+    bundle = zoo_bundles[name]
+    schedule = zoo.get(name).schedule
+    assert main(["cosim", str(bundle), "--schedule", schedule, "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["agreement"]["spike_mismatches"] == 0
+    assert data["agreement"]["max_abs_err"] < 1e-4
+    assert data["agreement"]["top1_match"] == 1.0
+    assert data["energy_j"]["total"] > 0 and data["baseline_gpu_only"]["energy_j"] > 0
+    assert data["sops"]["effective"] > 0  # the front-end is active on real samples
+
+
+@pytest.mark.parametrize("name", zoo.TRAINED)
+def test_beats_chance_on_held_out_data_in_pytorch_and_fixed_point(name, zoo_bundles):
+    from neurodeploy.bundle import read_bundle
+    from neurodeploy.evaluate import evaluate, torch_predictions
+
+    entry = zoo.get(name)
+    x, labels = entry.dataset("test", HELD_OUT)
+    chance = 1 / entry.num_classes
+    torch_acc = float(np.mean(torch_predictions(entry.build(), x, event=entry.schedule == "event") == labels))
+    fixed = evaluate(read_bundle(zoo_bundles[name]), x, labels, "emulator", "fixed", entry.schedule, progress=False)
+    assert torch_acc >= chance + 0.3, (torch_acc, chance)
+    assert fixed.accuracy >= chance + 0.25, (fixed.accuracy, chance)
+
+
+def test_early_exit_saves_latency_and_energy(zoo_bundles):
+    from neurodeploy.bundle import read_bundle
+    from neurodeploy.cosim import exit_windows, run_cosim
+    from neurodeploy.report import summary
+
+    bundle = read_bundle(zoo_bundles["liquidspikeformer"])
+    x, _ = zoo.get("liquidspikeformer").dataset("test", 16)
+    result = run_cosim(bundle, x, mode="fixed", backend="emulator", progress=False, schedule="window",
+                       early_exit=True)
+    ee = summary(bundle, result)["early_exit"]
+    assert np.array_equal(result.exit_windows, exit_windows(result.y, bundle.manifest.dense.exit_threshold))
+    assert ee["mean_exit_window"] < ee["windows"]  # some samples stop early
+    assert 0 < ee["energy_j"]["saved_fraction"] < 1 and 0 < ee["latency_s"]["saved_fraction"] < 1
+    assert ee["energy_j"]["with_exits"] + ee["energy_j"]["saved"] == pytest.approx(ee["energy_j"]["full"])
+
+
+def test_datasets_are_deterministic_and_splits_differ():
+    for make in (datasets.moving_bars, datasets.occluded_objects, datasets.burst_order, datasets.salient_patterns):
+        a, la = make(8, "train")
+        b, lb = make(8, "train")
+        c, _ = make(8, "test")
+        assert np.array_equal(a, b) and np.array_equal(la, lb) and not np.array_equal(a, c)
+        assert set(np.unique(a)) <= {0.0, 1.0}
+    x, _ = datasets.occluded_objects(4, "test")
+    assert x[:, datasets.VISIBLE_STEPS:].mean() < 0.01  # only noise while occluded (>= 30 frames)
+
+
+def test_surrogate_gradients_leave_the_forward_pass_unchanged():
+    from neurodeploy.dense_blocks import heaviside, surrogate_gradients
+
+    x = torch.randn(100, requires_grad=True)
+    plain = heaviside(x)
+    with surrogate_gradients():
+        trained = heaviside(x)
+        trained.sum().backward()
+    assert torch.equal(plain, trained) and x.grad.abs().sum() > 0
+
+
+def test_demo_runs_the_default_zoo_model_with_early_exits(tmp_path):
+    import json
+
+    from neurodeploy.cli import main
+
+    assert zoo.DEFAULT_MODEL in zoo.TRAINED
+    assert main(["demo", "--out", str(tmp_path), "--samples", "2"]) == 0
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["model"] == zoo.DEFAULT_MODEL and report["agreement"]["spike_mismatches"] == 0
+    assert report["early_exit"]["energy_j"]["full"] == report["energy_j"]["total"]
+
+
+@pytest.mark.parametrize("name", zoo.TRAINED)
+def test_spiking_part_is_bit_exact_on_the_emulator(name, zoo_bundles):
+    """The emulator against Lava fixed_pt on each trained model's quantized spiking part (one test sample)."""
+    from test_emulator import assert_bit_exact
+
+    from exporters import load_spiking
+    from neurodeploy.bundle import read_bundle
+    from neurodeploy.quantize import quantize
+
+    bundle = read_bundle(zoo_bundles[name])
+    plan = quantize(load_spiking(bundle.spiking_path, bundle.manifest.spiking.dt_s)).plan
+    x, _ = zoo.get(name).dataset("test", 1)
+    sample, _ = assert_bit_exact(plan, x[0].astype(np.float64))
+    assert all(np.count_nonzero(s) for s in sample.raw.values())  # every population fires
