@@ -14,6 +14,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from neurodeploy.zoo.common import load_trained
 from neurodeploy.zoo import (liquidspikeformer, mamba_liquid_snn, neuro_svt, snn_filter_transformer, tiny_hybrid,
                              tiny_mamba)
 
@@ -31,8 +32,11 @@ class ZooEntry:
 
 
 def _entry(module: ModuleType, schedule: str = "end") -> ZooEntry:
-    return ZooEntry(module.NAME, module.__doc__.strip().splitlines()[0], module.build, module.example_inputs,
-                    module.DT_S, module.dataset, schedule, module.N_CLASSES)
+    """A trained model: ``architecture()`` with the shipped weights; examples from its test split."""
+    return ZooEntry(module.NAME, module.__doc__.strip().splitlines()[0],
+                    lambda: load_trained(module.architecture(), module.NAME),
+                    lambda n: torch.as_tensor(module.dataset("test", n)[0]), module.DT_S, module.dataset, schedule,
+                    module.N_CLASSES)
 
 
 ZOO: dict[str, ZooEntry] = {

@@ -19,7 +19,7 @@ from torch import nn
 from neurodeploy.backends import StreamingBackend
 from neurodeploy.hybrid import HybridModel
 from neurodeploy.zoo import datasets
-from neurodeploy.zoo.common import leaky, load_trained
+from neurodeploy.zoo.common import leaky
 
 NAME = "liquidspikeformer"
 INPUT_SHAPE, NUM_STEPS, WINDOW, N_CLASSES = (2, 16, 16), 32, 4, 4
@@ -38,9 +38,6 @@ def architecture() -> HybridModel:
     return HybridModel(frontend, backend)
 
 
-def build() -> HybridModel:
-    return load_trained(architecture(), NAME)
-
 
 def dataset(split: str, n: int):
     return datasets.moving_bars(n, split, NUM_STEPS)
@@ -52,7 +49,3 @@ def loss(y: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     weights = torch.arange(1, windows + 1, dtype=y.dtype) / windows
     per_window = torch.stack([nn.functional.cross_entropy(y[:, w], labels) for w in range(windows)])
     return (weights * per_window).sum() / weights.sum()
-
-
-def example_inputs(num_samples: int) -> torch.Tensor:
-    return torch.as_tensor(dataset("test", num_samples)[0])

@@ -16,7 +16,7 @@ from torch import nn
 from neurodeploy.backends import StreamingBackend
 from neurodeploy.hybrid import HybridModel
 from neurodeploy.zoo import datasets
-from neurodeploy.zoo.common import beta_of_tau, leaky, load_trained
+from neurodeploy.zoo.common import beta_of_tau, leaky
 
 NAME = "neuro_svt"
 INPUT_SHAPE, NUM_STEPS, WINDOW, N_CLASSES = (2, 16, 16), 64, 4, 4
@@ -36,9 +36,6 @@ def architecture(blocks: tuple[str, ...] = ("sdsa", "sdsa")) -> HybridModel:
                                max_len=64)
     return HybridModel(frontend(), backend)
 
-
-def build() -> HybridModel:
-    return load_trained(architecture(), NAME)
 
 
 def dense_baseline() -> nn.Module:
@@ -72,7 +69,3 @@ def loss(y: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     visible = datasets.VISIBLE_STEPS // WINDOW - 1
     ce = nn.functional.cross_entropy
     return ce(y[:, -1], labels) + 0.5 * ce(y[:, visible], labels)
-
-
-def example_inputs(num_samples: int) -> torch.Tensor:
-    return torch.as_tensor(dataset("test", num_samples)[0])

@@ -15,7 +15,7 @@ from torch import nn
 from neurodeploy.backends import StreamingBackend
 from neurodeploy.hybrid import HybridModel
 from neurodeploy.zoo import datasets
-from neurodeploy.zoo.common import leaky, load_trained
+from neurodeploy.zoo.common import leaky
 
 NAME = "snn_filter_transformer"
 INPUT_SHAPE, NUM_STEPS, WINDOW, N_CLASSES = (16,), 64, 4, 4
@@ -31,9 +31,6 @@ def architecture() -> HybridModel:
     return HybridModel(frontend, backend)
 
 
-def build() -> HybridModel:
-    return load_trained(architecture(), NAME)
-
 
 def dataset(split: str, n: int):
     return datasets.salient_patterns(n, split, NUM_STEPS, window=WINDOW)
@@ -41,7 +38,3 @@ def dataset(split: str, n: int):
 
 def loss(y: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     return nn.functional.cross_entropy(y[:, -1], labels)
-
-
-def example_inputs(num_samples: int) -> torch.Tensor:
-    return torch.as_tensor(dataset("test", num_samples)[0])
