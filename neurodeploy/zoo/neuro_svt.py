@@ -55,9 +55,9 @@ class DenseTwin(nn.Module):
         self.backend = StreamingBackend(D_MODEL, N_CLASSES, WINDOW, ["attention", "attention"], d_model=D_MODEL,
                                         adapter="rate", heads=4, max_len=64)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        b, t = x.shape[:2]
-        return self.backend(self.embed(x.reshape(b * t, *x.shape[2:])).reshape(b, t, -1))
+    def forward(self, spikes: torch.Tensor) -> torch.Tensor:
+        b, t = spikes.shape[:2]
+        return self.backend(self.embed(spikes.reshape(b * t, *spikes.shape[2:])).reshape(b, t, -1))
 
 
 def dataset(split: str, n: int):
