@@ -90,7 +90,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=256)
     parser.add_argument("--lava-samples", type=int, default=3)
     parser.add_argument("--steps", type=int, default=100)
-    parser.add_argument("--zoo", default="tiny_hybrid", help="zoo model whose spiking part is measured")
+    parser.add_argument("--zoo", default="liquidspikeformer", help="zoo model whose spiking part is measured")
     args = parser.parse_args()
     install()
     rng = np.random.default_rng(0)
