@@ -36,7 +36,7 @@ def sops_plot(data: dict) -> str:
     ax.set_xticks(x, names, rotation=30, ha="right")
     ax.set_ylabel("SOPs per sample")
     ax.set_yscale("log")
-    ax.legend()
+    ax.legend(fontsize="small", loc="best")
     return _png(fig)
 
 
@@ -66,6 +66,7 @@ def energy_plot(data: dict) -> str:
     b.set_yscale("log")
     b.set_ylabel("J per sample")
     b.set_title("tiers")
+    b.tick_params(axis="x", labelrotation=20)
     return _png(fig)
 
 

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import json
+import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -158,3 +160,9 @@ def test_html_report_is_self_contained_with_plots(mamba_bundle, tmp_path):
         assert pixels.shape[0] > 100 and pixels.shape[1] > 300 and pixels.std() > 0
     assert any(h.startswith("Resource map (loihi2") for h in page.headings)
     assert any(h.startswith("Assumptions") for h in page.headings)
+    if shutil.which("chromium") or shutil.which("google-chrome"):  # where a browser is installed, open the page
+        done = subprocess.run(["bash", str(Path(__file__).parents[1] / "scripts" / "check_report_in_chromium.sh"),
+                               str(tmp_path / "r.html"), str(tmp_path / "r.png")], capture_output=True, text=True,
+                              timeout=120)
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert "decoded by Chromium: 4" in done.stdout
