@@ -125,7 +125,7 @@ def _synapse(syn: SynapseLayer, plan: SpikingPlan, mode: str):
         extra = dict(weight_exp=fixed.weight_exp, num_weight_bits=fixed.num_weight_bits,
                      num_message_bits=fixed.num_message_bits)
     else:  # Lava's float Dense/Conv binarise the input unless told it is graded: the external input may be
-        extra = dict(num_message_bits=GRADED_FLOAT_BITS) if syn.source == "input" or syn.graded else {}
+        extra = dict(num_message_bits=GRADED_FLOAT_BITS) if syn.carries_values else {}
     if syn.kind == "dense":
         return Dense(weights=dense_weights_lava(weights, syn.in_shape, syn.out_shape), name=syn.name, **extra)
     return Conv(weight=conv_kernel_lava(weights), input_shape=lava_shape(syn.in_shape),

@@ -1,7 +1,8 @@
 """Co-simulation: the spiking part in Lava (or the emulator), its spikes through the adapter into ONNX Runtime.
 
 For each sample Lava runs all T steps (plus the synaptic delay, compensated); state is reset between
-samples. Then, by schedule:
+samples. With ``backend="emulator"`` the whole batch runs at once in :mod:`neurodeploy.emulator`
+(the same spikes, bit-exact in fixed mode). Then, by schedule:
 
 - ``end``: the whole-sequence dense model (adapter included) runs once on the spikes at the cut;
 - ``window``: the streaming step model runs once per window of K steps, its state (KV cache, SSM state,

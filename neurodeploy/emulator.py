@@ -152,34 +152,27 @@ class EmulatorRunner:
         # the wrap and clip passes when a cheap min/max shows that nothing saturated
         self.branch_free = self.device.type != "cpu" if branch_free is None else branch_free
         self.synapses = [self._prepare(syn) for syn in plan.synapses]
+        self.incoming = {p.name: [s.name for s in plan.incoming(p.name)] for p in plan.neurons}
         self._closed = False
 
     # -- set-up -------------------------------------------------------------------------------------
-    def _source_max(self, syn: SynapseLayer) -> float:
-        if syn.source == "bias":
-            return 1.0
-        graded = syn.graded or (syn.source == "input" and self.plan.graded_input)
-        if self.mode == "fixed":
-            graded = self.plan.fixed[syn.name].num_message_bits > 0
-        return float(GRADED_MAX) if graded else 1.0
-
     def _prepare(self, syn: SynapseLayer) -> _Synapse:
         if self.mode == "float":
-            graded = syn.source == "input" or syn.graded  # as exporters.lava_net builds Lava's float synapses
             dtype = torch.float32 if syn.kind == "conv" else torch.float64  # Lava's float Conv is float32
             return _Synapse(syn, torch.as_tensor(np.ascontiguousarray(syn.weights), dtype=dtype, device=self.device),
-                            graded)
+                            syn.carries_values)
         fixed = self.plan.fixed[syn.name]
         weights = np.asarray(fixed.weights)
         if syn.kind == "dense":
             weights = lava_dense_weights(weights, fixed.num_weight_bits)
         weights = weights.astype(np.int64)
-        bound = int(np.abs(weights).max(initial=0)) * syn.fan_in * int(self._source_max(syn))
+        graded = fixed.num_message_bits > 0
+        bound = int(np.abs(weights).max(initial=0)) * syn.fan_in * (GRADED_MAX if graded else 1)
         if bound >= FLOAT64_EXACT:
             raise EmulatorError(f"{syn.name}: a synaptic sum could reach {bound:.3g}, beyond exact float64 "
                                 f"(2**53); the emulator would round where Loihi does not")
         dtype = torch.float32 if bound < FLOAT32_EXACT else torch.float64
-        exp, graded = (fixed.weight_exp if syn.kind == "dense" else 0), fixed.num_message_bits > 0
+        exp = fixed.weight_exp if syn.kind == "dense" else 0
         if syn.kind == "dense":  # the message before the int32 channel: shifted, unbounded if the dot product wraps
             bound = 2 ** 63 if graded and bound >= GRADED_MAX else (bound << exp if exp >= 0 else -(-bound >> -exp))
         return _Synapse(syn, torch.as_tensor(weights, dtype=dtype, device=self.device), graded, exp, bound)
@@ -310,7 +303,7 @@ class EmulatorRunner:
     def _step(self, t: int, xs, pops: _Populations, buffers, params, record, batch: int) -> None:
         """Lava time step t + 1: synapses send last step's sums, populations update, synapses accumulate."""
         for p in self.plan.neurons:
-            inputs = [buffers[syn.name] for syn in self.plan.incoming(p.name)]
+            inputs = [buffers[name] for name in self.incoming[p.name]]
             if p.driven_by_input:
                 inputs.append(xs[t].reshape(batch, *p.shape))
             a = sum(inputs[1:], inputs[0]) if inputs else self._zeros(batch, p.shape)

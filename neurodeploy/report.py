@@ -49,14 +49,14 @@ def early_exit_cost(bundle: Bundle, result: CosimResult, full, loihi: str, gpu: 
         report, _ = cost(bundle, part, loihi, gpu)
         energy += report.energy_j["total"] * rows.sum() / len(exits)
         latency += report.latency_s["total"] * rows.sum() / len(exits)
-    full_energy, full_latency = full.energy_j["total"], full.latency_s["total"]
     return {"threshold": bundle.manifest.dense.exit_threshold, "windows": windows,
             "mean_exit_window": float(exits.mean() + 1), "exit_windows": (exits + 1).tolist(),
             "steps_run_fraction": float((exits + 1).mean() / windows),
-            "energy_j": {"with_exits": energy, "full": full_energy, "saved": full_energy - energy,
-                         "saved_fraction": 1 - energy / full_energy},
-            "latency_s": {"with_exits": latency, "full": full_latency, "saved": full_latency - latency,
-                          "saved_fraction": 1 - latency / full_latency}}
+            "energy_j": _saving(energy, full.energy_j["total"]), "latency_s": _saving(latency, full.latency_s["total"])}
+
+
+def _saving(with_exits: float, full: float) -> dict:
+    return {"with_exits": with_exits, "full": full, "saved": full - with_exits, "saved_fraction": 1 - with_exits / full}
 
 
 def summary(bundle: Bundle, result: CosimResult, loihi: str = "loihi2", gpu: str = "h100") -> dict:

@@ -60,6 +60,12 @@ class SynapseLayer:
     start_step: int = 0  # for source == "bias": the always-on line is on from this step (0-based)
 
     @property
+    def carries_values(self) -> bool:
+        """The source sends values, not 0/1 spikes: the external input, or a graded population. (Lava's
+        float synapses binarise their input unless told otherwise.)"""
+        return self.source == "input" or self.graded
+
+    @property
     def num_synapses(self) -> int:
         """Stored weights (for a conv: the shared kernel)."""
         return int(np.count_nonzero(self.weights))
