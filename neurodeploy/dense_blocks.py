@@ -21,6 +21,8 @@ followed by ``x + mlp(norm(x))``.
   step form keeps the running ``K^T V`` per head.
 - :class:`FusionBlock`: two branches (default Mamba and CfC) fused by adaptive gating or causal
   cross-attention, as in the Mamba-Liquid-SNN seed.
+- :class:`ExchangeBlock`: Mamba and CfC exchanging state every token (CfC state -> Mamba's B and C;
+  Mamba's output -> CfC's time constant), the seed's bidirectional mode.
 - :class:`SDSABlock`: the Spike-driven Transformer's ``SDSA = Q * SN(sum_{i<=t} K_i * V_i)`` with
   ``SN(x) = x > vth``; state: the running sum.
 
@@ -307,6 +309,70 @@ class FusionBlock(nn.Module):
         return (a + self.out(att.reshape(a.shape)), *sa, *sb, k_cache, v_cache, pos + 1)
 
 
+class ExchangeBlock(nn.Module):
+    """Mamba and a liquid (CfC) cell exchanging state token by token (the Mamba-Liquid-SNN seed's
+    bidirectional state exchange), causal:
+
+    - Liquid -> Mamba: the CfC state modulates Mamba's selective matrices,
+      ``B_t <- B_t (1 + tanh(W_B h_t))``, ``C_t <- C_t (1 + tanh(W_C h_t))``;
+    - Mamba -> Liquid: Mamba's previous output sets the CfC time step (its time constant),
+      ``ts_t = softplus(W_tau m_{t-1})`` in ``g = sigmoid(-t_a ts - t_b)``.
+
+    Output ``x + out(m_t) + out_h(h_t)``, then the MLP. State: Mamba's conv buffer and SSM state, the CfC
+    state h and the last Mamba output m.
+    """
+
+    def __init__(self, d: int) -> None:
+        super().__init__()
+        self.mamba, self.liquid = MambaBlock(d), CfCBlock(d)
+        self.to_b, self.to_c = nn.Linear(d, self.mamba.d_state), nn.Linear(d, self.mamba.d_state)
+        self.to_ts = nn.Linear(d, d)
+        self.out_h = nn.Linear(d, d)
+        self.mlp = FeedForward(d, 2 * d)
+
+    def _liquid(self, x_t: torch.Tensor, h: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
+        ff1, ff2, t_a, t_b = self.liquid.gates(torch.cat([x_t, h], dim=-1)).chunk(4, dim=-1)
+        g = torch.sigmoid(-t_a * F.softplus(self.to_ts(m)) - t_b)
+        return torch.tanh(ff1) * (1 - g) + g * torch.tanh(ff2)
+
+    def _token(self, x_t, u, z, dt, b, c, h_ssm, h, m):
+        """One token, given Mamba's per-token inputs (after its causal conv); returns (y, h_ssm, h, m)."""
+        h = self._liquid(self.liquid.norm(x_t), h, m)
+        b, c = b * (1 + torch.tanh(self.to_b(h))), c * (1 + torch.tanh(self.to_c(h)))
+        h_ssm, y = self.mamba._ssm_step(h_ssm, dt, u, b, c)
+        m = self.mamba.out_proj((y + u * self.mamba.D) * F.silu(z))
+        return x_t + m + self.out_h(self.liquid.out(h)), h_ssm, h, m
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        mb = self.mamba
+        xi, z = mb.in_proj(mb.norm(x)).chunk(2, dim=-1)
+        u = F.silu(mb.conv(F.pad(xi.transpose(1, 2), (mb.d_conv - 1, 0))).transpose(1, 2))  # causal conv
+        dt, b, c = mb._projections(u)
+
+        def combine(carry: tuple[torch.Tensor, ...], inputs: tuple[torch.Tensor, ...]):
+            y, *carry = self._token(*inputs, *carry)
+            return tuple(carry), y
+
+        batch = x.shape[0]
+        init = (x.new_zeros(batch, mb.d_inner, mb.d_state), x.new_zeros(batch, self.liquid.hidden),
+                x.new_zeros(batch, x.shape[-1]))
+        _, ys = scan(combine, init, tuple(t.transpose(0, 1) for t in (x, u, z, dt, b, c)))
+        return self.mlp(ys.transpose(0, 1))
+
+    def init_state(self, batch: int) -> tuple[torch.Tensor, ...]:
+        d = self.to_ts.in_features
+        return (*self.mamba.init_state(batch), torch.zeros(batch, self.liquid.hidden), torch.zeros(batch, d))
+
+    def step(self, x: torch.Tensor, conv_buf: torch.Tensor, h_ssm: torch.Tensor, h: torch.Tensor, m: torch.Tensor):
+        mb = self.mamba
+        xi, z = mb.in_proj(mb.norm(x)).chunk(2, dim=-1)
+        window = torch.cat([conv_buf, xi[..., None]], dim=-1)  # (B, d_inner, d_conv)
+        u = F.silu((window * mb.conv.weight[:, 0, :]).sum(-1) + mb.conv.bias)
+        dt, b, c = mb._projections(u)
+        y, h_ssm, h, m = self._token(x, u, z, dt, b, c, h_ssm, h, m)
+        return self.mlp(y), window[..., 1:], h_ssm, h, m
+
+
 BLOCKS = {"attention": AttentionBlock, "mamba": MambaBlock, "cfc": CfCBlock, "ssa": SSABlock, "sdsa": SDSABlock,
           "fusion_gate": lambda d, **kw: FusionBlock(d, fusion="gate", **kw),
-          "fusion_cross": lambda d, **kw: FusionBlock(d, fusion="cross", **kw)}
+          "fusion_cross": lambda d, **kw: FusionBlock(d, fusion="cross", **kw), "exchange": ExchangeBlock}

@@ -19,7 +19,8 @@ from torch import nn
 
 from neurodeploy.adapters import ADAPTER_TYPES
 from neurodeploy.bundle import Placement
-from neurodeploy.dense_blocks import AttentionBlock, CfCBlock, FusionBlock, MambaBlock, SDSABlock, SSABlock
+from neurodeploy.dense_blocks import (AttentionBlock, CfCBlock, ExchangeBlock, FusionBlock, MambaBlock, SDSABlock,
+                                      SSABlock)
 from neurodeploy.frontend import SpikingSequential
 from neurodeploy.frontend_runner import is_neuron
 from neurodeploy.hybrid import HybridModel
@@ -44,6 +45,7 @@ GPU_REASONS: list[tuple[type, str]] = [
     (MambaBlock, "selective scan: decay and input matrices depend on the input -> GPU"),
     (CfCBlock, "CfC: gated tanh/sigmoid dynamics, not spiking -> GPU"),
     (FusionBlock, "branch fusion (gating / cross-attention) on continuous values -> GPU"),
+    (ExchangeBlock, "Mamba <-> liquid state exchange: input-dependent matrices and time constants -> GPU"),
     (nn.TransformerEncoder, "softmax attention: both operands data-dependent -> GPU"),
     (nn.LayerNorm, "normalisation over continuous values -> GPU"),
 ]

@@ -10,7 +10,7 @@ from neurodeploy.backends import StreamingBackend
 
 N_IN, N_OUT, K = 12, 5, 4
 CASES = [("attention", "rate"), ("mamba", "rate"), ("cfc", "exp"), ("ssa", "membrane"), ("sdsa", "exp"),
-         ("fusion_gate", "membrane"), ("fusion_cross", "rate")]
+         ("fusion_gate", "membrane"), ("fusion_cross", "rate"), ("exchange", "membrane")]
 
 
 def _examples() -> list[torch.Tensor]:

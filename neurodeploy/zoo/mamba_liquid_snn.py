@@ -8,7 +8,8 @@ integration modes -> per-window head:
 - ``sequential``: CfC, then Mamba;
 - ``parallel``: CfC and Mamba side by side, fused by an adaptive gate;
 - ``bidirectional``: Mamba and CfC exchanging information by causal cross-attention (Mamba's tokens
-  query the liquid path), followed by a second Mamba block that reads the fused state.
+  query the liquid path), then by state exchange (:class:`neurodeploy.dense_blocks.ExchangeBlock`: the
+  liquid state modulates Mamba's B and C, Mamba's output sets the liquid time constant).
 
 Trained on :func:`neurodeploy.zoo.datasets.burst_order` (T=64: which group fired first, 40 steps
 before the second burst). The zoo entry is the bidirectional mode with the membrane adapter; the
@@ -28,7 +29,7 @@ from neurodeploy.zoo.common import leaky
 NAME = "mamba_liquid_snn"
 INPUT_SHAPE, NUM_STEPS, WINDOW, N_CLASSES = (16,), 64, 4, 4
 DT_S = 1e-3
-MODES = {"sequential": ["cfc", "mamba"], "parallel": ["fusion_gate"], "bidirectional": ["fusion_cross", "mamba"]}
+MODES = {"sequential": ["cfc", "mamba"], "parallel": ["fusion_gate"], "bidirectional": ["fusion_cross", "exchange"]}
 ADAPTER_ARGS = {"rate": {}, "exp": {"tau": 2.0}, "membrane": {"decay": 0.75}}
 TRAINING = dict(train_size=512, epochs=10, lr=3e-3, batch=32)
 
