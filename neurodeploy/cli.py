@@ -170,18 +170,14 @@ def _torch_model(spec: str | None, weights: str | None, bundle):
     """The PyTorch model to compare with: --model (a zoo name or module:function), else the zoo model the
     bundle was compiled from, else None."""
     from neurodeploy import zoo
-    from neurodeploy.compiler import load_factory
+    from neurodeploy.compiler import load_factory, load_weights
 
     spec = spec or (bundle.manifest.provenance.get("model") if bundle.manifest.provenance else None)
     if spec is None or (spec not in zoo.ZOO and ":" not in spec):
         return None
     if spec in zoo.ZOO:
         model = zoo.get(spec).build()
-        if weights:
-            import torch
-
-            model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
-        return model
+        return load_weights(model, Path(weights)) if weights else model
     return load_factory(spec, Path(weights) if weights else None)[0]
 
 

@@ -204,9 +204,15 @@ def load_factory(spec: str, weights: Path | None = None, num_samples: int = 8) -
     else:
         raise ValueError(f"{spec} returned {type(made).__name__}; return a ZooEntry or (model, inputs, dt_s)")
     if weights is not None:
-        state = torch.load(weights, map_location="cpu", weights_only=True)
-        missing, unexpected = model.load_state_dict(state, strict=False)
-        if missing or unexpected:
-            raise ValueError(f"--weights {weights} does not fit the model: missing {list(missing)}, "
-                             f"unexpected {list(unexpected)}")
+        load_weights(model, weights)
     return model.eval(), torch.as_tensor(inputs).float(), float(dt_s), function_name
+
+
+def load_weights(model: nn.Module, weights: Path) -> nn.Module:
+    """Load a ``state_dict`` file into ``model``; every missing and unexpected key is listed on a mismatch."""
+    state = torch.load(weights, map_location="cpu", weights_only=True)
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    if missing or unexpected:
+        raise ValueError(f"--weights {weights} does not fit the model: missing {list(missing)}, "
+                         f"unexpected {list(unexpected)}")
+    return model

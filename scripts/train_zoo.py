@@ -19,17 +19,15 @@ import numpy as np
 import torch
 
 from neurodeploy.dense_blocks import surrogate_gradients
-from neurodeploy.evaluate import torch_outputs
-from neurodeploy.zoo.common import WEIGHTS, calibrate, last_window
+from neurodeploy.evaluate import torch_outputs, torch_predictions
+from neurodeploy.zoo.common import WEIGHTS, calibrate
 
 SEED = 0
 EVAL_SIZE = 256
 
 
 def accuracy(model, x: np.ndarray, labels: np.ndarray, event: bool) -> float:
-    with torch.no_grad():
-        y = torch.cat([torch_outputs(model, torch.as_tensor(x[i: i + 64]), event) for i in range(0, len(x), 64)])
-    return float((last_window(y).argmax(-1).numpy() == labels).mean())
+    return float(np.mean(torch_predictions(model, x, event=event) == labels))
 
 
 def train(name: str, mode: str | None, adapter: str | None, epochs: int | None) -> float:

@@ -35,11 +35,6 @@ def load_trained(model: nn.Module, name: str) -> nn.Module:
     return model.eval()
 
 
-def last_window(y: torch.Tensor) -> torch.Tensor:
-    """The classifier output a prediction is read from: the last window's (per-window outputs (B, L, n))."""
-    return y[:, -1] if y.ndim == 3 else y
-
-
 def calibrate(frontend: nn.Sequential, x: torch.Tensor, target_rate: float = 0.08, steps: int = 12) -> nn.Sequential:
     """Data-dependent initialisation: layer by layer, scale each synaptic layer's weights (bisection on a
     gain in [0, 64]) until the population after it fires at about ``target_rate`` on x (B, T, ...);
