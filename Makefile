@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml constraints.txt Makefile
 	# lava-nc 0.10.0 declares Python <3.11 and norse 1.1.0 pulls torchvision: both without deps
 	$(PIPC) --no-deps --ignore-requires-python lava-nc==0.10.0 norse==1.1.0 snntorch==1.0.0
 	$(VENV)/bin/python -c "import torch, sys; assert '+cpu' in torch.__version__ or not torch.version.cuda, torch.__version__"
-	$(VENV)/bin/python -m neurodeploy.lava_compat --check
+	$(VENV)/bin/python -m neurodeploy.runtime.lava_compat --check
 	touch $(STAMP)
 
 demo: $(STAMP)

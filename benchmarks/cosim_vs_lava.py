@@ -16,11 +16,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from exporters import load_spiking
+from neurodeploy.exporters import load_spiking
 from neurodeploy.bundle import read_bundle
-from neurodeploy.compiler import compile_zoo
-from neurodeploy.cosim import normalize_inputs, run_cosim
-from neurodeploy.lava_runner import LavaRunner
+from neurodeploy.compiler.pipeline import compile_zoo
+from neurodeploy.runtime.cosim import normalize_inputs, run_cosim
+from neurodeploy.runtime.lava_runner import LavaRunner
 
 
 def bare_lava(bundle) -> float:

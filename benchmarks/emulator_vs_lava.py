@@ -2,7 +2,7 @@
 
 Throughput is sample-steps per second with process start-up excluded:
 
-- Lava: a :class:`~neurodeploy.lava_runner.LavaRunner` is built and runs one warm-up sample; then
+- Lava: a :class:`~neurodeploy.runtime.lava_runner.LavaRunner` is built and runs one warm-up sample; then
   ``--lava-samples`` samples are timed by their ``run_s`` (the Lava run alone: no reset, no read-back).
 - Emulator: one warm-up batch, then ``--batch`` samples in one batch, timed (on the GPU when present).
 - CLI path: ``run_cosim(..., backend=...)`` on a batch of inputs of a spiking-only bundle (what
@@ -23,15 +23,15 @@ from pathlib import Path
 
 import numpy as np
 
-from exporters import load_spiking
-from exporters.nir_import import read_plan
+from neurodeploy.exporters import load_spiking
+from neurodeploy.exporters.nir_import import read_plan
 from neurodeploy.bundle import read_bundle
-from neurodeploy.compiler import compile_spiking, compile_zoo
-from neurodeploy.cosim import run_cosim
-from neurodeploy.emulator import EmulatorRunner
-from neurodeploy.lava_compat import install
-from neurodeploy.lava_runner import LavaRunner
-from neurodeploy.quantize import quantize
+from neurodeploy.compiler.pipeline import compile_spiking, compile_zoo
+from neurodeploy.runtime.cosim import run_cosim
+from neurodeploy.runtime.emulator import EmulatorRunner
+from neurodeploy.runtime.lava_compat import install
+from neurodeploy.runtime.lava_runner import LavaRunner
+from neurodeploy.spiking.quantize import quantize
 
 CNN = Path(__file__).resolve().parents[2] / "shared" / "cases" / "nir" / "02_cnn" / "cnn_sinabs.nir"
 

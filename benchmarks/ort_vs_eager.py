@@ -17,8 +17,8 @@ from pathlib import Path
 
 import torch
 
-from exporters.onnx_export import INPUT_NAME, export_backend, make_session
-from neurodeploy.backends import StreamingBackend
+from neurodeploy.exporters.onnx_export import INPUT_NAME, export_backend, make_session
+from neurodeploy.models.backends import StreamingBackend
 
 N_IN, N_OUT, K, TOKENS, D_MODEL = 128, 10, 4, 64, 128
 

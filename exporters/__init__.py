@@ -7,8 +7,8 @@ SPIKING_FORMATS = {".nir": "nir", ".net": "netx"}
 
 
 def load_spiking(path: str | Path, dt: float | None = None):
-    """A :class:`~neurodeploy.spiking_plan.SpikingPlan` from a ``.nir`` or lava-dl netx ``.net`` file."""
-    from neurodeploy.spiking_plan import SpikingPlanError
+    """A :class:`~neurodeploy.spiking.plan.SpikingPlan` from a ``.nir`` or lava-dl netx ``.net`` file."""
+    from neurodeploy.spiking.plan import SpikingPlanError
 
     path = Path(path)
     kind = SPIKING_FORMATS.get(path.suffix.lower())
@@ -17,9 +17,9 @@ def load_spiking(path: str | Path, dt: float | None = None):
     if not path.is_file():
         raise SpikingPlanError(f"{path}: no such file")
     if kind == "netx":
-        from exporters.netx_hdf5 import read_netx
+        from neurodeploy.exporters.netx_hdf5 import read_netx
 
         return read_netx(path) if dt is None else read_netx(path, dt)
-    from exporters.nir_import import read_plan
+    from neurodeploy.exporters.nir_import import read_plan
 
     return read_plan(path, dt)

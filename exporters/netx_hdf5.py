@@ -1,4 +1,4 @@
-"""lava-dl netx ``.net`` (HDF5) <-> :class:`~neurodeploy.spiking_plan.SpikingPlan`, with h5py only.
+"""lava-dl netx ``.net`` (HDF5) <-> :class:`~neurodeploy.spiking.plan.SpikingPlan`, with h5py only.
 
 The format (lava-dl ``netx/hdf5.py``): groups ``layer/0``, ``layer/1``, ... each with ``type``
 (``input``, ``conv``, ``flatten``, ``dense``), ``shape`` (C, H, W or n), and for synaptic layers
@@ -20,15 +20,12 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from neurodeploy.spiking_plan import FixedNeuron, FixedSynapse, NeuronLayer, SpikingPlan, SpikingPlanError, SynapseLayer
+from neurodeploy.spiking.plan import FixedNeuron, FixedSynapse, NeuronLayer, SpikingPlan, SpikingPlanError, SynapseLayer
+from neurodeploy.errors import NetxFormatError
 
 NETX_BIAS_EXP = 6
 SDNN_EXP = 6
 SDNN_MESSAGE_BITS = 16
-
-
-class NetxFormatError(SpikingPlanError):
-    """The .net file is malformed or uses a construct neurodeploy cannot run; lists each problem."""
 
 
 def split_weights(weights: np.ndarray) -> tuple[np.ndarray, int]:
@@ -250,7 +247,7 @@ def _write_neuron(g: h5py.Group, pop: NeuronLayer, q: FixedNeuron) -> None:
 def _export_problems(plan: SpikingPlan) -> list[str]:
     problems = []
     if not plan.is_quantized:
-        problems.append("the plan is not quantized; run neurodeploy.quantize.quantize first")
+        problems.append("the plan is not quantized; run neurodeploy.spiking.quantize.quantize first")
         return problems
     for pop in plan.neurons:
         syns = plan.incoming(pop.name)

@@ -27,7 +27,7 @@ MAX_DENSE_ENTRIES = 1 << 26  # a composed dense matrix larger than this (512 MiB
 
 @dataclass
 class ComposedSynapse:
-    """One synaptic layer in PyTorch layouts (see :class:`neurodeploy.spiking_plan.SynapseLayer`)."""
+    """One synaptic layer in PyTorch layouts (see :class:`neurodeploy.spiking.plan.SynapseLayer`)."""
 
     kind: str
     weights: np.ndarray

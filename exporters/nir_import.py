@@ -1,4 +1,4 @@
-"""NIR graph -> :class:`~neurodeploy.spiking_plan.SpikingPlan` in Lava's discrete-time parameters.
+"""NIR graph -> :class:`~neurodeploy.spiking.plan.SpikingPlan` in Lava's discrete-time parameters.
 
 Forward-Euler mapping at ``dt`` (REFERENCE.md section 3), per population::
 
@@ -12,7 +12,7 @@ step, so it is exact as a Lava ``bias_mant`` only when du = 1. ``dt`` comes from
 else the caller, else :data:`DEFAULT_DT_S`.
 
 Every path of linear nodes between two populations becomes one synaptic layer
-(:mod:`exporters.nir_chains`). A path whose source is fed, through other populations, by its own target
+(:mod:`neurodeploy.exporters.nir_chains`). A path whose source is fed, through other populations, by its own target
 is a recurrent synapse. Before anything is built, :func:`check_design_rules` lists every construct
 Loihi cannot run (one :class:`SpikingPlanError` naming each node and a way out).
 """
@@ -24,8 +24,8 @@ from pathlib import Path
 import nir
 import numpy as np
 
-from exporters.nir_chains import LINEAR_NODES, compose
-from neurodeploy.spiking_plan import NeuronLayer, SpikingPlan, SpikingPlanError, SynapseLayer
+from neurodeploy.exporters.nir_chains import LINEAR_NODES, compose
+from neurodeploy.spiking.plan import NeuronLayer, SpikingPlan, SpikingPlanError, SynapseLayer
 
 DEFAULT_DT_S = 1e-4  # the convention of snnTorch, SpikingJelly and the NIR paper
 NEURON_NODES = (nir.CubaLIF, nir.LIF, nir.IF, nir.CubaLI, nir.LI)

@@ -1,4 +1,4 @@
-"""Dense part -> ONNX, verified; ONNX Runtime sessions with execution-provider selection.
+"""Dense part -> ONNX, verified against PyTorch at several lengths.
 
 Every export is followed by two checks that raise :class:`OnnxExportError` (REFERENCE.md section 4
 lists the silent failures they guard against): the declared dynamic dimensions must be symbolic in
@@ -7,7 +7,6 @@ the ONNX file, and ONNX Runtime must match PyTorch at several sequence lengths.
 from __future__ import annotations
 
 import logging
-import os
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -16,19 +15,12 @@ from pathlib import Path
 
 import numpy as np
 import onnx
-import onnxruntime as ort
 import torch
 from torch import nn
+from neurodeploy.errors import OnnxExportError
+from neurodeploy.runtime.onnx_session import make_session
 
 INPUT_NAME, OUTPUT_NAME = "spikes", "y"
-
-
-class OnnxExportError(RuntimeError):
-    """The ONNX export is wrong (specialised dynamic dimension, or outputs differ from PyTorch)."""
-
-
-class OnnxLoadError(ValueError):
-    """An ONNX file cannot be loaded by ONNX Runtime (missing, truncated or malformed)."""
 
 
 @dataclass
@@ -37,27 +29,6 @@ class ParityCheck:
 
     shape: tuple[int, ...]
     max_abs_err: float
-
-
-def select_providers(prefer_gpu: bool = True) -> list[str]:
-    """CUDA when onnxruntime offers it (and a GPU is present), else CPU."""
-    available = ort.get_available_providers()
-    if prefer_gpu and "CUDAExecutionProvider" in available:
-        return ["CUDAExecutionProvider", "CPUExecutionProvider"]
-    return ["CPUExecutionProvider"]
-
-
-def make_session(path: Path, prefer_gpu: bool = True) -> ort.InferenceSession:
-    """An ORT session with all graph optimisations and one intra-op thread per core."""
-    options = ort.SessionOptions()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    options.intra_op_num_threads = max(1, len(os.sched_getaffinity(0)))
-    options.log_severity_level = 3
-    try:
-        return ort.InferenceSession(str(path), options, providers=select_providers(prefer_gpu))
-    except Exception as exc:  # onnxruntime raises its own exception types on damaged files
-        raise OnnxLoadError(f"{path}: ONNX Runtime cannot load it ({type(exc).__name__}: {str(exc)[:300]}); "
-                            "re-export the model") from exc
 
 
 def export_dense(module: nn.Module, example: torch.Tensor, path: Path, dynamic_dims: dict[int, str]) -> None:
@@ -102,9 +73,9 @@ def state_names(count: int) -> tuple[list[str], list[str]]:
 
 
 def export_step(backend: nn.Module, path: Path, batch: int = 2) -> None:
-    """Export ``backend.step`` (a :class:`~neurodeploy.backends.StreamingBackend`) with every state as an
+    """Export ``backend.step`` (a :class:`~neurodeploy.models.backends.StreamingBackend`) with every state as an
     explicit input and output; the batch dimension is dynamic wherever a state has one."""
-    from neurodeploy.backends import StepModel
+    from neurodeploy.models.backends import StepModel
 
     backend = backend.float().eval()
     window = torch.zeros(batch, backend.adapter.window, backend.proj.in_features)
@@ -180,12 +151,12 @@ def export_backend(backend: nn.Module, out_dir: Path, examples: list[torch.Tenso
     """Export ``backend`` (a StreamingBackend) whole-sequence and streaming; verify both against PyTorch.
 
     The sequence form is traced from ``forward`` when the exporter can; where it cannot, it is built as
-    an ONNX Scan over the step model (:mod:`exporters.onnx_scan`). Either way it must match PyTorch's
+    an ONNX Scan over the step model (:mod:`neurodeploy.exporters.onnx_scan`). Either way it must match PyTorch's
     ``forward`` at every example length, and the step model run window by window must too.
     """
     from torch.onnx._internal.exporter._errors import ConversionError
 
-    from exporters.onnx_scan import build_sequence_model
+    from neurodeploy.exporters.onnx_scan import build_sequence_model
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

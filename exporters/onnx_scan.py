@@ -7,7 +7,7 @@ the streaming model iterated, so only one traced graph has to be right.
 
 Used where ``torch.onnx.export`` cannot trace a block's whole-sequence form (the dynamo exporter fails
 to decompose ``torch._higher_order_ops.scan`` for the Mamba block behind a reshaping adapter in
-torch 2.13); :func:`exporters.onnx_export.check_parity` still compares it with PyTorch's ``forward``.
+torch 2.13); :func:`neurodeploy.exporters.onnx_export.check_parity` still compares it with PyTorch's ``forward``.
 """
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from exporters.onnx_export import INPUT_NAME, OUTPUT_NAME
+from neurodeploy.exporters.onnx_export import INPUT_NAME, OUTPUT_NAME
 
 
 def _const(name: str, value: np.ndarray) -> onnx.NodeProto:

@@ -10,7 +10,7 @@ layers), so each module type is mapped here, from its equations, at the graph's 
   Both need ``reset_mechanism="zero"`` and ``reset_delay=False`` (reset in the step that fires).
 - norse ``LIFBoxCell``: ``v += dt tau_mem_inv (v_leak - v + x)`` -> ``LIF(tau = 1/tau_mem_inv, r = 1,
   v_leak)``; its ``dt`` must equal the graph's.
-- neurodeploy ``LIFCell``: see :mod:`exporters.nir_export`.
+- neurodeploy ``LIFCell``: see :mod:`neurodeploy.exporters.nir_export`.
 - ``nn.Linear``, ``nn.Conv1d``, ``nn.Conv2d``, ``nn.AvgPool2d``, ``nn.Flatten``; ``nn.Dropout`` and
   ``nn.Identity`` are dropped (identity at inference).
 
@@ -27,9 +27,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from exporters.nir_export import lif_to_nir, linear_to_nir
-from neurodeploy.neurons import LIFCell
-from neurodeploy.spiking_plan import SpikingPlanError
+from neurodeploy.exporters.nir_export import lif_to_nir, linear_to_nir
+from neurodeploy.models.neurons import LIFCell
+from neurodeploy.spiking.plan import SpikingPlanError
 
 
 def _full(value, shape: tuple[int, ...]) -> np.ndarray:

@@ -25,13 +25,10 @@ from typing import Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, ValidationError
+from neurodeploy.errors import BundleError
 
 SCHEMA_VERSION = 1
 MANIFEST = "manifest.json"
-
-
-class BundleError(ValueError):
-    """A bundle is missing, incomplete or malformed; the message says what and how to fix it."""
 
 
 class _Strict(BaseModel):
@@ -48,8 +45,8 @@ class SpikingPart(_Strict):
     outputs: dict[str, str] = {}  # Output node -> population
     delay_steps: dict[str, int]  # Lava's synaptic delay per population (compensated on readout)
     total_delay_steps: int
-    quantization: list[dict] | None = None  # per-population report of neurodeploy.quantize
-    resources: dict | None = None  # neurodeploy.resources.ResourceMap for the profile it names
+    quantization: list[dict] | None = None  # per-population report of neurodeploy.spiking.quantize
+    resources: dict | None = None  # neurodeploy.spiking.resources.ResourceMap for the profile it names
 
 
 class ParityRecord(_Strict):

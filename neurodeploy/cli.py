@@ -30,9 +30,9 @@ class CliError(Exception):
 
 
 def _cmd_compile(args: argparse.Namespace) -> int:
-    from exporters import SPIKING_FORMATS
-    from neurodeploy import zoo
-    from neurodeploy.compiler import compile_spiking, compile_zoo
+    from neurodeploy.exporters import SPIKING_FORMATS
+    from neurodeploy.models import zoo
+    from neurodeploy.compiler.pipeline import compile_spiking, compile_zoo
 
     console = Console(stderr=True)
     if Path(args.model).suffix.lower() in SPIKING_FORMATS:
@@ -43,7 +43,7 @@ def _cmd_compile(args: argparse.Namespace) -> int:
             raise CliError("--dt applies to .nir/.net files; a zoo model carries its own dt")
         path = compile_zoo(args.model, Path(args.out), args.samples)
     elif ":" in args.model:
-        from neurodeploy.compiler import compile_hybrid, load_factory
+        from neurodeploy.compiler.pipeline import compile_hybrid, load_factory
 
         try:
             model, inputs, dt_s, name = load_factory(args.model, Path(args.weights) if args.weights else None,
@@ -78,8 +78,8 @@ def _cosim_summary(bundle_path: Path, inputs: np.ndarray | None, mode: str, back
                    schedule: str = "end", loihi: str = "loihi2", gpu: str = "h100", checkpoint: str | None = None,
                    early_exit: bool = False):
     from neurodeploy.bundle import read_bundle
-    from neurodeploy.cosim import run_cosim
-    from neurodeploy.report import summary
+    from neurodeploy.runtime.cosim import run_cosim
+    from neurodeploy.report.summary import summary
 
     bundle = read_bundle(bundle_path)
     result = run_cosim(bundle, inputs, mode=mode, backend=backend, progress=progress, schedule=schedule,
@@ -96,7 +96,7 @@ def _load_input(path: str) -> np.ndarray:
 
 def _cmd_parity(args: argparse.Namespace) -> int:
     from neurodeploy.bundle import read_bundle
-    from neurodeploy.parity import compare_layers, print_parity
+    from neurodeploy.analysis.parity import compare_layers, print_parity
 
     source = Path(args.source)
     dt = args.dt
@@ -131,7 +131,7 @@ def _cmd_cosim(args: argparse.Namespace) -> int:
 
 def _emit(data: dict, as_json: bool) -> None:
     """One JSON object on stdout, or the terminal table."""
-    from neurodeploy.report import print_summary
+    from neurodeploy.report.summary import print_summary
 
     if as_json:
         print(json.dumps(data, indent=2))
@@ -150,8 +150,8 @@ def _cmd_energy(args: argparse.Namespace) -> int:
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
-    from neurodeploy.html_report import write_html
-    from neurodeploy.resources import map_resources
+    from neurodeploy.report.html import write_html
+    from neurodeploy.spiking.resources import map_resources
 
     inputs = _load_input(args.input) if args.input else None
     bundle, result, data = _cosim_summary(Path(args.bundle), inputs, args.mode, args.backend, progress=True,
@@ -169,8 +169,8 @@ def _cmd_report(args: argparse.Namespace) -> int:
 def _torch_model(spec: str | None, weights: str | None, bundle):
     """The PyTorch model to compare with: --model (a zoo name or module:function), else the zoo model the
     bundle was compiled from, else None."""
-    from neurodeploy import zoo
-    from neurodeploy.compiler import load_factory, load_weights
+    from neurodeploy.models import zoo
+    from neurodeploy.compiler.pipeline import load_factory, load_weights
 
     spec = spec or (bundle.manifest.provenance.get("model") if bundle.manifest.provenance else None)
     if spec is None or (spec not in zoo.ZOO and ":" not in spec):
@@ -183,7 +183,7 @@ def _torch_model(spec: str | None, weights: str | None, bundle):
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     from neurodeploy.bundle import read_bundle
-    from neurodeploy.evaluate import evaluate, load_dataset
+    from neurodeploy.analysis.evaluate import evaluate, load_dataset
 
     bundle = read_bundle(Path(args.bundle))
     x, labels = load_dataset(args.data)
@@ -204,8 +204,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from neurodeploy import zoo
-    from neurodeploy.compiler import compile_zoo
+    from neurodeploy.models import zoo
+    from neurodeploy.compiler.pipeline import compile_zoo
 
     out = Path(args.out)
     console = Console(stderr=True)
@@ -232,7 +232,7 @@ def _profile_args(p: argparse.ArgumentParser) -> None:
 
 
 def _backend_arg(p: argparse.ArgumentParser, default: str = "lava") -> None:
-    from neurodeploy.runners import BACKENDS
+    from neurodeploy.runtime.runners import BACKENDS
 
     p.add_argument("--backend", choices=list(BACKENDS), default=default,
                    help="lava: Lava's CPU simulation, one sample at a time; emulator: the batched emulator, "
@@ -323,12 +323,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     from neurodeploy.bundle import BundleError
-    from neurodeploy.cosim import InputShapeError, ScheduleError
-    from neurodeploy.emulator import EmulatorError
-    from neurodeploy.evaluate import DatasetError
-    from neurodeploy.hw_profile import ProfileError
-    from neurodeploy.lava_runner import LavaRunError
-    from neurodeploy.spiking_plan import SpikingPlanError
+    from neurodeploy.runtime.cosim import InputShapeError, ScheduleError
+    from neurodeploy.runtime.emulator import EmulatorError
+    from neurodeploy.analysis.evaluate import DatasetError
+    from neurodeploy.cost.profiles import ProfileError
+    from neurodeploy.runtime.lava_runner import LavaRunError
+    from neurodeploy.spiking.plan import SpikingPlanError
 
     args = build_parser().parse_args(argv)
     try:

@@ -6,7 +6,7 @@ NAME is one of the trained zoo models (liquidspikeformer, neuro_svt, mamba_liqui
 snn_filter_transformer). The weights go to ``neurodeploy/zoo/weights/NAME.pt`` (for
 mamba_liquid_snn's other modes and adapters, ``NAME-MODE-ADAPTER.pt``). Spiking neurons train through
 snnTorch's surrogate gradient, spike-driven attention through
-:func:`neurodeploy.dense_blocks.surrogate_gradients`. Prints the validation accuracy per epoch and
+:func:`neurodeploy.models.dense_blocks.surrogate_gradients`. Prints the validation accuracy per epoch and
 the test accuracy at the end.
 """
 from __future__ import annotations
@@ -18,9 +18,9 @@ import time
 import numpy as np
 import torch
 
-from neurodeploy.dense_blocks import surrogate_gradients
-from neurodeploy.evaluate import torch_outputs, torch_predictions
-from neurodeploy.zoo.common import WEIGHTS, calibrate
+from neurodeploy.models.dense_blocks import surrogate_gradients
+from neurodeploy.analysis.evaluate import torch_outputs, torch_predictions
+from neurodeploy.models.zoo.common import WEIGHTS, calibrate
 
 SEED = 0
 EVAL_SIZE = 256
@@ -31,7 +31,7 @@ def accuracy(model, x: np.ndarray, labels: np.ndarray, event: bool) -> float:
 
 
 def train(name: str, mode: str | None, adapter: str | None, epochs: int | None) -> float:
-    zoo = importlib.import_module(f"neurodeploy.zoo.{name}")
+    zoo = importlib.import_module(f"neurodeploy.models.zoo.{name}")
     cfg = dict(zoo.TRAINING)
     event = cfg.get("event", False)
     torch.manual_seed(SEED)

@@ -19,13 +19,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from neurodeploy import zoo
+from neurodeploy.models import zoo
 from neurodeploy.bundle import read_bundle
-from neurodeploy.compiler import compile_zoo
-from neurodeploy.cosim import run_cosim
-from neurodeploy.evaluate import evaluate, torch_predictions
-from neurodeploy.lava_compat import install
-from neurodeploy.report import summary
+from neurodeploy.compiler.pipeline import compile_zoo
+from neurodeploy.runtime.cosim import run_cosim
+from neurodeploy.analysis.evaluate import evaluate, torch_predictions
+from neurodeploy.runtime.lava_compat import install
+from neurodeploy.report.summary import summary
 
 
 def measure(name: str, test_size: int, tmp: Path) -> dict:
@@ -65,11 +65,11 @@ def measure(name: str, test_size: int, tmp: Path) -> dict:
 
 def neuro_svt_extras(bundle, model, x, labels, cosim, tmp: Path) -> dict:
     """Permanence Score (the output after >= 30 occluded frames) and SOPs against the dense twin's MACs."""
-    from exporters.onnx_export import export_dense
-    from exporters.onnx_macs import count_macs
-    from neurodeploy.evaluate import predictions
-    from neurodeploy.report import cost
-    from neurodeploy.zoo import datasets, neuro_svt
+    from neurodeploy.exporters.onnx_export import export_dense
+    from neurodeploy.cost.macs import count_macs
+    from neurodeploy.analysis.evaluate import predictions
+    from neurodeploy.report.summary import cost
+    from neurodeploy.models.zoo import datasets, neuro_svt
 
     with torch.no_grad():
         y = model(torch.as_tensor(x)).numpy()
@@ -90,8 +90,8 @@ def neuro_svt_extras(bundle, model, x, labels, cosim, tmp: Path) -> dict:
 
 def mamba_modes(x, labels) -> dict:
     """PyTorch test accuracy of each integration mode whose weights were trained (scripts/train_zoo.py --mode)."""
-    from neurodeploy.zoo import mamba_liquid_snn as mls
-    from neurodeploy.zoo.common import WEIGHTS, load_trained
+    from neurodeploy.models.zoo import mamba_liquid_snn as mls
+    from neurodeploy.models.zoo.common import WEIGHTS, load_trained
 
     result = {}
     for mode in mls.MODES:

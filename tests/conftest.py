@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from neurodeploy.lava_compat import install
+from neurodeploy.runtime.lava_compat import install
 
 install()
 
@@ -50,7 +50,7 @@ def no_process_left_behind():
 @pytest.fixture(scope="session")
 def demo_bundle(tmp_path_factory):
     """The default zoo model compiled once for the session (the export takes about 10 s)."""
-    from neurodeploy.compiler import compile_zoo
+    from neurodeploy.compiler.pipeline import compile_zoo
 
     return compile_zoo("tiny_hybrid", tmp_path_factory.mktemp("bundles") / "tiny_hybrid", num_samples=8)
 
@@ -58,6 +58,6 @@ def demo_bundle(tmp_path_factory):
 @pytest.fixture(scope="session")
 def mamba_bundle(tmp_path_factory):
     """The SNN + Mamba zoo model (snnTorch front-end, streaming back-end), compiled once."""
-    from neurodeploy.compiler import compile_zoo
+    from neurodeploy.compiler.pipeline import compile_zoo
 
     return compile_zoo("tiny_mamba", tmp_path_factory.mktemp("bundles") / "tiny_mamba", num_samples=8)

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 
 from conftest import child_pids, new_child_pids
-from exporters.nir_import import read_plan
+from neurodeploy.exporters.nir_import import read_plan
 from neurodeploy.bundle import read_bundle
-from neurodeploy.lava_runner import LavaRunError, LavaRunner, stopped_on_exit
+from neurodeploy.runtime.lava_runner import LavaRunError, LavaRunner, stopped_on_exit
 
 
 def test_error_in_the_caller_between_samples_stops_lava(demo_bundle):
@@ -34,7 +34,7 @@ def test_error_inside_a_step_stops_lava(demo_bundle, monkeypatch):
     def broken_reset(net):
         raise OSError("shared memory went away")
 
-    monkeypatch.setattr("exporters.lava_net.reset_state", broken_reset)
+    monkeypatch.setattr("neurodeploy.runtime.lava_net.reset_state", broken_reset)
     with pytest.raises(LavaRunError, match="shared memory went away"):
         runner.run_sample(x[1])
     assert new_child_pids(before) == []

@@ -10,15 +10,15 @@ import pytest
 import torch
 from torch import nn
 
-from exporters.nir_export import frontend_to_nir
-from exporters.nir_import import nir_to_plan
-from neurodeploy.cost_model import Counts, estimate, neuromorphic_cost
-from neurodeploy.frontend import SpikingSequential
-from neurodeploy.hw_profile import PROFILE_DIR, ProfileError, load_profile
-from neurodeploy.metrics import synaptic_ops
-from neurodeploy.neurons import LIFCell
-from neurodeploy.reference_sim import simulate_float
-from neurodeploy.resources import map_resources
+from neurodeploy.exporters.nir_export import frontend_to_nir
+from neurodeploy.exporters.nir_import import nir_to_plan
+from neurodeploy.cost.model import Counts, estimate, neuromorphic_cost
+from neurodeploy.models.frontend import SpikingSequential
+from neurodeploy.cost.profiles import PROFILE_DIR, ProfileError, load_profile
+from neurodeploy.cost.counts import synaptic_ops
+from neurodeploy.models.neurons import LIFCell
+from neurodeploy.spiking.reference import simulate_float
+from neurodeploy.spiking.resources import map_resources
 
 SIZES, STEPS = [20, 256, 256, 256, 35], 200
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from exporters.onnx_export import OnnxExportError, check_step_parity, export_backend
-from exporters.onnx_macs import count_macs
-from neurodeploy.backends import StreamingBackend
+from neurodeploy.exporters.onnx_export import OnnxExportError, check_step_parity, export_backend
+from neurodeploy.cost.macs import count_macs
+from neurodeploy.models.backends import StreamingBackend
 
 N_IN, N_OUT, K = 12, 5, 4
 CASES = [("attention", "rate"), ("mamba", "rate"), ("cfc", "exp"), ("ssa", "membrane"), ("sdsa", "exp"),

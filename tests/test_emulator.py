@@ -8,12 +8,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from conftest import CASES
-from exporters.lava_net import from_lava
-from exporters.netx_hdf5 import read_netx
-from exporters.nir_import import read_plan
-from neurodeploy.emulator import EmulatorError, EmulatorRunner, lava_dense_weights
-from neurodeploy.lava_runner import LavaRunner
-from neurodeploy.spiking_plan import FixedNeuron, FixedSynapse, NeuronLayer, SpikingPlan, SynapseLayer
+from neurodeploy.runtime.lava_net import from_lava
+from neurodeploy.exporters.netx_hdf5 import read_netx
+from neurodeploy.exporters.nir_import import read_plan
+from neurodeploy.runtime.emulator import EmulatorError, EmulatorRunner, lava_dense_weights
+from neurodeploy.runtime.lava_runner import LavaRunner
+from neurodeploy.spiking.plan import FixedNeuron, FixedSynapse, NeuronLayer, SpikingPlan, SynapseLayer
 
 NIR_CASES, NETX = CASES / "nir", CASES / "netx"
 
@@ -181,7 +181,7 @@ def test_dense_weight_preparation_equals_lavas(weights, bits):
 def test_wrap_int_is_numpys_integer_overflow():
     import torch
 
-    from neurodeploy.emulator import wrap_int
+    from neurodeploy.runtime.emulator import wrap_int
 
     x = np.array([0, 1, -1, 2 ** 31 - 1, 2 ** 31, -2 ** 31 - 1, 2 ** 40 + 12345, -(2 ** 45) - 7, 2 ** 23, -2 ** 23])
     np.testing.assert_array_equal(wrap_int(torch.as_tensor(x)).numpy(), x.astype(np.int32))
@@ -205,7 +205,7 @@ def test_a_sum_beyond_exact_arithmetic_is_refused():
 @pytest.mark.parametrize("bundle_fixture", ["demo_bundle", "mamba_bundle"])
 def test_zoo_cosim_with_the_emulator_equals_lava(bundle_fixture, request):
     from neurodeploy.bundle import read_bundle
-    from neurodeploy.cosim import run_cosim
+    from neurodeploy.runtime.cosim import run_cosim
 
     bundle = read_bundle(request.getfixturevalue(bundle_fixture))
     for mode in ("fixed", "float"):
@@ -223,7 +223,7 @@ def test_cli_cosim_emulator_on_a_batch_and_parity(demo_bundle, tmp_path, capsys)
     import json
 
     from neurodeploy.cli import main
-    from neurodeploy.parity import compare_layers
+    from neurodeploy.analysis.parity import compare_layers
 
     bundle = str(demo_bundle)
     assert main(["cosim", bundle, "--backend", "emulator", "--mode", "fixed", "--json"]) == 0
@@ -246,10 +246,10 @@ def test_dataset_evaluation_float_reproduces_pytorch_and_fixed_equals_lava(demo_
 
     import torch
 
-    from neurodeploy import zoo
+    from neurodeploy.models import zoo
     from neurodeploy.bundle import read_bundle
     from neurodeploy.cli import main
-    from neurodeploy.evaluate import evaluate, torch_predictions
+    from neurodeploy.analysis.evaluate import evaluate, torch_predictions
 
     entry = zoo.get("tiny_hybrid")
     model = entry.build()

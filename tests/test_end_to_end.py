@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from neurodeploy.bundle import BundleError, read_bundle, sha256
-from neurodeploy.cosim import InputShapeError, run_cosim
+from neurodeploy.runtime.cosim import InputShapeError, run_cosim
 
 
 def test_cosim_matches_pytorch(demo_bundle):

@@ -1,11 +1,11 @@
-"""The Python 3.11 fix for lava-nc 0.10.0 (neurodeploy.lava_compat)."""
+"""The Python 3.11 fix for lava-nc 0.10.0 (neurodeploy.runtime.lava_compat)."""
 from __future__ import annotations
 
 import importlib.util
 import subprocess
 import sys
 
-from neurodeploy.lava_compat import TARGET_MODULE, patch_source
+from neurodeploy.runtime.lava_compat import TARGET_MODULE, patch_source
 
 
 def _var_model_source() -> str:
@@ -34,6 +34,6 @@ def test_patch_is_a_no_op_on_fixed_source():
 def test_unpatched_import_fails_and_patched_import_works_in_fresh_interpreters():
     plain = subprocess.run([sys.executable, "-c", "import lava.proc.lif.process"], capture_output=True, text=True)
     assert plain.returncode != 0 and "ByteEncoder" in plain.stderr  # the bug the fix exists for
-    fixed = subprocess.run([sys.executable, "-m", "neurodeploy.lava_compat", "--check"], capture_output=True, text=True)
+    fixed = subprocess.run([sys.executable, "-m", "neurodeploy.runtime.lava_compat", "--check"], capture_output=True, text=True)
     assert fixed.returncode == 0, fixed.stderr
     assert "ByteEncoder defaults rewritten: 8" in fixed.stdout

@@ -9,8 +9,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from neurodeploy.lava_compat import import_lava_core
-from neurodeploy.lava_runner import stopped_on_exit
+from neurodeploy.runtime.lava_compat import import_lava_core
+from neurodeploy.runtime.lava_runner import stopped_on_exit
 
 import_lava_core()
 from lava.magma.core.run_conditions import RunSteps  # noqa: E402

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from exporters.nir_export import frontend_to_nir, write_nir
-from exporters.nir_import import DEFAULT_DT_S, nir_to_plan, read_plan
-from neurodeploy.spiking_plan import SpikingPlanError
-from neurodeploy.zoo import tiny_hybrid
+from neurodeploy.exporters.nir_export import frontend_to_nir, write_nir
+from neurodeploy.exporters.nir_import import DEFAULT_DT_S, nir_to_plan, read_plan
+from neurodeploy.spiking.plan import SpikingPlanError
+from neurodeploy.models.zoo import tiny_hybrid
 
 
 def euler_nir_chain(graph: nir.NIRGraph, x: np.ndarray, dt: float) -> dict[str, np.ndarray]:

@@ -4,9 +4,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from exporters.onnx_export import (OnnxExportError, check_dynamic_dims, check_parity, export_dense,
-                                   select_providers)
-from neurodeploy.backends import TransformerBackend
+from neurodeploy.exporters.onnx_export import OnnxExportError, check_dynamic_dims, check_parity, export_dense
+from neurodeploy.runtime.onnx_session import select_providers
+from neurodeploy.models.backends import TransformerBackend
 
 DIMS = {0: "batch", 1: "steps"}
 

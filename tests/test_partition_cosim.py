@@ -7,11 +7,11 @@ import pytest
 import torch
 from torch import nn
 
-from neurodeploy.backends import StreamingBackend
+from neurodeploy.models.backends import StreamingBackend
 from neurodeploy.bundle import read_bundle
-from neurodeploy.cosim import ScheduleError, run_cosim
-from neurodeploy.neurons import LIFCell
-from neurodeploy.partition import PartitionError, partition
+from neurodeploy.runtime.cosim import ScheduleError, run_cosim
+from neurodeploy.models.neurons import LIFCell
+from neurodeploy.compiler.partition import PartitionError, partition
 
 
 def _flat(*extra: nn.Module) -> nn.Sequential:
@@ -70,7 +70,7 @@ def test_cli_compiles_a_factory_with_weights(tmp_path):
 
     (tmp_path / "my_hybrid.py").write_text(
         "import torch\nfrom torch import nn\n"
-        "from neurodeploy.backends import StreamingBackend\nfrom neurodeploy.neurons import LIFCell\n"
+        "from neurodeploy.models.backends import StreamingBackend\nfrom neurodeploy.models.neurons import LIFCell\n"
         "def make():\n"
         "    torch.manual_seed(3)\n"
         "    model = nn.Sequential(nn.Linear(6, 12), LIFCell(12, du=0.5, dv=0.2, vth=0.5),\n"
@@ -102,8 +102,8 @@ def test_cli_compiles_a_factory_with_weights(tmp_path):
 
 
 def test_feedback_channel_cosim_equals_pytorch(tmp_path):
-    from neurodeploy.compiler import compile_hybrid
-    from neurodeploy.feedback import FeedbackHybrid, run_with_feedback
+    from neurodeploy.compiler.pipeline import compile_hybrid
+    from neurodeploy.models.feedback import FeedbackHybrid, run_with_feedback
 
     torch.manual_seed(0)
     front = nn.Sequential(nn.Linear(10 + 3, 16), LIFCell(16, du=0.5, dv=0.25), nn.Linear(16, 12), LIFCell(12, dv=0.2))
@@ -128,9 +128,9 @@ def test_feedback_channel_cosim_equals_pytorch(tmp_path):
 
 
 def test_graded_input_is_not_binarised_by_lava_float():
-    from exporters.nir_import import read_plan
-    from neurodeploy.lava_runner import LavaRunner
-    from neurodeploy.reference_sim import simulate_float
+    from neurodeploy.exporters.nir_import import read_plan
+    from neurodeploy.runtime.lava_runner import LavaRunner
+    from neurodeploy.spiking.reference import simulate_float
 
     from conftest import CASES
 

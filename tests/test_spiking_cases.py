@@ -8,12 +8,12 @@ import torch
 import torch.nn.functional as F
 
 from conftest import CASES
-from exporters.lava_net import from_lava
-from exporters.netx_hdf5 import read_netx, write_netx
-from exporters.nir_import import read_plan
-from neurodeploy.lava_runner import LavaRunner
-from neurodeploy.quantize import quantize
-from neurodeploy.resources import map_resources
+from neurodeploy.runtime.lava_net import from_lava
+from neurodeploy.exporters.netx_hdf5 import read_netx, write_netx
+from neurodeploy.exporters.nir_import import read_plan
+from neurodeploy.runtime.lava_runner import LavaRunner
+from neurodeploy.spiking.quantize import quantize
+from neurodeploy.spiking.resources import map_resources
 
 NIR_CASES, NETX = CASES / "nir", CASES / "netx"
 

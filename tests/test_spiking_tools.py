@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 
 from conftest import CASES
-from exporters.nir_import import nir_to_plan, read_plan
-from neurodeploy.hw_profile import ProfileError, load_profile
-from neurodeploy.parity import compare_layers
-from neurodeploy.quantize import quantize, quantize_weights
-from neurodeploy.reference_sim import simulate_float
-from neurodeploy.resources import ModelDoesNotFitError, map_resources
+from neurodeploy.exporters.nir_import import nir_to_plan, read_plan
+from neurodeploy.cost.profiles import ProfileError, load_profile
+from neurodeploy.analysis.parity import compare_layers
+from neurodeploy.spiking.quantize import quantize, quantize_weights
+from neurodeploy.spiking.reference import simulate_float
+from neurodeploy.spiking.resources import ModelDoesNotFitError, map_resources
 
 LIF_CASE = CASES / "nir" / "01_lif" / "lif_norse.nir"
 BRAILLE = CASES / "nir" / "03_rnn" / "braille_noDelay_bias_zero.nir"
@@ -64,7 +64,7 @@ def test_resource_map_counts_and_does_not_fit_error():
 
 def test_profile_errors_are_named(tmp_path):
     assert load_profile("loihi2").resources.neurons_per_core.label == "estimate"
-    with pytest.raises(ProfileError, match="bundled profiles"):
+    with pytest.raises(ProfileError, match="known profiles"):
         load_profile("loihi9")
     bad = json.loads((load_profile.__globals__["PROFILE_DIR"] / "loihi2.json").read_text())
     del bad["resources"]["neurons_per_core"]

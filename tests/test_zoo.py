@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from neurodeploy import zoo
-from neurodeploy.zoo import datasets
+from neurodeploy.models import zoo
+from neurodeploy.models.zoo import datasets
 
 HELD_OUT = 96
 
@@ -20,7 +20,7 @@ class _Compiled(dict):
         self.root = root
 
     def __missing__(self, name: str):
-        from neurodeploy.compiler import compile_zoo
+        from neurodeploy.compiler.pipeline import compile_zoo
 
         self[name] = compile_zoo(name, self.root / name, 2)
         return self[name]
@@ -51,7 +51,7 @@ def test_compiles_cosimulates_exactly_and_is_priced(name, zoo_bundles, capsys):
 @pytest.mark.parametrize("name", zoo.TRAINED)
 def test_beats_chance_on_held_out_data_in_pytorch_and_fixed_point(name, zoo_bundles):
     from neurodeploy.bundle import read_bundle
-    from neurodeploy.evaluate import evaluate, torch_predictions
+    from neurodeploy.analysis.evaluate import evaluate, torch_predictions
 
     entry = zoo.get(name)
     x, labels = entry.dataset("test", HELD_OUT)
@@ -64,8 +64,8 @@ def test_beats_chance_on_held_out_data_in_pytorch_and_fixed_point(name, zoo_bund
 
 def test_early_exit_saves_latency_and_energy(zoo_bundles):
     from neurodeploy.bundle import read_bundle
-    from neurodeploy.cosim import exit_windows, run_cosim
-    from neurodeploy.report import summary
+    from neurodeploy.runtime.cosim import exit_windows, run_cosim
+    from neurodeploy.report.summary import summary
 
     bundle = read_bundle(zoo_bundles["liquidspikeformer"])
     x, _ = zoo.get("liquidspikeformer").dataset("test", 16)
@@ -90,7 +90,7 @@ def test_datasets_are_deterministic_and_splits_differ():
 
 
 def test_surrogate_gradients_leave_the_forward_pass_unchanged():
-    from neurodeploy.dense_blocks import heaviside, surrogate_gradients
+    from neurodeploy.models.dense_blocks import heaviside, surrogate_gradients
 
     x = torch.randn(100, requires_grad=True)
     plain = heaviside(x)
@@ -117,9 +117,9 @@ def test_spiking_part_is_bit_exact_on_the_emulator(name, zoo_bundles):
     """The emulator against Lava fixed_pt on each trained model's quantized spiking part (one test sample)."""
     from test_emulator import assert_bit_exact
 
-    from exporters import load_spiking
+    from neurodeploy.exporters import load_spiking
     from neurodeploy.bundle import read_bundle
-    from neurodeploy.quantize import quantize
+    from neurodeploy.spiking.quantize import quantize
 
     bundle = read_bundle(zoo_bundles[name])
     plan = quantize(load_spiking(bundle.spiking_path, bundle.manifest.spiking.dt_s)).plan

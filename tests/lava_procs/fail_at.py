@@ -1,5 +1,5 @@
 """A Lava process whose model raises RuntimeError at time step ``step`` (tests clean-up on failure)."""
-from neurodeploy.lava_compat import import_lava_core
+from neurodeploy.runtime.lava_compat import import_lava_core
 import_lava_core()
 from lava.magma.core.decorator import implements, requires, tag
 from lava.magma.core.model.py.model import PyLoihiProcessModel

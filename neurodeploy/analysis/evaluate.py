@@ -1,0 +1,126 @@
+"""Dataset-level evaluation: the deployed model's accuracy over a labelled test set, beside PyTorch's.
+
+The deployed model is the bundle as it would run: the spiking part in fixed point (or float) on the
+emulator (or Lava), its spikes through the adapter into the dense part in ONNX Runtime. Samples go
+through :func:`neurodeploy.runtime.cosim.run_cosim` ``chunk`` at a time, so a test set of any size is held in
+memory one chunk at a time. A prediction is the argmax of the model output; for an output per window
+(streaming back-ends) the last window's; for a spiking-only bundle the output population's spike count.
+
+A dataset file is an ``.npz`` with ``x`` (B, T, *input_shape), time-major per sample, and ``labels`` (B,).
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from rich.console import Console
+from rich.progress import Progress
+
+from neurodeploy.bundle import Bundle
+from neurodeploy.runtime.cosim import exit_outputs, run_cosim
+from neurodeploy.errors import DatasetError
+
+DEFAULT_CHUNK = 256
+
+
+@dataclass
+class Evaluation:
+    samples: int
+    accuracy: float  # the deployed model's
+    torch_accuracy: float | None  # the PyTorch model's, on the same samples
+    agreement: float | None  # fraction of samples where the deployed and the PyTorch model predict the same class
+    backend: str
+    mode: str
+    schedule: str
+    wall_s: float
+    sops_per_sample: float
+    mean_exit_window: float | None = None  # with early exits: windows run per sample, on average
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def load_dataset(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
+    """``x`` and ``labels`` from an ``.npz`` file, checked against each other."""
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            missing = [k for k in ("x", "labels") if k not in data]
+            if missing:
+                raise DatasetError(f"{path}: no array named {', '.join(missing)} (found {', '.join(data.files)}); "
+                                   "save with np.savez(path, x=inputs, labels=labels)")
+            x, labels = data["x"], data["labels"]
+    except (OSError, ValueError) as exc:
+        if isinstance(exc, DatasetError):
+            raise
+        raise DatasetError(f"cannot read the dataset {path}: {exc}") from exc
+    if labels.ndim != 1 or len(labels) != len(x) or not np.issubdtype(labels.dtype, np.integer):
+        raise DatasetError(f"{path}: labels must be integers of shape ({len(x)},), one per sample of x; "
+                           f"got {labels.dtype} {labels.shape}")
+    return x, labels
+
+
+def predictions(y: np.ndarray, spiking_only: bool) -> np.ndarray:
+    """Class per sample: argmax of y (B, n_out); of the last window of y (B, L, n_out); for a spiking-only
+    bundle, of the output spike counts over time (y (B, T, n))."""
+    y = np.asarray(y)
+    if spiking_only:
+        y = y.reshape(len(y), y.shape[1], -1).sum(axis=1)
+    elif y.ndim == 3:
+        y = y[:, -1]
+    return np.argmax(y, axis=-1)
+
+
+def torch_outputs(model: torch.nn.Module, x: torch.Tensor, event: bool = False) -> torch.Tensor:
+    """The PyTorch model's output for x (B, T, ...); with ``event``, through the event schedule (the
+    back-end runs on salient windows only), as that model is deployed."""
+    if not event:
+        return model(x)
+    from neurodeploy.models.frontend_runner import output_spikes
+
+    return model.backend.forward_event(output_spikes(model.frontend, x, grad=True))[0]
+
+
+def torch_predictions(model: torch.nn.Module, x: np.ndarray, chunk: int = DEFAULT_CHUNK,
+                      event: bool = False) -> np.ndarray:
+    """The PyTorch model's classes for x (B, T, ...), ``chunk`` samples at a time."""
+    model.eval()
+    out = []
+    with torch.no_grad():
+        for start in range(0, len(x), chunk):
+            y = torch_outputs(model, torch.as_tensor(x[start: start + chunk], dtype=torch.float32), event)
+            out.append(predictions(y.numpy(), False))
+    return np.concatenate(out)
+
+
+def evaluate(bundle: Bundle, x: np.ndarray, labels: np.ndarray, backend: str = "emulator", mode: str = "fixed",
+             schedule: str = "end", torch_model: torch.nn.Module | None = None, chunk: int = DEFAULT_CHUNK,
+             progress: bool = True, early_exit: bool = False) -> Evaluation:
+    """Accuracy of the deployed model on (x, labels); with ``torch_model``, PyTorch's beside it (always
+    read from the last window: what the PyTorch model computes without exits)."""
+    spiking_only = bundle.manifest.spiking_only
+    preds, exits, sops, t0 = [], [], 0.0, time.perf_counter()
+    with Progress(console=Console(stderr=True), disable=not progress) as bar:
+        task = bar.add_task(f"evaluating ({backend}, {mode})", total=len(x))
+        for start in range(0, len(x), chunk):
+            part = x[start: start + chunk]
+            result = run_cosim(bundle, part, mode=mode, backend=backend, progress=False, schedule=schedule,
+                               early_exit=early_exit)
+            if result.exit_windows is not None:
+                exits.append(result.exit_windows)
+                preds.append(np.argmax(exit_outputs(result.y, result.exit_windows), axis=-1))
+            else:
+                preds.append(predictions(result.y, spiking_only))
+            sops += sum(s.effective for s in result.sops) * len(part)
+            bar.advance(task, len(part))
+    deployed = np.concatenate(preds)
+    reference = None if torch_model is None else torch_predictions(torch_model, x, chunk, schedule == "event")
+    return Evaluation(
+        samples=len(x), accuracy=float(np.mean(deployed == labels)),
+        torch_accuracy=None if reference is None else float(np.mean(reference == labels)),
+        agreement=None if reference is None else float(np.mean(reference == deployed)),
+        backend=backend, mode=mode, schedule=schedule, wall_s=time.perf_counter() - t0,
+        sops_per_sample=sops / max(len(x), 1),
+        mean_exit_window=float(np.concatenate(exits).mean() + 1) if exits else None)

@@ -1,0 +1,94 @@
+"""Layer-by-layer parity: float reference (PyTorch) vs the float and the fixed-point run of a back-end
+(Lava ``floating_pt`` / ``fixed_pt``, or the emulator's float and bit-exact fixed models).
+
+For every population, in network order, the spike mismatches of each Lava run against the float
+reference and the first aligned step where they differ; the first population that diverges is named,
+so a user sees where quantization (or a mapping) starts to change the network's behaviour.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+from rich.console import Console
+from rich.table import Table
+
+from neurodeploy.exporters import load_spiking
+from neurodeploy.spiking.quantize import quantize
+from neurodeploy.spiking.reference import simulate_float
+from neurodeploy.runtime.runners import open_runner
+
+
+@dataclass
+class LayerParity:
+    name: str
+    reference_spikes: int | None
+    mismatches: dict[str, int | None]  # "<backend>_float" / "<backend>_fixed" -> spike mismatches vs the reference
+    first_step: dict[str, int | None]  # first aligned step with a mismatch
+
+
+@dataclass
+class ParityResult:
+    layers: list[LayerParity]
+    first_divergent: dict[str, str | None]  # run -> first population with any mismatch
+    quantization: list[dict] | None
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def _first_step(a: np.ndarray, b: np.ndarray) -> int | None:
+    bad = np.flatnonzero((a != b).reshape(len(a), -1).any(axis=1))
+    return int(bad[0]) if len(bad) else None
+
+
+def compare_layers(source: str | Path, x: np.ndarray, dt: float | None = None, backend: str = "lava") -> ParityResult:
+    """Run ``x`` (T, *input_shape) through the reference and ``backend`` in float and fixed mode; compare
+    per layer. Runs are keyed ``"<backend>_float"`` and ``"<backend>_fixed"``."""
+    plan = load_spiking(source, dt)
+    x = np.asarray(x, dtype=np.float64)
+    steps = x.shape[0]
+    reference = simulate_float(plan, x)
+    runs: dict[str, dict[str, np.ndarray]] = {}
+    keys = (f"{backend}_float", f"{backend}_fixed")
+    report = None
+    if all(p.model in ("lif", "li") for p in plan.neurons):
+        with open_runner(backend, plan, steps, "float") as run:
+            runs[keys[0]] = run.run_sample(x).spikes
+    fixed_plan = plan
+    if not plan.is_quantized:
+        q = quantize(plan)
+        fixed_plan, report = q.plan, q.as_dict()
+    with open_runner(backend, fixed_plan, steps, "fixed") as run:
+        runs[keys[1]] = run.run_sample(x).spikes
+    layers, first = [], dict.fromkeys(keys)
+    for pop in plan.neurons:
+        ref = reference.get(pop.name)
+        mism, step = {}, {}
+        for key in keys:
+            got = runs.get(key, {}).get(pop.name)
+            if ref is None or got is None:
+                mism[key] = step[key] = None
+                continue
+            mism[key] = int(np.sum(got != ref))
+            step[key] = _first_step(got, ref)
+            if mism[key] and first[key] is None:
+                first[key] = pop.name
+        layers.append(LayerParity(pop.name, None if ref is None else int(np.sum(ref != 0)), mism, step))
+    return ParityResult(layers, first, report)
+
+
+def print_parity(result: ParityResult, console: Console | None = None) -> None:
+    console = console or Console()
+    keys = list(result.first_divergent)
+    table = Table(title="layer-by-layer parity against the float64 reference (spike mismatches, first step)")
+    for col in ("population", "reference spikes", *keys):
+        table.add_column(col, justify="right")
+    for layer in result.layers:
+        cells = [f"{layer.mismatches[k]} (t={layer.first_step[k]})" if layer.mismatches[k] else
+                 ("n/a" if layer.mismatches[k] is None else "0") for k in keys]
+        table.add_row(layer.name, str(layer.reference_spikes), *cells)
+    console.print(table)
+    for run, name in result.first_divergent.items():
+        console.print(f"{run}: " + (f"first diverges at population {name}" if name else "no divergence"))

@@ -1,0 +1,148 @@
+"""Partitioning a hybrid model into the part Loihi runs and the part the GPU runs.
+
+Two entry points:
+
+- a :class:`~neurodeploy.models.hybrid.HybridModel` ``(frontend, backend)``: the front-end goes to Loihi, the
+  back-end (from its adapter on) to the GPU;
+- a flat ``nn.Sequential``: the largest prefix that Loihi can run and that ends on a spiking
+  population is the spiking part; the cut is after it (or after the module a user names with
+  ``cut=``), and the rest, which must start with an adapter, is the dense part.
+
+Every module gets a placement and a reason (e.g. "Q·K^T: both operands data-dependent -> GPU").
+Front-end modules Loihi cannot run are listed in one :class:`PartitionError`.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from torch import nn
+
+from neurodeploy.models.adapters import ADAPTER_TYPES
+from neurodeploy.bundle import Placement
+from neurodeploy.models.dense_blocks import (AttentionBlock, CfCBlock, ExchangeBlock, FusionBlock, MambaBlock, SDSABlock,
+                                      SSABlock)
+from neurodeploy.models.frontend import SpikingSequential
+from neurodeploy.models.frontend_runner import is_neuron
+from neurodeploy.models.hybrid import HybridModel
+from neurodeploy.errors import PartitionError
+
+
+@dataclass
+class Partition:
+    spiking: nn.Module  # SpikingSequential or nn.Sequential of per-timestep modules
+    dense: nn.Module
+    adapter: nn.Module
+    placement: list[Placement]
+
+
+GPU_REASONS: list[tuple[type, str]] = [
+    (AttentionBlock, "Q·K^T and softmax(·)V: both operands data-dependent -> GPU"),
+    (SSABlock, "Q·K^T·V between spike tensors: both operands data-dependent -> GPU"),
+    (SDSABlock, "K⊙V and Q⊙(·): both operands data-dependent -> GPU"),
+    (MambaBlock, "selective scan: decay and input matrices depend on the input -> GPU"),
+    (CfCBlock, "CfC: gated tanh/sigmoid dynamics, not spiking -> GPU"),
+    (FusionBlock, "branch fusion (gating / cross-attention) on continuous values -> GPU"),
+    (ExchangeBlock, "Mamba <-> liquid state exchange: input-dependent matrices and time constants -> GPU"),
+    (nn.TransformerEncoder, "softmax attention: both operands data-dependent -> GPU"),
+    (nn.LayerNorm, "normalisation over continuous values -> GPU"),
+]
+
+
+def _gpu_reason(module: nn.Module) -> str:
+    return next((reason for kind, reason in GPU_REASONS if isinstance(module, kind)), "dense layer after the cut -> GPU")
+
+
+def _loihi_reason(module: nn.Module) -> str:
+    if is_neuron(module):
+        return f"{type(module).__name__} population: Loihi neuron cores"
+    if isinstance(module, (nn.Linear, nn.Conv1d, nn.Conv2d)):
+        return "static weights between spikes and neurons: Loihi synapses"
+    if isinstance(module, nn.AvgPool2d):
+        return "sum pooling folded into the next synapses"
+    return "reshaping folded into the next synapses"
+
+
+def _loihi_problems(modules: list[tuple[str, nn.Module]], prefix: str) -> list[str]:
+    from neurodeploy.exporters.torch_to_nir import _check
+
+    return [f"{prefix}{p}" for name, m in modules for p in _check(name, m, dt=1.0)]
+
+
+def _dense_placement(backend: nn.Module, prefix: str, adapter: nn.Module) -> list[Placement]:
+    placement = [Placement(module=f"{prefix}{name}", device="gpu",
+                           reason="adapter: spikes -> continuous tokens (the cut)" if m is adapter else _gpu_reason(m))
+                 for name, m in backend.named_children()]
+    for name, m in backend.named_modules():
+        if isinstance(m, nn.ModuleList):
+            placement += [Placement(module=f"{prefix}{name}.{i}", device="gpu", reason=_gpu_reason(b))
+                          for i, b in enumerate(m)]
+    return placement
+
+
+def _adapter_of(backend: nn.Module) -> nn.Module:
+    adapters = [m for m in backend.modules() if isinstance(m, ADAPTER_TYPES)]
+    if not adapters:
+        raise PartitionError("the dense part has no adapter (RateAdapter, ExpTemporalAdapter, MembraneAdapter): "
+                             "there is no point where spikes become continuous values to cut at")
+    return adapters[0]
+
+
+def partition(model: nn.Module, cut: str | None = None) -> Partition:
+    """Split ``model`` (a HybridModel or a flat nn.Sequential); see the module docstring."""
+    if isinstance(model, HybridModel):
+        front = model.frontend
+        modules = [(f"layers.{i}", m) for i, m in enumerate(front.layers)] if isinstance(front, SpikingSequential) \
+            else list(front.named_children())
+        problems = [] if isinstance(front, SpikingSequential) else _loihi_problems(modules, "frontend.")
+        if problems:
+            raise PartitionError("the spiking front-end has modules Loihi cannot run:\n  - " + "\n  - ".join(problems))
+        adapter = _adapter_of(model.backend)
+        placement = [Placement(module=f"frontend.{name}", device="loihi", reason=_loihi_reason(m)) for name, m in modules]
+        placement += _dense_placement(model.backend, "backend.", adapter)
+        if hasattr(model, "feedback"):
+            placement.append(Placement(module="feedback", device="gpu", reason="feedback map: the dense output becomes "
+                                       "input currents of the spiking part at the next window"))
+        return Partition(front, model.backend, adapter, placement)
+    if not isinstance(model, nn.Sequential):
+        raise PartitionError(f"{type(model).__name__} is neither a HybridModel(frontend, backend) nor an nn.Sequential; "
+                             "wrap the spiking front-end and the dense back-end in one of them")
+    return _partition_sequential(model, cut)
+
+
+def _partition_sequential(model: nn.Sequential, cut: str | None) -> Partition:
+    modules = list(model.named_children())
+    names = [n for n, _ in modules]
+    if cut is not None and cut not in names:
+        raise PartitionError(f"cut={cut!r} is not a child of the model; children: {names}")
+    runnable = 0
+    for i, (name, m) in enumerate(modules):
+        if _loihi_problems([(name, m)], "") or isinstance(m, ADAPTER_TYPES):
+            break
+        runnable = i + 1
+    end = names.index(cut) + 1 if cut is not None else \
+        max((i + 1 for i in range(runnable) if is_neuron(modules[i][1])), default=0)
+    problems = _loihi_problems(modules[:end], "")
+    if end == 0 or not is_neuron(modules[end - 1][1]):
+        problems.append("the spiking part must end on a spiking population (the spikes that cross the cut); "
+                        + (f"{cut!r} is a {type(model[end - 1]).__name__}" if cut else "none found at the start"))
+    if problems:
+        raise PartitionError("cannot place the model:\n  - " + "\n  - ".join(problems))
+    front, dense = nn.Sequential(*[m for _, m in modules[:end]]), nn.Sequential(*[m for _, m in modules[end:]])
+    for i, (name, _) in enumerate(modules[:end]):  # keep the user's names for the NIR nodes
+        front._modules[name] = front._modules.pop(str(i))
+    if len(dense) == 1:
+        dense = dense[0]  # a single back-end module (e.g. a StreamingBackend) is the dense part itself
+    adapter = _adapter_of(dense)
+    first_leaf = next(m for m in dense.modules() if not list(m.children()))
+    if first_leaf is not adapter:
+        raise PartitionError(f"after the cut, {modules[end][0]} ({type(modules[end][1]).__name__}) comes before the "
+                             "adapter; move the adapter right after the last spiking population")
+    placement = [Placement(module=name, device="loihi", reason=_loihi_reason(m)) for name, m in modules[:end]]
+    for name, m in modules[end:]:
+        if m is adapter:
+            placement.append(Placement(module=name, device="gpu", reason="adapter: spikes -> continuous tokens (the cut)"))
+        elif list(m.children()):
+            placement += _dense_placement(m, f"{name}.", adapter)
+        else:
+            placement.append(Placement(module=name, device="gpu", reason=_gpu_reason(m)))
+    return Partition(front, dense, adapter, placement)

@@ -1,0 +1,218 @@
+"""Compile a hybrid model into a deployment bundle: partition -> NIR + ONNX -> verify -> write.
+
+The reference outputs stored in the bundle come from the PyTorch model evaluated in float64, the
+precision of Lava's ``floating_pt`` models, so spike-for-spike comparisons are not disturbed by
+float32 rounding at the threshold. The ONNX model runs in float32.
+"""
+from __future__ import annotations
+
+import copy
+import datetime as dt
+import tempfile
+from pathlib import Path
+
+import nir
+import numpy as np
+import onnx
+import torch
+from torch import nn
+
+import neurodeploy
+from neurodeploy.exporters.nir_export import frontend_to_nir, write_nir
+from neurodeploy.exporters.nir_import import nir_to_plan
+from neurodeploy.exporters.onnx_export import (INPUT_NAME, OUTPUT_NAME, check_dynamic_dims, check_parity, export_backend,
+                                   export_dense)
+from neurodeploy.exporters.torch_to_nir import sequential_to_nir
+from neurodeploy.models.adapters import ADAPTERS
+from neurodeploy.models.backends import StreamingBackend
+from neurodeploy.bundle import (Adapter, DensePart, FeedbackPart, Manifest, ParityRecord, Reference, SpikingPart,
+                                write_bundle)
+from neurodeploy.models.feedback import FeedbackHybrid, feedback_arrays, run_with_feedback
+from neurodeploy.models.frontend import SpikingSequential
+from neurodeploy.models.frontend_runner import run_frontend
+from neurodeploy.compiler.partition import Partition, partition
+
+ADAPTER_KINDS = {cls: kind for kind, cls in ADAPTERS.items()}
+
+DYNAMIC_DIMS = {0: "batch", 1: "steps"}
+
+
+def reference_outputs(part: Partition, inputs: torch.Tensor, model: nn.Module | None = None) -> dict[str, np.ndarray]:
+    """PyTorch outputs in float64: spikes of every population (B, T, *shape) keyed by NIR node, and ``y``."""
+    if isinstance(model, FeedbackHybrid):
+        y, spikes = run_with_feedback(copy.deepcopy(model).double().eval(), inputs.double())
+        return {**{f"spikes/{name}": s.numpy() for name, s in spikes.items()}, "y": y.numpy()}
+    spiking64 = copy.deepcopy(part.spiking).double().eval()
+    dense64 = copy.deepcopy(part.dense).double().eval()
+    with torch.no_grad():
+        spikes = run_frontend(spiking64, inputs.double())
+        cut = list(spikes.values())[-1]
+        y = dense64(cut)
+        event = dense64.forward_event(cut) if getattr(dense64, "salience_threshold", None) is not None else None
+    out = {f"spikes/{name}": s.numpy() for name, s in spikes.items()}
+    out["y"] = y.numpy()
+    if event is not None:
+        out["y_event"], out["salient"] = event[0].numpy(), event[1].numpy()
+    return out
+
+
+def _parity_examples(num_steps: int, window: int, n: int) -> list[torch.Tensor]:
+    g = torch.Generator().manual_seed(1234)
+    lengths = sorted({max(window, (num_steps // 2) // window * window), num_steps, 3 * num_steps})
+    return [(torch.rand(b, t, n, generator=g) < 0.2).float() for b, t in zip((1, 2, 3), lengths)]
+
+
+def _spiking_graph(spiking: nn.Module, input_shape: tuple[int, ...], dt_s: float) -> nir.NIRGraph:
+    if isinstance(spiking, SpikingSequential):
+        return frontend_to_nir(spiking, dt_s)
+    return sequential_to_nir(spiking, input_shape, dt_s, producer="neurodeploy")
+
+
+def _export_dense(dense: nn.Module, cut_spikes: np.ndarray, examples: list[torch.Tensor], tmp: Path) -> DensePart:
+    """Both ONNX forms for a streaming back-end, the whole-sequence form otherwise; verified either way."""
+    if isinstance(dense, StreamingBackend):
+        result = export_backend(dense, tmp, examples)
+        return DensePart(input_name=INPUT_NAME, output_name=OUTPUT_NAME, dynamic_dims=DYNAMIC_DIMS,
+                         parity=_records(result.sequence_parity), step_file=result.step_path.name,
+                         step_parity=_records(result.step_parity), sequence_form=result.sequence_form,
+                         schedules=["end", "window"] + (["event"] if dense.salience_threshold is not None else []),
+                         event_threshold=dense.salience_threshold, exit_threshold=dense.exit_threshold)
+    # two samples: torch.export specialises any dimension it sees with size 1
+    example = torch.from_numpy(np.concatenate([cut_spikes] * 2)[:2]).float()
+    export_dense(dense, example, tmp / "dense.onnx", DYNAMIC_DIMS)
+    check_dynamic_dims(tmp / "dense.onnx", DYNAMIC_DIMS)
+    return DensePart(input_name=INPUT_NAME, output_name=OUTPUT_NAME, dynamic_dims=DYNAMIC_DIMS,
+                     parity=_records(check_parity(tmp / "dense.onnx", dense, examples)), schedules=["end"])
+
+
+def _records(checks) -> list[ParityRecord]:
+    return [ParityRecord(shape=list(c.shape), max_abs_err=c.max_abs_err) for c in checks]
+
+
+def _feedback_part(model: nn.Module, cut_delay: int, tmp: Path) -> FeedbackPart | None:
+    if not isinstance(model, FeedbackHybrid):
+        return None
+    if model.latency_steps != cut_delay:
+        raise ValueError(f"the feedback latency is {model.latency_steps} steps but the spiking pipeline is {cut_delay} "
+                         f"deep (Lava's delay of the cut population); build the model with latency_steps={cut_delay}")
+    np.savez(tmp / "feedback.npz", **feedback_arrays(model))
+    return FeedbackPart(n_fb=model.n_fb, latency_steps=model.latency_steps)
+
+
+def compile_hybrid(model: nn.Module, inputs: torch.Tensor, out: Path, dt_s: float, name: str,
+                   cut: str | None = None) -> Path:
+    """Partition ``model``, export both halves, verify them, write the bundle at ``out``."""
+    model = model.eval()
+    part = partition(model, cut)
+    num_steps, window = int(inputs.shape[1]), part.adapter.window
+    if num_steps % window:
+        raise ValueError(f"T={num_steps} is not a multiple of the adapter window K={window}")
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        input_shape = tuple(inputs.shape[2:])
+        if isinstance(model, FeedbackHybrid):
+            input_shape = (input_shape[0] + model.n_fb,)
+        write_nir(_spiking_graph(part.spiking, input_shape, dt_s), tmp / "spiking.nir")
+        plan = nir_to_plan(nir.read(str(tmp / "spiking.nir")))  # proves the written graph maps onto Lava
+        cut_output, cut_node = next(iter(plan.outputs.items()))
+        feedback = _feedback_part(model, plan.layer(cut_node).delay_steps, tmp)
+        ref = reference_outputs(part, inputs, model)
+        dense = copy.deepcopy(part.dense).float().eval()
+        examples = _parity_examples(num_steps, window, plan.layer(cut_node).n)
+        dense_part = _export_dense(dense, ref[f"spikes/{cut_node}"], examples, tmp)
+        manifest = Manifest(
+            name=name, num_steps=num_steps, num_tokens=num_steps // window,
+            spiking=SpikingPart(dt_s=plan.dt, n_in=plan.n_in, input_shape=list(plan.input_shape),
+                                cut_output=cut_output, outputs=plan.outputs,
+                                delay_steps={n.name: n.delay_steps for n in plan.neurons},
+                                total_delay_steps=plan.max_delay_steps),
+            dense=dense_part.model_copy(update={"schedules": ["window"]}) if feedback else dense_part,
+            feedback=feedback,
+            adapter=Adapter(kind=ADAPTER_KINDS[type(part.adapter)], window=window),
+            placement=part.placement,
+            reference=Reference(dtype="float64", num_samples=int(inputs.shape[0])),
+            provenance={"neurodeploy": neurodeploy.__version__, "torch": torch.__version__,
+                        "nir": nir.__version__ if hasattr(nir, "__version__") else "unknown",
+                        "onnx": onnx.__version__, "model": name,
+                        "created_utc": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")},
+        )
+        files = {"spiking.nir": tmp / "spiking.nir", "dense.onnx": tmp / "dense.onnx"}
+        if dense_part.step_file:
+            files[dense_part.step_file] = tmp / dense_part.step_file
+        if feedback:
+            files[feedback.file] = tmp / feedback.file
+        return write_bundle(out, manifest, files, inputs.numpy(), ref)
+
+
+def compile_zoo(name: str, out: Path, num_samples: int = 8) -> Path:
+    """Compile a bundled zoo model with its deterministic example inputs."""
+    from neurodeploy.models import zoo
+
+    entry = zoo.get(name)
+    return compile_hybrid(entry.build(), entry.example_inputs(num_samples), out, entry.dt_s, name)
+
+
+def compile_spiking(source: Path, out: Path, dt_s: float | None = None, profile: str = "loihi2") -> Path:
+    """A spiking-only bundle from a ``.nir`` or netx ``.net`` file: design rules, Loihi quantization
+    (NIR sources; netx files carry their own integers), resource map on ``profile``."""
+    from neurodeploy.exporters import SPIKING_FORMATS, load_spiking
+    from neurodeploy.spiking.quantize import quantize
+    from neurodeploy.spiking.resources import map_resources
+
+    source = Path(source)
+    plan = load_spiking(source, dt_s)
+    report = None
+    if not plan.is_quantized:
+        quantized = quantize(plan)
+        plan, report = quantized.plan, quantized.as_dict()
+    resources = map_resources(plan, profile)
+    fmt = SPIKING_FORMATS[source.suffix.lower()]
+    file = f"spiking{source.suffix.lower()}"
+    manifest = Manifest(
+        name=source.stem,
+        spiking=SpikingPart(file=file, format=fmt, dt_s=plan.dt, n_in=plan.n_in, input_shape=list(plan.input_shape),
+                            outputs=plan.outputs, delay_steps={n.name: n.delay_steps for n in plan.neurons},
+                            total_delay_steps=plan.max_delay_steps, quantization=report,
+                            resources=resources.as_dict()),
+        provenance={"neurodeploy": neurodeploy.__version__, "source": str(source.resolve()),
+                    "created_utc": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")},
+    )
+    return write_bundle(out, manifest, {file: source})
+
+
+def load_factory(spec: str, weights: Path | None = None, num_samples: int = 8) -> tuple[nn.Module, torch.Tensor, float, str]:
+    """``module:function`` -> (model, example inputs, dt_s, name).
+
+    The function returns a :class:`neurodeploy.models.zoo.ZooEntry`, or ``(model, inputs, dt_s)`` with inputs
+    (B, T, *input_shape). ``weights`` is a ``state_dict`` file loaded strictly into the model.
+    """
+    import importlib
+
+    from neurodeploy.models.zoo import ZooEntry
+
+    module_name, _, function_name = spec.partition(":")
+    try:
+        factory = getattr(importlib.import_module(module_name), function_name)
+    except (ImportError, AttributeError) as exc:
+        raise ValueError(f"cannot load the factory {spec!r}: {exc}; expected 'package.module:function' importable "
+                         "from the current directory") from exc
+    made = factory()
+    if isinstance(made, ZooEntry):
+        model, inputs, dt_s = made.build(), made.example_inputs(num_samples), made.dt_s
+    elif isinstance(made, tuple) and len(made) == 3:
+        model, inputs, dt_s = made
+    else:
+        raise ValueError(f"{spec} returned {type(made).__name__}; return a ZooEntry or (model, inputs, dt_s)")
+    if weights is not None:
+        load_weights(model, weights)
+    return model.eval(), torch.as_tensor(inputs).float(), float(dt_s), function_name
+
+
+def load_weights(model: nn.Module, weights: Path) -> nn.Module:
+    """Load a ``state_dict`` file into ``model``; every missing and unexpected key is listed on a mismatch."""
+    state = torch.load(weights, map_location="cpu", weights_only=True)
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    if missing or unexpected:
+        raise ValueError(f"--weights {weights} does not fit the model: missing {list(missing)}, "
+                         f"unexpected {list(unexpected)}")
+    return model

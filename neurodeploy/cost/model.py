@@ -1,0 +1,211 @@
+"""Energy and latency per inference: neuromorphic events, the cut transfer, the GPU, and an all-GPU baseline.
+
+Every figure comes from a hardware profile (``hw_profiles/``, each with its source and label); every
+count from the run (spikes, synaptic operations) or the exported graph (MACs, FLOPs, bytes, kernels).
+
+Neuromorphic (per sample, T steps)::
+
+    E_nm  = synops * E_synop + neuron_updates * E_neuron + sum_p spikes_p * (E_spike + hops_p * E_hop)
+            + P_static * chips * t_nm
+    t_nm  = T * (max over populations p of [synops_p / (T * cores_p) * t_synop + n_p / cores_p * t_neuron]
+                 + t_barrier)
+
+``synops`` are the effective synaptic operations (counted at their target population), ``neuron_updates``
+= n * T per population, ``hops_p`` the mean Manhattan distance on the core mesh (cores placed in order,
+row by row, ``ceil(sqrt(cores_per_chip))`` wide) from p's cores to the cores of the populations it feeds.
+
+Transfer: every cut spike crosses as a 32-bit address event; per window one link latency::
+
+    bytes = 4 * cut_spikes;  t_tr = windows * latency + 8 bytes / bandwidth;  E_tr = 8 bytes * E_bit
+
+GPU (roofline, batch 1, REFERENCE.md 5)::
+
+    t_gpu = max(FLOPs / (eta * peak), bytes / (eta * bandwidth)) + kernels * t_launch
+    E_gpu = max(FLOPs * P_tdp / peak, bytes * P_tdp / bandwidth)      (energy per FLOP or byte at full
+            throughput, e.g. 0.71 pJ/FLOP on the H100: a lower bound; ``P_tdp * t_gpu`` is reported as the
+            upper bound, since batch-1 kernels are launch-bound and the GPU idles between them)
+
+with FLOPs, bytes (weights once + every activation written) and kernels counted from the ONNX graph.
+All-GPU baseline: the spiking layers run densely on the GPU too, per step one matmul (2 FLOPs per
+synapse pair) and one neuron update kernel (4 FLOPs per neuron), weights re-read every step.
+45 nm tier (the Spikformer convention): ``E = E_AC * effective SOPs + E_MAC * dense-part MACs``.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from neurodeploy.cost.profiles import GpuProfile, NeuromorphicProfile, ProfileError, ReferenceProfile, load_profile
+from neurodeploy.spiking.resources import ResourceMap
+from neurodeploy.spiking.plan import SpikingPlan
+
+BYTES_PER_EVENT = 4
+FLOPS_PER_NEURON_UPDATE = 4  # two decays, one add, one compare
+
+
+@dataclass
+class Counts:
+    """What one sample does, averaged over the samples of a run."""
+
+    num_steps: int
+    synops: dict[str, float]  # target population -> effective synaptic operations
+    dense_synops: float  # every pre x post pair, every step (NeuroBench "Dense")
+    spikes: dict[str, float]  # population -> spikes emitted
+    neurons: dict[str, int]
+    cut_spikes: float
+    windows: int
+    dense_flops: float = 0.0
+    dense_macs: float = 0.0
+    dense_bytes: float = 0.0
+    dense_kernels: float = 0.0
+    synapse_weights: float = 0.0  # stored weights of the spiking part (for the all-GPU baseline)
+
+
+@dataclass
+class CostReport:
+    energy_j: dict[str, float]
+    latency_s: dict[str, float]
+    terms_j: dict[str, float]
+    baseline_gpu_only: dict[str, float]
+    tiers_j: dict[str, float]
+    profiles: dict[str, str]
+    assumptions: list[dict] = field(default_factory=list)
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def _v(figure) -> float:
+    return float(figure.value)
+
+
+def _require(profile: NeuromorphicProfile) -> None:
+    missing = [s for s in ("energy", "timing", "link") if getattr(profile, s) is None]
+    if missing:
+        raise ProfileError(f"profile {profile.name!r} has no {', '.join(missing)} section(s): the energy and "
+                           "latency model needs them (see hw_profiles/loihi2.json)")
+
+
+def mesh_hops(plan: SpikingPlan, resources: ResourceMap) -> dict[str, float]:
+    """Mean hops from each population's cores to the cores of the populations it feeds."""
+    width = math.ceil(math.sqrt(resources.cores_per_chip))
+    cores, start = {}, 0
+    for pop in resources.populations:
+        cores[pop.name] = [((start + i) % width, (start + i) // width) for i in range(pop.cores)]
+        start += pop.cores
+    hops = {}
+    for pop in resources.populations:
+        targets = {s.target for s in plan.synapses if s.source == pop.name and s.target != pop.name}
+        pairs = [abs(a[0] - b[0]) + abs(a[1] - b[1]) for t in targets for a in cores[pop.name] for b in cores[t]]
+        hops[pop.name] = float(np.mean(pairs)) if pairs else 0.0
+    return hops
+
+
+def neuromorphic_cost(plan: SpikingPlan, resources: ResourceMap, counts: Counts,
+                      profile: NeuromorphicProfile) -> tuple[dict[str, float], float, float]:
+    """(energy terms, latency, transfer energy+latency inputs) of the spiking part."""
+    _require(profile)
+    e, t = profile.energy, profile.timing
+    hops = mesh_hops(plan, resources)
+    steps = counts.num_steps
+    terms = {
+        "synops": sum(counts.synops.values()) * _v(e.synop_j),
+        "neuron_updates": sum(n * steps for n in counts.neurons.values()) * _v(e.neuron_update_j),
+        "spikes": sum(counts.spikes[p] * (_v(e.spike_j) + hops[p] * _v(e.hop_j)) for p in counts.spikes),
+    }
+    busiest = max(counts.synops.get(p.name, 0.0) / (steps * p.cores) * _v(t.synop_s)
+                  + math.ceil(p.neurons / p.cores) * _v(t.neuron_update_s) for p in resources.populations)
+    latency = steps * (busiest + _v(t.barrier_s))
+    terms["static"] = _v(e.static_w) * resources.chips * latency
+    return terms, latency, sum(hops.values())
+
+
+def roofline(flops: float, bytes_moved: float, kernels: float, gpu: GpuProfile) -> float:
+    """Latency in seconds."""
+    c = gpu.compute
+    eta = _v(c.efficiency)
+    return max(flops / (eta * _v(c.peak_flops)), bytes_moved / (eta * _v(c.memory_bw_bps))) + kernels * _v(c.launch_s)
+
+
+def gpu_energy(flops: float, bytes_moved: float, gpu: GpuProfile) -> float:
+    """Joules at the datasheet's energy per FLOP or per byte (TDP / peak), whichever bounds."""
+    c = gpu.compute
+    return max(flops * _v(c.tdp_w) / _v(c.peak_flops), bytes_moved * _v(c.tdp_w) / _v(c.memory_bw_bps))
+
+
+def estimate(plan: SpikingPlan, resources: ResourceMap, counts: Counts, loihi: str = "loihi2", gpu: str = "h100",
+             reference: str = "cmos45nm") -> CostReport:
+    """Energy and latency per sample on ``loihi`` + ``gpu``, the all-GPU baseline, and the 45 nm tier."""
+    nm, gp = load_profile(loihi, "neuromorphic"), load_profile(gpu, "gpu")
+    ref: ReferenceProfile = load_profile(reference, "reference")
+    terms, t_nm, _ = neuromorphic_cost(plan, resources, counts, nm)
+    link = nm.link
+    bits = 8 * BYTES_PER_EVENT * counts.cut_spikes
+    t_tr = counts.windows * _v(link.latency_s) + bits / _v(link.bandwidth_bps)
+    e_tr = bits * _v(link.energy_j_per_bit)
+    t_gpu = roofline(counts.dense_flops, counts.dense_bytes, counts.dense_kernels, gp) if counts.dense_kernels else 0.0
+    e_gpu = gpu_energy(counts.dense_flops, counts.dense_bytes, gp)
+    e_nm = sum(terms.values())
+    steps, n_total = counts.num_steps, sum(counts.neurons.values())
+    snn_flops = 2 * counts.dense_synops + FLOPS_PER_NEURON_UPDATE * n_total * steps
+    snn_bytes = steps * 4.0 * (counts.synapse_weights + 2 * n_total)
+    n_layers = len(counts.neurons)
+    base_flops, base_bytes = snn_flops + counts.dense_flops, snn_bytes + counts.dense_bytes
+    t_base = roofline(base_flops, base_bytes, 2 * n_layers * steps + counts.dense_kernels, gp)
+    tiers = {
+        "cmos45nm_sops": _v(ref.ops.ac_j) * sum(counts.synops.values()) + _v(ref.ops.mac_j) * counts.dense_macs,
+        "loihi_plus_gpu": e_nm + e_tr + e_gpu,
+        "gpu_only": gpu_energy(base_flops, base_bytes, gp),
+    }
+    return CostReport(
+        energy_j={"neuromorphic": e_nm, "transfer": e_tr, "gpu": e_gpu, "total": e_nm + e_tr + e_gpu},
+        latency_s={"neuromorphic": t_nm, "transfer": t_tr, "gpu": t_gpu, "total": t_nm + t_tr + t_gpu},
+        terms_j={f"neuromorphic.{k}": v for k, v in terms.items()} | {"transfer": e_tr, "gpu": e_gpu,
+                                                                       "gpu_upper_bound_at_tdp": _v(gp.compute.tdp_w) * t_gpu},
+        baseline_gpu_only={"energy_j": tiers["gpu_only"], "latency_s": t_base,
+                           "energy_upper_bound_at_tdp_j": _v(gp.compute.tdp_w) * t_base,
+                           "ratio_vs_hybrid": tiers["gpu_only"] / (e_nm + e_tr + e_gpu) if e_nm + e_tr + e_gpu else None},
+        tiers_j=tiers, profiles={"loihi": nm.name, "gpu": gp.name, "reference": ref.name},
+        assumptions=assumptions(nm, gp, ref))
+
+
+def assumptions(*profiles) -> list[dict]:
+    """Every figure used, with its value, label and source."""
+    rows = []
+    for prof in profiles:
+        for section, content in prof.model_dump().items():
+            if isinstance(content, dict):
+                for key, fig in content.items():
+                    if isinstance(fig, dict) and {"value", "label", "source"} <= set(fig):
+                        rows.append({"profile": prof.name, "figure": f"{section}.{key}", **fig})
+    return rows
+
+
+def counts_from_run(plan: SpikingPlan, inputs: np.ndarray, spikes: dict[str, np.ndarray], cut: str | None,
+                    window: int | None, dense_path=None, input_name: str = "spikes", sops=None) -> Counts:
+    """Counts per sample from a run (inputs (B, T, ...), spikes per population (B, T, ...)) and the dense graph;
+    ``sops`` are the run's :func:`~neurodeploy.cost.counts.synaptic_ops` when already counted."""
+    from neurodeploy.cost.macs import count_macs
+    from neurodeploy.cost.counts import fan_out, synaptic_ops
+
+    batch, steps = inputs.shape[:2]
+    per_layer = sops if sops is not None else synaptic_ops(plan, inputs, spikes)
+    synops: dict[str, float] = {}
+    for layer in per_layer:
+        target = plan.layer(layer.layer).target
+        synops[target] = synops.get(target, 0.0) + layer.effective
+    counts = Counts(
+        num_steps=steps, synops=synops, dense_synops=sum(s.dense for s in per_layer),
+        spikes={name: float(np.sum(s != 0) / batch) for name, s in spikes.items()},
+        neurons={p.name: p.n for p in plan.neurons},
+        cut_spikes=float(np.sum(spikes[cut] != 0) / batch) if cut else 0.0,
+        windows=steps // window if window else 0,
+        synapse_weights=float(sum(fan_out(s).sum() for s in plan.synapses)))
+    if dense_path is not None and cut:
+        report = count_macs(dense_path, {input_name: (1, steps, int(np.prod(spikes[cut].shape[2:])))})
+        counts.dense_flops, counts.dense_macs = report.flops, report.macs
+        counts.dense_bytes = report.weight_bytes + report.activation_bytes
+        counts.dense_kernels = report.kernels
+    return counts

@@ -1,0 +1,87 @@
+"""Run a spiking front-end over time in PyTorch, whatever framework its neurons come from.
+
+The reference for the co-simulation. A front-end is either a :class:`SpikingSequential` or an
+``nn.Sequential`` of per-timestep modules: ``nn.Linear``/``nn.Conv*``/``nn.AvgPool2d``/``nn.Flatten``
+(stateless) and neurons, each with its framework's step convention:
+
+    neurodeploy LIFCell        z, state = cell(x, state)          (state from cell.initial_state)
+    snnTorch Leaky             z, mem = leaky(x, mem)
+    snnTorch Synaptic          z, syn, mem = synaptic(x, syn, mem)
+    norse LIFBoxCell           z, state = cell(x, state)          (state None at t = 0)
+
+Every sample starts from the zero state. Spikes are returned per neuron module, keyed by its name in
+the Sequential (the NIR node name :func:`neurodeploy.exporters.torch_to_nir.sequential_to_nir` gives it).
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from neurodeploy.models.frontend import SpikingSequential
+from neurodeploy.models.neurons import LIFCell
+
+NEURON_KINDS = ("LIFCell", "Leaky", "Synaptic", "LIFBoxCell")
+
+
+def is_neuron(module: nn.Module) -> bool:
+    return type(module).__name__ in NEURON_KINDS
+
+
+def _zero_state(module: nn.Module, h: torch.Tensor):
+    kind = type(module).__name__
+    if isinstance(module, LIFCell):
+        return module.initial_state(h.shape[0], h)
+    if kind == "Leaky":
+        return (torch.zeros_like(h),)
+    if kind == "Synaptic":
+        return (torch.zeros_like(h), torch.zeros_like(h))
+    return None  # norse: the cell creates its state
+
+
+def _step(module: nn.Module, h: torch.Tensor, state):
+    """(spikes, new state) of one neuron module for one time step."""
+    kind = type(module).__name__
+    if kind in ("Leaky", "Synaptic"):
+        z, *new = module(h, *state)
+        return z.to(h.dtype), tuple(new)
+    if state is None and kind == "LIFBoxCell":
+        z, new = module(h)
+        return z.to(h.dtype), new
+    z, new = module(h, state)
+    return z.to(h.dtype), new
+
+
+class FrontendStepper:
+    """Steps a front-end one time step at a time from the zero state: ``step(x_t) -> {population: spikes}``."""
+
+    def __init__(self, frontend: nn.Module, grad: bool = False) -> None:
+        self.frontend, self.grad = frontend, grad
+        self.modules = [(f"layers.{i}", m) for i, m in enumerate(frontend.layers)] \
+            if isinstance(frontend, SpikingSequential) else list(frontend.named_children())
+        self.states: dict[str, object] = {}
+
+    def step(self, x_t: torch.Tensor) -> dict[str, torch.Tensor]:
+        spikes, h = {}, x_t
+        with torch.set_grad_enabled(self.grad and torch.is_grad_enabled()):
+            for name, module in self.modules:
+                if is_neuron(module):
+                    if name not in self.states:
+                        self.states[name] = _zero_state(module, h)
+                    h, self.states[name] = _step(module, h, self.states[name])
+                    spikes[name] = h
+                else:
+                    h = module(h)
+        return spikes
+
+
+def run_frontend(frontend: nn.Module, x: torch.Tensor, grad: bool = False) -> dict[str, torch.Tensor]:
+    """x (B, T, *input_shape) -> spikes (B, T, *shape) of every neuron module, from the zero state
+    (with ``grad``, differentiable through the neurons' surrogate gradients: for training)."""
+    stepper = FrontendStepper(frontend, grad)
+    per_step = [stepper.step(x[:, t]) for t in range(x.shape[1])]
+    return {name: torch.stack([s[name] for s in per_step], dim=1) for name in per_step[0]}
+
+
+def output_spikes(frontend: nn.Module, x: torch.Tensor, grad: bool = False) -> torch.Tensor:
+    """The last neuron module's spikes (what crosses the cut)."""
+    return list(run_frontend(frontend, x, grad).values())[-1]

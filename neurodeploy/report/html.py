@@ -1,0 +1,125 @@
+"""A self-contained HTML report of one co-simulation: plots (matplotlib, embedded PNG) and tables.
+
+Sections: summary, per-layer synaptic operations, spike raster, energy by device and term (with the
+all-GPU baseline and the 45 nm tier), pipeline timeline per window (neuromorphic / transfer / GPU),
+resource map, and every assumption with its value, label and source. No script, no external file:
+the page opens offline.
+"""
+from __future__ import annotations
+
+import base64
+import html
+import io
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+
+def _png(fig) -> str:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
+    plt.close(fig)
+    return '<img alt="plot" src="data:image/png;base64,' + base64.b64encode(buf.getvalue()).decode() + '">'
+
+
+def sops_plot(data: dict) -> str:
+    layers = data["sops"]["per_layer"]
+    fig, ax = plt.subplots(figsize=(7, 3))
+    names = list(layers)
+    x = np.arange(len(names))
+    ax.bar(x - 0.2, [layers[n]["dense"] for n in names], 0.4, label="dense (every pair)")
+    ax.bar(x + 0.2, [layers[n]["effective"] for n in names], 0.4, label="effective (nonzero)")
+    ax.set_xticks(x, names, rotation=30, ha="right")
+    ax.set_ylabel("SOPs per sample")
+    ax.set_yscale("log")
+    ax.legend(fontsize="small", loc="best")
+    return _png(fig)
+
+
+def raster_plot(spikes: dict[str, np.ndarray]) -> str:
+    fig, ax = plt.subplots(figsize=(7, 3))
+    offset = 0
+    for name, s in spikes.items():
+        sample = s[0].reshape(s.shape[1], -1)
+        t, n = np.nonzero(sample)
+        ax.scatter(t, n + offset, s=2, label=name)
+        offset += sample.shape[1]
+    ax.set_xlabel("time step")
+    ax.set_ylabel("neuron (populations stacked)")
+    ax.legend(markerscale=4, fontsize="small")
+    return _png(fig)
+
+
+def energy_plot(data: dict) -> str:
+    terms = {k: v for k, v in data["energy_j"]["terms"].items() if not k.endswith("at_tdp")}
+    fig, (a, b) = plt.subplots(1, 2, figsize=(9, 3))
+    a.barh(list(terms), list(terms.values()))
+    a.set_xscale("log")
+    a.set_xlabel("J per sample")
+    a.set_title("by term")
+    tiers = data["tiers_j"]
+    b.bar(list(tiers), list(tiers.values()), color=["tab:gray", "tab:blue", "tab:red"])
+    b.set_yscale("log")
+    b.set_ylabel("J per sample")
+    b.set_title("tiers")
+    b.tick_params(axis="x", labelrotation=20)
+    return _png(fig)
+
+
+def timeline_plot(data: dict, windows: int) -> str:
+    lat = data["latency_s"]
+    n = max(windows, 1)
+    per = {k: lat[k] / n for k in ("neuromorphic", "transfer", "gpu")}
+    fig, ax = plt.subplots(figsize=(7, 2))
+    gpu_free = 0.0
+    for i in range(n):  # a pipeline: window i's GPU work starts when its spikes arrived and the GPU is free
+        nm_end = (i + 1) * per["neuromorphic"]
+        gpu_start = max(nm_end + per["transfer"], gpu_free)
+        ax.barh("neuromorphic", per["neuromorphic"], left=nm_end - per["neuromorphic"], color="tab:blue", edgecolor="w")
+        ax.barh("transfer", per["transfer"], left=nm_end, color="tab:orange")
+        ax.barh("GPU", per["gpu"], left=gpu_start, color="tab:red", edgecolor="w")
+        gpu_free = gpu_start + per["gpu"]
+    ax.set_xlabel("seconds (estimated; one block per window)")
+    return _png(fig)
+
+
+def _table(rows: list[dict]) -> str:
+    if not rows:
+        return "<p>none</p>"
+    head = "".join(f"<th>{html.escape(str(k))}</th>" for k in rows[0])
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(str(v))}</td>" for v in r.values()) + "</tr>" for r in rows)
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def write_html(path: Path, data: dict, spikes: dict[str, np.ndarray], resources: dict | None, windows: int) -> Path:
+    """Write the report; ``data`` is :func:`neurodeploy.report.summary.summary`'s dict."""
+    agreement = data["agreement"]
+    summary = [{"quantity": k, "value": v} for k, v in (
+        ("model", data["model"]), ("mode", data["mode"]), ("schedule", data["schedule"]),
+        ("samples", data["num_samples"]), ("spike mismatches vs PyTorch", agreement["spike_mismatches"]),
+        ("output max abs error", agreement["max_abs_err"]), ("energy per sample, Loihi + link + GPU (J)",
+                                                            data["energy_j"]["total"]),
+        ("energy per sample, all-GPU baseline (J)", data["baseline_gpu_only"]["energy_j"]),
+        ("latency per sample, estimated (s)", data["latency_s"]["total"]), ("profiles", data["profiles"]))]
+    res_rows = resources["populations"] if resources else []
+    sections = [
+        ("Summary", _table(summary)),
+        ("Synaptic operations per layer", sops_plot(data)),
+        ("Spike raster (first sample)", raster_plot(spikes)),
+        ("Energy by term and tier", energy_plot(data)),
+        ("Pipeline timeline", timeline_plot(data, windows)),
+        ("Resource map" + (f" ({resources['profile']}: {resources['cores']} cores, {resources['chips']} chip(s))"
+                           if resources else ""), _table(res_rows)),
+        ("Assumptions (every figure used, with its source)", _table(data["assumptions"])),
+    ]
+    body = "".join(f"<h2>{html.escape(title)}</h2>{content}" for title, content in sections)
+    page = (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>neurodeploy: {html.escape(data['model'])}</title>"
+            "<style>body{font-family:sans-serif;max-width:1000px;margin:auto}table{border-collapse:collapse}"
+            "td,th{border:1px solid #ccc;padding:2px 6px;font-size:12px}</style></head>"
+            f"<body><h1>neurodeploy report: {html.escape(data['model'])}</h1>{body}</body></html>")
+    Path(path).write_text(page)
+    return Path(path)

@@ -1,0 +1,316 @@
+"""Co-simulation: the spiking part in Lava (or the emulator), its spikes through the adapter into ONNX Runtime.
+
+For each sample Lava runs all T steps (plus the synaptic delay, compensated); state is reset between
+samples. With ``backend="emulator"`` the whole batch runs at once in :mod:`neurodeploy.runtime.emulator`
+(the same spikes, bit-exact in fixed mode). Then, by schedule:
+
+- ``end``: the whole-sequence dense model (adapter included) runs once on the spikes at the cut;
+- ``window``: the streaming step model runs once per window of K steps, its state (KV cache, SSM state,
+  adapter state, ...) carried from window to window and reset at each sample;
+- ``event``: as ``window``, but only on salient windows (the cut fired at least the bundle's
+  ``event_threshold`` spikes); the state is carried and the last output held over the others, so the
+  GPU does no work there (``dense_invocations`` counts what it did).
+
+Lava does not yet hand over window by window (it runs the sample, then the windows are fed in order);
+the outputs are the same as with a streamed hand-over. A spiking-only bundle runs the Lava part alone;
+its ``y`` is the spikes of its first Output node.
+"""
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import get_args
+
+import numpy as np
+from rich.console import Console
+from rich.progress import track
+
+from neurodeploy.exporters import load_spiking
+from neurodeploy.runtime.onnx_session import make_session
+from neurodeploy.models.backends import salient_windows
+from neurodeploy.bundle import Bundle, Schedule
+from neurodeploy.runtime.checkpoint import Checkpoint, run_key
+from neurodeploy.runtime.lava_runner import LavaRunner, SampleSpikes
+from neurodeploy.cost.counts import LayerSops, synaptic_ops
+from neurodeploy.runtime.runners import BACKENDS, open_runner
+from neurodeploy.spiking.plan import SpikingPlan
+from neurodeploy.errors import InputShapeError, ScheduleError
+
+
+SCHEDULES = get_args(Schedule)
+
+
+@dataclass
+class Agreement:
+    """Co-simulation vs the PyTorch reference stored in the bundle."""
+
+    spike_mismatches: int  # over every population, every step, every sample
+    spike_mismatches_per_layer: dict[str, int]
+    max_abs_err: float  # of the final output y
+    top1_match: float  # fraction of samples with the same argmax
+
+
+@dataclass
+class CosimResult:
+    spikes: dict[str, np.ndarray]  # population -> (B, T, n), aligned to the input
+    outputs: dict[str, np.ndarray]  # NIR Output node -> (B, T, n)
+    y: np.ndarray  # (B, ...) final model output
+    wall_s: dict[str, float]
+    providers: list[str]
+    sops: list[LayerSops]
+    agreement: Agreement | None
+    mode: str
+    backend: str = "lava"
+    schedule: str = "end"
+    notes: list[str] = field(default_factory=list)
+    dense_invocations: int = 0
+    inputs: np.ndarray | None = None  # what entered the spiking part (feedback currents included)
+    plan: SpikingPlan | None = None  # the spiking part that ran
+    exit_windows: np.ndarray | None = None  # (B,) the window each sample exits at (early exit), else None
+
+
+def exit_windows(y: np.ndarray, threshold: float) -> np.ndarray:
+    """Early exit: per sample, the first window whose softmax confidence reaches ``threshold`` (the last
+    window when none does). y (B, L, n) per-window outputs."""
+    z = y - y.max(axis=-1, keepdims=True)
+    confidence = (np.exp(z) / np.exp(z).sum(axis=-1, keepdims=True)).max(axis=-1)
+    reached = confidence >= threshold
+    return np.where(reached.any(axis=1), reached.argmax(axis=1), y.shape[1] - 1)
+
+
+def exit_outputs(y: np.ndarray, exits: np.ndarray) -> np.ndarray:
+    """The output each sample exits with: y[b, exits[b]]."""
+    return y[np.arange(len(y)), exits]
+
+
+def normalize_inputs(x: np.ndarray, bundle: Bundle) -> np.ndarray:
+    """(T, N) or (B, T, N) -> (B, T, N) float64; spiking-only bundles and conv front-ends: (T, *shape) or
+    (B, T, *shape)."""
+    m = bundle.manifest
+    x = np.asarray(x)
+    if m.spiking_only:
+        return _shaped_inputs(x, m)
+    if len(m.spiking.input_shape) > 1:  # a conv front-end: (B, T, C, H, W)
+        x = _shaped_inputs(x, m)
+        if x.shape[1] % m.adapter.window:
+            raise InputShapeError(f"input of {x.shape[1]} steps does not fit bundle '{m.name}': T must be a multiple "
+                                  f"of the adapter window {m.adapter.window} (the bundle was compiled with T={m.num_steps})")
+        return x
+    if x.ndim == 2:
+        x = x[None]
+    n_in = m.spiking.n_in - (m.feedback.n_fb if m.feedback else 0)  # feedback channels are added by the runtime
+    if x.ndim != 3 or x.shape[2] != n_in or x.shape[1] % m.adapter.window:
+        raise InputShapeError(
+            f"input of shape {x.shape} does not fit bundle '{m.name}': expected time-major (T, {n_in}) "
+            f"or (B, T, {n_in}) with T a multiple of the adapter window {m.adapter.window} "
+            f"(the bundle was compiled with T={m.num_steps})")
+    if not np.all(np.isfinite(x)):
+        raise InputShapeError("input contains NaN or inf values")
+    return x.astype(np.float64)
+
+
+def _shaped_inputs(x: np.ndarray, m) -> np.ndarray:
+    """(T, *shape) or (B, T, *shape) (or flattened) -> (B, T, *shape) float64."""
+    shape = tuple(m.spiking.input_shape) or (m.spiking.n_in,)
+    if x.shape[1:] == shape or (len(shape) > 1 and x.shape[1:] == (m.spiking.n_in,)):
+        x = x[None]
+    if x.ndim < 3 or x.shape[2:] not in (shape, (m.spiking.n_in,)):
+        raise InputShapeError(f"input of shape {x.shape} does not fit bundle '{m.name}': expected time-major "
+                              f"(T, {', '.join(map(str, shape))}) or (B, T, {', '.join(map(str, shape))})")
+    if not np.all(np.isfinite(x)):
+        raise InputShapeError("input contains NaN or inf values")
+    return x.reshape(x.shape[0], x.shape[1], *shape).astype(np.float64)
+
+
+def _agreement(spikes: dict[str, np.ndarray], y: np.ndarray, ref: dict[str, np.ndarray], y_key: str = "y") -> Agreement:
+    per_layer = {name: int(np.sum(s != ref[f"spikes/{name}"])) for name, s in spikes.items()}
+    ref_y = ref[y_key]
+    return Agreement(
+        spike_mismatches=sum(per_layer.values()), spike_mismatches_per_layer=per_layer,
+        max_abs_err=float(np.max(np.abs(y - ref_y))),
+        top1_match=float(np.mean(np.argmax(y, axis=-1) == np.argmax(ref_y, axis=-1))),
+    )
+
+
+class StepRunner:
+    """The exported step model with zero initial states; ``run(cut)`` feeds (1, T, n) window by window."""
+
+    def __init__(self, path, input_name: str, window: int) -> None:
+        import onnx
+
+        self.session, self.window, self.input_name = make_session(path), window, input_name
+        self.states = []
+        for vi in onnx.load(str(path), load_external_data=False).graph.input[1:]:
+            tt = vi.type.tensor_type
+            shape = [1 if d.dim_param else d.dim_value for d in tt.shape.dim]
+            self.states.append((vi.name, np.zeros(shape, dtype=onnx.helper.tensor_dtype_to_np_dtype(tt.elem_type))))
+        self.n_out = self.session.get_outputs()[0].shape[-1]
+        self.invocations = 0
+
+    def reset(self) -> None:
+        """Back to the zero state (the start of a sample)."""
+        self.state = {name: value for name, value in self.states}
+
+    def step(self, window: np.ndarray) -> np.ndarray:
+        """One window (1, K, n) -> y (n_out,), advancing the state."""
+        y, *new = self.session.run(None, {self.input_name: window.astype(np.float32), **self.state})
+        self.state = dict(zip(self.state, new))
+        self.invocations += 1
+        return y[0]
+
+    def run(self, cut: np.ndarray, threshold: float | None = None) -> np.ndarray:
+        """Outputs per window; with ``threshold``, only salient windows run (the event schedule)."""
+        self.reset()
+        outputs, y = [], np.zeros(self.n_out, np.float32)
+        for start in range(0, cut.shape[1] - self.window + 1, self.window):
+            window = cut[:, start: start + self.window]
+            if threshold is None or salient_windows(window, threshold)[0]:
+                y = self.step(window)
+            outputs.append(y)
+        return np.stack(outputs)
+
+
+class _Feedback:
+    """Window schedule with the feedback channel: Lava pauses when a window's cut spikes are complete,
+    the step model runs, and ``fb = W y + b`` joins the input from then on (neurodeploy.models.feedback)."""
+
+    def __init__(self, bundle: Bundle, plan, stepper: StepRunner, num_steps: int) -> None:
+        m = bundle.manifest
+        with np.load(bundle.path / m.feedback.file) as data:
+            self.weight, self.bias = data["weight"], data["bias"]
+        self.stepper, self.k, self.latency = stepper, m.adapter.window, m.feedback.latency_steps
+        self.cut = plan.outputs[m.spiking.cut_output]
+        self.num_steps = num_steps
+
+    def run(self, runner: LavaRunner, x: np.ndarray):
+        """x (T, n_in) -> (SampleSpikes, y per window (L, n_out), the input with its feedback currents)."""
+        k, steps = self.k, self.num_steps
+        n_fb = self.weight.shape[0]
+        full = np.concatenate([x, np.zeros((steps, n_fb))], axis=1)
+        self.stepper.reset()
+        ys: list[np.ndarray] = []
+
+        def on_pause(done: int, read, write) -> None:
+            window = len(ys)
+            cut = read(self.cut)[window * k: (window + 1) * k]
+            ys.append(self.stepper.step(cut[None]))
+            fb = self.weight @ ys[-1].astype(np.float64) + self.bias
+            full[done:, x.shape[1]:] = fb
+            write(done, full[done:])
+
+        pauses = [(l + 1) * k + self.latency for l in range(steps // k - 1)]
+        sample = runner.run_sample(full, pause_at=pauses, on_pause=on_pause)
+        cut = sample.spikes[self.cut]
+        for window in range(len(ys), steps // k):
+            ys.append(self.stepper.step(cut[None, window * k: (window + 1) * k]))
+        return sample, np.stack(ys), full
+
+
+def run_cosim(bundle: Bundle, inputs: np.ndarray | None = None, mode: str = "float",
+              backend: str = "lava", progress: bool = True, schedule: str = "end",
+              checkpoint: str | Path | None = None, early_exit: bool = False) -> CosimResult:
+    """Co-simulate ``inputs`` (default: the bundle's reference inputs) and compare with the reference.
+
+    With ``checkpoint`` (a folder), results are saved after every sample and a rerun of the same
+    inputs resumes after the last finished one (:mod:`neurodeploy.runtime.checkpoint`). With ``early_exit``,
+    each sample stops at the first window whose output is confident enough (the bundle's
+    ``exit_threshold``): ``exit_windows`` says where; the report prices the run up to there.
+    """
+    if early_exit and (bundle.manifest.dense is None or bundle.manifest.dense.exit_threshold is None):
+        raise ScheduleError(f"bundle '{bundle.manifest.name}' has no early exits: compile a streaming back-end "
+                            "built with exit_threshold (e.g. the liquidspikeformer zoo model)")
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown backend {backend!r}; backends: {list(BACKENDS)}")
+    supported = ["end"] if bundle.manifest.dense is None else bundle.manifest.dense.schedules
+    if schedule not in SCHEDULES:
+        raise ScheduleError(f"unknown schedule {schedule!r}; schedules: {list(SCHEDULES)}")
+    if schedule not in supported:
+        why = {"window": "the window schedule needs a streaming back-end (neurodeploy.models.backends.StreamingBackend)",
+               "event": "the event schedule needs a streaming back-end with a salience_threshold"}.get(schedule, "")
+        if bundle.manifest.feedback is not None:
+            why = "the bundle has a feedback channel, which needs the window schedule"
+        raise ScheduleError(f"schedule {schedule!r} is not supported by bundle '{bundle.manifest.name}' "
+                            f"(supported: {supported}): {why}")
+    m = bundle.manifest
+    use_reference = inputs is None
+    if use_reference and m.reference is None:
+        raise InputShapeError(f"bundle '{m.name}' has no reference inputs; pass inputs (--input FILE.npy), "
+                              f"time-major (T, {', '.join(map(str, m.spiking.input_shape or [m.spiking.n_in]))})")
+    x = normalize_inputs(bundle.reference_inputs() if use_reference else inputs, bundle)
+    plan = load_spiking(bundle.spiking_path, m.spiking.dt_s)
+    session = None if m.spiking_only else make_session(bundle.dense_path)
+    stepper = None if schedule == "end" else StepRunner(bundle.path / m.dense.step_file, "window", m.adapter.window)
+    threshold = m.dense.event_threshold if schedule == "event" else None
+    batch, steps = x.shape[:2]
+    spikes = {n.name: np.zeros((batch, steps, *n.shape)) for n in plan.neurons}
+    ys, wall, notes = [], {"lava": 0.0, backend: 0.0, "transfer": 0.0, "dense": 0.0}, []
+    t_start = time.perf_counter()
+    show = progress and batch > 1 and sys.stderr.isatty()
+    feedback = _Feedback(bundle, plan, stepper, x.shape[1]) if m.feedback is not None else None
+    x_sops = x if feedback is None else np.zeros((batch, steps, plan.n_in))  # with the feedback currents
+    if feedback is not None and (schedule != "window" or mode != "float"):
+        raise ScheduleError(f"bundle '{m.name}' has a feedback channel: it runs with --schedule window in float mode")
+    saved, start = None, 0
+    if checkpoint is not None:
+        saved = Checkpoint(checkpoint, run_key(x, mode, schedule, sorted(m.checksums.items())))
+        partial = saved.load()
+        if partial is not None:
+            start = int(partial["done"])
+            for name in spikes:
+                spikes[name][:start] = partial[f"spikes/{name}"][:start]
+            ys = list(partial["y"][:start])
+            x_sops[:start] = partial["x_sops"][:start]
+    with open_runner(backend, plan, steps, mode) as runner:
+        batched = None
+        if backend == "emulator" and feedback is None:  # the whole batch at once, then the dense part per sample
+            batched, wall["emulator"] = runner.run_many(x[start:], progress=show)
+        for b in track(range(start, batch), description="co-simulating", disable=not show,
+                       console=Console(stderr=True)):
+            if saved is not None and b > start:
+                saved.save(b, batch, {**{f"spikes/{k}": v for k, v in spikes.items()}, "y": np.stack(ys),
+                                      "x_sops": x_sops})
+            if feedback is not None:
+                sample, y_fb, x_sops[b] = feedback.run(runner, x[b])
+            elif batched is not None:
+                sample = SampleSpikes({name: s[b - start] for name, s in batched.items()}, 0.0)
+            else:
+                sample = runner.run_sample(x[b])
+            wall[backend] += sample.wall_s
+            for name, s in sample.spikes.items():
+                spikes[name][b] = s
+            if feedback is not None:
+                ys.append(y_fb)
+                continue
+            if session is None:
+                ys.append(spikes[next(iter(plan.outputs.values()))][b])
+                continue
+            t_cut = time.perf_counter()
+            cut = spikes[plan.outputs[m.spiking.cut_output]][b: b + 1].astype(np.float32)
+            t0 = time.perf_counter()
+            wall["transfer"] += t0 - t_cut
+            ys.append(stepper.run(cut, threshold) if stepper else session.run(None, {m.dense.input_name: cut})[0][0])
+            wall["dense"] += time.perf_counter() - t0
+    wall["total"] = time.perf_counter() - t_start
+    y = np.stack(ys)
+    if saved is not None:
+        saved.save(batch, batch, {**{f"spikes/{k}": v for k, v in spikes.items()}, "y": y, "x_sops": x_sops})
+        notes.append(f"resumed after {start} of {batch} samples" if start else f"checkpoint in {checkpoint}")
+    agreement = None
+    if m.reference is None:
+        notes.append("agreement not computed: a spiking-only bundle has no PyTorch reference")
+    elif use_reference or np.array_equal(x, bundle.reference_inputs().astype(np.float64)):
+        agreement = _agreement(spikes, y, bundle.reference_outputs(), "y_event" if schedule == "event" else "y")
+    else:
+        notes.append("agreement not computed: the inputs are not the bundle's reference inputs")
+    exits = exit_windows(y, m.dense.exit_threshold) if early_exit else None
+    if exits is not None:
+        notes.append(f"early exit at confidence {m.dense.exit_threshold:g}: mean exit window "
+                     f"{exits.mean() + 1:.2f} of {y.shape[1]}")
+    return CosimResult(spikes=spikes, outputs={o: spikes[p] for o, p in plan.outputs.items()}, y=y,
+                       exit_windows=exits,
+                       wall_s=wall, providers=[] if session is None else list(session.get_providers()),
+                       sops=synaptic_ops(plan, x_sops, spikes), agreement=agreement, mode=mode, notes=notes,
+                       schedule=schedule, backend=backend,
+                       dense_invocations=stepper.invocations if stepper else (0 if session is None else batch),
+                       inputs=x_sops, plan=plan)

@@ -1,0 +1,428 @@
+"""A batched emulator of exactly the Lava processes neurodeploy builds: bit-exact with Lava ``fixed_pt``.
+
+Lava's CPU backend runs one sample at a time, about 100-1,000 steps per second. The emulator runs
+the same equations, vectorised over a batch of samples with PyTorch (CPU, or CUDA when present), in
+the same step order as Lava's processes, with the same integer widths:
+
+- Dense / Conv (fixed): each step sends the buffer it computed the step before (Lava's one-step
+  synaptic delay), then computes ``a = sum(w * s) << weight_exp`` (a negative exponent shifts right,
+  rounding down). Dense weights are clipped and truncated as Lava does (:func:`lava_dense_weights`);
+  binary inputs count as ``s != 0``; graded inputs (``num_message_bits > 0``) multiply, in int32.
+  Conv has no exponent and wraps its output to 24 bits. Every message crosses a channel as int32.
+- LIF (fixed, 24-bit ``u`` and ``v``, 12-bit decays)::
+
+      u = sign(u) (|u| (4096 - du - 1) >> 12) + (a_in << 6)        wrapped once to 24 bits
+      v = sign(v) (|v| (4096 - dv) >> 12) + u + (bias_mant << bias_exp)   clipped to +-(2^23 - 1)
+      s = v > (vth << 6);  v <- 0 where s
+
+- Sigma-delta (fixed; ``vth`` and ``bias`` scaled by ``2**(spike_exp + state_exp)`` as Lava's processes
+  do): ``sigma += a_in``; ``act = relu(sigma + bias)``; ``delta = act - act_prev +
+  residue``; ``s = delta`` where ``|delta| >= vth`` else 0; ``residue = delta - s``; out ``s >> state_exp``.
+- Float models: ``u = u (1 - du) + a``; ``v = v (1 - dv) + u + bias``; ``s = v > vth``; Lava's float
+  Conv computes in float32, so does the emulator's.
+
+Integer sums are computed as floating-point matrix products, which are exact while every partial sum
+fits the mantissa: float32 when ``max|w| * fan_in * max|s| < 2**24``, else float64 (2**53); a layer
+that could exceed that raises :class:`EmulatorError` rather than round. Each sample runs ``T + D``
+steps from the zero state, D the deepest population's delay, and spikes are aligned as
+:class:`neurodeploy.runtime.lava_runner.LavaRunner` aligns them.
+"""
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from neurodeploy.runtime.lava_runner import SampleSpikes
+from neurodeploy.spiking.reference import apply_synapse
+from neurodeploy.spiking.plan import NEURON_STATE, NeuronLayer, SpikingPlan, SpikingPlanError, SynapseLayer
+from neurodeploy.errors import EmulatorError
+from neurodeploy.spiking.loihi import LAVA, LAVA_WEIGHT_REGISTER_BITS
+
+MODES = ("float", "fixed")
+FLOAT32_EXACT = 2 ** 24
+FLOAT64_EXACT = 2 ** 53
+UV_LIMIT = 1 << (LAVA.state_bits - 1)  # LIF u and v are 24-bit
+STATE_BITS, DECAY_BITS, DECAY_ONE, ACT_SHIFT = LAVA.state_bits, LAVA.decay_bits, LAVA.decay_one, LAVA.act_shift
+GRADED_MAX = 2 ** 31  # a graded message is an int32
+DEFAULT_BATCH_SIZE = 256
+
+
+def wrap_int(x: torch.Tensor, bits: int = 32) -> torch.Tensor:
+    """Two's-complement wrap of an int64 tensor to ``bits`` bits (numpy's int32 overflow): the low bits,
+    sign-extended."""
+    return (x << (64 - bits)) >> (64 - bits)
+
+
+def _shift(x: torch.Tensor, exp: int) -> torch.Tensor:
+    """``x << exp`` (exp > 0) or ``x >> -exp`` (arithmetic, rounds toward -inf)."""
+    return x << exp if exp > 0 else x >> -exp
+
+
+def _decay(x: torch.Tensor, keep: int) -> torch.Tensor:
+    """Loihi's decay ``sign(x) (|x| keep >> 12)``, rounding toward zero (``keep`` in 0..4096)."""
+    if keep == DECAY_ONE:
+        return x
+    if keep == 0:
+        return torch.zeros_like(x)
+    y = x * keep
+    return (y + ((y >> 63) & (DECAY_ONE - 1))) >> DECAY_BITS  # a negative y is raised by 4095 first: the shift truncates toward 0
+
+
+def lava_dense_weights(weights: np.ndarray, num_weight_bits: int = 8) -> np.ndarray:
+    """The integer weights Lava's fixed Dense uses (``lava.utils.weightutils``, applied on its first step).
+
+    The sign mode comes from the whole matrix: excitatory (all >= 0), inhibitory (all <= 0) or mixed.
+    Magnitudes are clipped to 8 bits (``[-256, 255]`` mixed, ``[0, 255]`` one-signed, inhibitory
+    negated first) and the low ``8 - num_weight_bits + mixed`` bits are cleared.
+    """
+    w = np.asarray(weights).astype(np.int32)  # Lava's weight Var holds int32
+    sign = -1 if (w.size and w.min() < 0 and w.max() <= 0) else 1
+    mixed = int(bool(w.size) and w.min() < 0 < w.max())
+    top = 1 << LAVA_WEIGHT_REGISTER_BITS
+    w = np.clip(sign * w, -top * mixed, top - 1)
+    drop = LAVA_WEIGHT_REGISTER_BITS - num_weight_bits + mixed
+    return sign * ((w >> drop) << drop)
+
+
+@dataclass
+class _Synapse:
+    """One synaptic layer, ready to run: weights on the device in the accumulation dtype."""
+
+    layer: SynapseLayer
+    weights: torch.Tensor
+    graded: bool  # multiply by the source's value instead of counting it as a 0/1 spike
+    weight_exp: int = 0
+    bound: int = 2 ** 63  # the largest |message| before Lava's wrap (fixed mode)
+
+    def accumulate(self, s: torch.Tensor) -> torch.Tensor:
+        """s (B, *in_shape) -> the synaptic sum (B, *out_shape), in the accumulation dtype."""
+        if not self.graded and s.dtype != torch.bool:
+            s = s != 0
+        s = s.to(self.weights.dtype)
+        return apply_synapse(self.layer, self.weights, s)
+
+
+@dataclass
+class EmulatorRun:
+    """A batch: spikes (B, T, *shape) aligned to the input, as recorded (B, T + D, *shape), final state."""
+
+    spikes: dict[str, np.ndarray]
+    raw: dict[str, np.ndarray]
+    state: dict[str, dict[str, np.ndarray]]  # population or synapse -> variable -> (B, *shape)
+    wall_s: float
+    saturation: dict[str, dict[str, int]] = field(default_factory=dict)  # fixed LIF: u wraps, v clips (events)
+
+
+@dataclass
+class _Populations:
+    """Per-population state tensors during one batch."""
+
+    state: dict[str, dict[str, torch.Tensor]] = field(default_factory=dict)
+    out: dict[str, torch.Tensor] = field(default_factory=dict)  # the spikes of the current step
+
+
+class EmulatorRunner:
+    """``with EmulatorRunner(plan, T, mode="fixed") as run: run.run_batch(x)``; x (B, T, *input_shape).
+
+    The same interface as :class:`neurodeploy.runtime.lava_runner.LavaRunner` (``run_sample`` with pauses),
+    plus ``run_batch`` and ``run_many``. ``device``: ``"cuda"`` when a GPU is present, else ``"cpu"``.
+    ``branch_free`` (default: on a GPU) takes the path that never reads a value back mid-run.
+    """
+
+    def __init__(self, plan: SpikingPlan, num_steps: int, mode: str = "fixed", device: str | None = None,
+                 branch_free: bool | None = None) -> None:
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {list(MODES)}, got {mode!r}")
+        if mode == "fixed" and not plan.is_quantized:
+            from neurodeploy.spiking.quantize import quantize
+
+            plan = quantize(plan).plan
+        if mode == "float":
+            bad = [f"{p.name}: {p.model}" for p in plan.neurons if p.model not in ("lif", "li")]
+            if bad:
+                raise SpikingPlanError(bad, "these populations run in fixed mode only")
+        self.plan, self.num_steps, self.mode = plan, int(num_steps), mode
+        self.delay_steps = plan.max_delay_steps
+        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        # on a GPU, never read a value back mid-run (saturation is counted branch-free); on a CPU, skip
+        # the wrap and clip passes when a cheap min/max shows that nothing saturated
+        self.branch_free = self.device.type != "cpu" if branch_free is None else branch_free
+        self.synapses = [self._prepare(syn) for syn in plan.synapses]
+        self.incoming = {p.name: [s.name for s in plan.incoming(p.name)] for p in plan.neurons}
+        self._closed = False
+
+    # -- set-up -------------------------------------------------------------------------------------
+    def _prepare(self, syn: SynapseLayer) -> _Synapse:
+        if self.mode == "float":
+            dtype = torch.float32 if syn.kind == "conv" else torch.float64  # Lava's float Conv is float32
+            return _Synapse(syn, torch.as_tensor(np.ascontiguousarray(syn.weights), dtype=dtype, device=self.device),
+                            syn.carries_values)
+        fixed = self.plan.fixed[syn.name]
+        weights = np.asarray(fixed.weights)
+        if syn.kind == "dense":
+            weights = lava_dense_weights(weights, fixed.num_weight_bits)
+        weights = weights.astype(np.int64)
+        graded = fixed.num_message_bits > 0
+        bound = int(np.abs(weights).max(initial=0)) * syn.fan_in * (GRADED_MAX if graded else 1)
+        if bound >= FLOAT64_EXACT:
+            raise EmulatorError(f"{syn.name}: a synaptic sum could reach {bound:.3g}, beyond exact float64 "
+                                f"(2**53); the emulator would round where Loihi does not")
+        dtype = torch.float32 if bound < FLOAT32_EXACT else torch.float64
+        exp = fixed.weight_exp if syn.kind == "dense" else 0
+        if syn.kind == "dense":  # the message before the int32 channel: shifted, unbounded if the dot product wraps
+            bound = 2 ** 63 if graded and bound >= GRADED_MAX else (bound << exp if exp >= 0 else -(-bound >> -exp))
+        return _Synapse(syn, torch.as_tensor(weights, dtype=dtype, device=self.device), graded, exp, bound)
+
+    def synapse_bound(self, syn: _Synapse) -> int:
+        """The largest |message| the synapse can send (fixed mode), after Lava's wraps."""
+        return min(syn.bound, UV_LIMIT if syn.layer.kind == "conv" else GRADED_MAX)
+
+    def input_bound(self, p: NeuronLayer) -> int:
+        """The largest |a_in| population ``p`` can receive in one step (fixed mode)."""
+        total = sum(self.synapse_bound(s) for s in self.synapses if s.layer.target == p.name)
+        if p.driven_by_input:
+            total += GRADED_MAX if self.plan.graded_input else 1
+        return total
+
+    # -- one step of every process ------------------------------------------------------------------
+    def _synapse_output(self, syn: _Synapse, s: torch.Tensor) -> torch.Tensor:
+        """What the synapse will send next step (Lava's ``a_buff``)."""
+        acc = syn.accumulate(s)
+        if self.mode == "float":
+            return acc.to(torch.float64)
+        acc = acc.to(torch.int64)  # exact: integer-valued sums within the mantissa
+        if syn.layer.kind == "conv":
+            return acc if syn.bound < UV_LIMIT else wrap_int(acc, STATE_BITS)  # Lava: signed_clamp(x, bits=24)
+        if syn.graded:
+            acc = wrap_int(acc)  # int32 dot product
+        acc = _shift(acc, syn.weight_exp)
+        return acc if syn.bound < GRADED_MAX else wrap_int(acc)  # int32 channel
+
+    def _init_state(self, batch: int) -> _Populations:
+        pops = _Populations()
+        for p in self.plan.neurons:
+            dtype = torch.float64 if self.mode == "float" else torch.int64
+            pops.state[p.name] = {k: torch.zeros((batch, *p.shape), dtype=dtype, device=self.device)
+                                  for k in NEURON_STATE[p.model]}
+        return pops
+
+    def _params(self, p: NeuronLayer) -> dict:
+        """Per-population constants, on the device."""
+        dev = self.device
+        if self.mode == "float":
+            vth = np.inf if p.model == "li" else p.vth
+            return {"bias": torch.as_tensor(np.broadcast_to(p.bias, p.shape).copy(), dtype=torch.float64, device=dev),
+                    "reset": p.zeroed_at_step(p.bias), "du": p.du, "dv": p.dv, "vth": vth}
+        q = self.plan.fixed[p.name]
+        mant = np.broadcast_to(np.asarray(q.bias_mant), p.shape)
+        if p.model in ("lif", "li"):
+            mant16 = wrap_int(torch.as_tensor(mant.astype(np.int64), device=dev), 16)  # an int16 Var
+            bias = mant16 << q.bias_exp if q.bias_exp >= 0 else mant16 >> -q.bias_exp
+            return {"bias": bias, "reset": p.zeroed_at_step(mant), "keep_u": DECAY_ONE - (int(q.du) + 1),
+                    "keep_v": DECAY_ONE - int(q.dv), "vth": int(q.vth) << ACT_SHIFT,
+                    "saturated": torch.zeros(2, dtype=torch.int64, device=dev),
+                    "small_input": self.input_bound(p) < 1 << (31 - ACT_SHIFT - 8), "has_bias": bool(np.any(mant != 0)),
+                    "branch_free": self.branch_free}
+        scale = 1 << (int(q.spike_exp) + int(q.state_exp))  # Lava's sdn processes scale vth and bias by it
+        return {"bias": torch.as_tensor(mant.astype(np.int64) * scale, device=dev), "vth": int(q.vth) * scale,
+                "spike_exp": int(q.spike_exp), "state_exp": int(q.state_exp)}
+
+    def _neuron_step(self, p: NeuronLayer, st: dict[str, torch.Tensor], a: torch.Tensor, c: dict, step: int) -> torch.Tensor:
+        """Advance one population by one step (``step`` is Lava's 1-based time step); return its output."""
+        if c.get("reset") is not None and step % self.run_steps == c["reset"] % self.run_steps:
+            st["u"].zero_()
+            st["v"].zero_()
+        if self.mode == "float":
+            st["u"] = st["u"] * (1 - c["du"]) + a
+            st["v"] = st["v"] * (1 - c["dv"]) + st["u"] + c["bias"]
+            s = st["v"] > c["vth"]
+            st["v"] = torch.where(s, 0.0, st["v"])
+            return s
+        if p.model in ("lif", "li"):
+            return _lif_fixed(st, a, c)
+        return _sdn_fixed(p.model, st, wrap_int(a), c)
+
+    # -- running --------------------------------------------------------------------------------------
+    def run_batch(self, x: np.ndarray, pause_at: list[int] | None = None,
+                  on_pause: Callable | None = None) -> EmulatorRun:
+        """x (B, T, *input_shape) (or (B, T, n_in)) -> spikes of every population, aligned to x.
+
+        With ``pause_at``, ``on_pause(steps_run, read_population, write_input)`` is called after those
+        step counts, as in :meth:`LavaRunner.run_sample` (``write_input`` rows are (n, *input_shape),
+        the same for every sample of the batch).
+        """
+        if self._closed:
+            raise RuntimeError("this EmulatorRunner is closed")
+        x = self._check_input(x)
+        batch, steps = x.shape[0], self.num_steps + self.delay_steps
+        self.run_steps = steps
+        xs = torch.zeros((steps, batch, *self.plan.input_shape), dtype=torch.float64, device=self.device)
+        xs[: self.num_steps] = torch.as_tensor(np.moveaxis(x, 1, 0), device=self.device)
+        if self.mode == "fixed":
+            xs = torch.trunc(xs).to(torch.int64)  # Lava's fixed RingBuffer holds int32
+        params = {p.name: self._params(p) for p in self.plan.neurons}
+        pops = self._init_state(batch)
+        buffers = {s.layer.name: self._zeros(batch, s.layer.out_shape) for s in self.synapses}
+        record = {p.name: torch.zeros((steps, batch, *p.shape), dtype=torch.bool if p.model in ("lif", "li")
+                                      else torch.int64, device=self.device) for p in self.plan.neurons}
+        pauses = sorted(s for s in (pause_at or []) if 0 < s < steps)
+        t0 = time.perf_counter()
+        with torch.no_grad():
+            for t in range(steps):
+                self._step(t, xs, pops, buffers, params, record, batch)
+                if pauses and t + 1 == pauses[0]:
+                    pauses.pop(0)
+                    on_pause(t + 1, lambda name, done=t + 1: self._aligned(record, name, done)[0],
+                             lambda start, rows: xs[start: start + len(rows)].copy_(
+                                 torch.as_tensor(rows, device=self.device)[:, None].to(xs.dtype)))
+        if self.device.type == "cuda":
+            torch.cuda.synchronize()
+        wall = time.perf_counter() - t0
+        spikes = {p.name: self._aligned(record, p.name, steps)[:, : self.num_steps].numpy()
+                  for p in self.plan.neurons}
+        raw = {name: np.moveaxis(r.cpu().numpy().astype(np.float64), 0, 1) for name, r in record.items()}
+        state = {name: {k: v.cpu().numpy() for k, v in st.items()} for name, st in pops.state.items()}
+        state.update({name: {"a_buff": b.cpu().numpy()} for name, b in buffers.items()})
+        saturation = {name: dict(zip(("u_wrapped", "v_clipped"), c["saturated"].tolist()))
+                      for name, c in params.items() if "saturated" in c}
+        return EmulatorRun(spikes, raw, state, wall, saturation)
+
+    def _aligned(self, record: dict[str, torch.Tensor], name: str, done: int) -> torch.Tensor:
+        """(B, done - delay, *shape) float64 on the CPU: a population's spikes so far, aligned to the input."""
+        d = self.plan.layer(name).delay_steps
+        return torch.movedim(record[name][d:done], 0, 1).cpu().to(torch.float64)
+
+    def _zeros(self, batch: int, shape: tuple[int, ...]) -> torch.Tensor:
+        return torch.zeros((batch, *shape), dtype=torch.float64 if self.mode == "float" else torch.int64,
+                           device=self.device)
+
+    def _step(self, t: int, xs, pops: _Populations, buffers, params, record, batch: int) -> None:
+        """Lava time step t + 1: synapses send last step's sums, populations update, synapses accumulate."""
+        for p in self.plan.neurons:
+            inputs = [buffers[name] for name in self.incoming[p.name]]
+            if p.driven_by_input:
+                inputs.append(xs[t].reshape(batch, *p.shape))
+            a = sum(inputs[1:], inputs[0]) if inputs else self._zeros(batch, p.shape)
+            out = self._neuron_step(p, pops.state[p.name], a, params[p.name], t + 1)
+            pops.out[p.name] = out
+            record[p.name][t] = out
+        for syn in self.synapses:
+            layer = syn.layer
+            if layer.source == "bias":
+                s = torch.full((batch, 1), 1 if t >= layer.start_step else 0, device=self.device)
+            else:
+                s = xs[t] if layer.source == "input" else pops.out[layer.source]
+            buffers[layer.name] = self._synapse_output(syn, s.reshape(batch, *layer.in_shape))
+
+    def _check_input(self, x: np.ndarray) -> np.ndarray:
+        x = np.asarray(x, dtype=np.float64)
+        shape = self.plan.input_shape
+        if x.ndim >= 2 and x.shape[1:] in ((self.num_steps, *shape), (self.num_steps, self.plan.n_in)):
+            x = x.reshape(x.shape[0], self.num_steps, *shape)
+        else:
+            raise ValueError(f"expected input of shape (B, T={self.num_steps}, {', '.join(map(str, shape))}), "
+                             f"got {x.shape}")
+        if self.mode == "fixed" and not self.plan.graded_input and np.any((x != 0) & (x != 1)):
+            raise ValueError("fixed-point runs take binary spikes (0/1) as input; this input has other values. "
+                             "Use mode='float', or quantize a plan with graded input")
+        return x
+
+    def run_many(self, x: np.ndarray, batch_size: int = DEFAULT_BATCH_SIZE, progress: bool = False,
+                 description: str = "emulating") -> tuple[dict[str, np.ndarray], float]:
+        """Any number of samples (B, T, *input_shape), ``batch_size`` at a time, with a progress bar
+        -> (spikes of every population (B, T, *shape), aligned to x; seconds spent running)."""
+        from rich.console import Console
+        from rich.progress import track
+
+        x = np.asarray(x)
+        chunks = [x[i: i + batch_size] for i in range(0, len(x), batch_size)]
+        runs = [self.run_batch(chunk) for chunk in track(chunks, description=description, disable=not progress,
+                                                         console=Console(stderr=True))]
+        spikes = {p.name: np.concatenate([r.spikes[p.name] for r in runs]) for p in self.plan.neurons}
+        return spikes, sum(r.wall_s for r in runs)
+
+    def run_sample(self, x: np.ndarray, pause_at: list[int] | None = None, on_pause=None) -> SampleSpikes:
+        """One sample (T, *input_shape), as :meth:`LavaRunner.run_sample`."""
+        run = self.run_batch(np.asarray(x)[None], pause_at, on_pause)
+        return SampleSpikes({k: v[0] for k, v in run.spikes.items()}, run.wall_s, {"run_s": run.wall_s},
+                            {k: v[0] for k, v in run.raw.items()})
+
+    def close(self) -> None:
+        self._closed = True
+
+    def __enter__(self) -> "EmulatorRunner":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def _lif_fixed(st: dict[str, torch.Tensor], a: torch.Tensor, c: dict) -> torch.Tensor:
+    """Lava ``PyLifModelBitAcc``: int32 arithmetic, u wrapped once to 24 bits, v clipped.
+
+    ``c["saturated"]`` counts the wraps of u and the clips of v (each one a departure from the float model).
+    With ``c["small_input"]`` (|a_in| < 2**17, known from the weights) no int32 sum can overflow and
+    ``|u| < 2**24`` before the wrap, which is then the 24-bit wrap onto (-2**23, 2**23], done in place.
+    """
+    if c["small_input"]:
+        u = a << ACT_SHIFT if c["keep_u"] == 0 else _decay(st["u"], c["keep_u"]).add_(a << ACT_SHIFT)
+        u = _wrap_u(u, c)
+        v = _decay(st["v"], c["keep_v"]).add_(u)
+        if c["has_bias"]:
+            v.add_(c["bias"])
+    else:
+        u = wrap_int(_decay(st["u"], c["keep_u"]) + wrap_int(wrap_int(a) << ACT_SHIFT))
+        high, low = u > UV_LIMIT, u <= -UV_LIMIT
+        u = wrap_int(torch.where(high, u - 2 * UV_LIMIT, torch.where(low, u + 2 * UV_LIMIT, u)))
+        c["saturated"][0] += torch.count_nonzero(high | low)
+        v = wrap_int(_decay(st["v"], c["keep_v"]) + u + c["bias"])
+    v = _clip_v(v, c)
+    s = v > c["vth"]
+    st["u"], st["v"] = u, v.masked_fill_(s, 0)
+    return s
+
+
+def _in_range(x: torch.Tensor, low: int, high: int, c: dict) -> bool:
+    """Whether every element lies in [low, high]; on a GPU (``c["branch_free"]``) always False, so that the
+    caller takes the branch-free path and nothing waits for the device."""
+    if c["branch_free"]:
+        return False
+    lo, hi = torch.aminmax(x)
+    return bool(lo >= low and hi <= high)
+
+
+def _wrap_u(u: torch.Tensor, c: dict) -> torch.Tensor:
+    """Lava's single wrap of u (|u| < 2**24 here) onto (-2**23, 2**23], in place, counted."""
+    if _in_range(u, 1 - UV_LIMIT, UV_LIMIT, c):
+        return u
+    t = u.add_(UV_LIMIT - 1)  # in [0, 2**24) exactly where u needs no wrap
+    c["saturated"][0] += torch.count_nonzero(t >> STATE_BITS)
+    return t.bitwise_and_(2 * UV_LIMIT - 1).sub_(UV_LIMIT - 1)
+
+
+def _clip_v(v: torch.Tensor, c: dict) -> torch.Tensor:
+    """v clipped to +-(2**23 - 1), in place, counted."""
+    if _in_range(v, 1 - UV_LIMIT, UV_LIMIT - 1, c):
+        return v
+    c["saturated"][1] += torch.count_nonzero(v > UV_LIMIT - 1) + torch.count_nonzero(v < 1 - UV_LIMIT)
+    return v.clamp_(1 - UV_LIMIT, UV_LIMIT - 1)
+
+
+def _sdn_fixed(model: str, st: dict[str, torch.Tensor], a: torch.Tensor, c: dict) -> torch.Tensor:
+    """Lava's fixed Sigma, Delta and SigmaDelta (ReLU activation, no cumulative error)."""
+    if model == "sigma":
+        st["sigma"] = wrap_int(st["sigma"] + a)
+        return st["sigma"]
+    if model == "sigma_delta":
+        st["sigma"] = wrap_int(st["sigma"] + a)
+        act = torch.relu(wrap_int(st["sigma"] + c["bias"]))
+    else:
+        act = wrap_int(a << (c["spike_exp"] + c["state_exp"]))
+    delta = wrap_int(act - st["act"] + st["residue"])
+    s = torch.where(delta.abs() >= c["vth"], delta, 0)
+    st["residue"], st["act"] = delta - s, act
+    return s >> c["state_exp"]

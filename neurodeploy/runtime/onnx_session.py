@@ -1,0 +1,34 @@
+"""ONNX Runtime sessions for the dense part, with execution-provider selection.
+
+The CUDA provider (``pip install neurodeploy[gpu]``, which brings ``onnxruntime-gpu``) is used when
+ONNX Runtime offers it and a GPU is present; otherwise the CPU provider, one intra-op thread per core.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import onnxruntime as ort
+
+from neurodeploy.errors import OnnxLoadError
+
+
+def select_providers(prefer_gpu: bool = True) -> list[str]:
+    """CUDA when onnxruntime offers it (and a GPU is present), else CPU."""
+    available = ort.get_available_providers()
+    if prefer_gpu and "CUDAExecutionProvider" in available:
+        return ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    return ["CPUExecutionProvider"]
+
+
+def make_session(path: Path, prefer_gpu: bool = True) -> ort.InferenceSession:
+    """An ORT session with all graph optimisations and one intra-op thread per core."""
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.intra_op_num_threads = max(1, len(os.sched_getaffinity(0)))
+    options.log_severity_level = 3
+    try:
+        return ort.InferenceSession(str(path), options, providers=select_providers(prefer_gpu))
+    except Exception as exc:  # onnxruntime raises its own exception types on damaged files
+        raise OnnxLoadError(f"{path}: ONNX Runtime cannot load it ({type(exc).__name__}: {str(exc)[:300]}); "
+                            "re-export the model") from exc

@@ -1,0 +1,181 @@
+"""Backend-neutral description of a spiking network in Lava's discrete-time parameters.
+
+A :class:`SpikingPlan` is what the NIR and netx importers produce and what the Lava builder (and
+later the emulator) consume. Shapes are kept in NIR's channel-first order ``(C, H, W)`` (or ``(n,)``);
+the Lava builder converts to Lava's ``(X, Y, C) = (W, H, C)``.
+
+Every synaptic layer adds Lava's one-step delay; ``delay_steps`` of a population is the number of
+feed-forward synaptic layers between the input and it. A recurrent synapse (its source is fed, directly
+or not, by its target) adds no delay to the population: it carries the previous step's spikes.
+
+Fixed-point parameters (Loihi's integer units) live beside the float ones in
+:attr:`SpikingPlan.fixed`, filled by :mod:`neurodeploy.spiking.quantize` or read from a netx file.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from neurodeploy.errors import SpikingPlanError
+
+
+NEURON_MODELS = ("lif", "li", "sigma_delta", "sigma", "delta")
+"""``lif``: Lava LIF; ``li``: LIF that never fires (readout of v); ``sigma_delta``/``sigma``/``delta``:
+Lava's sigma-delta processes (``lava.proc.sdn``), as netx builds them."""
+
+NEURON_STATE = {"lif": ("u", "v"), "li": ("u", "v"), "sigma_delta": ("sigma", "act", "residue"),
+                "sigma": ("sigma",), "delta": ("act", "residue")}
+"""The state variables of each model, as Lava names them."""
+
+
+@dataclass
+class SynapseLayer:
+    """Synapses from ``source`` (``"input"``, a population, or ``"bias"``: an always-on line) into ``target``.
+
+    ``kind == "dense"``: ``a = weights @ flatten(s)`` with ``weights`` (n_out, n_in) and the input
+    flattened in C order of its NIR shape. ``kind == "conv"``: a 2-D convolution (PyTorch semantics,
+    cross-correlation) with ``weights`` (C_out, C_in/groups, kH, kW). Both deliver one step later.
+    """
+
+    name: str
+    source: str
+    target: str
+    weights: np.ndarray
+    kind: str = "dense"
+    in_shape: tuple[int, ...] = ()
+    out_shape: tuple[int, ...] = ()
+    stride: tuple[int, int] = (1, 1)
+    padding: tuple[int, int] = (0, 0)
+    dilation: tuple[int, int] = (1, 1)
+    groups: int = 1
+    recurrent: bool = False
+    graded: bool = False  # the source sends graded (multi-bit) spikes
+    start_step: int = 0  # for source == "bias": the always-on line is on from this step (0-based)
+
+    @property
+    def carries_values(self) -> bool:
+        """The source sends values, not 0/1 spikes: the external input, or a graded population. (Lava's
+        float synapses binarise their input unless told otherwise.)"""
+        return self.source == "input" or self.graded
+
+    @property
+    def num_synapses(self) -> int:
+        """Stored weights (for a conv: the shared kernel)."""
+        return int(np.count_nonzero(self.weights))
+
+    @property
+    def fan_in(self) -> int:
+        """Synapses into one target neuron (the largest, for a dense layer)."""
+        if self.kind == "dense":
+            return int(np.count_nonzero(self.weights, axis=1).max(initial=0))
+        return int(np.prod(self.weights.shape[1:]))
+
+    @property
+    def num_connections(self) -> int:
+        """Pre x post pairs with a nonzero weight (for a conv: every kernel tap at every output)."""
+        if self.kind == "dense":
+            return self.num_synapses
+        return int(np.prod(self.out_shape[1:]) * np.count_nonzero(self.weights))
+
+
+@dataclass
+class NeuronLayer:
+    """A population. For ``model == "lif"``::
+
+        u[t] = u[t-1] (1 - du) + a_in[t];  v[t] = v[t-1] (1 - dv) + u[t] + bias;  spike if v > vth, v <- 0
+    """
+
+    name: str
+    shape: tuple[int, ...]
+    du: float
+    dv: float
+    vth: float
+    bias: np.ndarray  # shape == self.shape
+    delay_steps: int = 0
+    model: str = "lif"
+    driven_by_input: bool = False  # the external input enters a_in directly (netx input layers)
+
+    @property
+    def n(self) -> int:
+        return int(np.prod(self.shape))
+
+    def zeroed_at_step(self, bias) -> int | None:
+        """The step (1-based, within each run) at which u and v are set to zero, or None.
+
+        A Lava bias acts from step 1, earlier than an input delayed by ``delay_steps`` synaptic layers;
+        a LIF with a bias and a delay is zeroed just before its first input arrives (Lava ``LIFReset``,
+        as netx builds it), so it starts that input from rest like the reference.
+        """
+        if self.delay_steps >= 1 and np.any(np.asarray(bias) != 0):
+            return self.delay_steps + 1
+        return None
+
+
+@dataclass
+class FixedSynapse:
+    """Loihi integer synapse: effective weight ``weights * 2**weight_exp`` (8-bit mantissas)."""
+
+    weights: np.ndarray
+    weight_exp: int = 0
+    num_weight_bits: int = 8
+    num_message_bits: int = 0
+
+
+@dataclass
+class FixedNeuron:
+    """Loihi integer neuron (Lava ``fixed_pt`` LIF units): decays out of 4096, ``vth`` and
+    ``bias_mant << bias_exp`` in units of 2**-6 of the state; sigma-delta: ``vth``, ``spike_exp``,
+    ``state_exp``."""
+
+    du: int = 0
+    dv: int = 0
+    vth: int = 0
+    bias_mant: np.ndarray | int = 0
+    bias_exp: int = 0
+    spike_exp: int = 0
+    state_exp: int = 0
+
+
+@dataclass
+class SpikingPlan:
+    """Input shape, layers in build order, and the populations whose spikes leave the graph."""
+
+    input_shape: tuple[int, ...]
+    layers: list[SynapseLayer | NeuronLayer]
+    outputs: dict[str, str]  # output node name -> NeuronLayer name
+    dt: float
+    input_name: str = "input"
+    metadata: dict = field(default_factory=dict)
+    fixed: dict[str, FixedSynapse | FixedNeuron] = field(default_factory=dict)
+    graded_input: bool = False
+
+    @property
+    def n_in(self) -> int:
+        return int(np.prod(self.input_shape))
+
+    @property
+    def neurons(self) -> list[NeuronLayer]:
+        return [layer for layer in self.layers if isinstance(layer, NeuronLayer)]
+
+    @property
+    def synapses(self) -> list[SynapseLayer]:
+        return [layer for layer in self.layers if isinstance(layer, SynapseLayer)]
+
+    def layer(self, name: str) -> SynapseLayer | NeuronLayer:
+        return next(layer for layer in self.layers if layer.name == name)
+
+    def incoming(self, neuron: str) -> list[SynapseLayer]:
+        return [s for s in self.synapses if s.target == neuron]
+
+    def source_shape(self, source: str) -> tuple[int, ...]:
+        if source == "bias":
+            return (1,)
+        return self.input_shape if source == "input" else self.layer(source).shape
+
+    @property
+    def max_delay_steps(self) -> int:
+        return max(n.delay_steps for n in self.neurons)
+
+    @property
+    def is_quantized(self) -> bool:
+        return all(layer.name in self.fixed for layer in self.layers)

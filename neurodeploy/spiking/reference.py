@@ -1,0 +1,61 @@
+"""A float64 PyTorch simulation of a SpikingPlan's equations in aligned time (no Lava, no delays).
+
+The independent reference for the Lava runs: at aligned step t every population integrates the
+feed-forward spikes of step t, the recurrent spikes of step t-1 and its bias lines::
+
+    a[t] = sum_ff W s_src[t] + sum_rec W s_src[t-1] + b
+    u[t] = u[t-1] (1 - du) + a[t];  v[t] = v[t-1] (1 - dv) + u[t] + bias;  s[t] = v[t] > vth;  v[t] *= 1 - s[t]
+
+Sigma-delta populations (netx SDNN) have no float model here and are skipped.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from neurodeploy.spiking.plan import SpikingPlan, SynapseLayer
+
+
+def apply_synapse(syn: SynapseLayer, w: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
+    """Synaptic input of a batch: s (B, *in_shape) -> (B, *out_shape), with ``w`` in the plan's layout.
+
+    Dense: ``a = W flatten(s)``; conv: PyTorch's cross-correlation (1-D shapes (C, L) as (C, 1, L)).
+    """
+    batch = s.shape[0]
+    if syn.kind == "dense":
+        return (s.reshape(batch, -1) @ w.T).reshape(batch, *syn.out_shape)
+    x = s if len(syn.in_shape) == 3 else s[:, :, None, :]
+    y = F.conv2d(x, w, None, syn.stride, syn.padding, syn.dilation, syn.groups)
+    return y if len(syn.in_shape) == 3 else y[:, :, 0]
+
+
+def _apply(syn: SynapseLayer, s: torch.Tensor) -> torch.Tensor:
+    return apply_synapse(syn, torch.as_tensor(syn.weights, dtype=torch.float64), s[None])[0]
+
+
+def simulate_float(plan: SpikingPlan, x: np.ndarray) -> dict[str, np.ndarray]:
+    """x (T, *input_shape) -> spikes (T, *shape) of every LIF population."""
+    steps = x.shape[0]
+    inputs = torch.as_tensor(x.reshape(steps, *plan.input_shape), dtype=torch.float64)
+    pops = [p for p in plan.neurons if p.model in ("lif", "li")]
+    u = {p.name: torch.zeros(p.shape, dtype=torch.float64) for p in pops}
+    v = {p.name: torch.zeros(p.shape, dtype=torch.float64) for p in pops}
+    spikes = {p.name: torch.zeros((steps + 1, *p.shape), dtype=torch.float64) for p in pops}  # index t+1 = step t
+    with torch.no_grad():
+        for t in range(steps):
+            for p in pops:
+                a = torch.zeros(p.shape, dtype=torch.float64)
+                for syn in plan.incoming(p.name):
+                    if syn.source == "bias":
+                        a += torch.as_tensor(syn.weights[:, 0], dtype=torch.float64).reshape(p.shape)
+                    elif syn.source == "input":
+                        a += _apply(syn, inputs[t])
+                    else:
+                        a += _apply(syn, spikes[syn.source][t if syn.recurrent else t + 1])
+                u[p.name] = u[p.name] * (1 - p.du) + a
+                v[p.name] = v[p.name] * (1 - p.dv) + u[p.name] + torch.as_tensor(p.bias, dtype=torch.float64)
+                s = (v[p.name] > p.vth).double()
+                v[p.name] = v[p.name] * (1 - s)
+                spikes[p.name][t + 1] = s
+    return {name: s[1:].numpy() for name, s in spikes.items()}
