@@ -16,9 +16,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from neurodeploy.exporters import load_spiking
 from neurodeploy.bundle import read_bundle
 from neurodeploy.compiler.pipeline import compile_zoo
+from neurodeploy.exporters import load_spiking
 from neurodeploy.runtime.cosim import normalize_inputs, run_cosim
 from neurodeploy.runtime.lava_runner import LavaRunner
 

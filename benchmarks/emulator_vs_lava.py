@@ -23,10 +23,10 @@ from pathlib import Path
 
 import numpy as np
 
-from neurodeploy.exporters import load_spiking
-from neurodeploy.exporters.nir_import import read_plan
 from neurodeploy.bundle import read_bundle
 from neurodeploy.compiler.pipeline import compile_spiking, compile_zoo
+from neurodeploy.exporters import load_spiking
+from neurodeploy.exporters.nir_import import read_plan
 from neurodeploy.runtime.cosim import run_cosim
 from neurodeploy.runtime.emulator import EmulatorRunner
 from neurodeploy.runtime.lava_compat import install

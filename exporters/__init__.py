@@ -1,14 +1,46 @@
-"""One module per target format; :func:`load_spiking` is the registry the core uses to read a spiking part."""
+"""File formats, both directions where the format allows: NIR, lava-dl netx (HDF5) and ONNX.
+
+Installed as ``neurodeploy.exporters``. This module is the one registry through which the rest of
+neurodeploy reaches the formats: the names below are loaded on first use (so importing the registry
+imports neither torch nor ONNX), and :func:`load_spiking` picks the reader by file suffix.
+
+| name | format | module |
+|---|---|---|
+| ``load_spiking`` | a ``.nir`` or netx ``.net`` file -> :class:`~neurodeploy.spiking.plan.SpikingPlan` | here |
+| ``write_nir``, ``frontend_to_nir`` | neurodeploy ``SpikingSequential`` -> NIR file | ``nir_export`` |
+| ``sequential_to_nir``, ``conversion_problems`` | PyTorch modules (snnTorch, norse, ...) -> NIR | ``torch_to_nir`` |
+| ``nir_to_plan``, ``read_plan`` | NIR graph -> plan | ``nir_import`` |
+| ``read_netx``, ``write_netx`` | netx HDF5 <-> plan | ``netx_hdf5`` |
+| ``export_backend``, ``export_dense``, ``check_parity``, ``check_dynamic_dims`` | dense part -> ONNX, verified | ``onnx_export`` |
+"""
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
 
 SPIKING_FORMATS = {".nir": "nir", ".net": "netx"}
 
+_LAZY = {
+    "write_nir": "nir_export", "frontend_to_nir": "nir_export",
+    "sequential_to_nir": "torch_to_nir", "conversion_problems": "torch_to_nir",
+    "nir_to_plan": "nir_import", "read_plan": "nir_import",
+    "read_netx": "netx_hdf5", "write_netx": "netx_hdf5",
+    "export_backend": "onnx_export", "export_dense": "onnx_export", "check_parity": "onnx_export",
+    "check_dynamic_dims": "onnx_export", "INPUT_NAME": "onnx_export", "OUTPUT_NAME": "onnx_export",
+}
+
+__all__ = ["SPIKING_FORMATS", "load_spiking", *_LAZY]
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        return getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 def load_spiking(path: str | Path, dt: float | None = None):
     """A :class:`~neurodeploy.spiking.plan.SpikingPlan` from a ``.nir`` or lava-dl netx ``.net`` file."""
-    from neurodeploy.spiking.plan import SpikingPlanError
+    from neurodeploy.errors import SpikingPlanError
 
     path = Path(path)
     kind = SPIKING_FORMATS.get(path.suffix.lower())

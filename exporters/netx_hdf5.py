@@ -20,8 +20,8 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from neurodeploy.spiking.plan import FixedNeuron, FixedSynapse, NeuronLayer, SpikingPlan, SpikingPlanError, SynapseLayer
 from neurodeploy.errors import NetxFormatError
+from neurodeploy.spiking.plan import FixedNeuron, FixedSynapse, NeuronLayer, SpikingPlan, SynapseLayer
 
 NETX_BIAS_EXP = 6
 SDNN_EXP = 6

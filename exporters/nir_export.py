@@ -14,9 +14,9 @@ import nir
 import numpy as np
 from torch import nn
 
+from neurodeploy.errors import SpikingPlanError
 from neurodeploy.models.frontend import SpikingSequential
 from neurodeploy.models.neurons import LIFCell
-from neurodeploy.spiking.plan import SpikingPlanError
 
 
 def _per_neuron(value: float, n: int) -> np.ndarray:

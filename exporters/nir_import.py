@@ -24,8 +24,9 @@ from pathlib import Path
 import nir
 import numpy as np
 
+from neurodeploy.errors import SpikingPlanError
 from neurodeploy.exporters.nir_chains import LINEAR_NODES, compose
-from neurodeploy.spiking.plan import NeuronLayer, SpikingPlan, SpikingPlanError, SynapseLayer
+from neurodeploy.spiking.plan import NeuronLayer, SpikingPlan, SynapseLayer
 
 DEFAULT_DT_S = 1e-4  # the convention of snnTorch, SpikingJelly and the NIR paper
 NEURON_NODES = (nir.CubaLIF, nir.LIF, nir.IF, nir.CubaLI, nir.LI)

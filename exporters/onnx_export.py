@@ -12,11 +12,16 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import onnx
 import torch
 from torch import nn
+
+if TYPE_CHECKING:  # pragma: no cover
+    import onnxruntime as ort
+
 from neurodeploy.errors import OnnxExportError
 from neurodeploy.runtime.onnx_session import make_session
 

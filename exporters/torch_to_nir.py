@@ -27,9 +27,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from neurodeploy.errors import SpikingPlanError
 from neurodeploy.exporters.nir_export import lif_to_nir, linear_to_nir
 from neurodeploy.models.neurons import LIFCell
-from neurodeploy.spiking.plan import SpikingPlanError
 
 
 def _full(value, shape: tuple[int, ...]) -> np.ndarray:
@@ -83,7 +83,8 @@ def _neuron_mappers() -> dict[str, Callable]:
     return {"Leaky": _leaky, "Synaptic": _synaptic, "LIFBoxCell": _lif_box}
 
 
-def _check(name: str, module: nn.Module, dt: float) -> list[str]:
+def conversion_problems(name: str, module: nn.Module, dt: float) -> list[str]:
+    """Why ``module`` (named ``name``) cannot be converted to NIR at ``dt``: an empty list when it can."""
     kind = type(module).__name__
     if kind in ("Leaky", "Synaptic"):
         return _snntorch_reset_problems(name, module)
@@ -112,7 +113,7 @@ def sequential_to_nir(layers: nn.Sequential | list[nn.Module], input_shape: tupl
     """A chain ``input -> 0 -> 1 -> ... -> output`` for per-timestep modules applied in order."""
     modules = list(layers.named_children()) if isinstance(layers, nn.Sequential) else \
         [(str(i), m) for i, m in enumerate(layers)]
-    problems = [p for name, m in modules for p in _check(name, m, dt)]
+    problems = [p for name, m in modules for p in conversion_problems(name, m, dt)]
     if problems:
         raise SpikingPlanError(problems, "cannot export the front-end to NIR")
     nodes: dict[str, nir.NIRNode] = {"input": nir.Input(input_type={"input": np.array(input_shape)})}

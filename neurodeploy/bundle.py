@@ -25,6 +25,8 @@ from typing import Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, ValidationError
+
+from neurodeploy.choices import Schedule
 from neurodeploy.errors import BundleError
 
 SCHEMA_VERSION = 1
@@ -46,7 +48,10 @@ class SpikingPart(_Strict):
     delay_steps: dict[str, int]  # Lava's synaptic delay per population (compensated on readout)
     total_delay_steps: int
     quantization: list[dict] | None = None  # per-population report of neurodeploy.spiking.quantize
+    quantization_error: str | None = None  # why the spiking part has no fixed-point form (float runs still work)
     resources: dict | None = None  # neurodeploy.spiking.resources.ResourceMap for the profile it names
+    profile: str = "loihi2"  # the neuromorphic profile it was quantized and mapped for
+    module_paths: dict[str, str] = {}  # NIR node -> the module of the user's model, e.g. "frontend.1 (Leaky)"
 
 
 class ParityRecord(_Strict):
@@ -54,7 +59,6 @@ class ParityRecord(_Strict):
     max_abs_err: float
 
 
-Schedule = Literal["end", "window", "event"]  # how often the dense part runs: per sample, per window, per salient window
 
 
 class DensePart(_Strict):
@@ -108,12 +112,18 @@ class Manifest(_Strict):
     placement: list[Placement] = []
     reference: Reference | None = None
     feedback: FeedbackPart | None = None
+    schedule: Schedule | None = None  # the schedule the model is deployed with (None: "end")
     provenance: dict[str, str]
     checksums: dict[str, str] = {}  # relative path -> sha256 of every file in the bundle but the manifest
 
     @property
     def spiking_only(self) -> bool:
         return self.dense is None
+
+    @property
+    def default_schedule(self) -> Schedule:
+        """The bundle's own deployment schedule: what ``schedule=None`` means everywhere."""
+        return self.schedule or ("window" if self.feedback is not None else "end")
 
 
 def write_bundle(path: Path, manifest: Manifest, files: dict[str, bytes | Path],

@@ -1,13 +1,19 @@
 """``neurodeploy``: compile, co-simulate and cost hybrid spiking + dense models.
 
-    neurodeploy demo [--out DIR]
-    neurodeploy compile MODEL|module:function --out BUNDLE [--samples N] [--weights W.pt] [--cut NAME]
-    neurodeploy compile FILE.nir|FILE.net --out BUNDLE [--dt SECONDS] [--profile loihi2]
-    neurodeploy parity FILE.nir|FILE.net|BUNDLE --input X.npy [--dt SECONDS] [--backend lava|emulator] [--json]
-    neurodeploy cosim BUNDLE [--input X.npy] [--output Y.npz] [--mode float|fixed] [--backend lava|emulator] [--json]
-    neurodeploy energy BUNDLE [--loihi PROFILE] [--gpu PROFILE] [--input X.npy] [--mode] [--backend] [--json]
-    neurodeploy report BUNDLE [--html OUT.html] [--mode] [--backend]
+    neurodeploy demo [--out DIR] [--samples N]
+    neurodeploy compile MODEL|module:function|FILE.nir|FILE.net --out BUNDLE [--samples N] [--weights W.pt]
+                        [--cut NAME] [--dt SECONDS] [--profile loihi2] [--schedule end|window|event]
+    neurodeploy cosim BUNDLE [--input X.npy] [--output Y.npz] [--mode float|fixed] [--backend lava|emulator]
+                      [--schedule S] [--early-exit] [--checkpoint DIR] [--json]
+    neurodeploy energy BUNDLE [--loihi PROFILE] [--gpu PROFILE] [--input X.npy] [--schedule S] [--early-exit] [--json]
+    neurodeploy report BUNDLE [--html OUT.html] [--schedule S] [--early-exit]
     neurodeploy evaluate BUNDLE --data D.npz [--backend emulator|lava] [--mode fixed|float] [--model NAME] [--json]
+    neurodeploy parity FILE.nir|FILE.net|BUNDLE --input X.npy [--dt SECONDS] [--backend lava|emulator] [--json]
+
+A thin layer over the public API (:mod:`neurodeploy.api`): each sub-command parses its arguments,
+makes the API calls and prints. Every :class:`~neurodeploy.errors.NeurodeployError` is printed as
+one line on stderr with exit code 2. Only argparse, json and the error module are imported at start,
+so ``--help`` and argument errors answer at once; the API imports torch and Lava where it needs them.
 """
 from __future__ import annotations
 
@@ -15,96 +21,137 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import get_args
 
-import numpy as np
-from rich.console import Console
-
-from neurodeploy.bundle import Schedule
+from neurodeploy.choices import BACKENDS, MODES, SCHEDULES
+from neurodeploy.errors import NeurodeployError, UsageError, one_line
 
 DEFAULT_SAMPLES = 8
 
 
-class CliError(Exception):
-    """An error the CLI reports in one line and exit code 2."""
+def _console():
+    from rich.console import Console
+
+    return Console(stderr=True)
 
 
-def _cmd_compile(args: argparse.Namespace) -> int:
-    from neurodeploy.exporters import SPIKING_FORMATS
-    from neurodeploy.models import zoo
-    from neurodeploy.compiler.pipeline import compile_spiking, compile_zoo
+def _load_input(path: str | None):
+    if path is None:
+        return None
+    import numpy as np
 
-    console = Console(stderr=True)
-    if Path(args.model).suffix.lower() in SPIKING_FORMATS:
-        path = compile_spiking(Path(args.model), Path(args.out), args.dt, args.profile)
-        _print_spiking_bundle(path, console)
-    elif args.model in zoo.ZOO:
-        if args.dt is not None:
-            raise CliError("--dt applies to .nir/.net files; a zoo model carries its own dt")
-        path = compile_zoo(args.model, Path(args.out), args.samples)
-    elif ":" in args.model:
-        from neurodeploy.compiler.pipeline import compile_hybrid, load_factory
-
-        try:
-            model, inputs, dt_s, name = load_factory(args.model, Path(args.weights) if args.weights else None,
-                                                     args.samples)
-        except ValueError as exc:
-            raise CliError(str(exc)) from exc
-        path = compile_hybrid(model, inputs, Path(args.out), args.dt or dt_s, name, cut=args.cut)
-    else:
-        raise CliError(f"MODEL {args.model!r} is neither a bundled model ({', '.join(sorted(zoo.ZOO))}), a "
-                       ".nir/.net file, nor a module:function factory")
-    console.print(f"bundle written to {path}")
-    return 0
-
-
-def _print_spiking_bundle(path: Path, console: Console) -> None:
-    from neurodeploy.bundle import read_bundle
-
-    m = read_bundle(path).manifest.spiking
-    console.print(f"dt = {m.dt_s:g} s; input shape {tuple(m.input_shape)}; delay compensation {m.delay_steps}")
-    res = m.resources
-    console.print(f"resources on {res['profile']}: {res['cores']} cores, {res['chips']} chip(s)")
-    for pop in res["populations"]:
-        console.print(f"  {pop['name']}: {pop['neurons']} neurons, {pop['synapses']:,} synapses, "
-                      f"fan-in {pop['fan_in']}, {pop['cores']} core(s)")
-    for q in m.quantization or []:
-        syn = ", ".join(f"{s['name']} exp {s['weight_exp']} rms err {s['rel_rms_err']:.2%}" for s in q["synapses"])
-        console.print(f"  fixed point {q['name']}: scale {q['scale']:.4g} (limited by {q['limited_by']}), "
-                      f"vth {q['vth_mant']}; {syn}")
-
-
-def _cosim_summary(bundle_path: Path, inputs: np.ndarray | None, mode: str, backend: str, progress: bool,
-                   schedule: str = "end", loihi: str = "loihi2", gpu: str = "h100", checkpoint: str | None = None,
-                   early_exit: bool = False):
-    from neurodeploy.bundle import read_bundle
-    from neurodeploy.runtime.cosim import run_cosim
-    from neurodeploy.report.summary import summary
-
-    bundle = read_bundle(bundle_path)
-    result = run_cosim(bundle, inputs, mode=mode, backend=backend, progress=progress, schedule=schedule,
-                       checkpoint=checkpoint, early_exit=early_exit)
-    return bundle, result, summary(bundle, result, loihi, gpu)
-
-
-def _load_input(path: str) -> np.ndarray:
     try:
         return np.load(path, allow_pickle=False)
     except (OSError, ValueError) as exc:
-        raise CliError(f"cannot read --input {path}: {exc}") from exc
+        raise UsageError(f"cannot read --input {path}: {exc}; save the array with np.save(path, x)") from exc
+
+
+def _cmd_compile(args: argparse.Namespace) -> int:
+    import neurodeploy as nd
+    from neurodeploy.report.summary import print_quantization
+
+    bundle = nd.compile(args.model, args.out, dt_s=args.dt, cut=args.cut, profile=args.profile,
+                        schedule=args.schedule, samples=args.samples, weights=args.weights)
+    console, m = _console(), bundle.manifest.spiking
+    console.print(f"dt = {m.dt_s:g} s; input shape {tuple(m.input_shape)}; delay compensation {m.total_delay_steps} "
+                  f"steps; schedule {bundle.manifest.default_schedule}")
+    if m.resources:
+        res = m.resources
+        console.print(f"resources on {res['profile']}: {res['cores']} cores, {res['chips']} chip(s)")
+        for pop in res["populations"]:
+            name = m.module_paths.get(pop["name"], pop["name"])
+            console.print(f"  {name}: {pop['neurons']:,} neurons, {pop['synapses']:,} synapses, "
+                          f"fan-in {pop['fan_in']:,}, {pop['cores']} core(s)")
+    if m.quantization:
+        print_quantization(m.quantization, m.module_paths, console)
+    if m.quantization_error:
+        console.print(f"no fixed-point form (float runs only): {one_line(UsageError(m.quantization_error))}")
+    console.print(f"bundle written to {bundle.path}")
+    return 0
+
+
+def _run_and_price(args: argparse.Namespace, progress: bool):
+    """The co-simulation and its price, as every costed sub-command runs them."""
+    import neurodeploy as nd
+
+    bundle = nd.load(args.bundle)
+    result = nd.cosimulate(bundle, _load_input(args.input), mode=args.mode, backend=args.backend,
+                           schedule=args.schedule, early_exit=args.early_exit,
+                           checkpoint=getattr(args, "checkpoint", None), progress=progress)
+    return bundle, result, nd.estimate(bundle, result, loihi=args.loihi, gpu=args.gpu)
+
+
+def _cmd_cosim(args: argparse.Namespace) -> int:
+    bundle, result, cost = _run_and_price(args, progress=not args.json)
+    if args.output:
+        _save_output(args.output, bundle, result, _load_input(args.input))
+    _emit(bundle, result, cost, args.json)
+    return 0
+
+
+def _save_output(path: str, bundle, result, inputs) -> None:
+    import numpy as np
+
+    shape = bundle.manifest.spiking.input_shape or [None]
+    batched = inputs is None or inputs.ndim == len(shape) + 2
+    arrays = {name: (a if batched else a[0]) for name, a in result.outputs.items()}
+    arrays["y"] = result.y if batched else result.y[0]
+    np.savez(path, **arrays)
+
+
+def _emit(bundle, result, cost, as_json: bool) -> None:
+    """One JSON object on stdout, or the terminal table."""
+    import neurodeploy as nd
+
+    if as_json:
+        print(json.dumps(cost.figures, indent=2))
+    else:
+        nd.write_report(bundle, result, cost)
+
+
+def _cmd_energy(args: argparse.Namespace) -> int:
+    """Energy and latency per sample: co-simulate the reference inputs (or --input), price the counted events."""
+    bundle, result, cost = _run_and_price(args, progress=not args.json)
+    _emit(bundle, result, cost, args.json)
+    return 0
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    import neurodeploy as nd
+
+    bundle, result, cost = _run_and_price(args, progress=True)
+    nd.write_report(bundle, result, cost)
+    if args.html:
+        _console().print(f"HTML report written to {nd.write_report(bundle, result, cost, args.html)}")
+    return 0
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    import neurodeploy as nd
+    from neurodeploy.analysis.evaluate import load_dataset
+    from neurodeploy.report.units import number, si
+
+    x, labels = load_dataset(args.data)
+    result = nd.evaluate(args.bundle, x, labels, model=args.model, weights=args.weights, backend=args.backend,
+                         mode=args.mode, schedule=args.schedule, chunk=args.chunk, early_exit=args.early_exit,
+                         progress=not args.json)
+    if args.json:
+        print(json.dumps(result.as_dict(), indent=2))
+        return 0
+    out = print
+    out(f"{result.samples} samples, {result.backend} ({result.mode}), schedule {result.schedule}: "
+        f"deployed accuracy {result.accuracy:.2%}")
+    if result.torch_accuracy is not None:
+        out(f"PyTorch accuracy {result.torch_accuracy:.2%}; the two predict the same class on "
+            f"{result.agreement:.2%} of the samples")
+    out(f"{number(result.sops_per_sample)} SOPs per sample; {si(result.wall_s, 's')} in all")
+    return 0
 
 
 def _cmd_parity(args: argparse.Namespace) -> int:
-    from neurodeploy.bundle import read_bundle
-    from neurodeploy.analysis.parity import compare_layers, print_parity
+    import neurodeploy as nd
+    from neurodeploy.analysis.parity import print_parity
 
-    source = Path(args.source)
-    dt = args.dt
-    if source.is_dir():
-        bundle = read_bundle(source)
-        source, dt = bundle.spiking_path, bundle.manifest.spiking.dt_s
-    x = _load_input(args.input)
-    result = compare_layers(source, x, dt, args.backend)
+    result = nd.parity(args.source, _load_input(args.input), dt_s=args.dt, backend=args.backend)
     if args.json:
         print(json.dumps(result.as_dict(), indent=2))
     else:
@@ -112,142 +159,92 @@ def _cmd_parity(args: argparse.Namespace) -> int:
     return 0
 
 
-def _save_output(path: str, result, batched: bool) -> None:
-    arrays = {name: (a if batched else a[0]) for name, a in result.outputs.items()}
-    arrays["y"] = result.y if batched else result.y[0]
-    np.savez(path, **arrays)
-
-
-def _cmd_cosim(args: argparse.Namespace) -> int:
-    inputs = _load_input(args.input) if args.input else None
-    bundle, result, data = _cosim_summary(Path(args.bundle), inputs, args.mode, args.backend, not args.json,
-                                          args.schedule, args.loihi, args.gpu, args.checkpoint, args.early_exit)
-    if args.output:
-        shape = bundle.manifest.spiking.input_shape or [None]
-        _save_output(args.output, result, batched=inputs is None or inputs.ndim == len(shape) + 2)
-    _emit(data, args.json)
-    return 0
-
-
-def _emit(data: dict, as_json: bool) -> None:
-    """One JSON object on stdout, or the terminal table."""
-    from neurodeploy.report.summary import print_summary
-
-    if as_json:
-        print(json.dumps(data, indent=2))
-    else:
-        print_summary(data)
-
-
-def _cmd_energy(args: argparse.Namespace) -> int:
-    """Energy and latency per sample: co-simulate the reference inputs (or --input), price the counted events.
-    A spiking-only bundle without --input is refused by run_cosim, which names the input it needs."""
-    inputs = _load_input(args.input) if args.input else None
-    _, _, data = _cosim_summary(Path(args.bundle), inputs, args.mode, args.backend, not args.json,
-                                loihi=args.loihi, gpu=args.gpu)
-    _emit(data, args.json)
-    return 0
-
-
-def _cmd_report(args: argparse.Namespace) -> int:
-    from neurodeploy.report.html import write_html
-    from neurodeploy.spiking.resources import map_resources
-
-    inputs = _load_input(args.input) if args.input else None
-    bundle, result, data = _cosim_summary(Path(args.bundle), inputs, args.mode, args.backend, progress=True,
-                                          loihi=args.loihi, gpu=args.gpu)
-    _emit(data, False)
-    if args.html:
-        m = bundle.manifest
-        windows = (result.spikes[next(iter(result.spikes))].shape[1] // m.adapter.window) if m.adapter else 1
-        path = write_html(Path(args.html), data, result.spikes, map_resources(result.plan, args.loihi).as_dict(),
-                          windows)
-        Console(stderr=True).print(f"HTML report written to {path}")
-    return 0
-
-
-def _torch_model(spec: str | None, weights: str | None, bundle):
-    """The PyTorch model to compare with: --model (a zoo name or module:function), else the zoo model the
-    bundle was compiled from, else None."""
-    from neurodeploy.models import zoo
-    from neurodeploy.compiler.pipeline import load_factory, load_weights
-
-    spec = spec or (bundle.manifest.provenance.get("model") if bundle.manifest.provenance else None)
-    if spec is None or (spec not in zoo.ZOO and ":" not in spec):
-        return None
-    if spec in zoo.ZOO:
-        model = zoo.get(spec).build()
-        return load_weights(model, Path(weights)) if weights else model
-    return load_factory(spec, Path(weights) if weights else None)[0]
-
-
-def _cmd_evaluate(args: argparse.Namespace) -> int:
-    from neurodeploy.bundle import read_bundle
-    from neurodeploy.analysis.evaluate import evaluate, load_dataset
-
-    bundle = read_bundle(Path(args.bundle))
-    x, labels = load_dataset(args.data)
-    model = _torch_model(args.model, args.weights, bundle)
-    result = evaluate(bundle, x, labels, args.backend, args.mode, args.schedule, model, args.chunk,
-                      progress=not args.json, early_exit=args.early_exit)
-    if args.json:
-        print(json.dumps(result.as_dict(), indent=2))
-        return 0
-    console = Console()
-    console.print(f"{result.samples} samples, {result.backend} ({result.mode}), schedule {result.schedule}: "
-                  f"deployed accuracy {result.accuracy:.2%}")
-    if result.torch_accuracy is not None:
-        console.print(f"PyTorch accuracy {result.torch_accuracy:.2%}; the two predict the same class on "
-                      f"{result.agreement:.2%} of the samples")
-    console.print(f"{result.sops_per_sample:,.0f} SOPs per sample; {result.wall_s:.2f} s in all")
-    return 0
-
-
 def _cmd_demo(args: argparse.Namespace) -> int:
+    import neurodeploy as nd
     from neurodeploy.models import zoo
-    from neurodeploy.compiler.pipeline import compile_zoo
 
-    out = Path(args.out)
-    console = Console(stderr=True)
+    out, console = Path(args.out), _console()
     entry = zoo.get(zoo.DEFAULT_MODEL)
     console.print(f"compiling '{entry.name}' ({entry.description})")
-    bundle_path = compile_zoo(entry.name, out / "bundle", args.samples)
-    console.print(f"bundle: {bundle_path}; co-simulating {args.samples} samples (Lava floating_pt + ONNX Runtime, "
-                  f"schedule {entry.schedule})")
-    from neurodeploy.bundle import read_bundle
-
-    dense = read_bundle(bundle_path).manifest.dense
-    _, _, data = _cosim_summary(bundle_path, None, "float", "lava", progress=True, schedule=entry.schedule,
-                                early_exit=dense is not None and dense.exit_threshold is not None)
-    (out / "report.json").write_text(json.dumps(data, indent=2))
-    _emit(data, False)
-    console.print(f"report written to {out / 'report.json'}")
+    bundle = nd.compile(entry.name, out / "bundle", samples=args.samples)
+    dense = bundle.manifest.dense
+    console.print(f"bundle: {bundle.path}; co-simulating {args.samples} samples (Lava floating_pt + ONNX Runtime, "
+                  f"schedule {bundle.manifest.default_schedule})")
+    result = nd.cosimulate(bundle, mode="float", backend="lava", progress=True,
+                           early_exit=dense is not None and dense.exit_threshold is not None)
+    cost = nd.estimate(bundle, result)
+    report = nd.write_report(bundle, result, cost, out / "report.json")
+    nd.write_report(bundle, result, cost)
+    console.print(f"report written to {report}")
     return 0
 
 
 def _profile_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--loihi", default="loihi2", help="neuromorphic profile: a name in hw_profiles/ or a .json path "
-                                                     "(default loihi2)")
-    p.add_argument("--gpu", default="h100", help="GPU profile: a name in hw_profiles/ or a .json path (default h100)")
+    p.add_argument("--loihi", help="neuromorphic profile: a name (see hw_profiles/, $NEURODEPLOY_PROFILE_PATH) or a "
+                                   ".json path (default: the profile the bundle was compiled for)")
+    p.add_argument("--gpu", default="h100", help="GPU profile: a name or a .json path (default h100)")
 
 
 def _backend_arg(p: argparse.ArgumentParser, default: str = "lava") -> None:
-    from neurodeploy.runtime.runners import BACKENDS
-
     p.add_argument("--backend", choices=list(BACKENDS), default=default,
                    help="lava: Lava's CPU simulation, one sample at a time; emulator: the batched emulator, "
                         f"bit-exact with Lava fixed_pt, on a GPU when present (default {default})")
 
 
-def _costed(sub, name: str, help_text: str) -> argparse.ArgumentParser:
-    """A sub-command that co-simulates a bundle and prices it: BUNDLE, --input and the profiles."""
+def _schedule_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--schedule", choices=list(SCHEDULES),
+                   help="end: whole-sequence dense model once per sample; window: streaming step model per window; "
+                        "event: step model on salient windows only (default: the bundle's own schedule)")
+    p.add_argument("--early-exit", action="store_true",
+                   help="stop each sample at the first window whose output reaches the bundle's exit confidence; "
+                        "the report prices the run up to there, beside the full run")
+
+
+def _costed(sub, name: str, help_text: str, json_flag: bool = True) -> argparse.ArgumentParser:
+    """A sub-command that co-simulates a bundle and prices it: BUNDLE, --input, mode, backend, schedule, profiles."""
     p = sub.add_parser(name, help=help_text)
     p.add_argument("bundle")
-    p.add_argument("--input", help=".npy inputs; required for a spiking-only bundle (hybrids use their reference run)")
-    p.add_argument("--mode", choices=["float", "fixed"], default="float")
+    p.add_argument("--input", help=".npy, time-major: (T, *input_shape) or (B, T, *input_shape); "
+                                   "default: the bundle's reference inputs (required for a spiking-only bundle)")
+    p.add_argument("--mode", choices=list(MODES), default="float")
     _backend_arg(p)
+    _schedule_args(p)
     _profile_args(p)
+    if json_flag:
+        p.add_argument("--json", action="store_true", help="print one JSON object")
     return p
+
+
+def _add_compile(sub) -> None:
+    p = sub.add_parser("compile", help="compile a model or a .nir/.net spiking graph into a deployment bundle")
+    p.add_argument("model", help="a bundled zoo model name, a package.module:function factory, "
+                                 "or a .nir / netx .net file (spiking-only)")
+    p.add_argument("--out", required=True, help="bundle folder to write")
+    p.add_argument("--samples", type=int, default=DEFAULT_SAMPLES, help="reference samples to store")
+    p.add_argument("--dt", type=float, help="time step in seconds (.nir/.net files whose metadata has none: default "
+                                            "1e-4 for NIR, 1e-3 for netx; a model: default its factory's)")
+    p.add_argument("--profile", default="loihi2", help="neuromorphic profile the spiking part is quantized and "
+                                                       "mapped for (default loihi2)")
+    p.add_argument("--schedule", choices=list(SCHEDULES), help="deployment schedule recorded in the bundle "
+                                                               "(default: window for a streaming back-end, else end)")
+    p.add_argument("--weights", help="state_dict (.pt) to load into a module:function or zoo model")
+    p.add_argument("--cut", help="name of the last spiking module (default: found automatically)")
+    p.set_defaults(func=_cmd_compile)
+
+
+def _add_evaluate(sub) -> None:
+    p = sub.add_parser("evaluate", help="accuracy of the deployed model over a labelled test set, beside PyTorch's")
+    p.add_argument("bundle")
+    p.add_argument("--data", required=True, help=".npz with x (B, T, *input_shape) and labels (B,)")
+    p.add_argument("--mode", choices=list(MODES), default="fixed")
+    _schedule_args(p)
+    p.add_argument("--model", help="PyTorch model to compare with: a zoo name or module:function "
+                                   "(default: the zoo model the bundle was compiled from)")
+    p.add_argument("--weights", help="state_dict (.pt) for --model")
+    p.add_argument("--chunk", type=int, default=256, help="samples per co-simulation call (memory)")
+    p.add_argument("--json", action="store_true")
+    _backend_arg(p, default="emulator")
+    p.set_defaults(func=_cmd_evaluate)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -258,18 +255,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="out/demo", help="output folder (default: out/demo)")
     p.add_argument("--samples", type=int, default=DEFAULT_SAMPLES)
     p.set_defaults(func=_cmd_demo)
-
-    p = sub.add_parser("compile", help="compile a model or a .nir/.net spiking graph into a deployment bundle")
-    p.add_argument("model", help="a bundled zoo model name, a package.module:function factory, "
-                                 "or a .nir / netx .net file (spiking-only)")
-    p.add_argument("--out", required=True, help="bundle folder to write")
-    p.add_argument("--samples", type=int, default=DEFAULT_SAMPLES, help="reference samples to store")
-    p.add_argument("--dt", type=float, help="time step in seconds for .nir/.net files whose metadata has none "
-                                            "(default: the graph's metadata, else 1e-4 for NIR, 1e-3 for netx)")
-    p.add_argument("--profile", default="loihi2", help="neuromorphic profile for the resource map (default loihi2)")
-    p.add_argument("--weights", help="state_dict (.pt) to load into a module:function model")
-    p.add_argument("--cut", help="name of the last spiking module (default: found automatically)")
-    p.set_defaults(func=_cmd_compile)
+    _add_compile(sub)
 
     p = sub.add_parser("parity", help="layer-by-layer: float reference vs the back-end's float and fixed runs")
     p.add_argument("source", help="a .nir / .net file or a bundle folder")
@@ -279,64 +265,31 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_cmd_parity)
 
-    p = sub.add_parser("cosim", help="co-simulate a bundle (Lava + ONNX Runtime) and compare with PyTorch")
-    p.add_argument("bundle")
-    p.add_argument("--input", help=".npy, time-major: (T, *input_shape) or (B, T, *input_shape); "
-                                   "default: the bundle's reference inputs")
+    p = _costed(sub, "cosim", "co-simulate a bundle (Lava + ONNX Runtime) and compare with PyTorch")
     p.add_argument("--output", help=".npz to write: spikes per NIR Output node and y, aligned to the input")
-    p.add_argument("--mode", choices=["float", "fixed"], default="float")
-    _backend_arg(p)
-    p.add_argument("--schedule", choices=list(get_args(Schedule)), default="end",
-                   help="end: whole-sequence dense model once per sample; window: streaming step model per window; "
-                        "event: step model on salient windows only")
-    p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--checkpoint", help="folder for partial results, saved after every sample; rerun to resume")
-    p.add_argument("--early-exit", action="store_true",
-                   help="stop each sample at the first window whose output reaches the bundle's exit confidence; "
-                        "the report prices the run up to there, beside the full run")
-    _profile_args(p)
     p.set_defaults(func=_cmd_cosim)
-
-    p = sub.add_parser("evaluate", help="accuracy of the deployed model over a labelled test set, beside PyTorch's")
-    p.add_argument("bundle")
-    p.add_argument("--data", required=True, help=".npz with x (B, T, *input_shape) and labels (B,)")
-    p.add_argument("--mode", choices=["float", "fixed"], default="fixed")
-    p.add_argument("--schedule", choices=list(get_args(Schedule)), default="end")
-    p.add_argument("--model", help="PyTorch model to compare with: a zoo name or module:function "
-                                   "(default: the zoo model the bundle was compiled from)")
-    p.add_argument("--weights", help="state_dict (.pt) for --model")
-    p.add_argument("--chunk", type=int, default=256, help="samples per co-simulation call (memory)")
-    p.add_argument("--early-exit", action="store_true", help="predict from each sample's early-exit window")
-    p.add_argument("--json", action="store_true")
-    _backend_arg(p, default="emulator")
-    p.set_defaults(func=_cmd_evaluate)
-
-    p = _costed(sub, "energy", "energy and latency per sample: Loihi + link + GPU vs all-GPU, and the 45 nm tier")
-    p.add_argument("--json", action="store_true")
-    p.set_defaults(func=_cmd_energy)
-
-    p = _costed(sub, "report", "co-simulate a bundle, print the summary, optionally write an HTML report")
+    _add_evaluate(sub)
+    _costed(sub, "energy", "energy and latency per sample: Loihi + link + GPU vs all-GPU, and the 45 nm tier"
+            ).set_defaults(func=_cmd_energy)
+    p = _costed(sub, "report", "co-simulate a bundle, print the summary, optionally write an HTML report",
+                json_flag=False)
     p.add_argument("--html", help="write a self-contained HTML report (plots, resource map, assumptions) here")
     p.set_defaults(func=_cmd_report)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    from neurodeploy.bundle import BundleError
-    from neurodeploy.runtime.cosim import InputShapeError, ScheduleError
-    from neurodeploy.runtime.emulator import EmulatorError
-    from neurodeploy.analysis.evaluate import DatasetError
-    from neurodeploy.cost.profiles import ProfileError
-    from neurodeploy.runtime.lava_runner import LavaRunError
-    from neurodeploy.spiking.plan import SpikingPlanError
-
+    """Run one sub-command; a named error is one line on stderr and exit code 2."""
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (CliError, BundleError, InputShapeError, ScheduleError, LavaRunError, EmulatorError, SpikingPlanError,
-            ProfileError, DatasetError, NotImplementedError) as exc:
-        print(f"neurodeploy {args.command}: error: {exc}", file=sys.stderr)
+    except NeurodeployError as exc:
+        print(f"neurodeploy {args.command}: error: {type(exc).__name__}: {one_line(exc)}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(f"neurodeploy {args.command}: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -18,8 +18,8 @@ import time
 import numpy as np
 import torch
 
-from neurodeploy.models.dense_blocks import surrogate_gradients
 from neurodeploy.analysis.evaluate import torch_outputs, torch_predictions
+from neurodeploy.models.dense_blocks import surrogate_gradients
 from neurodeploy.models.zoo.common import WEIGHTS, calibrate
 
 SEED = 0

@@ -19,13 +19,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from neurodeploy.models import zoo
+from neurodeploy.analysis.evaluate import evaluate, torch_predictions
 from neurodeploy.bundle import read_bundle
 from neurodeploy.compiler.pipeline import compile_zoo
-from neurodeploy.runtime.cosim import run_cosim
-from neurodeploy.analysis.evaluate import evaluate, torch_predictions
-from neurodeploy.runtime.lava_compat import install
+from neurodeploy.models import zoo
 from neurodeploy.report.summary import summary
+from neurodeploy.runtime.cosim import run_cosim
+from neurodeploy.runtime.lava_compat import install
 
 
 def measure(name: str, test_size: int, tmp: Path) -> dict:
@@ -65,11 +65,11 @@ def measure(name: str, test_size: int, tmp: Path) -> dict:
 
 def neuro_svt_extras(bundle, model, x, labels, cosim, tmp: Path) -> dict:
     """Permanence Score (the output after >= 30 occluded frames) and SOPs against the dense twin's MACs."""
-    from neurodeploy.exporters.onnx_export import export_dense
-    from neurodeploy.cost.macs import count_macs
     from neurodeploy.analysis.evaluate import predictions
-    from neurodeploy.report.summary import cost
+    from neurodeploy.cost.macs import count_macs
+    from neurodeploy.exporters.onnx_export import export_dense
     from neurodeploy.models.zoo import datasets, neuro_svt
+    from neurodeploy.report.summary import cost
 
     with torch.no_grad():
         y = model(torch.as_tensor(x)).numpy()

@@ -7,7 +7,8 @@ import shutil
 import numpy as np
 import pytest
 
-from neurodeploy.bundle import BundleError, read_bundle, write_bundle
+from neurodeploy.bundle import read_bundle, write_bundle
+from neurodeploy.errors import BundleError
 
 
 def test_round_trip(demo_bundle, tmp_path):

@@ -5,11 +5,12 @@ import multiprocessing
 
 import numpy as np
 import pytest
-
 from conftest import child_pids, new_child_pids
-from neurodeploy.exporters.nir_import import read_plan
+
 from neurodeploy.bundle import read_bundle
-from neurodeploy.runtime.lava_runner import LavaRunError, LavaRunner, stopped_on_exit
+from neurodeploy.errors import LavaRunError
+from neurodeploy.exporters.nir_import import read_plan
+from neurodeploy.runtime.lava_runner import LavaRunner, stopped_on_exit
 
 
 def test_error_in_the_caller_between_samples_stops_lava(demo_bundle):

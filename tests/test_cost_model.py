@@ -10,12 +10,13 @@ import pytest
 import torch
 from torch import nn
 
+from neurodeploy.cost.counts import synaptic_ops
+from neurodeploy.cost.model import Counts, estimate, neuromorphic_cost
+from neurodeploy.cost.profiles import PROFILE_DIR, load_profile
+from neurodeploy.errors import ProfileError
 from neurodeploy.exporters.nir_export import frontend_to_nir
 from neurodeploy.exporters.nir_import import nir_to_plan
-from neurodeploy.cost.model import Counts, estimate, neuromorphic_cost
 from neurodeploy.models.frontend import SpikingSequential
-from neurodeploy.cost.profiles import PROFILE_DIR, ProfileError, load_profile
-from neurodeploy.cost.counts import synaptic_ops
 from neurodeploy.models.neurons import LIFCell
 from neurodeploy.spiking.reference import simulate_float
 from neurodeploy.spiking.resources import map_resources

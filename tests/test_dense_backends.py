@@ -4,8 +4,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from neurodeploy.exporters.onnx_export import OnnxExportError, check_step_parity, export_backend
 from neurodeploy.cost.macs import count_macs
+from neurodeploy.errors import OnnxExportError
+from neurodeploy.exporters.onnx_export import check_step_parity, export_backend
 from neurodeploy.models.backends import StreamingBackend
 
 N_IN, N_OUT, K = 12, 5, 4

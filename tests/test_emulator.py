@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import CASES
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import CASES
-from neurodeploy.runtime.lava_net import from_lava
+from neurodeploy.errors import EmulatorError
 from neurodeploy.exporters.netx_hdf5 import read_netx
 from neurodeploy.exporters.nir_import import read_plan
-from neurodeploy.runtime.emulator import EmulatorError, EmulatorRunner, lava_dense_weights
+from neurodeploy.runtime.emulator import EmulatorRunner, lava_dense_weights
+from neurodeploy.runtime.lava_net import from_lava
 from neurodeploy.runtime.lava_runner import LavaRunner
 from neurodeploy.spiking.plan import FixedNeuron, FixedSynapse, NeuronLayer, SpikingPlan, SynapseLayer
 
@@ -222,8 +223,8 @@ def test_zoo_cosim_with_the_emulator_equals_lava(bundle_fixture, request):
 def test_cli_cosim_emulator_on_a_batch_and_parity(demo_bundle, tmp_path, capsys):
     import json
 
-    from neurodeploy.cli import main
     from neurodeploy.analysis.parity import compare_layers
+    from neurodeploy.cli import main
 
     bundle = str(demo_bundle)
     assert main(["cosim", bundle, "--backend", "emulator", "--mode", "fixed", "--json"]) == 0
@@ -246,10 +247,10 @@ def test_dataset_evaluation_float_reproduces_pytorch_and_fixed_equals_lava(demo_
 
     import torch
 
-    from neurodeploy.models import zoo
+    from neurodeploy.analysis.evaluate import evaluate, torch_predictions
     from neurodeploy.bundle import read_bundle
     from neurodeploy.cli import main
-    from neurodeploy.analysis.evaluate import evaluate, torch_predictions
+    from neurodeploy.models import zoo
 
     entry = zoo.get("tiny_hybrid")
     model = entry.build()

@@ -10,8 +10,9 @@ import h5py
 import numpy as np
 import pytest
 
-from neurodeploy.bundle import BundleError, read_bundle, sha256
-from neurodeploy.runtime.cosim import InputShapeError, run_cosim
+from neurodeploy.bundle import read_bundle, sha256
+from neurodeploy.errors import BundleError, InputShapeError
+from neurodeploy.runtime.cosim import run_cosim
 
 
 def test_cosim_matches_pytorch(demo_bundle):

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import torch
 
+from neurodeploy.errors import SpikingPlanError
 from neurodeploy.exporters.nir_export import frontend_to_nir, write_nir
 from neurodeploy.exporters.nir_import import DEFAULT_DT_S, nir_to_plan, read_plan
-from neurodeploy.spiking.plan import SpikingPlanError
 from neurodeploy.models.zoo import tiny_hybrid
 
 

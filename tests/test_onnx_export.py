@@ -4,9 +4,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from neurodeploy.exporters.onnx_export import OnnxExportError, check_dynamic_dims, check_parity, export_dense
-from neurodeploy.runtime.onnx_session import select_providers
+from neurodeploy.errors import OnnxExportError
+from neurodeploy.exporters.onnx_export import check_dynamic_dims, check_parity, export_dense
 from neurodeploy.models.backends import TransformerBackend
+from neurodeploy.runtime.onnx_session import select_providers
 
 DIMS = {0: "batch", 1: "steps"}
 

@@ -7,11 +7,12 @@ import pytest
 import torch
 from torch import nn
 
-from neurodeploy.models.backends import StreamingBackend
 from neurodeploy.bundle import read_bundle
-from neurodeploy.runtime.cosim import ScheduleError, run_cosim
+from neurodeploy.compiler.partition import partition
+from neurodeploy.errors import PartitionError, ScheduleError
+from neurodeploy.models.backends import StreamingBackend
 from neurodeploy.models.neurons import LIFCell
-from neurodeploy.compiler.partition import PartitionError, partition
+from neurodeploy.runtime.cosim import run_cosim
 
 
 def _flat(*extra: nn.Module) -> nn.Sequential:
@@ -128,11 +129,11 @@ def test_feedback_channel_cosim_equals_pytorch(tmp_path):
 
 
 def test_graded_input_is_not_binarised_by_lava_float():
+    from conftest import CASES
+
     from neurodeploy.exporters.nir_import import read_plan
     from neurodeploy.runtime.lava_runner import LavaRunner
     from neurodeploy.spiking.reference import simulate_float
-
-    from conftest import CASES
 
     plan = read_plan(CASES / "nir" / "03_rnn" / "braille_noDelay_bias_zero.nir")
     x = torch.rand(40, 12, generator=torch.Generator().manual_seed(0)).double().numpy() * 1.5

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 import neurodeploy.runtime.cosim as cosim
-from neurodeploy.models import zoo
 from neurodeploy.bundle import read_bundle
+from neurodeploy.models import zoo
 
 
 def test_interrupted_100_sample_run_resumes_to_the_same_results(demo_bundle, tmp_path, monkeypatch):
@@ -44,8 +44,10 @@ def test_a_killed_lava_worker_ends_the_run_within_the_time_limit(demo_bundle):
     import time
 
     from conftest import child_pids, new_child_pids
+
+    from neurodeploy.errors import LavaRunError
     from neurodeploy.exporters import load_spiking
-    from neurodeploy.runtime.lava_runner import LavaRunError, LavaRunner
+    from neurodeploy.runtime.lava_runner import LavaRunner
 
     bundle = read_bundle(demo_bundle)
     plan = load_spiking(bundle.spiking_path, bundle.manifest.spiking.dt_s)
@@ -98,12 +100,10 @@ def test_fuzzed_files_give_only_named_errors(loader, demo_bundle, tmp_path_facto
     from hypothesis import HealthCheck, given, settings
     from hypothesis import strategies as st
 
+    from neurodeploy.cost.profiles import load_profile
+    from neurodeploy.errors import BundleError, OnnxLoadError, ProfileError, SpikingPlanError
     from neurodeploy.exporters import load_spiking
-    from neurodeploy.errors import OnnxLoadError
     from neurodeploy.runtime.onnx_session import make_session
-    from neurodeploy.bundle import BundleError
-    from neurodeploy.cost.profiles import ProfileError, load_profile
-    from neurodeploy.spiking.plan import SpikingPlanError
 
     root = Path(__file__).resolve().parent.parent
     if loader in LOADERS:

@@ -8,14 +8,15 @@ import sys
 import nir
 import numpy as np
 import pytest
-
 from conftest import CASES
-from neurodeploy.exporters.nir_import import nir_to_plan, read_plan
-from neurodeploy.cost.profiles import ProfileError, load_profile
+
 from neurodeploy.analysis.parity import compare_layers
+from neurodeploy.cost.profiles import load_profile
+from neurodeploy.errors import ModelDoesNotFitError, ProfileError
+from neurodeploy.exporters.nir_import import nir_to_plan, read_plan
 from neurodeploy.spiking.quantize import quantize, quantize_weights
 from neurodeploy.spiking.reference import simulate_float
-from neurodeploy.spiking.resources import ModelDoesNotFitError, map_resources
+from neurodeploy.spiking.resources import map_resources
 
 LIF_CASE = CASES / "nir" / "01_lif" / "lif_norse.nir"
 BRAILLE = CASES / "nir" / "03_rnn" / "braille_noDelay_bias_zero.nir"

@@ -7,10 +7,10 @@ import pytest
 import torch
 from torch import nn
 
+from neurodeploy.errors import SpikingPlanError
 from neurodeploy.exporters.nir_import import nir_to_plan
 from neurodeploy.exporters.torch_to_nir import sequential_to_nir
 from neurodeploy.runtime.lava_runner import LavaRunner
-from neurodeploy.spiking.plan import SpikingPlanError
 
 T, N_IN = 40, 8
 

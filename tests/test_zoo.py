@@ -50,8 +50,8 @@ def test_compiles_cosimulates_exactly_and_is_priced(name, zoo_bundles, capsys):
 
 @pytest.mark.parametrize("name", zoo.TRAINED)
 def test_beats_chance_on_held_out_data_in_pytorch_and_fixed_point(name, zoo_bundles):
-    from neurodeploy.bundle import read_bundle
     from neurodeploy.analysis.evaluate import evaluate, torch_predictions
+    from neurodeploy.bundle import read_bundle
 
     entry = zoo.get(name)
     x, labels = entry.dataset("test", HELD_OUT)
@@ -64,8 +64,8 @@ def test_beats_chance_on_held_out_data_in_pytorch_and_fixed_point(name, zoo_bund
 
 def test_early_exit_saves_latency_and_energy(zoo_bundles):
     from neurodeploy.bundle import read_bundle
-    from neurodeploy.runtime.cosim import exit_windows, run_cosim
     from neurodeploy.report.summary import summary
+    from neurodeploy.runtime.cosim import exit_windows, run_cosim
 
     bundle = read_bundle(zoo_bundles["liquidspikeformer"])
     x, _ = zoo.get("liquidspikeformer").dataset("test", 16)
@@ -117,8 +117,8 @@ def test_spiking_part_is_bit_exact_on_the_emulator(name, zoo_bundles):
     """The emulator against Lava fixed_pt on each trained model's quantized spiking part (one test sample)."""
     from test_emulator import assert_bit_exact
 
-    from neurodeploy.exporters import load_spiking
     from neurodeploy.bundle import read_bundle
+    from neurodeploy.exporters import load_spiking
     from neurodeploy.spiking.quantize import quantize
 
     bundle = read_bundle(zoo_bundles[name])

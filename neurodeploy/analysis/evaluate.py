@@ -20,8 +20,8 @@ from rich.console import Console
 from rich.progress import Progress
 
 from neurodeploy.bundle import Bundle
-from neurodeploy.runtime.cosim import exit_outputs, run_cosim
 from neurodeploy.errors import DatasetError
+from neurodeploy.runtime.cosim import exit_outputs, run_cosim
 
 DEFAULT_CHUNK = 256
 

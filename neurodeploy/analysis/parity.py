@@ -15,9 +15,9 @@ from rich.console import Console
 from rich.table import Table
 
 from neurodeploy.exporters import load_spiking
+from neurodeploy.runtime.runners import open_runner
 from neurodeploy.spiking.quantize import quantize
 from neurodeploy.spiking.reference import simulate_float
-from neurodeploy.runtime.runners import open_runner
 
 
 @dataclass

@@ -13,18 +13,18 @@ Front-end modules Loihi cannot run are listed in one :class:`PartitionError`.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from torch import nn
 
-from neurodeploy.models.adapters import ADAPTER_TYPES
 from neurodeploy.bundle import Placement
-from neurodeploy.models.dense_blocks import (AttentionBlock, CfCBlock, ExchangeBlock, FusionBlock, MambaBlock, SDSABlock,
-                                      SSABlock)
+from neurodeploy.errors import PartitionError
+from neurodeploy.models.adapters import ADAPTER_TYPES
+from neurodeploy.models.dense_blocks import (AttentionBlock, CfCBlock, ExchangeBlock, FusionBlock, MambaBlock,
+                                             SDSABlock, SSABlock)
 from neurodeploy.models.frontend import SpikingSequential
 from neurodeploy.models.frontend_runner import is_neuron
 from neurodeploy.models.hybrid import HybridModel
-from neurodeploy.errors import PartitionError
 
 
 @dataclass
@@ -33,6 +33,12 @@ class Partition:
     dense: nn.Module
     adapter: nn.Module
     placement: list[Placement]
+    module_paths: dict[str, str] = field(default_factory=dict)  # NIR node -> "frontend.1 (Leaky)"
+
+
+def _paths(modules: list[tuple[str, nn.Module]], prefix: str) -> dict[str, str]:
+    """The user's module path and type for each NIR node of the spiking part (nodes are named as the children)."""
+    return {name: f"{prefix}{name} ({type(m).__name__})" for name, m in modules}
 
 
 GPU_REASONS: list[tuple[type, str]] = [
@@ -63,9 +69,9 @@ def _loihi_reason(module: nn.Module) -> str:
 
 
 def _loihi_problems(modules: list[tuple[str, nn.Module]], prefix: str) -> list[str]:
-    from neurodeploy.exporters.torch_to_nir import _check
+    from neurodeploy.exporters import conversion_problems
 
-    return [f"{prefix}{p}" for name, m in modules for p in _check(name, m, dt=1.0)]
+    return [f"{prefix}{p}" for name, m in modules for p in conversion_problems(name, m, dt=1.0)]
 
 
 def _dense_placement(backend: nn.Module, prefix: str, adapter: nn.Module) -> list[Placement]:
@@ -102,7 +108,7 @@ def partition(model: nn.Module, cut: str | None = None) -> Partition:
         if hasattr(model, "feedback"):
             placement.append(Placement(module="feedback", device="gpu", reason="feedback map: the dense output becomes "
                                        "input currents of the spiking part at the next window"))
-        return Partition(front, model.backend, adapter, placement)
+        return Partition(front, model.backend, adapter, placement, _paths(modules, "frontend."))
     if not isinstance(model, nn.Sequential):
         raise PartitionError(f"{type(model).__name__} is neither a HybridModel(frontend, backend) nor an nn.Sequential; "
                              "wrap the spiking front-end and the dense back-end in one of them")
@@ -145,4 +151,4 @@ def _partition_sequential(model: nn.Sequential, cut: str | None) -> Partition:
             placement += _dense_placement(m, f"{name}.", adapter)
         else:
             placement.append(Placement(module=name, device="gpu", reason=_gpu_reason(m)))
-    return Partition(front, dense, adapter, placement)
+    return Partition(front, dense, adapter, placement, _paths(modules[:end], ""))

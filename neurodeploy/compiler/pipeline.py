@@ -18,19 +18,17 @@ import torch
 from torch import nn
 
 import neurodeploy
-from neurodeploy.exporters.nir_export import frontend_to_nir, write_nir
-from neurodeploy.exporters.nir_import import nir_to_plan
-from neurodeploy.exporters.onnx_export import (INPUT_NAME, OUTPUT_NAME, check_dynamic_dims, check_parity, export_backend,
-                                   export_dense)
-from neurodeploy.exporters.torch_to_nir import sequential_to_nir
-from neurodeploy.models.adapters import ADAPTERS
-from neurodeploy.models.backends import StreamingBackend
 from neurodeploy.bundle import (Adapter, DensePart, FeedbackPart, Manifest, ParityRecord, Reference, SpikingPart,
                                 write_bundle)
+from neurodeploy.compiler.partition import Partition, partition
+from neurodeploy.errors import ModelConfigError, QuantizationError, UsageError
+from neurodeploy.exporters import (INPUT_NAME, OUTPUT_NAME, check_dynamic_dims, check_parity, export_backend,
+                                   export_dense, frontend_to_nir, nir_to_plan, sequential_to_nir, write_nir)
+from neurodeploy.models.adapters import ADAPTERS
+from neurodeploy.models.backends import StreamingBackend
 from neurodeploy.models.feedback import FeedbackHybrid, feedback_arrays, run_with_feedback
 from neurodeploy.models.frontend import SpikingSequential
 from neurodeploy.models.frontend_runner import run_frontend
-from neurodeploy.compiler.partition import Partition, partition
 
 ADAPTER_KINDS = {cls: kind for kind, cls in ADAPTERS.items()}
 
@@ -93,20 +91,56 @@ def _feedback_part(model: nn.Module, cut_delay: int, tmp: Path) -> FeedbackPart 
     if not isinstance(model, FeedbackHybrid):
         return None
     if model.latency_steps != cut_delay:
-        raise ValueError(f"the feedback latency is {model.latency_steps} steps but the spiking pipeline is {cut_delay} "
+        raise ModelConfigError(f"the feedback latency is {model.latency_steps} steps but the spiking pipeline is {cut_delay} "
                          f"deep (Lava's delay of the cut population); build the model with latency_steps={cut_delay}")
     np.savez(tmp / "feedback.npz", **feedback_arrays(model))
     return FeedbackPart(n_fb=model.n_fb, latency_steps=model.latency_steps)
 
 
+def _spiking_fixed_point(plan, profile: str) -> dict:
+    """The quantization report and resource map of the spiking part on ``profile``, for the manifest.
+    A plan with no fixed-point form keeps its float use: the reason is recorded, fixed runs refuse it."""
+    from neurodeploy.spiking.quantize import quantize_for
+    from neurodeploy.spiking.resources import map_resources
+
+    out = {"profile": profile, "resources": map_resources(plan, profile).as_dict()}
+    try:
+        out["quantization"] = quantize_for(plan, profile).as_dict()
+    except QuantizationError as exc:
+        out["quantization_error"] = str(exc)
+    return out
+
+
+def _default_schedule(dense_part: DensePart, feedback: FeedbackPart | None, schedule: str | None) -> str:
+    if feedback is not None:
+        return "window"
+    if schedule is None:
+        return "window" if "window" in dense_part.schedules else "end"
+    if schedule not in dense_part.schedules:
+        raise UsageError(f"schedule {schedule!r} is not supported by this dense part (supported: "
+                         f"{dense_part.schedules}); the window and event schedules need a streaming back-end")
+    return schedule
+
+
+def _provenance(name: str) -> dict[str, str]:
+    return {"neurodeploy": neurodeploy.__version__, "torch": torch.__version__,
+            "nir": getattr(nir, "__version__", "unknown"), "onnx": onnx.__version__, "model": name,
+            "created_utc": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}
+
+
 def compile_hybrid(model: nn.Module, inputs: torch.Tensor, out: Path, dt_s: float, name: str,
-                   cut: str | None = None) -> Path:
-    """Partition ``model``, export both halves, verify them, write the bundle at ``out``."""
+                   cut: str | None = None, profile: str = "loihi2", schedule: str | None = None) -> Path:
+    """Partition ``model``, export both halves, verify them, write the bundle at ``out``.
+
+    ``profile``: the neuromorphic profile the spiking part is quantized and mapped for; ``schedule``:
+    the bundle's deployment schedule (default ``window`` for a streaming back-end, else ``end``).
+    """
     model = model.eval()
     part = partition(model, cut)
     num_steps, window = int(inputs.shape[1]), part.adapter.window
     if num_steps % window:
-        raise ValueError(f"T={num_steps} is not a multiple of the adapter window K={window}")
+        raise UsageError(f"the example inputs have T={num_steps} steps, not a multiple of the adapter window "
+                         f"K={window}; pass inputs whose time dimension (dim 1 of (B, T, ...)) is a multiple of {window}")
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         input_shape = tuple(inputs.shape[2:])
@@ -120,21 +154,20 @@ def compile_hybrid(model: nn.Module, inputs: torch.Tensor, out: Path, dt_s: floa
         dense = copy.deepcopy(part.dense).float().eval()
         examples = _parity_examples(num_steps, window, plan.layer(cut_node).n)
         dense_part = _export_dense(dense, ref[f"spikes/{cut_node}"], examples, tmp)
+        if feedback:
+            dense_part = dense_part.model_copy(update={"schedules": ["window"]})
         manifest = Manifest(
             name=name, num_steps=num_steps, num_tokens=num_steps // window,
             spiking=SpikingPart(dt_s=plan.dt, n_in=plan.n_in, input_shape=list(plan.input_shape),
                                 cut_output=cut_output, outputs=plan.outputs,
                                 delay_steps={n.name: n.delay_steps for n in plan.neurons},
-                                total_delay_steps=plan.max_delay_steps),
-            dense=dense_part.model_copy(update={"schedules": ["window"]}) if feedback else dense_part,
-            feedback=feedback,
+                                total_delay_steps=plan.max_delay_steps, module_paths=part.module_paths,
+                                **_spiking_fixed_point(plan, profile)),
+            dense=dense_part, feedback=feedback, schedule=_default_schedule(dense_part, feedback, schedule),
             adapter=Adapter(kind=ADAPTER_KINDS[type(part.adapter)], window=window),
             placement=part.placement,
             reference=Reference(dtype="float64", num_samples=int(inputs.shape[0])),
-            provenance={"neurodeploy": neurodeploy.__version__, "torch": torch.__version__,
-                        "nir": nir.__version__ if hasattr(nir, "__version__") else "unknown",
-                        "onnx": onnx.__version__, "model": name,
-                        "created_utc": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")},
+            provenance=_provenance(name),
         )
         files = {"spiking.nir": tmp / "spiking.nir", "dense.onnx": tmp / "dense.onnx"}
         if dense_part.step_file:
@@ -144,26 +177,27 @@ def compile_hybrid(model: nn.Module, inputs: torch.Tensor, out: Path, dt_s: floa
         return write_bundle(out, manifest, files, inputs.numpy(), ref)
 
 
-def compile_zoo(name: str, out: Path, num_samples: int = 8) -> Path:
-    """Compile a bundled zoo model with its deterministic example inputs."""
+def compile_zoo(name: str, out: Path, num_samples: int = 8, profile: str = "loihi2") -> Path:
+    """Compile a bundled zoo model with its deterministic example inputs and its deployment schedule."""
     from neurodeploy.models import zoo
 
     entry = zoo.get(name)
-    return compile_hybrid(entry.build(), entry.example_inputs(num_samples), out, entry.dt_s, name)
+    return compile_hybrid(entry.build(), entry.example_inputs(num_samples), out, entry.dt_s, name,
+                          profile=profile, schedule=entry.schedule)
 
 
 def compile_spiking(source: Path, out: Path, dt_s: float | None = None, profile: str = "loihi2") -> Path:
     """A spiking-only bundle from a ``.nir`` or netx ``.net`` file: design rules, Loihi quantization
     (NIR sources; netx files carry their own integers), resource map on ``profile``."""
     from neurodeploy.exporters import SPIKING_FORMATS, load_spiking
-    from neurodeploy.spiking.quantize import quantize
+    from neurodeploy.spiking.quantize import quantize_for
     from neurodeploy.spiking.resources import map_resources
 
     source = Path(source)
     plan = load_spiking(source, dt_s)
     report = None
     if not plan.is_quantized:
-        quantized = quantize(plan)
+        quantized = quantize_for(plan, profile)
         plan, report = quantized.plan, quantized.as_dict()
     resources = map_resources(plan, profile)
     fmt = SPIKING_FORMATS[source.suffix.lower()]
@@ -173,46 +207,8 @@ def compile_spiking(source: Path, out: Path, dt_s: float | None = None, profile:
         spiking=SpikingPart(file=file, format=fmt, dt_s=plan.dt, n_in=plan.n_in, input_shape=list(plan.input_shape),
                             outputs=plan.outputs, delay_steps={n.name: n.delay_steps for n in plan.neurons},
                             total_delay_steps=plan.max_delay_steps, quantization=report,
-                            resources=resources.as_dict()),
+                            resources=resources.as_dict(), profile=profile),
         provenance={"neurodeploy": neurodeploy.__version__, "source": str(source.resolve()),
                     "created_utc": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")},
     )
     return write_bundle(out, manifest, {file: source})
-
-
-def load_factory(spec: str, weights: Path | None = None, num_samples: int = 8) -> tuple[nn.Module, torch.Tensor, float, str]:
-    """``module:function`` -> (model, example inputs, dt_s, name).
-
-    The function returns a :class:`neurodeploy.models.zoo.ZooEntry`, or ``(model, inputs, dt_s)`` with inputs
-    (B, T, *input_shape). ``weights`` is a ``state_dict`` file loaded strictly into the model.
-    """
-    import importlib
-
-    from neurodeploy.models.zoo import ZooEntry
-
-    module_name, _, function_name = spec.partition(":")
-    try:
-        factory = getattr(importlib.import_module(module_name), function_name)
-    except (ImportError, AttributeError) as exc:
-        raise ValueError(f"cannot load the factory {spec!r}: {exc}; expected 'package.module:function' importable "
-                         "from the current directory") from exc
-    made = factory()
-    if isinstance(made, ZooEntry):
-        model, inputs, dt_s = made.build(), made.example_inputs(num_samples), made.dt_s
-    elif isinstance(made, tuple) and len(made) == 3:
-        model, inputs, dt_s = made
-    else:
-        raise ValueError(f"{spec} returned {type(made).__name__}; return a ZooEntry or (model, inputs, dt_s)")
-    if weights is not None:
-        load_weights(model, weights)
-    return model.eval(), torch.as_tensor(inputs).float(), float(dt_s), function_name
-
-
-def load_weights(model: nn.Module, weights: Path) -> nn.Module:
-    """Load a ``state_dict`` file into ``model``; every missing and unexpected key is listed on a mismatch."""
-    state = torch.load(weights, map_location="cpu", weights_only=True)
-    missing, unexpected = model.load_state_dict(state, strict=False)
-    if missing or unexpected:
-        raise ValueError(f"--weights {weights} does not fit the model: missing {list(missing)}, "
-                         f"unexpected {list(unexpected)}")
-    return model

@@ -37,9 +37,10 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from neurodeploy.cost.profiles import GpuProfile, NeuromorphicProfile, ProfileError, ReferenceProfile, load_profile
-from neurodeploy.spiking.resources import ResourceMap
+from neurodeploy.cost.profiles import GpuProfile, NeuromorphicProfile, ReferenceProfile, load_profile
+from neurodeploy.errors import ProfileError
 from neurodeploy.spiking.plan import SpikingPlan
+from neurodeploy.spiking.resources import ResourceMap
 
 BYTES_PER_EVENT = 4
 FLOPS_PER_NEURON_UPDATE = 4  # two decays, one add, one compare
@@ -64,7 +65,7 @@ class Counts:
 
 
 @dataclass
-class CostReport:
+class DeviceCost:
     energy_j: dict[str, float]
     latency_s: dict[str, float]
     terms_j: dict[str, float]
@@ -136,7 +137,7 @@ def gpu_energy(flops: float, bytes_moved: float, gpu: GpuProfile) -> float:
 
 
 def estimate(plan: SpikingPlan, resources: ResourceMap, counts: Counts, loihi: str = "loihi2", gpu: str = "h100",
-             reference: str = "cmos45nm") -> CostReport:
+             reference: str = "cmos45nm") -> DeviceCost:
     """Energy and latency per sample on ``loihi`` + ``gpu``, the all-GPU baseline, and the 45 nm tier."""
     nm, gp = load_profile(loihi, "neuromorphic"), load_profile(gpu, "gpu")
     ref: ReferenceProfile = load_profile(reference, "reference")
@@ -159,7 +160,7 @@ def estimate(plan: SpikingPlan, resources: ResourceMap, counts: Counts, loihi: s
         "loihi_plus_gpu": e_nm + e_tr + e_gpu,
         "gpu_only": gpu_energy(base_flops, base_bytes, gp),
     }
-    return CostReport(
+    return DeviceCost(
         energy_j={"neuromorphic": e_nm, "transfer": e_tr, "gpu": e_gpu, "total": e_nm + e_tr + e_gpu},
         latency_s={"neuromorphic": t_nm, "transfer": t_tr, "gpu": t_gpu, "total": t_nm + t_tr + t_gpu},
         terms_j={f"neuromorphic.{k}": v for k, v in terms.items()} | {"transfer": e_tr, "gpu": e_gpu,
@@ -187,8 +188,8 @@ def counts_from_run(plan: SpikingPlan, inputs: np.ndarray, spikes: dict[str, np.
                     window: int | None, dense_path=None, input_name: str = "spikes", sops=None) -> Counts:
     """Counts per sample from a run (inputs (B, T, ...), spikes per population (B, T, ...)) and the dense graph;
     ``sops`` are the run's :func:`~neurodeploy.cost.counts.synaptic_ops` when already counted."""
-    from neurodeploy.cost.macs import count_macs
     from neurodeploy.cost.counts import fan_out, synaptic_ops
+    from neurodeploy.cost.macs import count_macs
 
     batch, steps = inputs.shape[:2]
     per_layer = sops if sops is not None else synaptic_ops(plan, inputs, spikes)

@@ -11,12 +11,12 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterable
+from importlib.resources import files
 from pathlib import Path
 from typing import Literal
 
-from importlib.resources import files
-
 from pydantic import BaseModel, ConfigDict, ValidationError
+
 from neurodeploy.errors import ProfileError
 
 PROFILE_DIR = Path(str(files("neurodeploy.hw_profiles")))

@@ -38,7 +38,6 @@ import torch.nn.functional as F
 from torch import nn
 from torch._higher_order_ops.scan import scan
 
-
 _SURROGATE = {"on": False}
 
 

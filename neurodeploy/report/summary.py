@@ -1,19 +1,62 @@
-"""The JSON summary (DESIGN.md's contract) and the terminal table.
+"""The JSON summary (the CLI's ``--json`` contract), the :class:`CostReport` the API returns, and the terminal table.
 
 Energy and latency come from :mod:`neurodeploy.cost.model` with the named hardware profiles; every
-figure it used is listed under ``assumptions`` with its source and label.
+figure it used is listed under ``assumptions`` with its source and label. The contract's keys are at
+least ``sops.{total,dense,effective,per_layer}``, ``macs.total``, ``spike_rate``,
+``latency_s.{neuromorphic,transfer,gpu,total}``, ``energy_j.{neuromorphic,gpu,total}``,
+``baseline_gpu_only.energy_j``, ``agreement.{spike_mismatches,max_abs_err,top1_match}``,
+``wall_s.{lava,dense,total}`` and ``profiles``. Layers are keyed by their NIR node names;
+``layer_names`` gives each one's module in the user's model, which the terminal and HTML reports show.
 """
 from __future__ import annotations
 
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 
 import numpy as np
 from rich.console import Console
 from rich.table import Table
 
 from neurodeploy.bundle import Bundle
-from neurodeploy.runtime.cosim import CosimResult
 from neurodeploy.cost.counts import sops_summary, spike_rates
+from neurodeploy.report.units import display_name, number, percent, si
+from neurodeploy.runtime.cosim import CosimResult
+
+
+@dataclass
+class CostReport:
+    """What :func:`neurodeploy.estimate` returns: the priced co-simulation, as the CLI's ``--json`` prints it.
+
+    ``figures`` is that JSON object; the attributes below are its main parts (per sample).
+    """
+
+    figures: dict
+
+    @property
+    def energy_j(self) -> dict:
+        return self.figures["energy_j"]
+
+    @property
+    def latency_s(self) -> dict:
+        return self.figures["latency_s"]
+
+    @property
+    def sops(self) -> dict:
+        return self.figures["sops"]
+
+    @property
+    def macs(self) -> dict:
+        return self.figures["macs"]
+
+    @property
+    def baseline_gpu_only(self) -> dict:
+        return self.figures["baseline_gpu_only"]
+
+    @property
+    def early_exit(self) -> dict | None:
+        return self.figures.get("early_exit")
+
+    def as_dict(self) -> dict:
+        return self.figures
 
 def cost(bundle: Bundle, result: CosimResult, loihi: str = "loihi2", gpu: str = "h100"):
     """The cost model on the counts of ``result``."""
@@ -84,55 +127,76 @@ def summary(bundle: Bundle, result: CosimResult, loihi: str = "loihi2", gpu: str
         "providers": result.providers,
         "profiles": report.profiles,
         "assumptions": report.assumptions,
+        "layer_names": {name: display_name(name, bundle.manifest.spiking.module_paths)
+                        for name in [*result.spikes, *(s.layer for s in result.sops)]},
+        "quantization": bundle.manifest.spiking.quantization,
         "notes": result.notes,
     }
 
 
+def _rows(data: dict) -> list[tuple[str, str]]:
+    agreement, e, lat = data["agreement"], data["energy_j"], data["latency_s"]
+    return [
+        ("spike mismatches vs PyTorch", number(agreement["spike_mismatches"])),
+        ("output max |error| vs PyTorch", number(agreement["max_abs_err"])),
+        ("top-1 agreement", percent(agreement["top1_match"])),
+        ("SOPs / sample, effective", number(data["sops"]["effective"])),
+        ("SOPs / sample, dense", number(data["sops"]["dense"])),
+        ("MACs / sample, dense part", number(data["macs"]["total"])),
+        ("mean spike rate", number(data["spike_rate"]["mean"])),
+        ("energy / sample, Loihi + link + GPU", si(e["total"], "J")),
+        ("  neuromorphic / transfer / GPU", " / ".join(si(e[k], "J") for k in ("neuromorphic", "transfer", "gpu"))),
+        ("energy / sample, all-GPU baseline", si(data["baseline_gpu_only"]["energy_j"], "J")),
+        ("energy / sample, 45 nm SOP tier", si(data["tiers_j"]["cmos45nm_sops"], "J")),
+        ("latency / sample, estimated", si(lat["total"], "s")),
+        (f"wall time, {data['backend']}", si(data["wall_s"][data["backend"]], "s")),
+        ("wall time, ONNX Runtime", si(data["wall_s"]["dense"], "s")),
+        ("wall time, total", si(data["wall_s"]["total"], "s")),
+        ("ONNX Runtime providers", ", ".join(data["providers"]) or "n/a"),
+    ]
+
+
+def _early_exit_rows(ee: dict) -> list[tuple[str, str]]:
+    rows = [("early exit: mean exit window", f"{ee['mean_exit_window']:.2f} of {ee['windows']}")]
+    for key, unit in (("energy_j", "J"), ("latency_s", "s")):
+        rows.append((f"early exit: {key.split('_')[0]} with exits / full",
+                     f"{si(ee[key]['with_exits'], unit)} / {si(ee[key]['full'], unit)} "
+                     f"({ee[key]['saved_fraction']:.0%} saved)"))
+    return rows
+
+
 def print_summary(data: dict, console: Console | None = None) -> None:
+    """The terminal table: figures with units, layers under the user's module names."""
     console = console or Console()
-    table = Table(title=f"neurodeploy: {data['model']} ({data['mode']} co-simulation, {data['num_samples']} samples)")
+    table = Table(title=f"neurodeploy: {data['model']} ({data['mode']} co-simulation, {data['num_samples']} samples, "
+                        f"schedule {data['schedule']})")
     table.add_column("quantity")
     table.add_column("value", justify="right")
-    agreement = data["agreement"]
-    rows = [
-        ("spike mismatches vs PyTorch", agreement["spike_mismatches"]),
-        ("output max |error| vs PyTorch", agreement["max_abs_err"]),
-        ("top-1 agreement", agreement["top1_match"]),
-        ("SOPs / sample, effective", data["sops"]["effective"]),
-        ("SOPs / sample, dense", data["sops"]["dense"]),
-        ("mean spike rate", data["spike_rate"]["mean"]),
-        ("energy / sample, Loihi + link + GPU (J)", data["energy_j"]["total"]),
-        ("  neuromorphic / transfer / GPU (J)", " / ".join(_fmt(data["energy_j"][k]) for k in ("neuromorphic", "transfer", "gpu"))),
-        ("energy / sample, all-GPU baseline (J)", data["baseline_gpu_only"]["energy_j"]),
-        ("energy / sample, 45 nm SOP tier (J)", data["tiers_j"]["cmos45nm_sops"]),
-        ("latency / sample, estimated (s)", data["latency_s"]["total"]),
-        (f"wall time, {data['backend']} (s)", data["wall_s"][data["backend"]]),
-        ("wall time, ONNX Runtime (s)", data["wall_s"]["dense"]),
-        ("wall time, total (s)", data["wall_s"]["total"]),
-        ("ONNX Runtime providers", ", ".join(data["providers"])),
-    ]
-    for name, value in rows:
-        table.add_row(name, _fmt(value))
+    names = data.get("layer_names", {})
+    for name, value in _rows(data):
+        table.add_row(name, value)
     for layer, sops in data["sops"]["per_layer"].items():
-        table.add_row(f"  SOPs {layer} (effective / dense)", f"{sops['effective']:,.0f} / {sops['dense']:,.0f}")
-    if "early_exit" in data:
-        ee = data["early_exit"]
-        table.add_row("early exit: mean exit window", f"{ee['mean_exit_window']:.2f} of {ee['windows']}")
-        for key, unit in (("energy_j", "J"), ("latency_s", "s")):
-            table.add_row(f"early exit: {key.split('_')[0]} with exits / full ({unit})",
-                          f"{ee[key]['with_exits']:.3g} / {ee[key]['full']:.3g} ({ee[key]['saved_fraction']:.0%} saved)")
+        table.add_row(f"  SOPs {names.get(layer, layer)} (effective / dense)",
+                      f"{number(sops['effective'])} / {number(sops['dense'])}")
+    for name, value in _early_exit_rows(data["early_exit"]) if "early_exit" in data else []:
+        table.add_row(name, value)
     console.print(table)
+    if data.get("quantization"):
+        print_quantization(data["quantization"], names, console)
     console.print(f"profiles: {data['profiles']}; every figure used, with its source, is under 'assumptions' "
                   "in the JSON output")
     for note in data["notes"]:
         console.print(f"note: {note}")
 
 
-def _fmt(value) -> str:
-    if value is None:
-        return "n/a"
-    if isinstance(value, float):
-        return f"{value:,.0f}" if value >= 1000 else f"{value:.3g}"
-    if isinstance(value, str):
-        return value
-    return str(value)
+def print_quantization(report: list[dict], names: dict[str, str], console: Console) -> None:
+    """The fixed-point report of the spiking part, one line per population and its synapses."""
+    console.print("fixed point (Loihi integers) per population:")
+    for q in report:
+        syn = "; ".join(f"{names.get(s['name'], s['name'])}: exp {s['weight_exp']}, rms error {s['rel_rms_err']:.2%}"
+                        + (f", {s['zeroed']} weights rounded to 0" if s["zeroed"] else "") for s in q["synapses"])
+        limit = q["limited_by"]
+        if limit.startswith("weights of "):
+            limit = "weights of " + names.get(limit.removeprefix("weights of "), limit.removeprefix("weights of "))
+        console.print(f"  {names.get(q['name'], q['name'])}: scale {q['scale']:.4g} (limited by {limit}), "
+                      f"threshold {q['vth_mant']}; {syn}")

@@ -20,25 +20,23 @@ from __future__ import annotations
 import sys
 import time
 from dataclasses import dataclass, field
-from typing import get_args
+from pathlib import Path
 
 import numpy as np
 from rich.console import Console
 from rich.progress import track
 
+from neurodeploy.bundle import Bundle
+from neurodeploy.choices import SCHEDULES
+from neurodeploy.cost.counts import LayerSops, synaptic_ops
+from neurodeploy.errors import InputShapeError, ScheduleError, UsageError
 from neurodeploy.exporters import load_spiking
-from neurodeploy.runtime.onnx_session import make_session
 from neurodeploy.models.backends import salient_windows
-from neurodeploy.bundle import Bundle, Schedule
 from neurodeploy.runtime.checkpoint import Checkpoint, run_key
 from neurodeploy.runtime.lava_runner import LavaRunner, SampleSpikes
-from neurodeploy.cost.counts import LayerSops, synaptic_ops
+from neurodeploy.runtime.onnx_session import make_session
 from neurodeploy.runtime.runners import BACKENDS, open_runner
 from neurodeploy.spiking.plan import SpikingPlan
-from neurodeploy.errors import InputShapeError, ScheduleError
-
-
-SCHEDULES = get_args(Schedule)
 
 
 @dataclass
@@ -207,6 +205,17 @@ class _Feedback:
         return sample, np.stack(ys), full
 
 
+def _plan(bundle: Bundle, mode: str) -> SpikingPlan:
+    """The bundle's spiking plan; for fixed mode in the integers of the profile it was compiled for."""
+    m = bundle.manifest
+    plan = load_spiking(bundle.spiking_path, m.spiking.dt_s)
+    if mode == "fixed" and not plan.is_quantized:
+        from neurodeploy.spiking.quantize import quantize_for
+
+        plan = quantize_for(plan, m.spiking.profile).plan
+    return plan
+
+
 def run_cosim(bundle: Bundle, inputs: np.ndarray | None = None, mode: str = "float",
               backend: str = "lava", progress: bool = True, schedule: str = "end",
               checkpoint: str | Path | None = None, early_exit: bool = False) -> CosimResult:
@@ -221,7 +230,7 @@ def run_cosim(bundle: Bundle, inputs: np.ndarray | None = None, mode: str = "flo
         raise ScheduleError(f"bundle '{bundle.manifest.name}' has no early exits: compile a streaming back-end "
                             "built with exit_threshold (e.g. the liquidspikeformer zoo model)")
     if backend not in BACKENDS:
-        raise ValueError(f"unknown backend {backend!r}; backends: {list(BACKENDS)}")
+        raise UsageError(f"unknown backend {backend!r}; backends: {list(BACKENDS)}")
     supported = ["end"] if bundle.manifest.dense is None else bundle.manifest.dense.schedules
     if schedule not in SCHEDULES:
         raise ScheduleError(f"unknown schedule {schedule!r}; schedules: {list(SCHEDULES)}")
@@ -238,7 +247,7 @@ def run_cosim(bundle: Bundle, inputs: np.ndarray | None = None, mode: str = "flo
         raise InputShapeError(f"bundle '{m.name}' has no reference inputs; pass inputs (--input FILE.npy), "
                               f"time-major (T, {', '.join(map(str, m.spiking.input_shape or [m.spiking.n_in]))})")
     x = normalize_inputs(bundle.reference_inputs() if use_reference else inputs, bundle)
-    plan = load_spiking(bundle.spiking_path, m.spiking.dt_s)
+    plan = _plan(bundle, mode)
     session = None if m.spiking_only else make_session(bundle.dense_path)
     stepper = None if schedule == "end" else StepRunner(bundle.path / m.dense.step_file, "window", m.adapter.window)
     threshold = m.dense.event_threshold if schedule == "event" else None

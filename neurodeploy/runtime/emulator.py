@@ -36,13 +36,13 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from neurodeploy.choices import MODES
+from neurodeploy.errors import EmulatorError, InputShapeError, SpikingPlanError, UsageError
 from neurodeploy.runtime.lava_runner import SampleSpikes
-from neurodeploy.spiking.reference import apply_synapse
-from neurodeploy.spiking.plan import NEURON_STATE, NeuronLayer, SpikingPlan, SpikingPlanError, SynapseLayer
-from neurodeploy.errors import EmulatorError
 from neurodeploy.spiking.loihi import LAVA, LAVA_WEIGHT_REGISTER_BITS
+from neurodeploy.spiking.plan import NEURON_STATE, NeuronLayer, SpikingPlan, SynapseLayer
+from neurodeploy.spiking.reference import apply_synapse
 
-MODES = ("float", "fixed")
 FLOAT32_EXACT = 2 ** 24
 FLOAT64_EXACT = 2 ** 53
 UV_LIMIT = 1 << (LAVA.state_bits - 1)  # LIF u and v are 24-bit
@@ -136,7 +136,7 @@ class EmulatorRunner:
     def __init__(self, plan: SpikingPlan, num_steps: int, mode: str = "fixed", device: str | None = None,
                  branch_free: bool | None = None) -> None:
         if mode not in MODES:
-            raise ValueError(f"mode must be one of {list(MODES)}, got {mode!r}")
+            raise UsageError(f"mode must be one of {list(MODES)}, got {mode!r}")
         if mode == "fixed" and not plan.is_quantized:
             from neurodeploy.spiking.quantize import quantize
 
@@ -324,10 +324,10 @@ class EmulatorRunner:
         if x.ndim >= 2 and x.shape[1:] in ((self.num_steps, *shape), (self.num_steps, self.plan.n_in)):
             x = x.reshape(x.shape[0], self.num_steps, *shape)
         else:
-            raise ValueError(f"expected input of shape (B, T={self.num_steps}, {', '.join(map(str, shape))}), "
+            raise InputShapeError(f"expected input of shape (B, T={self.num_steps}, {', '.join(map(str, shape))}), "
                              f"got {x.shape}")
         if self.mode == "fixed" and not self.plan.graded_input and np.any((x != 0) & (x != 1)):
-            raise ValueError("fixed-point runs take binary spikes (0/1) as input; this input has other values. "
+            raise InputShapeError("fixed-point runs take binary spikes (0/1) as input; this input has other values. "
                              "Use mode='float', or quantize a plan with graded input")
         return x
 

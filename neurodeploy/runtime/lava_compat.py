@@ -26,6 +26,7 @@ import importlib.util
 import re
 import sys
 from types import CodeType
+
 from neurodeploy.errors import LavaCompatError
 
 TARGET_MODULE = "lava.magma.compiler.var_model"
@@ -98,8 +99,9 @@ def import_lava_core() -> None:
         ) from exc
     except ModuleNotFoundError as exc:
         raise LavaCompatError(
-            f"lava-nc is not installed ({exc}). Run 'make venv', which installs "
-            "lava-nc==0.10.0 with --ignore-requires-python --no-deps."
+            f"lava-nc is not installed ({exc}): pip install --no-deps --ignore-requires-python lava-nc==0.10.0 "
+            "(its dependencies come with neurodeploy), or use backend='emulator' (--backend emulator), which "
+            "needs no Lava"
         ) from exc
 
 

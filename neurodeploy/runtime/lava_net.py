@@ -15,8 +15,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from neurodeploy.errors import SpikingPlanError
 from neurodeploy.runtime.lava_compat import import_lava_core
-from neurodeploy.spiking.plan import NEURON_STATE, NeuronLayer, SpikingPlan, SpikingPlanError, SynapseLayer
+from neurodeploy.spiking.plan import NEURON_STATE, NeuronLayer, SpikingPlan, SynapseLayer
 
 import_lava_core()
 from lava.proc.conv.process import Conv  # noqa: E402

@@ -17,9 +17,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from neurodeploy.errors import InputShapeError, LavaRunError, UsageError
 from neurodeploy.runtime.lava_compat import import_lava_core
 from neurodeploy.spiking.plan import SpikingPlan
-from neurodeploy.errors import LavaRunError
 
 MODES = {"float": "floating_pt", "fixed": "fixed_pt"}
 DEFAULT_TIME_LIMIT_S = 600.0  # per Lava run call (one sample, or one chunk between feedback pauses)
@@ -49,7 +49,7 @@ class LavaRunner:
     def __init__(self, plan: SpikingPlan, num_steps: int, mode: str = "float",
                  time_limit_s: float = DEFAULT_TIME_LIMIT_S) -> None:
         if mode not in MODES:
-            raise ValueError(f"mode must be one of {sorted(MODES)}, got {mode!r}")
+            raise UsageError(f"mode must be one of {sorted(MODES)}, got {mode!r}")
         import_lava_core()
         from neurodeploy.runtime.lava_net import build_network
 
@@ -120,9 +120,9 @@ class LavaRunner:
         x = np.asarray(x, dtype=np.float64)
         shape = self.plan.input_shape
         if x.shape not in ((self.num_steps, *shape), (self.num_steps, self.plan.n_in)):
-            raise ValueError(f"expected input of shape (T={self.num_steps}, {', '.join(map(str, shape))}), got {x.shape}")
+            raise InputShapeError(f"expected input of shape (T={self.num_steps}, {', '.join(map(str, shape))}), got {x.shape}")
         if self.mode == "fixed" and not self.plan.graded_input and np.any((x != 0) & (x != 1)):
-            raise ValueError("fixed-point runs take binary spikes (0/1) as input; this input has other values. "
+            raise InputShapeError("fixed-point runs take binary spikes (0/1) as input; this input has other values. "
                              "Use mode='float', or quantize a plan with graded input")
         padded = np.zeros((*shape, self.num_steps + self.delay_steps))
         padded[..., : self.num_steps] = np.moveaxis(x.reshape(self.num_steps, *shape), 0, -1)

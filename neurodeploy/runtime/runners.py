@@ -6,12 +6,9 @@ Lava's own processes; ``emulator`` (:mod:`neurodeploy.runtime.emulator`) runs ba
 """
 from __future__ import annotations
 
-from typing import Literal, get_args
-
+from neurodeploy.choices import BACKENDS
+from neurodeploy.errors import UsageError
 from neurodeploy.spiking.plan import SpikingPlan
-
-Backend = Literal["lava", "emulator"]
-BACKENDS: tuple[str, ...] = get_args(Backend)
 
 
 def open_runner(backend: str, plan: SpikingPlan, num_steps: int, mode: str = "float"):
@@ -25,4 +22,4 @@ def open_runner(backend: str, plan: SpikingPlan, num_steps: int, mode: str = "fl
         from neurodeploy.runtime.emulator import EmulatorRunner
 
         return EmulatorRunner(plan, num_steps, mode=mode)
-    raise ValueError(f"unknown backend {backend!r}; backends: {list(BACKENDS)}")
+    raise UsageError(f"unknown backend {backend!r}; backends: {list(BACKENDS)}")

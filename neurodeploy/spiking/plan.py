@@ -16,8 +16,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-from neurodeploy.errors import SpikingPlanError
-
 
 NEURON_MODELS = ("lif", "li", "sigma_delta", "sigma", "delta")
 """``lif``: Lava LIF; ``li``: LIF that never fires (readout of v); ``sigma_delta``/``sigma``/``delta``:

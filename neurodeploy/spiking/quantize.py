@@ -29,9 +29,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from neurodeploy.spiking.plan import FixedNeuron, FixedSynapse, NeuronLayer, SpikingPlan, SpikingPlanError, SynapseLayer
 from neurodeploy.errors import QuantizationError
 from neurodeploy.spiking.loihi import LAVA, LoihiNumerics
+from neurodeploy.spiking.plan import FixedNeuron, FixedSynapse, NeuronLayer, SpikingPlan, SynapseLayer
 
 GRADED_MESSAGE_BITS = 16
 """Bits of a graded message into a synapse (graded input or sigma-delta sources), at most the chip's."""

@@ -17,8 +17,8 @@ import math
 from dataclasses import asdict, dataclass
 
 from neurodeploy.cost.profiles import NeuromorphicProfile, load_profile
-from neurodeploy.spiking.plan import SpikingPlan, SpikingPlanError
 from neurodeploy.errors import ModelDoesNotFitError
+from neurodeploy.spiking.plan import SpikingPlan
 
 
 @dataclass

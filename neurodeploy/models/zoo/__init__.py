@@ -14,9 +14,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from neurodeploy.models.zoo.common import load_trained
 from neurodeploy.models.zoo import (liquidspikeformer, mamba_liquid_snn, neuro_svt, snn_filter_transformer, tiny_hybrid,
-                             tiny_mamba)
+                                    tiny_mamba)
+from neurodeploy.models.zoo.common import load_trained
 
 
 @dataclass(frozen=True)

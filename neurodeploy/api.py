@@ -1,0 +1,219 @@
+"""The public flow, as in hls4ml: compile -> cosimulate -> estimate -> report, plus evaluate and parity.
+
+    import neurodeploy as nd
+    bundle = nd.compile(model, "out/b", inputs=x)        # an nn.Module, a .nir/.net file or a zoo name
+    result = nd.cosimulate(bundle, x_new, mode="fixed", backend="emulator")   # schedule: the bundle's own
+    cost   = nd.estimate(bundle, result, loihi="loihi2", gpu="h100")
+    nd.write_report(bundle, result, cost, "report.html")
+    nd.evaluate(bundle, x_test, labels, model=model)
+
+Every function takes a :class:`~neurodeploy.bundle.Bundle` or the path of one. ``schedule=None``
+means the bundle's own deployment schedule (``Manifest.default_schedule``) in every call. Errors are
+:class:`~neurodeploy.errors.NeurodeployError` subclasses. Heavy modules (torch, Lava, ONNX Runtime) are
+imported inside the calls, so ``import neurodeploy`` and the CLI's ``--help`` stay fast.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from neurodeploy.errors import UsageError
+
+if TYPE_CHECKING:  # pragma: no cover
+    import numpy as np
+    from torch import nn
+
+    from neurodeploy.analysis.evaluate import Evaluation
+    from neurodeploy.analysis.parity import ParityResult
+    from neurodeploy.bundle import Bundle
+    from neurodeploy.report.summary import CostReport
+    from neurodeploy.runtime.cosim import CosimResult
+
+DEFAULT_SAMPLES = 8
+DEFAULT_DT_S = 1e-3
+"""dt given to the NIR graph of a model compiled without ``dt_s``: the discrete-time neurons of snnTorch
+and neurodeploy step once per sample whatever dt is; it sets only the time constants written to NIR."""
+
+SPIKING_SUFFIXES = (".nir", ".net")
+
+
+def load(path: str | Path) -> Bundle:
+    """Read and verify (checksums, schema) a bundle written by :func:`compile`."""
+    from neurodeploy.bundle import read_bundle
+
+    return read_bundle(Path(path))
+
+
+def _bundle(bundle: Bundle | str | Path) -> Bundle:
+    return load(bundle) if isinstance(bundle, (str, Path)) else bundle
+
+
+def compile(model: Any, out: str | Path, *, inputs: Any = None, dt_s: float | None = None, cut: str | None = None,
+            profile: str = "loihi2", schedule: str | None = None, samples: int = DEFAULT_SAMPLES,
+            weights: str | Path | None = None, name: str | None = None) -> Bundle:
+    """Compile ``model`` into a deployment bundle at ``out`` and return it.
+
+    ``model`` is one of: an ``nn.Module`` (with ``inputs`` (B, T, *input_shape), the examples stored as the
+    bundle's reference), a bundled zoo name (``"liquidspikeformer"``), a ``"package.module:function"``
+    factory, or the path of a ``.nir`` / netx ``.net`` spiking graph. ``profile`` is the neuromorphic
+    profile the spiking part is quantized and mapped for; ``schedule`` the deployment schedule recorded in
+    the bundle (default: ``window`` for a streaming back-end, else ``end``); ``cut`` the last spiking module
+    of a flat ``nn.Sequential``; ``weights`` a ``state_dict`` file for a factory or zoo model.
+    """
+    from neurodeploy.compiler import pipeline
+
+    out = Path(out)
+    if isinstance(model, (str, Path)) and Path(model).suffix.lower() in SPIKING_SUFFIXES:
+        _refuse({"inputs": inputs, "cut": cut, "weights": weights, "schedule": schedule}, "a .nir/.net file")
+        return load(pipeline.compile_spiking(Path(model), out, dt_s, profile))
+    if isinstance(model, str):
+        model, inputs, dt_s, name = _resolve(model, inputs, dt_s, samples, weights, name)
+    elif weights is not None:
+        from neurodeploy.compiler.factories import load_weights
+
+        load_weights(model, Path(weights))
+    if inputs is None:
+        raise UsageError("compile(model, ...) of an nn.Module needs inputs=: example inputs (B, T, *input_shape), "
+                         "stored in the bundle as its reference")
+    import torch
+
+    return load(pipeline.compile_hybrid(model, torch.as_tensor(inputs).float(), out, dt_s or DEFAULT_DT_S,
+                                        name or type(model).__name__, cut=cut, profile=profile, schedule=schedule))
+
+
+def _refuse(given: dict[str, Any], what: str) -> None:
+    extra = [k for k, v in given.items() if v is not None]
+    if extra:
+        raise UsageError(f"{', '.join(extra)} do(es) not apply to {what}: its graph carries its own inputs and time step")
+
+
+def _resolve(spec: str, inputs, dt_s, samples: int, weights, name):
+    """A zoo name or a factory -> (model, inputs, dt_s, name); explicit ``inputs``/``dt_s`` win."""
+    from neurodeploy.compiler.factories import load_factory, load_weights
+    from neurodeploy.models import zoo
+
+    if spec in zoo.ZOO:
+        entry = zoo.get(spec)
+        model = entry.build()
+        if weights is not None:
+            load_weights(model, Path(weights))
+        schedule_inputs = entry.example_inputs(samples) if inputs is None else inputs
+        return model, schedule_inputs, dt_s or entry.dt_s, name or spec
+    if ":" in spec:
+        model, made_inputs, made_dt, made_name = load_factory(spec, Path(weights) if weights else None, samples)
+        return model, made_inputs if inputs is None else inputs, dt_s or made_dt, name or spec
+    raise UsageError(f"model {spec!r} is neither a bundled model ({', '.join(sorted(zoo.ZOO))}), a .nir/.net file, "
+                     "nor a 'package.module:function' factory")
+
+
+def cosimulate(bundle: Bundle | str | Path, inputs: np.ndarray | None = None, *, mode: str = "float",
+               backend: str = "lava", schedule: str | None = None, early_exit: bool = False,
+               checkpoint: str | Path | None = None, progress: bool = False) -> CosimResult:
+    """Run the bundle: the spiking part on ``backend`` (``lava`` or the bit-exact ``emulator``) in ``mode``
+    (``float`` or ``fixed``), its spikes into the dense part on ONNX Runtime. ``inputs`` (B, T, ...) or
+    (T, ...), default the bundle's reference inputs; ``schedule=None`` is the bundle's own."""
+    from neurodeploy.runtime.cosim import run_cosim
+
+    bundle = _bundle(bundle)
+    return run_cosim(bundle, inputs, mode=mode, backend=backend, progress=progress,
+                     schedule=schedule or bundle.manifest.default_schedule, checkpoint=checkpoint,
+                     early_exit=early_exit)
+
+
+def estimate(bundle: Bundle | str | Path, result: CosimResult, *, loihi: str | None = None,
+             gpu: str = "h100") -> CostReport:
+    """Price ``result``: SOPs, MACs, energy and latency per sample by device, the all-GPU baseline and the
+    45 nm tier, every figure's source listed (``loihi``: default the profile the bundle was compiled for)."""
+    from neurodeploy.report.summary import CostReport, summary
+
+    bundle = _bundle(bundle)
+    return CostReport(summary(bundle, result, loihi or bundle.manifest.spiking.profile, gpu))
+
+
+def write_report(bundle: Bundle | str | Path, result: CosimResult, cost: CostReport,
+                 path: str | Path | None = None) -> Path | None:
+    """The report of a priced run: printed to the terminal when ``path`` is None, else written as a
+    self-contained HTML page (``.html``) or as the JSON contract (``.json``). Returns the path written."""
+    if path is None:
+        from neurodeploy.report.summary import print_summary
+
+        print_summary(cost.figures)
+        return None
+    path = Path(path)
+    if path.suffix.lower() == ".json":
+        import json
+
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(cost.figures, indent=2))
+        return path
+    if path.suffix.lower() not in (".html", ".htm"):
+        raise UsageError(f"report path {path} must end in .html or .json")
+    from neurodeploy.report.html import write_html
+
+    bundle = _bundle(bundle)
+    return write_html(path, cost.figures, result.spikes, _resources(bundle, result, cost), _windows(bundle, result))
+
+
+def _resources(bundle: Bundle, result: CosimResult, cost: CostReport) -> dict:
+    from neurodeploy.spiking.resources import map_resources
+
+    return map_resources(result.plan, cost.figures["profiles"].get("neuromorphic", bundle.manifest.spiking.profile)
+                         ).as_dict()
+
+
+def _windows(bundle: Bundle, result: CosimResult) -> int:
+    m = bundle.manifest
+    return next(iter(result.spikes.values())).shape[1] // m.adapter.window if m.adapter else 1
+
+
+def evaluate(bundle: Bundle | str | Path, x: np.ndarray, labels: np.ndarray, *, model: Any = None,
+             weights: str | Path | None = None, backend: str = "emulator", mode: str = "fixed",
+             schedule: str | None = None, chunk: int | None = None, early_exit: bool = False,
+             progress: bool = False) -> Evaluation:
+    """The deployed model's accuracy on ``(x, labels)`` and, beside it, the PyTorch model's (``model``: an
+    ``nn.Module``, a zoo name or a factory; default the zoo model the bundle was compiled from)."""
+    from neurodeploy.analysis.evaluate import DEFAULT_CHUNK
+    from neurodeploy.analysis.evaluate import evaluate as run_evaluation
+
+    bundle = _bundle(bundle)
+    if chunk is not None and chunk < 1:
+        raise UsageError(f"chunk must be >= 1 sample, got {chunk}")
+    return run_evaluation(bundle, x, labels, backend, mode, schedule or bundle.manifest.default_schedule,
+                          torch_model(bundle, model, weights), chunk or DEFAULT_CHUNK, progress=progress,
+                          early_exit=early_exit)
+
+
+def torch_model(bundle: Bundle, model: Any = None, weights: str | Path | None = None) -> nn.Module | None:
+    """The PyTorch model to compare with: ``model`` itself, a zoo name or factory, else the zoo model the
+    bundle was compiled from, else None."""
+    if model is not None and not isinstance(model, str):
+        return model
+    from neurodeploy.models import zoo
+
+    spec = model or (bundle.manifest.provenance or {}).get("model")
+    if spec is None or (spec not in zoo.ZOO and ":" not in spec):
+        if model is not None:
+            raise UsageError(f"model {model!r} is neither a zoo name ({', '.join(sorted(zoo.ZOO))}) nor a "
+                             "'package.module:function' factory")
+        return None
+    return _resolve(spec, None, None, 1, weights, None)[0]
+
+
+def parity(source: Bundle | str | Path, inputs: np.ndarray, *, dt_s: float | None = None,
+           backend: str = "lava") -> ParityResult:
+    """Layer by layer: the float reference against ``backend``'s float and fixed runs of a ``.nir``/``.net``
+    file or of a bundle's spiking part, naming the first population that diverges."""
+    from neurodeploy.analysis.parity import compare_layers
+    from neurodeploy.bundle import Bundle
+
+    if isinstance(source, Bundle) or Path(source).is_dir():
+        bundle = _bundle(source)
+        source, dt_s = bundle.spiking_path, bundle.manifest.spiking.dt_s
+    return compare_layers(Path(source), inputs, dt_s, backend)
+
+
+def zoo_models() -> dict[str, str]:
+    """The bundled models by name, with their one-line descriptions."""
+    from neurodeploy.models import zoo
+
+    return {name: entry.description for name, entry in zoo.ZOO.items()}

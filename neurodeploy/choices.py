@@ -1,0 +1,20 @@
+"""The names a user chooses between, defined once (no heavy imports: the CLI builds its parser from them).
+
+- ``Schedule``: how often the dense part runs: ``end`` once per sample, ``window`` once per window of K
+  steps (the streaming step model), ``event`` only on windows where the cut fires at least the model's
+  salience threshold.
+- ``Backend``: what runs the spiking part: ``lava`` (Lava's CPU simulation, one sample at a time) or
+  ``emulator`` (batched, bit-exact with Lava ``fixed_pt``, on a GPU when present).
+- ``Mode``: ``float`` (Lava ``floating_pt``) or ``fixed`` (Loihi integers, Lava ``fixed_pt``).
+"""
+from __future__ import annotations
+
+from typing import Literal, get_args
+
+Schedule = Literal["end", "window", "event"]
+Backend = Literal["lava", "emulator"]
+Mode = Literal["float", "fixed"]
+
+SCHEDULES: tuple[str, ...] = get_args(Schedule)
+BACKENDS: tuple[str, ...] = get_args(Backend)
+MODES: tuple[str, ...] = get_args(Mode)
