@@ -247,8 +247,15 @@ def _add_evaluate(sub) -> None:
     p.set_defaults(func=_cmd_evaluate)
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with its errors on one line (``neurodeploy cosim: error: UsageError: ...``), exit code 2."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: UsageError: {message} (see '{self.prog} --help')\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="neurodeploy", description=__doc__.split("\n")[0].strip("`: "))
+    parser = _Parser(prog="neurodeploy", description=__doc__.split("\n")[0].split(": ", 1)[1])
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("demo", help="compile and co-simulate the bundled default model, print a report")

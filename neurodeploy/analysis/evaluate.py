@@ -76,11 +76,15 @@ def predictions(y: np.ndarray, spiking_only: bool) -> np.ndarray:
 def torch_outputs(model: torch.nn.Module, x: torch.Tensor, event: bool = False) -> torch.Tensor:
     """The PyTorch model's output for x (B, T, ...); with ``event``, through the event schedule (the
     back-end runs on salient windows only), as that model is deployed."""
-    if not event:
-        return model(x)
+    from neurodeploy.compiler.partition import partition
+    from neurodeploy.models.feedback import FeedbackHybrid, run_with_feedback
     from neurodeploy.models.frontend_runner import output_spikes
 
-    return model.backend.forward_event(output_spikes(model.frontend, x, grad=True))[0]
+    if isinstance(model, FeedbackHybrid):
+        return run_with_feedback(model, x)[0]
+    part = partition(model)  # a flat nn.Sequential steps its neurons per time step, as the deployment does
+    cut = output_spikes(part.spiking, x, grad=True)
+    return part.dense.forward_event(cut)[0] if event else part.dense(cut)
 
 
 def torch_predictions(model: torch.nn.Module, x: np.ndarray, chunk: int = DEFAULT_CHUNK,

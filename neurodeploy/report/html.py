@@ -18,6 +18,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from neurodeploy.report.units import number, si  # noqa: E402
+
 
 def _png(fig) -> str:
     buf = io.BytesIO()
@@ -28,25 +30,26 @@ def _png(fig) -> str:
 
 def sops_plot(data: dict) -> str:
     layers = data["sops"]["per_layer"]
+    labels = data.get("layer_names", {})
     fig, ax = plt.subplots(figsize=(7, 3))
     names = list(layers)
     x = np.arange(len(names))
     ax.bar(x - 0.2, [layers[n]["dense"] for n in names], 0.4, label="dense (every pair)")
     ax.bar(x + 0.2, [layers[n]["effective"] for n in names], 0.4, label="effective (nonzero)")
-    ax.set_xticks(x, names, rotation=30, ha="right")
+    ax.set_xticks(x, [labels.get(n, n) for n in names], rotation=30, ha="right")
     ax.set_ylabel("SOPs per sample")
     ax.set_yscale("log")
     ax.legend(fontsize="small", loc="best")
     return _png(fig)
 
 
-def raster_plot(spikes: dict[str, np.ndarray]) -> str:
+def raster_plot(spikes: dict[str, np.ndarray], labels: dict[str, str] | None = None) -> str:
     fig, ax = plt.subplots(figsize=(7, 3))
-    offset = 0
+    offset, labels = 0, labels or {}
     for name, s in spikes.items():
         sample = s[0].reshape(s.shape[1], -1)
         t, n = np.nonzero(sample)
-        ax.scatter(t, n + offset, s=2, label=name)
+        ax.scatter(t, n + offset, s=2, label=labels.get(name, name))
         offset += sample.shape[1]
     ax.set_xlabel("time step")
     ax.set_ylabel("neuron (populations stacked)")
@@ -95,25 +98,48 @@ def _table(rows: list[dict]) -> str:
     return f"<table><tr>{head}</tr>{body}</table>"
 
 
+def _summary_rows(data: dict) -> list[dict]:
+    agreement, e = data["agreement"], data["energy_j"]
+    return [{"quantity": k, "value": v} for k, v in (
+        ("model", data["model"]), ("mode", data["mode"]), ("schedule", data["schedule"]),
+        ("samples", data["num_samples"]), ("spike mismatches vs PyTorch", number(agreement["spike_mismatches"])),
+        ("output max abs error", number(agreement["max_abs_err"])),
+        ("SOPs per sample, effective / dense", f"{number(data['sops']['effective'])} / {number(data['sops']['dense'])}"),
+        ("energy per sample, Loihi + link + GPU", si(e["total"], "J")),
+        ("  neuromorphic / transfer / GPU", " / ".join(si(e[k], "J") for k in ("neuromorphic", "transfer", "gpu"))),
+        ("energy per sample, all-GPU baseline", si(data["baseline_gpu_only"]["energy_j"], "J")),
+        ("latency per sample, estimated", si(data["latency_s"]["total"], "s")), ("profiles", data["profiles"]))]
+
+
+def _resource_rows(resources: dict | None, labels: dict[str, str]) -> list[dict]:
+    rows = resources["populations"] if resources else []
+    return [{**row, "name": labels.get(row["name"], row["name"])} for row in rows]
+
+
+def _quantization_rows(data: dict) -> list[dict]:
+    labels, rows = data.get("layer_names", {}), []
+    for q in data.get("quantization") or []:
+        for s in q["synapses"]:
+            rows.append({"population": labels.get(q["name"], q["name"]), "scale": f"{q['scale']:.4g}",
+                         "limited by": q["limited_by"], "threshold": q["vth_mant"],
+                         "synapse": labels.get(s["name"], s["name"]), "weight exponent": s["weight_exp"],
+                         "largest mantissa": s["mantissa_max"], "weights rounded to 0": s["zeroed"],
+                         "clipped": s["clipped"], "rms error": f"{s['rel_rms_err']:.2%}"})
+    return rows
+
+
 def write_html(path: Path, data: dict, spikes: dict[str, np.ndarray], resources: dict | None, windows: int) -> Path:
     """Write the report; ``data`` is :func:`neurodeploy.report.summary.summary`'s dict."""
-    agreement = data["agreement"]
-    summary = [{"quantity": k, "value": v} for k, v in (
-        ("model", data["model"]), ("mode", data["mode"]), ("schedule", data["schedule"]),
-        ("samples", data["num_samples"]), ("spike mismatches vs PyTorch", agreement["spike_mismatches"]),
-        ("output max abs error", agreement["max_abs_err"]), ("energy per sample, Loihi + link + GPU (J)",
-                                                            data["energy_j"]["total"]),
-        ("energy per sample, all-GPU baseline (J)", data["baseline_gpu_only"]["energy_j"]),
-        ("latency per sample, estimated (s)", data["latency_s"]["total"]), ("profiles", data["profiles"]))]
-    res_rows = resources["populations"] if resources else []
+    labels = data.get("layer_names", {})
     sections = [
-        ("Summary", _table(summary)),
+        ("Summary", _table(_summary_rows(data))),
         ("Synaptic operations per layer", sops_plot(data)),
-        ("Spike raster (first sample)", raster_plot(spikes)),
+        ("Spike raster (first sample)", raster_plot(spikes, labels)),
         ("Energy by term and tier", energy_plot(data)),
         ("Pipeline timeline", timeline_plot(data, windows)),
         ("Resource map" + (f" ({resources['profile']}: {resources['cores']} cores, {resources['chips']} chip(s))"
-                           if resources else ""), _table(res_rows)),
+                           if resources else ""), _table(_resource_rows(resources, labels))),
+        ("Fixed point (Loihi integers) per population and synapse", _table(_quantization_rows(data))),
         ("Assumptions (every figure used, with its source)", _table(data["assumptions"])),
     ]
     body = "".join(f"<h2>{html.escape(title)}</h2>{content}" for title, content in sections)

@@ -1,0 +1,91 @@
+"""The whole flow through the public API only, against the CLI's JSON on the same bundle.
+
+compile -> cosimulate -> estimate -> write_report -> evaluate, on a zoo model and on a .nir file of the
+NIR paper; every priced figure the API returns must equal what ``neurodeploy ... --json`` prints.
+"""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from conftest import CASES
+
+import neurodeploy as nd
+from neurodeploy.cli import main
+from neurodeploy.errors import NeurodeployError, UsageError
+
+LIF_NIR = CASES / "nir" / "01_lif" / "lif_norse.nir"
+PRICED = ("sops", "macs", "spike_rate", "spikes_per_step", "latency_s", "energy_j", "baseline_gpu_only", "tiers_j",
+          "agreement", "profiles", "assumptions", "schedule", "mode", "backend", "num_samples", "num_steps",
+          "dense_invocations", "layer_names", "quantization")
+
+
+def _cli_json(capsys, argv: list[str]) -> dict:
+    assert main(argv) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def _same_figures(api: dict, cli: dict) -> None:
+    for key in PRICED:
+        assert api.get(key) == cli.get(key), key
+
+
+def test_public_api_names_the_flow():
+    assert set(nd.__all__) >= {"compile", "load", "cosimulate", "estimate", "evaluate", "parity", "write_report",
+                               "NeurodeployError"}
+    assert issubclass(UsageError, NeurodeployError)
+
+
+def test_zoo_model_through_the_api_equals_the_cli(tmp_path, capsys):
+    bundle = nd.compile("tiny_mamba", tmp_path / "b", samples=4)
+    assert bundle.manifest.default_schedule == "window"  # a streaming back-end deploys window by window
+    assert bundle.manifest.spiking.quantization and bundle.manifest.spiking.resources["profile"] == "loihi2"
+    assert bundle.manifest.spiking.module_paths["1"] == "1 (Leaky)"  # the user's module path and type
+    result = nd.cosimulate(bundle, mode="fixed", backend="emulator")
+    assert result.schedule == "window"
+    cost = nd.estimate(bundle, result)
+    assert cost.energy_j["total"] > 0 and cost.sops["effective"] > 0
+    cli = _cli_json(capsys, ["energy", str(bundle.path), "--mode", "fixed", "--backend", "emulator", "--json"])
+    _same_figures(cost.as_dict(), cli)
+
+    html = nd.write_report(bundle, result, cost, tmp_path / "r.html")
+    assert html.read_text().count("data:image/png;base64,") == 4
+    assert "1 (Leaky)" in html.read_text()  # layers under the user's names
+    written = json.loads(nd.write_report(bundle, result, cost, tmp_path / "r.json").read_text())
+    _same_figures(written, cli)
+
+    x = bundle.reference_inputs()
+    labels = np.zeros(len(x), dtype=np.int64)
+    evaluation = nd.evaluate(bundle, x, labels)
+    np.savez(tmp_path / "d.npz", x=x, labels=labels)
+    cli_eval = _cli_json(capsys, ["evaluate", str(bundle.path), "--data", str(tmp_path / "d.npz"), "--json"])
+    assert evaluation.agreement == 1.0 and evaluation.schedule == "window"
+    assert {k: v for k, v in evaluation.as_dict().items() if k != "wall_s"} == \
+        {k: v for k, v in cli_eval.items() if k != "wall_s"}
+
+
+def test_nir_file_through_the_api_equals_the_cli(tmp_path, capsys):
+    bundle = nd.compile(LIF_NIR, tmp_path / "lif")
+    x = np.zeros((2, 50, 1))
+    x[:, ::7] = 1.0
+    np.save(tmp_path / "x.npy", x)
+    result = nd.cosimulate(bundle, x, mode="fixed", backend="lava")
+    cost = nd.estimate(bundle, result)
+    cli = _cli_json(capsys, ["energy", str(bundle.path), "--input", str(tmp_path / "x.npy"), "--mode", "fixed",
+                             "--json"])
+    _same_figures(cost.as_dict(), cli)
+    assert cost.figures["schedule"] == "end" and cost.sops["total"] > 0
+    report = nd.parity(bundle, x[0])
+    assert report.layers and all(v == 0 for layer in report.layers for v in layer.mismatches.values() if v is not None)
+
+
+def test_api_refuses_what_does_not_apply(tmp_path):
+    with pytest.raises(UsageError, match="inputs="):
+        from torch import nn
+
+        nd.compile(nn.Linear(2, 2), tmp_path / "x")
+    with pytest.raises(UsageError, match="neither a bundled model"):
+        nd.compile("no_such_model", tmp_path / "x")
+    with pytest.raises(UsageError, match="weights do"):
+        nd.compile(LIF_NIR, tmp_path / "x", weights="w.pt")
