@@ -84,7 +84,8 @@ def compile(model: Any, out: str | Path, *, inputs: Any = None, dt_s: float | No
 def _refuse(given: dict[str, Any], what: str) -> None:
     extra = [k for k, v in given.items() if v is not None]
     if extra:
-        raise UsageError(f"{', '.join(extra)} do(es) not apply to {what}: its graph carries its own inputs and time step")
+        raise UsageError(f"{', '.join(extra)} {'does' if len(extra) == 1 else 'do'} not apply to {what}: its graph "
+                         "carries its own inputs, weights and time step")
 
 
 def _resolve(spec: str, inputs, dt_s, samples: int, weights, name):

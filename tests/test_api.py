@@ -87,5 +87,5 @@ def test_api_refuses_what_does_not_apply(tmp_path):
         nd.compile(nn.Linear(2, 2), tmp_path / "x")
     with pytest.raises(UsageError, match="neither a bundled model"):
         nd.compile("no_such_model", tmp_path / "x")
-    with pytest.raises(UsageError, match="weights do"):
+    with pytest.raises(UsageError, match="weights does not apply"):
         nd.compile(LIF_NIR, tmp_path / "x", weights="w.pt")

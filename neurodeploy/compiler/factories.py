@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import importlib
+import pickle
 from pathlib import Path
 
 import torch
@@ -43,7 +44,7 @@ def load_weights(model: nn.Module, weights: Path) -> nn.Module:
     """Load a ``state_dict`` file into ``model``; every missing and unexpected key is listed on a mismatch."""
     try:
         state = torch.load(weights, map_location="cpu", weights_only=True)
-    except (OSError, RuntimeError, ValueError) as exc:  # missing file, not a torch file, pickled objects
+    except (OSError, RuntimeError, ValueError, EOFError, pickle.UnpicklingError) as exc:  # missing, not torch, objects
         raise FactoryError(f"cannot read --weights {weights}: {str(exc).splitlines()[0]}; save it with "
                            "torch.save(model.state_dict(), path)") from exc
     missing, unexpected = model.load_state_dict(state, strict=False)

@@ -115,6 +115,16 @@ def partition(model: nn.Module, cut: str | None = None) -> Partition:
     return _partition_sequential(model, cut)
 
 
+def _blocking(modules: list[tuple[str, nn.Module]], stop: int) -> list[str]:
+    """Why the Loihi-runnable prefix stopped at ``modules[stop]`` when spiking populations follow it before
+    any adapter: the module in the way, named (e.g. a MaxPool between two spiking layers)."""
+    rest = modules[stop:]
+    upto = next((i for i, (_, m) in enumerate(rest) if isinstance(m, ADAPTER_TYPES)), len(rest))
+    if stop >= len(modules) or not any(is_neuron(m) for _, m in rest[:upto]):
+        return []
+    return _loihi_problems([modules[stop]], "")
+
+
 def _partition_sequential(model: nn.Sequential, cut: str | None) -> Partition:
     modules = list(model.named_children())
     names = [n for n, _ in modules]
@@ -127,7 +137,7 @@ def _partition_sequential(model: nn.Sequential, cut: str | None) -> Partition:
         runnable = i + 1
     end = names.index(cut) + 1 if cut is not None else \
         max((i + 1 for i in range(runnable) if is_neuron(modules[i][1])), default=0)
-    problems = _loihi_problems(modules[:end], "")
+    problems = _loihi_problems(modules[:end], "") or _blocking(modules, runnable)
     if end == 0 or not is_neuron(modules[end - 1][1]):
         problems.append("the spiking part must end on a spiking population (the spikes that cross the cut); "
                         + (f"{cut!r} is a {type(model[end - 1]).__name__}" if cut else "none found at the start"))
