@@ -128,7 +128,8 @@ def estimate(bundle: Bundle | str | Path, result: CosimResult, *, loihi: str | N
     from neurodeploy.report.summary import CostReport, summary
 
     bundle = _bundle(bundle)
-    return CostReport(summary(bundle, result, loihi or bundle.manifest.spiking.profile, gpu))
+    loihi = loihi or bundle.manifest.spiking.profile
+    return CostReport(summary(bundle, result, loihi, gpu), loihi)
 
 
 def write_report(bundle: Bundle | str | Path, result: CosimResult, cost: CostReport,
@@ -150,16 +151,11 @@ def write_report(bundle: Bundle | str | Path, result: CosimResult, cost: CostRep
     if path.suffix.lower() not in (".html", ".htm"):
         raise UsageError(f"report path {path} must end in .html or .json")
     from neurodeploy.report.html import write_html
-
-    bundle = _bundle(bundle)
-    return write_html(path, cost.figures, result.spikes, _resources(bundle, result, cost), _windows(bundle, result))
-
-
-def _resources(bundle: Bundle, result: CosimResult, cost: CostReport) -> dict:
     from neurodeploy.spiking.resources import map_resources
 
-    return map_resources(result.plan, cost.figures["profiles"].get("neuromorphic", bundle.manifest.spiking.profile)
-                         ).as_dict()
+    bundle = _bundle(bundle)
+    return write_html(path, cost.figures, result.spikes, map_resources(result.plan, cost.loihi).as_dict(),
+                      _windows(bundle, result))
 
 
 def _windows(bundle: Bundle, result: CosimResult) -> int:

@@ -30,6 +30,7 @@ class CostReport:
     """
 
     figures: dict
+    loihi: str = "loihi2"  # the neuromorphic profile priced (a name or a .json path), for the resource map
 
     @property
     def energy_j(self) -> dict:

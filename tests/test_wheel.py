@@ -1,0 +1,59 @@
+"""The package as a user installs it: a wheel, into a fresh venv outside the checkout, run from elsewhere.
+
+The wheel is built from the repo, installed with its dependencies through constraints.txt (and lava-nc
+with ``--no-deps --ignore-requires-python``, the one step pip cannot take on 3.11), then ``neurodeploy
+demo``, ``neurodeploy energy`` on the demo bundle and ``neurodeploy.compile`` run from another
+directory. The profiles must come from inside the installed package, and no top-level ``exporters``
+module may be importable (that name belongs to another PyPI project).
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+PIP = ["-m", "pip", "install", "--disable-pip-version-check", "-q", "-c", str(ROOT / "constraints.txt")]
+
+
+def _run(args: list[str], cwd: Path, timeout: int = 600) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+    done = subprocess.run(args, cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env)
+    assert done.returncode == 0, f"{args}\n{done.stdout[-2000:]}\n{done.stderr[-4000:]}"
+    return done
+
+
+def test_wheel_installs_and_runs_outside_the_checkout(tmp_path):
+    _run([sys.executable, "-m", "pip", "wheel", "--disable-pip-version-check", "-q", "--no-deps", "-w",
+          str(tmp_path / "dist"), str(ROOT)], cwd=tmp_path)
+    wheel = next((tmp_path / "dist").glob("neurodeploy-*.whl"))
+    _run([sys.executable, "-m", "venv", str(tmp_path / "venv")], cwd=tmp_path)
+    python = str(tmp_path / "venv" / "bin" / "python")
+    _run([python, *PIP, str(wheel)], cwd=tmp_path)
+    _run([python, *PIP, "--no-deps", "--ignore-requires-python", "lava-nc==0.10.0"], cwd=tmp_path)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    command = str(tmp_path / "venv" / "bin" / "neurodeploy")
+
+    demo = _run([command, "demo", "--out", "demo", "--samples", "2"], cwd=elsewhere)
+    report = json.loads((elsewhere / "demo" / "report.json").read_text())
+    assert report["agreement"]["spike_mismatches"] == 0, demo.stdout
+    energy = json.loads(_run([command, "energy", "demo/bundle", "--json"], cwd=elsewhere).stdout)
+    assert energy["energy_j"]["total"] > 0 and energy["profiles"]["loihi"] == "loihi2"
+    assert energy["schedule"] == "window" and energy["assumptions"]
+
+    probe = _run([python, "-c", (
+        "import importlib.util, json, neurodeploy as nd\n"
+        "from neurodeploy.cost.profiles import PROFILE_DIR\n"
+        "b = nd.compile('tiny_hybrid', 'api_bundle', samples=2)\n"
+        "r = nd.cosimulate(b, backend='emulator')\n"
+        "print(json.dumps({'file': nd.__file__, 'profiles': str(PROFILE_DIR), 'schedule': b.manifest.default_schedule,\n"
+        "                  'mismatches': r.agreement.spike_mismatches,\n"
+        "                  'exporters': importlib.util.find_spec('exporters') is not None,\n"
+        "                  'energy': nd.estimate(b, r).energy_j['total']}))\n")], cwd=elsewhere)
+    seen = json.loads(probe.stdout.strip().splitlines()[-1])
+    site = str(tmp_path / "venv")
+    assert seen["file"].startswith(site) and seen["profiles"].startswith(site), seen  # not the checkout's
+    assert seen["mismatches"] == 0 and seen["energy"] > 0 and not seen["exporters"]
