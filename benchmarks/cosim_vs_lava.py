@@ -16,11 +16,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from neurodeploy.bundle import read_bundle
-from neurodeploy.compiler.pipeline import compile_zoo
+import neurodeploy as nd
 from neurodeploy.exporters import load_spiking
-from neurodeploy.runtime.cosim import normalize_inputs, run_cosim
-from neurodeploy.runtime.lava_runner import LavaRunner
+from neurodeploy.runtime.cosim import normalize_inputs
+from neurodeploy.runtime.lava_runner import LavaRunner  # the bare run: Lava with nothing of neurodeploy's around it
 
 
 def bare_lava(bundle) -> float:
@@ -35,7 +34,7 @@ def bare_lava(bundle) -> float:
 
 def cosim(bundle, schedule: str) -> float:
     t0 = time.perf_counter()
-    result = run_cosim(bundle, schedule=schedule, progress=False)
+    result = nd.cosimulate(bundle, schedule=schedule)
     assert result.agreement.spike_mismatches == 0
     return time.perf_counter() - t0
 
@@ -48,7 +47,7 @@ def main() -> None:
     parser.add_argument("--schedule", default="window")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        bundle = read_bundle(compile_zoo(args.model, Path(tmp) / "b", args.samples))
+        bundle = nd.compile(args.model, Path(tmp) / "b", samples=args.samples)
         bare, co = [], []
         for _ in range(args.rounds):
             bare.append(bare_lava(bundle))

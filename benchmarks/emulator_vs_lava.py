@@ -23,12 +23,9 @@ from pathlib import Path
 
 import numpy as np
 
-from neurodeploy.bundle import read_bundle
-from neurodeploy.compiler.pipeline import compile_spiking, compile_zoo
-from neurodeploy.exporters import load_spiking
-from neurodeploy.exporters.nir_import import read_plan
-from neurodeploy.runtime.cosim import run_cosim
-from neurodeploy.runtime.emulator import EmulatorRunner
+import neurodeploy as nd
+from neurodeploy.exporters import load_spiking, read_plan
+from neurodeploy.runtime.emulator import EmulatorRunner  # the two runners, measured side by side
 from neurodeploy.runtime.lava_compat import install
 from neurodeploy.runtime.lava_runner import LavaRunner
 from neurodeploy.spiking.quantize import quantize
@@ -68,11 +65,11 @@ def compare(name: str, plan, x: np.ndarray, lava_samples: int) -> float:
 
 def cli_path(plan_source: Path, x: np.ndarray, lava_samples: int, dt: float | None) -> float:
     with tempfile.TemporaryDirectory() as tmp:
-        bundle = read_bundle(compile_spiking(plan_source, Path(tmp) / "b", dt_s=dt))
+        bundle = nd.compile(plan_source, Path(tmp) / "b", dt_s=dt)
         per_sample = {}
         for backend, inputs in (("lava", x[:lava_samples]), ("emulator", x)):
             t0 = time.perf_counter()
-            result = run_cosim(bundle, inputs, mode="fixed", backend=backend, progress=False)
+            result = nd.cosimulate(bundle, inputs, mode="fixed", backend=backend)
             per_sample[backend] = (time.perf_counter() - t0) / len(inputs)
             if backend == "lava":
                 want = result.spikes
@@ -98,7 +95,7 @@ def main() -> None:
     x_cnn = spikes_in(rng, args.batch, args.steps, cnn.input_shape, 0.05)
     compare("NIR paper CNN (cnn_sinabs.nir)", cnn, x_cnn, args.lava_samples)
     with tempfile.TemporaryDirectory() as tmp:
-        bundle = read_bundle(compile_zoo(args.zoo, Path(tmp) / "z", 2))
+        bundle = nd.compile(args.zoo, Path(tmp) / "z", samples=2)
         zoo_plan = quantize(load_spiking(bundle.spiking_path, bundle.manifest.spiking.dt_s)).plan
     x_zoo = spikes_in(rng, args.batch, args.steps, zoo_plan.input_shape, 0.2)
     compare(f"zoo model {args.zoo} (spiking part)", zoo_plan, x_zoo, args.lava_samples)

@@ -2,7 +2,7 @@
 
 Each ``nn.Linear`` becomes ``nir.Linear`` (or ``nir.Affine`` with a bias); each ``LIFCell`` becomes a
 ``nir.CubaLIF`` whose forward-Euler discretisation at ``dt`` is exactly the cell's update
-(REFERENCE.md section 3): ``tau_syn = dt/du``, ``tau_mem = dt/dv``, ``w_in = 1/du``, ``r = 1/dv``.
+(NIR's CubaLIF ODEs by forward Euler): ``tau_syn = dt/du``, ``tau_mem = dt/dv``, ``w_in = 1/du``, ``r = 1/dv``.
 An integrate-and-fire cell (dv = 0) has no finite tau_mem and is written as ``nir.IF`` only when
 du = 1; otherwise it is rejected. The graph's metadata carries ``dt``.
 """
@@ -20,7 +20,7 @@ from neurodeploy.models.neurons import LIFCell
 
 
 def _per_neuron(value: float, n: int) -> np.ndarray:
-    # nir.write fails on 0-d datasets: broadcast every neuron parameter (REFERENCE.md section 3)
+    # nir 1.0.8's nir.write fails on 0-d datasets ("Scalar datasets don't support chunk/filter options")
     return np.full(n, value, dtype=np.float64)
 
 

@@ -1,6 +1,7 @@
 """NIR graph -> :class:`~neurodeploy.spiking.plan.SpikingPlan` in Lava's discrete-time parameters.
 
-Forward-Euler mapping at ``dt`` (REFERENCE.md section 3), per population::
+Forward-Euler mapping at ``dt`` of NIR 1.0.8's ODEs (CubaLIF: ``tau_syn dI/dt = -I + w_in S``,
+``tau_mem dv/dt = v_leak - v + r I``; LIF without the synapse; IF: ``dv/dt = r I``), per population::
 
     CubaLIF: du = dt/tau_syn, dv = dt/tau_mem, input scale = (du*w_in)*(dv*r), bias = dv*v_leak
     LIF:     du = 1,          dv = dt/tau,     input scale = dv*r,            bias = dv*v_leak

@@ -1,8 +1,10 @@
 """Dense part -> ONNX, verified against PyTorch at several lengths.
 
-Every export is followed by two checks that raise :class:`OnnxExportError` (REFERENCE.md section 4
-lists the silent failures they guard against): the declared dynamic dimensions must be symbolic in
-the ONNX file, and ONNX Runtime must match PyTorch at several sequence lengths.
+Every export is followed by two checks that raise :class:`OnnxExportError`: the declared dynamic
+dimensions must be symbolic in the ONNX file, and ONNX Runtime must match PyTorch at several sequence
+lengths. They guard against failures seen with torch 2.13 that give no warning: the dynamo exporter
+specialising a dynamic dimension to a constant when tracing cannot keep it, and the legacy exporter
+returning the traced number of steps for longer inputs of an unrolled loop.
 """
 from __future__ import annotations
 

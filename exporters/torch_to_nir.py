@@ -1,6 +1,6 @@
 """PyTorch spiking front-ends (norse, snnTorch, neurodeploy) -> NIR, with neurodeploy's own mappings.
 
-The frameworks' exporters have known bugs (REFERENCE.md section 4: norse maps ``nn.Flatten`` to a
+The frameworks' exporters have known bugs (seen with norse 1.1.0 and nirtorch 2.6: norse maps ``nn.Flatten`` to a
 None node and writes ``tau = dt/tau_mem_inv``; nirtorch 2.6 leaves random biases in imported Affine
 layers), so each module type is mapped here, from its equations, at the graph's ``dt``:
 

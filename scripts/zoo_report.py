@@ -19,21 +19,18 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from neurodeploy.analysis.evaluate import evaluate, torch_predictions
-from neurodeploy.bundle import read_bundle
-from neurodeploy.compiler.pipeline import compile_zoo
+import neurodeploy as nd
+from neurodeploy.analysis.evaluate import torch_predictions
 from neurodeploy.models import zoo
-from neurodeploy.report.summary import summary
-from neurodeploy.runtime.cosim import run_cosim
 from neurodeploy.runtime.lava_compat import install
 
 
 def measure(name: str, test_size: int, tmp: Path) -> dict:
     entry = zoo.get(name)
-    bundle = read_bundle(compile_zoo(name, tmp / name, 4))
+    bundle = nd.compile(name, tmp / name, samples=4)
     early = bundle.manifest.dense.exit_threshold is not None
-    cosim = run_cosim(bundle, mode="float", backend="lava", progress=False, schedule=entry.schedule)
-    data = summary(bundle, cosim)
+    cosim = nd.cosimulate(bundle, mode="float", backend="lava")  # the bundle's own schedule: the entry's
+    data = nd.estimate(bundle, cosim).figures
     x, labels = entry.dataset("test", test_size)
     model = entry.build()
     event = entry.schedule == "event"
@@ -42,18 +39,16 @@ def measure(name: str, test_size: int, tmp: Path) -> dict:
            "energy_uj": data["energy_j"]["total"] * 1e6, "gpu_only_uj": data["baseline_gpu_only"]["energy_j"] * 1e6,
            "torch_acc": float(np.mean(torch_predictions(model, x, event=event) == labels))}
     for mode in ("float", "fixed"):
-        result = evaluate(bundle, x, labels, "emulator", mode, entry.schedule, progress=False)
+        result = nd.evaluate(bundle, x, labels, backend="emulator", mode=mode)
         row[f"{mode}_acc"] = result.accuracy
         row["sops_per_sample"] = result.sops_per_sample
     if early:
-        exits = run_cosim(bundle, x[:64], mode="fixed", backend="emulator", progress=False, schedule=entry.schedule,
-                          early_exit=True)
-        row["early_exit"] = summary(bundle, exits)["early_exit"] | {
-            "accuracy": evaluate(bundle, x, labels, "emulator", "fixed", entry.schedule, progress=False,
-                                 early_exit=True).accuracy}
+        exits = nd.cosimulate(bundle, x[:64], mode="fixed", backend="emulator", early_exit=True)
+        row["early_exit"] = nd.estimate(bundle, exits).early_exit | {
+            "accuracy": nd.evaluate(bundle, x, labels, backend="emulator", mode="fixed", early_exit=True).accuracy}
         row["early_exit"].pop("exit_windows")
     if event:
-        run = run_cosim(bundle, x[:64], mode="fixed", backend="emulator", progress=False, schedule="event")
+        run = nd.cosimulate(bundle, x[:64], mode="fixed", backend="emulator", schedule="event")
         windows = run.y.shape[0] * run.y.shape[1]
         row["gpu_windows_skipped"] = 1 - run.dense_invocations / windows
     if name == "neuro_svt":
@@ -67,7 +62,7 @@ def neuro_svt_extras(bundle, model, x, labels, cosim, tmp: Path) -> dict:
     """Permanence Score (the output after >= 30 occluded frames) and SOPs against the dense twin's MACs."""
     from neurodeploy.analysis.evaluate import predictions
     from neurodeploy.cost.macs import count_macs
-    from neurodeploy.exporters.onnx_export import export_dense
+    from neurodeploy.exporters import export_dense
     from neurodeploy.models.zoo import datasets, neuro_svt
     from neurodeploy.report.summary import cost
 

@@ -1,6 +1,6 @@
 """Lava's LIF + Dense processes, float and fixed point, against NumPy implementations of their equations.
 
-The NumPy code here is written from REFERENCE.md section 2 and Lava's bit-accurate model source; it
+The NumPy code here is written from Lava 0.10.0's bit-accurate model source (``PyLifModelBitAcc``); it
 is independent of neurodeploy. Fixed point: u decays by (4096 - (du + 1)) >> 12 (Loihi's ds_offset
 register adds 1 to du), v by (4096 - dv) >> 12; inputs enter u shifted left by 6; threshold vth << 6.
 """

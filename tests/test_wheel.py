@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -26,8 +27,11 @@ def _run(args: list[str], cwd: Path, timeout: int = 600) -> subprocess.Completed
 
 
 def test_wheel_installs_and_runs_outside_the_checkout(tmp_path):
+    source = tmp_path / "source"  # a copy: setuptools' build/ folder stays out of the checkout and holds nothing stale
+    shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(".git", ".venv", "build", "out", "*.egg-info",
+                                                                 "__pycache__", ".hypothesis", ".pytest_cache"))
     _run([sys.executable, "-m", "pip", "wheel", "--disable-pip-version-check", "-q", "--no-deps", "-w",
-          str(tmp_path / "dist"), str(ROOT)], cwd=tmp_path)
+          str(tmp_path / "dist"), str(source)], cwd=tmp_path)
     wheel = next((tmp_path / "dist").glob("neurodeploy-*.whl"))
     _run([sys.executable, "-m", "venv", str(tmp_path / "venv")], cwd=tmp_path)
     python = str(tmp_path / "venv" / "bin" / "python")

@@ -1,6 +1,8 @@
 """Counts from a run: spikes per population and synaptic operations per synaptic layer.
 
-Synaptic operations follow NeuroBench's ``SynapticOperations`` (REFERENCE.md section 5), per sample
+Synaptic operations follow NeuroBench 2.3.0's ``SynapticOperations`` (Effective: nonzero input x weight
+pairs; Dense: every pair; Linear, Conv and RNN cells; reference figure: the GSC SNN 20-256-256-256-35 at
+200 steps has 29,030,400 Dense SOPs), per sample
 summed over time steps:
 
     dense_l     = T * (pre x post pairs of layer l)                      (every input x weight pair)

@@ -18,7 +18,7 @@ Transfer: every cut spike crosses as a 32-bit address event; per window one link
 
     bytes = 4 * cut_spikes;  t_tr = windows * latency + 8 bytes / bandwidth;  E_tr = 8 bytes * E_bit
 
-GPU (roofline, batch 1, REFERENCE.md 5)::
+GPU (roofline, batch 1: transformer and Mamba blocks at batch 1 are memory- and launch-bound, 4-20 us a launch)::
 
     t_gpu = max(FLOPs / (eta * peak), bytes / (eta * bandwidth)) + kernels * t_launch
     E_gpu = max(FLOPs * P_tdp / peak, bytes * P_tdp / bandwidth)      (energy per FLOP or byte at full

@@ -12,7 +12,8 @@ followed by ``x + mlp(norm(x))``.
 - :class:`MambaBlock`: Mamba's selective SSM (Gu & Dao 2023): in_proj -> causal depthwise conv (d_conv)
   -> SiLU -> (dt, B, C) = x_proj -> ``h_t = exp(dt A) h_{t-1} + dt B_t x_t``, ``y_t = C_t h_t + D x_t``
   -> gate ``y * SiLU(z)`` -> out_proj. The sequence form uses ``torch._higher_order_ops.scan``, which
-  exports to an ONNX ``Scan`` with a dynamic length (REFERENCE.md section 4). State: conv buffer and h.
+  exports to an ONNX ``Scan`` with a dynamic length (torch 2.13's dynamo exporter; measured here: error 2e-7
+  at L = 16-64; the TorchScript exporter instead drops mambapy-style in-place scans silently). State: conv buffer and h.
 - :class:`CfCBlock`: closed-form continuous-time cell (Hasani et al. 2022, the ncps "default" mode):
   ``h_t = (1 - g) * tanh(W1 [x_t, h]) + g * tanh(W2 [x_t, h])``, ``g = sigmoid(-(Wa [x, h]) * ts - Wb [x, h])``
   with ts = 1. State: h.

@@ -1,6 +1,6 @@
 """The spiking front-end: synaptic layers and LIF populations, stepped one time step at a time.
 
-Contract (REFERENCE.md section 4): the front-end is a per-timestep module
+Contract: the front-end is a per-timestep module
 ``step(x_t, state) -> (z_t, state)``; the time loop and the adapter stay outside it, so the same
 module can be exported to NIR, traced, and co-simulated step by step.
 """

@@ -1,6 +1,6 @@
 """Spiking neuron models in PyTorch, written per time step with explicit state.
 
-The equations are those of Lava's ``LIF`` process in ``floating_pt`` (REFERENCE.md section 2), so a
+The equations are those of Lava 0.10.0's ``LIF`` process in ``floating_pt`` (``lava/proc/lif/models.py``), so a
 front-end built from these cells runs identically in PyTorch and in Lava::
 
     u[t] = u[t-1] * (1 - du) + a_in[t]          # synaptic current
@@ -9,7 +9,8 @@ front-end built from these cells runs identically in PyTorch and in Lava::
     v[t] = v[t] * (1 - z[t])                    # reset to zero
 
 In NIR terms this is a ``CubaLIF`` with ``tau_syn = dt/du``, ``tau_mem = dt/dv``, ``r = 1/dv``,
-``w_in = 1/du``, ``v_leak = 0``, ``v_reset = 0`` (forward Euler, REFERENCE.md section 3).
+``w_in = 1/du``, ``v_leak = 0``, ``v_reset = 0``: NIR's CubaLIF ODEs stepped by forward Euler at ``dt``
+(``I <- (1 - dt/tau_syn) I + (dt/tau_syn) w_in S``, ``v <- (1 - dt/tau_mem) v + (dt/tau_mem) r I``).
 """
 from __future__ import annotations
 

@@ -4,7 +4,9 @@ Layouts: a plan keeps NIR's channel-first shapes; Lava uses ``(X, Y, C) = (W, H,
 population ``(n,)`` is unchanged, a 2-D one ``(C, L)`` becomes ``(L, 1, C)``, a 3-D one ``(C, H, W)``
 becomes ``(W, H, C)``. Dense weights are permuted so that Lava's C-order flattening of a Lava-layout
 source equals NIR's flattening of the NIR-layout source; conv kernels become Lava's true-convolution
-layout ``w.transpose(0, 3, 2, 1)[:, ::-1, ::-1, :]`` (REFERENCE.md section 2).
+layout ``w.transpose(0, 3, 2, 1)[:, ::-1, ::-1, :]`` (Lava's Conv takes (Cout, Kx, Ky, Cin) kernels in (X, Y, C)
+layout and computes a true convolution, not PyTorch's cross-correlation). Every Dense and Conv process
+emits the previous step's sum, so each synaptic layer adds one step of delay.
 
 ``mode == "float"`` uses the float parameters; ``mode == "fixed"`` uses ``plan.fixed`` (Loihi integers).
 Lava must be imported through :func:`neurodeploy.runtime.lava_compat.import_lava_core` first (Python 3.11).
