@@ -112,6 +112,25 @@ def test_demo_runs_the_default_zoo_model_with_early_exits(tmp_path):
     assert report["early_exit"]["energy_j"]["full"] == report["energy_j"]["total"]
 
 
+def test_energy_and_report_price_a_window_bundle_and_its_early_exits(zoo_bundles, tmp_path, capsys):
+    """No --schedule: energy and report price the bundle's own schedule (window), with --early-exit too."""
+    import json
+
+    from neurodeploy.cli import main
+
+    bundle = str(zoo_bundles["liquidspikeformer"])
+    assert main(["energy", bundle, "--json"]) == 0
+    full = json.loads(capsys.readouterr().out)
+    windows = full["num_steps"] // 4
+    assert full["schedule"] == "window" and full["dense_invocations"] == full["num_samples"] * windows
+    assert main(["energy", bundle, "--json", "--early-exit"]) == 0
+    exits = json.loads(capsys.readouterr().out)["early_exit"]
+    assert exits["energy_j"]["full"] == pytest.approx(full["energy_j"]["total"]) and exits["windows"] == windows
+    assert main(["report", bundle, "--early-exit", "--html", str(tmp_path / "r.html")]) == 0
+    out = capsys.readouterr().out
+    assert "schedule window" in out and "early exit: mean exit window" in out and " µJ" in out
+
+
 @pytest.mark.parametrize("name", zoo.TRAINED)
 def test_spiking_part_is_bit_exact_on_the_emulator(name, zoo_bundles):
     """The emulator against Lava fixed_pt on each trained model's quantized spiking part (one test sample)."""

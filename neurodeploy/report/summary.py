@@ -32,29 +32,12 @@ class CostReport:
     figures: dict
     loihi: str = "loihi2"  # the neuromorphic profile priced (a name or a .json path), for the resource map
 
-    @property
-    def energy_j(self) -> dict:
-        return self.figures["energy_j"]
-
-    @property
-    def latency_s(self) -> dict:
-        return self.figures["latency_s"]
-
-    @property
-    def sops(self) -> dict:
-        return self.figures["sops"]
-
-    @property
-    def macs(self) -> dict:
-        return self.figures["macs"]
-
-    @property
-    def baseline_gpu_only(self) -> dict:
-        return self.figures["baseline_gpu_only"]
-
-    @property
-    def early_exit(self) -> dict | None:
-        return self.figures.get("early_exit")
+    energy_j = property(lambda self: self.figures["energy_j"], doc="J per sample: neuromorphic, transfer, gpu, total")
+    latency_s = property(lambda self: self.figures["latency_s"], doc="s per sample, by device and total")
+    sops = property(lambda self: self.figures["sops"], doc="synaptic operations per sample, per layer")
+    macs = property(lambda self: self.figures["macs"], doc="MACs of the dense part per sample")
+    baseline_gpu_only = property(lambda self: self.figures["baseline_gpu_only"], doc="the all-GPU baseline")
+    early_exit = property(lambda self: self.figures.get("early_exit"), doc="priced early exits, when run with them")
 
     def as_dict(self) -> dict:
         return self.figures
@@ -191,13 +174,17 @@ def print_summary(data: dict, console: Console | None = None) -> None:
 
 
 def print_quantization(report: list[dict], names: dict[str, str], console: Console) -> None:
-    """The fixed-point report of the spiking part, one line per population and its synapses."""
+    """The fixed-point report of the spiking part, one line per population and its synapses; ``names``:
+    NIR node -> the user's module (a manifest's ``module_paths`` or a summary's ``layer_names``)."""
+    def label(name: str) -> str:
+        return display_name(name, names)
+
     console.print("fixed point (Loihi integers) per population:")
     for q in report:
-        syn = "; ".join(f"{names.get(s['name'], s['name'])}: exp {s['weight_exp']}, rms error {s['rel_rms_err']:.2%}"
+        syn = "; ".join(f"{label(s['name'])}: exp {s['weight_exp']}, rms error {s['rel_rms_err']:.2%}"
                         + (f", {s['zeroed']} weights rounded to 0" if s["zeroed"] else "") for s in q["synapses"])
         limit = q["limited_by"]
         if limit.startswith("weights of "):
-            limit = "weights of " + names.get(limit.removeprefix("weights of "), limit.removeprefix("weights of "))
-        console.print(f"  {names.get(q['name'], q['name'])}: scale {q['scale']:.4g} (limited by {limit}), "
+            limit = "weights of " + label(limit.removeprefix("weights of "))
+        console.print(f"  {label(q['name'])}: scale {q['scale']:.4g} (limited by {limit}), "
                       f"threshold {q['vth_mant']}; {syn}")

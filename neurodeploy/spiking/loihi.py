@@ -19,7 +19,7 @@ targets the chip the user names (``--profile loihi1`` quantizes for Loihi 1).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 
 from neurodeploy.errors import ProfileError
 
@@ -38,29 +38,20 @@ class LoihiNumerics:
     decay_bits: int = 12
     act_shift: int = 6
     graded_spike_bits: int = 24
+    decay_one: int = field(init=False)
+    state_max: int = field(init=False)
+    vth_max: int = field(init=False)
+    bias_mant_max: int = field(init=False)
+    bias_exp_max: int = field(init=False)
 
-    @property
-    def decay_one(self) -> int:
-        """The integer decay that keeps nothing: 4096 for 12 bits."""
-        return 1 << self.decay_bits
-
-    @property
-    def state_max(self) -> int:
-        """Largest |u| or |v|: 2**23 - 1 for 24 bits."""
-        return (1 << (self.state_bits - 1)) - 1
-
-    @property
-    def vth_max(self) -> int:
-        return (1 << self.vth_bits) - 1
-
-    @property
-    def bias_mant_max(self) -> int:
-        """Largest |bias mantissa| (signed): 4095 for 13 bits."""
-        return (1 << (self.bias_mant_bits - 1)) - 1
-
-    @property
-    def bias_exp_max(self) -> int:
-        return (1 << self.bias_exp_bits) - 1
+    def __post_init__(self) -> None:
+        derived = {"decay_one": 1 << self.decay_bits,  # the decay that keeps nothing: 4096 for 12 bits
+                   "state_max": (1 << (self.state_bits - 1)) - 1,  # largest |u| or |v|: 2**23 - 1
+                   "vth_max": (1 << self.vth_bits) - 1,
+                   "bias_mant_max": (1 << (self.bias_mant_bits - 1)) - 1,  # signed: 4095 for 13 bits
+                   "bias_exp_max": (1 << self.bias_exp_bits) - 1}
+        for name, value in derived.items():
+            object.__setattr__(self, name, value)
 
     def weight_step(self, mixed: bool) -> int:
         """Lava clears the low ``8 - weight_bits + mixed`` bits of every 8-bit weight mantissa."""
@@ -95,7 +86,7 @@ def numerics_of(profile) -> LoihiNumerics:
     if section is None:
         return LAVA
     values = {f.name: int(getattr(section, f.name).value) for f in fields(LoihiNumerics)
-              if getattr(section, f.name, None) is not None}
+              if f.init and getattr(section, f.name, None) is not None}
     numerics = LoihiNumerics(**values)
     problems = [f"numerics.{name} = {getattr(numerics, name)}: Lava's fixed-point models use {getattr(LAVA, name)}"
                 for name in _RUNTIME_FIXED if getattr(numerics, name) != getattr(LAVA, name)]
