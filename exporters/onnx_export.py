@@ -39,8 +39,11 @@ class ParityCheck:
 
 
 def export_dense(module: nn.Module, example: torch.Tensor, path: Path, dynamic_dims: dict[int, str]) -> None:
-    """Export ``module(example)`` with the dynamo exporter; ``dynamic_dims`` maps input dim -> name."""
-    shapes = {"spikes": {dim: torch.export.Dim(name, min=1, max=1 << 16) for dim, name in dynamic_dims.items()}}
+    """Export ``module(example)`` with the dynamo exporter; ``dynamic_dims`` maps input dim -> name.
+
+    The dynamic shapes are given by position, so the module's ``forward`` may name its argument as it
+    likes (``x``, ``input`` for an ``nn.Sequential``); the ONNX input is always named ``spikes``."""
+    shapes = ({dim: torch.export.Dim(name, min=1, max=1 << 16) for dim, name in dynamic_dims.items()},)
     module = module.float().eval()
     with warnings.catch_warnings(), _quiet("torch.onnx"):
         warnings.simplefilter("ignore")

@@ -83,15 +83,16 @@ def _neuron_mappers() -> dict[str, Callable]:
     return {"Leaky": _leaky, "Synaptic": _synaptic, "LIFBoxCell": _lif_box}
 
 
-def conversion_problems(name: str, module: nn.Module, dt: float) -> list[str]:
-    """Why ``module`` (named ``name``) cannot be converted to NIR at ``dt``: an empty list when it can."""
+def conversion_problems(name: str, module: nn.Module, dt: float | None) -> list[str]:
+    """Why ``module`` (named ``name``) cannot be converted to NIR at ``dt`` (None: any dt): [] when it can."""
     kind = type(module).__name__
     if kind in ("Leaky", "Synaptic"):
         return _snntorch_reset_problems(name, module)
     if kind == "LIFBoxCell":
         problems = []
-        if abs(float(module.dt) - dt) > 1e-12 * dt:
-            problems.append(f"{name}: norse dt={module.dt} differs from the graph dt={dt}; pass dt={module.dt}")
+        if dt is not None and abs(float(module.dt) - dt) > 1e-12 * dt:
+            problems.append(f"{name}: norse LIFBoxCell dt={module.dt:g} s differs from the graph's dt={dt:g} s; "
+                            f"compile with dt_s={module.dt:g} (--dt {module.dt:g}), the time step it was trained at")
         if np.any(_full(module.p.v_reset, (1,)) != 0):
             problems.append(f"{name}: v_reset != 0; Loihi resets to zero")
         return problems

@@ -78,7 +78,8 @@ def compile(model: Any, out: str | Path, *, inputs: Any = None, dt_s: float | No
     import torch
 
     return load(pipeline.compile_hybrid(model, torch.as_tensor(inputs).float(), out, dt_s or DEFAULT_DT_S,
-                                        name or type(model).__name__, cut=cut, profile=profile, schedule=schedule))
+                                        name or type(model).__name__, cut=cut, profile=profile, schedule=schedule,
+                                        weights=None if weights is None else str(weights)))
 
 
 def _refuse(given: dict[str, Any], what: str) -> None:
@@ -109,16 +110,39 @@ def _resolve(spec: str, inputs, dt_s, samples: int, weights, name):
 
 def cosimulate(bundle: Bundle | str | Path, inputs: np.ndarray | None = None, *, mode: str = "float",
                backend: str = "lava", schedule: str | None = None, early_exit: bool = False,
-               checkpoint: str | Path | None = None, progress: bool = False) -> CosimResult:
+               checkpoint: str | Path | None = None, progress: bool = False, model: Any = None,
+               weights: str | Path | None = None) -> CosimResult:
     """Run the bundle: the spiking part on ``backend`` (``lava`` or the bit-exact ``emulator``) in ``mode``
     (``float`` or ``fixed``), its spikes into the dense part on ONNX Runtime. ``inputs`` (B, T, ...) or
-    (T, ...), default the bundle's reference inputs; ``schedule=None`` is the bundle's own."""
+    (T, ...), default the bundle's reference inputs; ``schedule=None`` is the bundle's own.
+
+    ``result.agreement`` compares with PyTorch: on the reference inputs against the outputs stored in the
+    bundle; on any other inputs against ``model`` (an ``nn.Module``, a zoo name or a factory, with
+    ``weights``) run on them, by default the zoo model or factory the bundle was compiled from.
+    """
     from neurodeploy.runtime.cosim import run_cosim
 
     bundle = _bundle(bundle)
-    return run_cosim(bundle, inputs, mode=mode, backend=backend, progress=progress,
-                     schedule=schedule or bundle.manifest.default_schedule, checkpoint=checkpoint,
-                     early_exit=early_exit)
+    schedule = schedule or bundle.manifest.default_schedule
+    reference = None
+    if inputs is not None and bundle.manifest.reference is not None:
+        reference = _reference_on(bundle, inputs, torch_model(bundle, model, weights))
+    return run_cosim(bundle, inputs, mode=mode, backend=backend, progress=progress, schedule=schedule,
+                     checkpoint=checkpoint, early_exit=early_exit, reference=reference)
+
+
+def _reference_on(bundle: Bundle, inputs: np.ndarray, model: nn.Module | None) -> dict | None:
+    """The PyTorch model's outputs (float64, per population and ``y``) on ``inputs``, as stored at compile."""
+    if model is None:
+        return None
+    import torch
+
+    from neurodeploy.compiler.partition import partition
+    from neurodeploy.compiler.pipeline import reference_outputs
+    from neurodeploy.runtime.cosim import normalize_inputs
+
+    x = torch.as_tensor(normalize_inputs(inputs, bundle))
+    return reference_outputs(partition(model.eval()), x, model)
 
 
 def estimate(bundle: Bundle | str | Path, result: CosimResult, *, loihi: str | None = None,
@@ -181,13 +205,15 @@ def evaluate(bundle: Bundle | str | Path, x: np.ndarray, labels: np.ndarray, *, 
 
 
 def torch_model(bundle: Bundle, model: Any = None, weights: str | Path | None = None) -> nn.Module | None:
-    """The PyTorch model to compare with: ``model`` itself, a zoo name or factory, else the zoo model the
-    bundle was compiled from, else None."""
+    """The PyTorch model to compare with: ``model`` itself, a zoo name or factory, else the zoo model or
+    factory the bundle was compiled from (unless it was compiled with other weights), else None."""
     if model is not None and not isinstance(model, str):
         return model
     from neurodeploy.models import zoo
 
-    spec = model or (bundle.manifest.provenance or {}).get("model")
+    provenance = bundle.manifest.provenance or {}
+    same_weights = weights is not None or "weights" not in provenance  # else compiled with weights we do not have
+    spec = model or (provenance.get("model") if same_weights else None)
     if spec is None or (spec not in zoo.ZOO and ":" not in spec):
         if model is not None:
             raise UsageError(f"model {model!r} is neither a zoo name ({', '.join(sorted(zoo.ZOO))}) nor a "

@@ -76,7 +76,8 @@ def _run_and_price(args: argparse.Namespace, progress: bool):
     bundle = nd.load(args.bundle)
     result = nd.cosimulate(bundle, _load_input(args.input), mode=args.mode, backend=args.backend,
                            schedule=args.schedule, early_exit=args.early_exit,
-                           checkpoint=getattr(args, "checkpoint", None), progress=progress)
+                           checkpoint=getattr(args, "checkpoint", None), progress=progress, model=args.model,
+                           weights=args.weights)
     return bundle, result, nd.estimate(bundle, result, loihi=args.loihi, gpu=args.gpu)
 
 
@@ -210,6 +211,9 @@ def _costed(sub, name: str, help_text: str, json_flag: bool = True) -> argparse.
     _backend_arg(p)
     _schedule_args(p)
     _profile_args(p)
+    p.add_argument("--model", help="PyTorch model to compare with on --input: a zoo name or module:function "
+                                   "(default: the zoo model or factory the bundle was compiled from)")
+    p.add_argument("--weights", help="state_dict (.pt) for --model")
     if json_flag:
         p.add_argument("--json", action="store_true", help="print one JSON object")
     return p

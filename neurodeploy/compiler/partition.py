@@ -68,10 +68,10 @@ def _loihi_reason(module: nn.Module) -> str:
     return "reshaping folded into the next synapses"
 
 
-def _loihi_problems(modules: list[tuple[str, nn.Module]], prefix: str) -> list[str]:
+def _loihi_problems(modules: list[tuple[str, nn.Module]], prefix: str, dt_s: float | None = None) -> list[str]:
     from neurodeploy.exporters import conversion_problems
 
-    return [f"{prefix}{p}" for name, m in modules for p in conversion_problems(name, m, dt=1.0)]
+    return [f"{prefix}{p}" for name, m in modules for p in conversion_problems(name, m, dt_s)]
 
 
 def _dense_placement(backend: nn.Module, prefix: str, adapter: nn.Module) -> list[Placement]:
@@ -93,13 +93,14 @@ def _adapter_of(backend: nn.Module) -> nn.Module:
     return adapters[0]
 
 
-def partition(model: nn.Module, cut: str | None = None) -> Partition:
-    """Split ``model`` (a HybridModel or a flat nn.Sequential); see the module docstring."""
+def partition(model: nn.Module, cut: str | None = None, dt_s: float | None = None) -> Partition:
+    """Split ``model`` (a HybridModel or a flat nn.Sequential); see the module docstring. ``dt_s``: the
+    time step the spiking part will be exported at (neurons with their own dt must match it)."""
     if isinstance(model, HybridModel):
         front = model.frontend
         modules = [(f"layers.{i}", m) for i, m in enumerate(front.layers)] if isinstance(front, SpikingSequential) \
             else list(front.named_children())
-        problems = [] if isinstance(front, SpikingSequential) else _loihi_problems(modules, "frontend.")
+        problems = [] if isinstance(front, SpikingSequential) else _loihi_problems(modules, "frontend.", dt_s)
         if problems:
             raise PartitionError("the spiking front-end has modules Loihi cannot run:\n  - " + "\n  - ".join(problems))
         adapter = _adapter_of(model.backend)
@@ -112,7 +113,7 @@ def partition(model: nn.Module, cut: str | None = None) -> Partition:
     if not isinstance(model, nn.Sequential):
         raise PartitionError(f"{type(model).__name__} is neither a HybridModel(frontend, backend) nor an nn.Sequential; "
                              "wrap the spiking front-end and the dense back-end in one of them")
-    return _partition_sequential(model, cut)
+    return _partition_sequential(model, cut, dt_s)
 
 
 def _blocking(modules: list[tuple[str, nn.Module]], stop: int) -> list[str]:
@@ -125,7 +126,7 @@ def _blocking(modules: list[tuple[str, nn.Module]], stop: int) -> list[str]:
     return _loihi_problems([modules[stop]], "")
 
 
-def _partition_sequential(model: nn.Sequential, cut: str | None) -> Partition:
+def _partition_sequential(model: nn.Sequential, cut: str | None, dt_s: float | None) -> Partition:
     modules = list(model.named_children())
     names = [n for n, _ in modules]
     if cut is not None and cut not in names:
@@ -137,7 +138,7 @@ def _partition_sequential(model: nn.Sequential, cut: str | None) -> Partition:
         runnable = i + 1
     end = names.index(cut) + 1 if cut is not None else \
         max((i + 1 for i in range(runnable) if is_neuron(modules[i][1])), default=0)
-    problems = _loihi_problems(modules[:end], "") or _blocking(modules, runnable)
+    problems = _loihi_problems(modules[:end], "", dt_s) or _blocking(modules, runnable)
     if end == 0 or not is_neuron(modules[end - 1][1]):
         problems.append("the spiking part must end on a spiking population (the spikes that cross the cut); "
                         + (f"{cut!r} is a {type(model[end - 1]).__name__}" if cut else "none found at the start"))

@@ -122,21 +122,24 @@ def _default_schedule(dense_part: DensePart, feedback: FeedbackPart | None, sche
     return schedule
 
 
-def _provenance(name: str) -> dict[str, str]:
+def _provenance(name: str, weights: str | None) -> dict[str, str]:
     return {"neurodeploy": neurodeploy.__version__, "torch": torch.__version__,
             "nir": getattr(nir, "__version__", "unknown"), "onnx": onnx.__version__, "model": name,
-            "created_utc": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}
+            "created_utc": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+            **({} if weights is None else {"weights": weights})}
 
 
 def compile_hybrid(model: nn.Module, inputs: torch.Tensor, out: Path, dt_s: float, name: str,
-                   cut: str | None = None, profile: str = "loihi2", schedule: str | None = None) -> Path:
+                   cut: str | None = None, profile: str = "loihi2", schedule: str | None = None,
+                   weights: str | None = None) -> Path:
     """Partition ``model``, export both halves, verify them, write the bundle at ``out``.
 
     ``profile``: the neuromorphic profile the spiking part is quantized and mapped for; ``schedule``:
-    the bundle's deployment schedule (default ``window`` for a streaming back-end, else ``end``).
+    the bundle's deployment schedule (default ``window`` for a streaming back-end, else ``end``);
+    ``weights``: the state_dict file loaded into the model, recorded in the provenance.
     """
     model = model.eval()
-    part = partition(model, cut)
+    part = partition(model, cut, dt_s)
     num_steps, window = int(inputs.shape[1]), part.adapter.window
     if num_steps % window:
         raise UsageError(f"the example inputs have T={num_steps} steps, not a multiple of the adapter window "
@@ -167,7 +170,7 @@ def compile_hybrid(model: nn.Module, inputs: torch.Tensor, out: Path, dt_s: floa
             adapter=Adapter(kind=ADAPTER_KINDS[type(part.adapter)], window=window),
             placement=part.placement,
             reference=Reference(dtype="float64", num_samples=int(inputs.shape[0])),
-            provenance=_provenance(name),
+            provenance=_provenance(name, weights),
         )
         files = {"spiking.nir": tmp / "spiking.nir", "dense.onnx": tmp / "dense.onnx"}
         if dense_part.step_file:
