@@ -251,6 +251,8 @@ def _export_problems(plan: SpikingPlan) -> list[str]:
         return problems
     for pop in plan.neurons:
         syns = plan.incoming(pop.name)
+        if pop.reset != "zero":
+            problems.append(f"{pop.name}: a {pop.reset} reset has no netx form (netx LIF neurons reset to zero)")
         if pop.driven_by_input and pop is plan.neurons[0]:
             continue
         if len(syns) != 1 or syns[0].recurrent or syns[0].source == "bias":

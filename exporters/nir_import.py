@@ -27,7 +27,7 @@ import numpy as np
 
 from neurodeploy.errors import SpikingPlanError
 from neurodeploy.exporters.nir_chains import LINEAR_NODES, compose
-from neurodeploy.spiking.plan import NeuronLayer, SpikingPlan, SynapseLayer
+from neurodeploy.spiking.plan import RESETS, NeuronLayer, SpikingPlan, SynapseLayer
 
 DEFAULT_DT_S = 1e-4  # the convention of snnTorch, SpikingJelly and the NIR paper
 NEURON_NODES = (nir.CubaLIF, nir.LIF, nir.IF, nir.CubaLI, nir.LI)
@@ -51,6 +51,19 @@ def _uniform(values, what: str, node: str, problems: list[str]) -> float:
 def _snap_one(x: np.ndarray) -> np.ndarray:
     """(dt/tau)*(tau/dt) is 1 up to rounding: make it exactly 1 so identity mappings stay exact."""
     return np.where(np.abs(x - 1.0) <= 8 * np.finfo(np.float64).eps, 1.0, x)
+
+
+def reset_mode(node: nir.NIRNode, name: str, problems: list[str]) -> str:
+    """The reset after a spike, from the node's metadata (``{"reset": "subtract", "reset_delay": True}``, as
+    neurodeploy writes it for snnTorch's subtractive neurons); NIR's own meaning, reset to v_reset, otherwise."""
+    meta = getattr(node, "metadata", None) or {}
+    mechanism = str(meta.get("reset", "zero"))
+    if mechanism == "subtract" and bool(meta.get("reset_delay", False)):
+        mechanism = "subtract_delayed"
+    if mechanism not in RESETS:
+        problems.append(f"{name}: reset {mechanism!r} in the node's metadata; known: {list(RESETS)}")
+        return "zero"
+    return mechanism
 
 
 def neuron_params(node: nir.NIRNode, name: str, dt: float, problems: list[str]) -> tuple[float, float, float, np.ndarray, np.ndarray]:
@@ -223,7 +236,8 @@ def nir_to_plan(graph: nir.NIRGraph, dt: float | None = None) -> SpikingPlan:
         if bias_syn is not None:
             layers.append(bias_syn)
         layers.append(NeuronLayer(name=target, shape=shape, du=du, dv=dv, vth=vth, bias=np.zeros(shape),
-                                  delay_steps=delays[target], model="li" if math.isinf(vth) else "lif"))
+                                  delay_steps=delays[target], model="li" if math.isinf(vth) else "lif",
+                                  reset=reset_mode(graph.nodes[target], target, problems)))
         layers.extend(s for s in syns if s.recurrent)
     outputs = {}
     for name, node in graph.nodes.items():

@@ -7,15 +7,19 @@ layers), so each module type is mapped here, from its equations, at the graph's 
 - snnTorch ``Leaky(beta)``: ``v = beta v + x`` -> ``LIF(tau = dt/(1-beta), r = tau/dt)``; beta = 1 -> ``IF``.
 - snnTorch ``Synaptic(alpha, beta)``: ``i = alpha i + x; v = beta v + i`` ->
   ``CubaLIF(tau_syn = dt/(1-alpha), w_in = tau_syn/dt, tau_mem = dt/(1-beta), r = tau_mem/dt)``.
-  Both need ``reset_mechanism="zero"`` and ``reset_delay=False`` (reset in the step that fires).
+  Their reset goes into the node's metadata (``{"reset": "subtract", "reset_delay": True}``; NIR itself
+  resets to v_reset): snnTorch's default ``reset_mechanism="subtract"`` with ``reset_delay=True``
+  (``v[t] = beta v[t-1] + x[t] - thr [v[t-1] > thr]``), ``"subtract"`` without the delay, ``"none"``, and
+  ``"zero"`` (Leaky: the delay gives the same spikes; Synaptic with the delay also zeroes the next
+  step's input, which is refused). :mod:`neurodeploy.spiking.resets` has the equations.
 - norse ``LIFBoxCell``: ``v += dt tau_mem_inv (v_leak - v + x)`` -> ``LIF(tau = 1/tau_mem_inv, r = 1,
   v_leak)``; its ``dt`` must equal the graph's.
 - neurodeploy ``LIFCell``: see :mod:`neurodeploy.exporters.nir_export`.
 - ``nn.Linear``, ``nn.Conv1d``, ``nn.Conv2d``, ``nn.AvgPool2d``, ``nn.Flatten``; ``nn.Dropout`` and
   ``nn.Identity`` are dropped (identity at inference).
 
-Anything else (MaxPool, BatchNorm, norse ``LIFCell`` whose input reaches v one step late, subtractive
-reset) is listed in one :class:`SpikingPlanError` with a way out.
+Anything else (MaxPool, BatchNorm, norse ``LIFCell`` whose input reaches v one step late) is listed in
+one :class:`SpikingPlanError` with a way out.
 """
 from __future__ import annotations
 
@@ -38,31 +42,38 @@ def _full(value, shape: tuple[int, ...]) -> np.ndarray:
     return np.broadcast_to(value, shape).astype(np.float64).copy()
 
 
-def _snntorch_reset_problems(name: str, module: nn.Module) -> list[str]:
-    problems = []
-    if getattr(module, "reset_mechanism", "zero") != "zero":
-        problems.append(f"{name}: snnTorch reset_mechanism={module.reset_mechanism!r}; Loihi resets to zero: "
-                        "retrain with reset_mechanism='zero'")
-    if getattr(module, "reset_delay", False):
-        problems.append(f"{name}: snnTorch reset_delay=True resets one step after the spike; construct it with "
-                        "reset_delay=False")
-    return problems
+def snntorch_reset(module: nn.Module) -> tuple[dict, list[str]]:
+    """The NIR node metadata for an snnTorch neuron's reset, and why it cannot run (empty when it can)."""
+    mechanism = getattr(module, "reset_mechanism", "zero")
+    delay = bool(getattr(module, "reset_delay", False))
+    if mechanism not in ("zero", "subtract", "none"):
+        return {}, [f"snnTorch reset_mechanism={mechanism!r} is unknown; use 'subtract', 'zero' or 'none'"]
+    if mechanism == "zero" and delay and type(module).__name__ == "Synaptic":
+        return {}, ["snnTorch Synaptic with reset_mechanism='zero' and reset_delay=True zeroes the step after a "
+                    "spike, input included, which Loihi's neurons do not; construct it with reset_delay=False or "
+                    "reset_mechanism='subtract'"]
+    if mechanism == "zero":
+        return {}, []
+    return {"reset": mechanism, "reset_delay": delay and mechanism == "subtract"}, []
 
 
 def _leaky(module: nn.Module, dt: float, shape: tuple[int, ...]) -> nir.NIRNode:
     beta = _full(module.beta, shape)
     vth = _full(module.threshold, shape)
+    meta = snntorch_reset(module)[0]
     if np.all(beta == 1.0):
-        return nir.IF(r=np.ones(shape), v_threshold=vth, v_reset=np.zeros(shape))
+        return nir.IF(r=np.ones(shape), v_threshold=vth, v_reset=np.zeros(shape), metadata=meta)
     tau = dt / (1.0 - beta)
-    return nir.LIF(tau=tau, r=tau / dt, v_leak=np.zeros(shape), v_threshold=vth, v_reset=np.zeros(shape))
+    return nir.LIF(tau=tau, r=tau / dt, v_leak=np.zeros(shape), v_threshold=vth, v_reset=np.zeros(shape),
+                   metadata=meta)
 
 
 def _synaptic(module: nn.Module, dt: float, shape: tuple[int, ...]) -> nir.NIRNode:
     alpha, beta = _full(module.alpha, shape), _full(module.beta, shape)
     tau_syn, tau_mem = dt / (1.0 - alpha), dt / (1.0 - beta)
     return nir.CubaLIF(tau_syn=tau_syn, tau_mem=tau_mem, r=tau_mem / dt, w_in=tau_syn / dt, v_leak=np.zeros(shape),
-                       v_threshold=_full(module.threshold, shape), v_reset=np.zeros(shape))
+                       v_threshold=_full(module.threshold, shape), v_reset=np.zeros(shape),
+                       metadata=snntorch_reset(module)[0])
 
 
 def _lif_box(module: nn.Module, dt: float, shape: tuple[int, ...]) -> nir.NIRNode:
@@ -87,7 +98,7 @@ def conversion_problems(name: str, module: nn.Module, dt: float | None) -> list[
     """Why ``module`` (named ``name``) cannot be converted to NIR at ``dt`` (None: any dt): [] when it can."""
     kind = type(module).__name__
     if kind in ("Leaky", "Synaptic"):
-        return _snntorch_reset_problems(name, module)
+        return [f"{name}: {p}" for p in snntorch_reset(module)[1]]
     if kind == "LIFBoxCell":
         problems = []
         if dt is not None and abs(float(module.dt) - dt) > 1e-12 * dt:

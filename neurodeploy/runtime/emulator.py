@@ -42,6 +42,7 @@ from neurodeploy.runtime.lava_runner import SampleSpikes
 from neurodeploy.spiking.loihi import LAVA, LAVA_WEIGHT_REGISTER_BITS
 from neurodeploy.spiking.plan import NEURON_STATE, NeuronLayer, SpikingPlan, SynapseLayer
 from neurodeploy.spiking.reference import apply_synapse
+from neurodeploy.spiking.resets import after_spike, fired_before, subtract_delayed, threshold
 
 FLOAT32_EXACT = 2 ** 24
 FLOAT64_EXACT = 2 ** 53
@@ -237,13 +238,14 @@ class EmulatorRunner:
             st["u"].zero_()
             st["v"].zero_()
         if self.mode == "float":
+            fired = fired_before(st["v"], c["vth"], p.reset)
             st["u"] = st["u"] * (1 - c["du"]) + a
-            st["v"] = st["v"] * (1 - c["dv"]) + st["u"] + c["bias"]
-            s = st["v"] > c["vth"]
-            st["v"] = torch.where(s, 0.0, st["v"])
+            st["v"] = subtract_delayed(st["v"] * (1 - c["dv"]) + st["u"] + c["bias"], fired, c["vth"], p.reset)
+            s = threshold(st["v"], fired, c["vth"], p.reset)
+            st["v"] = after_spike(st["v"], s, c["vth"], p.reset)
             return s
         if p.model in ("lif", "li"):
-            return _lif_fixed(st, a, c)
+            return _lif_fixed(st, a, c, p.reset)
         return _sdn_fixed(p.model, st, wrap_int(a), c)
 
     # -- running --------------------------------------------------------------------------------------
@@ -361,13 +363,14 @@ class EmulatorRunner:
         self.close()
 
 
-def _lif_fixed(st: dict[str, torch.Tensor], a: torch.Tensor, c: dict) -> torch.Tensor:
+def _lif_fixed(st: dict[str, torch.Tensor], a: torch.Tensor, c: dict, reset: str = "zero") -> torch.Tensor:
     """Lava ``PyLifModelBitAcc``: int32 arithmetic, u wrapped once to 24 bits, v clipped.
 
     ``c["saturated"]`` counts the wraps of u and the clips of v (each one a departure from the float model).
     With ``c["small_input"]`` (|a_in| < 2**17, known from the weights) no int32 sum can overflow and
     ``|u| < 2**24`` before the wrap, which is then the 24-bit wrap onto (-2**23, 2**23], done in place.
     """
+    fired = fired_before(st["v"], c["vth"], reset)  # read before the in-place update of v below
     if c["small_input"]:
         u = a << ACT_SHIFT if c["keep_u"] == 0 else _decay(st["u"], c["keep_u"]).add_(a << ACT_SHIFT)
         u = _wrap_u(u, c)
@@ -381,8 +384,13 @@ def _lif_fixed(st: dict[str, torch.Tensor], a: torch.Tensor, c: dict) -> torch.T
         c["saturated"][0] += torch.count_nonzero(high | low)
         v = wrap_int(_decay(st["v"], c["keep_v"]) + u + c["bias"])
     v = _clip_v(v, c)
-    s = v > c["vth"]
-    st["u"], st["v"] = u, v.masked_fill_(s, 0)
+    if reset == "zero":
+        s = v > c["vth"]
+        st["u"], st["v"] = u, v.masked_fill_(s, 0)
+        return s
+    v = subtract_delayed(v, fired, c["vth"], reset, low=1 - UV_LIMIT)  # as neurodeploy.runtime.lava_procs: after the clip
+    s = threshold(v, fired, c["vth"], reset)
+    st["u"], st["v"] = u, after_spike(v, s, c["vth"], reset)
     return s
 
 

@@ -19,7 +19,7 @@ import numpy as np
 
 from neurodeploy.errors import SpikingPlanError
 from neurodeploy.runtime.lava_compat import import_lava_core
-from neurodeploy.spiking.plan import NEURON_STATE, NeuronLayer, SpikingPlan, SynapseLayer
+from neurodeploy.spiking.plan import RESETS, NEURON_STATE, NeuronLayer, SpikingPlan, SynapseLayer
 
 import_lava_core()
 from lava.proc.conv.process import Conv  # noqa: E402
@@ -28,6 +28,8 @@ from lava.proc.io.sink import RingBuffer as SinkBuffer  # noqa: E402
 from lava.proc.io.source import RingBuffer as SourceBuffer  # noqa: E402
 from lava.proc.lif.process import LIF, LIFReset  # noqa: E402
 from lava.proc.sdn.process import Delta, Sigma, SigmaDelta  # noqa: E402
+
+from neurodeploy.runtime.lava_procs.reset_lif import ResetLIF  # noqa: E402
 
 FLOAT_VTH_NEVER = 1e300  # a population that must never fire (LI readout) in floating_pt
 
@@ -93,6 +95,11 @@ class LavaNetwork:
 def _lif(layer: NeuronLayer, steps_per_run: int, **params):
     """A LIF, or a LIFReset where :meth:`NeuronLayer.zeroed_at_step` says the population is zeroed."""
     step = layer.zeroed_at_step(params["bias_mant"])
+    if layer.reset != "zero":
+        if step is not None:
+            raise SpikingPlanError(f"{layer.name}: a {layer.reset} reset and a bias before its delayed input "
+                                   "(a netx-style LIFReset) are not combined; move the bias to a bias line")
+        return ResetLIF(reset_mode=RESETS.index(layer.reset), **params)
     if step is not None:
         return LIFReset(reset_interval=steps_per_run, reset_offset=step % steps_per_run, **params)
     return LIF(**params)

@@ -17,6 +17,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+RESETS = ("zero", "subtract", "subtract_delayed", "none")
+"""What a LIF population does after a spike (:mod:`neurodeploy.spiking.resets` gives the equations)."""
+
 NEURON_MODELS = ("lif", "li", "sigma_delta", "sigma", "delta")
 """``lif``: Lava LIF; ``li``: LIF that never fires (readout of v); ``sigma_delta``/``sigma``/``delta``:
 Lava's sigma-delta processes (``lava.proc.sdn``), as netx builds them."""
@@ -80,7 +83,9 @@ class SynapseLayer:
 class NeuronLayer:
     """A population. For ``model == "lif"``::
 
-        u[t] = u[t-1] (1 - du) + a_in[t];  v[t] = v[t-1] (1 - dv) + u[t] + bias;  spike if v > vth, v <- 0
+        u[t] = u[t-1] (1 - du) + a_in[t];  v[t] = v[t-1] (1 - dv) + u[t] + bias;  spike if v > vth, then
+        the ``reset`` (:mod:`neurodeploy.spiking.resets`: ``zero`` as Lava's LIF, ``subtract``,
+        ``subtract_delayed`` as snnTorch's default, ``none``)
     """
 
     name: str
@@ -92,6 +97,7 @@ class NeuronLayer:
     delay_steps: int = 0
     model: str = "lif"
     driven_by_input: bool = False  # the external input enters a_in directly (netx input layers)
+    reset: str = "zero"  # one of neurodeploy.spiking.resets.RESETS
 
     @property
     def n(self) -> int:

@@ -4,7 +4,9 @@ The independent reference for the Lava runs: at aligned step t every population 
 feed-forward spikes of step t, the recurrent spikes of step t-1 and its bias lines::
 
     a[t] = sum_ff W s_src[t] + sum_rec W s_src[t-1] + b
-    u[t] = u[t-1] (1 - du) + a[t];  v[t] = v[t-1] (1 - dv) + u[t] + bias;  s[t] = v[t] > vth;  v[t] *= 1 - s[t]
+    u[t] = u[t-1] (1 - du) + a[t];  v[t] = v[t-1] (1 - dv) + u[t] + bias;  s[t] = v[t] > vth;  then the reset
+
+(``zero``: ``v[t] *= 1 - s[t]``; the other modes as :mod:`neurodeploy.spiking.resets` states them).
 
 Sigma-delta populations (netx SDNN) have no float model here and are skipped.
 """
@@ -15,6 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from neurodeploy.spiking.plan import SpikingPlan, SynapseLayer
+from neurodeploy.spiking.resets import after_spike, fired_before, subtract_delayed, threshold
 
 
 def apply_synapse(syn: SynapseLayer, w: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
@@ -53,9 +56,11 @@ def simulate_float(plan: SpikingPlan, x: np.ndarray) -> dict[str, np.ndarray]:
                         a += _apply(syn, inputs[t])
                     else:
                         a += _apply(syn, spikes[syn.source][t if syn.recurrent else t + 1])
+                fired = fired_before(v[p.name], p.vth, p.reset)
                 u[p.name] = u[p.name] * (1 - p.du) + a
                 v[p.name] = v[p.name] * (1 - p.dv) + u[p.name] + torch.as_tensor(p.bias, dtype=torch.float64)
-                s = (v[p.name] > p.vth).double()
-                v[p.name] = v[p.name] * (1 - s)
-                spikes[p.name][t + 1] = s
+                v[p.name] = subtract_delayed(v[p.name], fired, p.vth, p.reset)
+                s = threshold(v[p.name], fired, p.vth, p.reset)
+                v[p.name] = after_spike(v[p.name], s, p.vth, p.reset)
+                spikes[p.name][t + 1] = s.double()
     return {name: s[1:].numpy() for name, s in spikes.items()}

@@ -1,0 +1,91 @@
+"""``ResetLIF``: Lava's LIF with a chosen reset, for Loihi 2's programmable neurons (float and fixed point).
+
+Loihi 2 neurons are microcode-programmable; Lava 0.10.0's ``LIF`` only resets v to zero. This process
+keeps every variable, port and the sub-threshold dynamics of Lava's LIF (its ``floating_pt`` and
+bit-accurate ``fixed_pt`` models are reused) and replaces only what happens at the threshold, by
+``reset_mode`` (the order of :data:`neurodeploy.spiking.plan.RESETS`)::
+
+    0 zero              v <- 0 where s                   (Lava's LIF)
+    1 subtract          s = v - vth r > vth, r = v_old > vth; v <- v - vth where s
+                        (snnTorch reset_mechanism="subtract", reset_delay=False: its spike test subtracts
+                        again while the voltage left after the last reset is above vth)
+    2 subtract_delayed  v <- v - vth r, r = v_old > vth, before the threshold; no reset after it
+                        (snnTorch's default: reset_mechanism="subtract", reset_delay=True)
+    3 none              no reset
+
+In fixed point ``vth`` is ``vth << 6`` and mode 2 subtracts after Lava's 24-bit clip of v, then clips
+again below (``-(2**23 - 1)``). The emulator (:mod:`neurodeploy.runtime.emulator`) runs the same
+equations; ``tests/test_reset_lif.py`` checks both against each other and the float model against snnTorch.
+"""
+from __future__ import annotations
+
+import numpy as np
+from lava.magma.core.decorator import implements, requires, tag
+from lava.magma.core.model.py.ports import PyOutPort
+from lava.magma.core.model.py.type import LavaPyType
+from lava.magma.core.process.variable import Var
+from lava.magma.core.resources import CPU
+from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol
+from lava.proc.lif.models import AbstractPyLifModelFixed, AbstractPyLifModelFloat
+from lava.proc.lif.process import LIF
+
+ZERO, SUBTRACT, SUBTRACT_DELAYED, NONE = range(4)
+
+
+class ResetLIF(LIF):
+    """Lava's LIF (same arguments) with ``reset_mode``: 0 zero, 1 subtract, 2 subtract_delayed, 3 none."""
+
+    def __init__(self, *, reset_mode: int = ZERO, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.reset_mode = Var(shape=(1,), init=int(reset_mode))
+
+
+def _after_threshold(model, v_threshold, low: float) -> np.ndarray:
+    """The shared step of both models once the sub-threshold update ran: delayed subtraction, spike, reset."""
+    mode = int(model.reset_mode[0])
+    if mode == SUBTRACT_DELAYED:
+        model.v[:] = np.maximum(model.v - v_threshold * model.fired_before, low)
+    spikes = model.v > v_threshold
+    if mode == SUBTRACT:
+        spikes = model.v - v_threshold * model.fired_before > v_threshold
+    if mode == ZERO:
+        model.v[spikes] = 0
+    elif mode == SUBTRACT:
+        model.v[spikes] -= v_threshold
+    return spikes
+
+
+@implements(proc=ResetLIF, protocol=LoihiProtocol)
+@requires(CPU)
+@tag("floating_pt")
+class PyResetLifModelFloat(AbstractPyLifModelFloat):
+    """Lava's float LIF, then :func:`_after_threshold`."""
+
+    s_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, float)
+    vth: float = LavaPyType(float, float)
+    reset_mode: np.ndarray = LavaPyType(np.ndarray, int)
+
+    def run_spk(self) -> None:
+        a_in = self.a_in.recv()
+        self.fired_before = self.v > self.vth
+        self.subthr_dynamics(activation_in=a_in)
+        self.s_out.send(_after_threshold(self, self.vth, -np.inf))
+
+
+@implements(proc=ResetLIF, protocol=LoihiProtocol)
+@requires(CPU)
+@tag("bit_accurate_loihi", "fixed_pt")
+class PyResetLifModelFixed(AbstractPyLifModelFixed):
+    """Lava's bit-accurate LIF (``PyLifModelBitAcc``), then :func:`_after_threshold` in integer units."""
+
+    s_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int32, precision=24)
+    vth: int = LavaPyType(int, np.int32, precision=17)
+    reset_mode: np.ndarray = LavaPyType(np.ndarray, int)
+
+    def run_spk(self) -> None:
+        a_in = self.a_in.recv()
+        self.scale_bias()
+        effective_vth = np.left_shift(self.vth, self.vth_shift)
+        self.fired_before = self.v > effective_vth
+        self.subthr_dynamics(activation_in=a_in)
+        self.s_out.send(_after_threshold(self, effective_vth, -self.max_uv_val + 1))
