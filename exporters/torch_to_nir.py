@@ -14,12 +14,16 @@ layers), so each module type is mapped here, from its equations, at the graph's 
   step's input, which is refused). :mod:`neurodeploy.spiking.resets` has the equations.
 - norse ``LIFBoxCell``: ``v += dt tau_mem_inv (v_leak - v + x)`` -> ``LIF(tau = 1/tau_mem_inv, r = 1,
   v_leak)``; its ``dt`` must equal the graph's.
+- norse ``LIFCell`` (norse 1.1.0's ``lif_feed_forward_step``: ``i += x``, ``v += dt tau_mem_inv (v_leak - v
+  + i)``, then ``i -= dt tau_syn_inv i``): the current that enters v is this step's, so it is NIR's
+  ``CubaLIF(tau_syn = 1/tau_syn_inv, tau_mem = 1/tau_mem_inv, r = 1, w_in = tau_syn/dt)``; its ``dt``
+  must equal the graph's, and it must start from rest (``v_leak = 0``: norse starts v at v_leak).
 - neurodeploy ``LIFCell``: see :mod:`neurodeploy.exporters.nir_export`.
 - ``nn.Linear``, ``nn.Conv1d``, ``nn.Conv2d``, ``nn.AvgPool2d``, ``nn.Flatten``; ``nn.Dropout`` and
   ``nn.Identity`` are dropped (identity at inference).
 
-Anything else (MaxPool, BatchNorm, norse ``LIFCell`` whose input reaches v one step late) is listed in
-one :class:`SpikingPlanError` with a way out.
+Anything else (MaxPool, BatchNorm, a reset to a nonzero v_reset) is listed in one
+:class:`SpikingPlanError` with a way out.
 """
 from __future__ import annotations
 
@@ -82,6 +86,13 @@ def _lif_box(module: nn.Module, dt: float, shape: tuple[int, ...]) -> nir.NIRNod
                    v_threshold=_full(p.v_th, shape), v_reset=_full(p.v_reset, shape))
 
 
+def _norse_lif(module: nn.Module, dt: float, shape: tuple[int, ...]) -> nir.NIRNode:
+    p = module.p
+    tau_syn, tau_mem = 1.0 / _full(p.tau_syn_inv, shape), 1.0 / _full(p.tau_mem_inv, shape)
+    return nir.CubaLIF(tau_syn=tau_syn, tau_mem=tau_mem, r=np.ones(shape), w_in=tau_syn / dt,
+                       v_leak=_full(p.v_leak, shape), v_threshold=_full(p.v_th, shape), v_reset=_full(p.v_reset, shape))
+
+
 def _conv(module: nn.Module, shape: tuple[int, ...]) -> nir.NIRNode:
     weight = module.weight.detach().double().numpy()
     bias = np.zeros(weight.shape[0]) if module.bias is None else module.bias.detach().double().numpy()
@@ -91,7 +102,20 @@ def _conv(module: nn.Module, shape: tuple[int, ...]) -> nir.NIRNode:
 
 
 def _neuron_mappers() -> dict[str, Callable]:
-    return {"Leaky": _leaky, "Synaptic": _synaptic, "LIFBoxCell": _lif_box}
+    return {"Leaky": _leaky, "Synaptic": _synaptic, "LIFBoxCell": _lif_box, "LIFCell": _norse_lif}
+
+
+def _norse_problems(name: str, module: nn.Module, dt: float | None) -> list[str]:
+    kind, problems = type(module).__name__, []
+    if dt is not None and abs(float(module.dt) - dt) > 1e-12 * dt:
+        problems.append(f"{name}: norse {kind} dt={module.dt:g} s differs from the graph's dt={dt:g} s; "
+                        f"compile with dt_s={module.dt:g} (--dt {module.dt:g}), the time step it was trained at")
+    if np.any(_full(module.p.v_reset, (1,)) != 0):
+        problems.append(f"{name}: norse {kind} v_reset != 0; Loihi resets to zero")
+    if kind == "LIFCell" and np.any(_full(module.p.v_leak, (1,)) != 0):
+        problems.append(f"{name}: norse LIFCell v_leak != 0 starts v at v_leak, Loihi at 0; use v_leak=0 (a "
+                        "bias through the preceding layer) or LIFBoxCell")
+    return problems
 
 
 def conversion_problems(name: str, module: nn.Module, dt: float | None) -> list[str]:
@@ -99,17 +123,8 @@ def conversion_problems(name: str, module: nn.Module, dt: float | None) -> list[
     kind = type(module).__name__
     if kind in ("Leaky", "Synaptic"):
         return [f"{name}: {p}" for p in snntorch_reset(module)[1]]
-    if kind == "LIFBoxCell":
-        problems = []
-        if dt is not None and abs(float(module.dt) - dt) > 1e-12 * dt:
-            problems.append(f"{name}: norse LIFBoxCell dt={module.dt:g} s differs from the graph's dt={dt:g} s; "
-                            f"compile with dt_s={module.dt:g} (--dt {module.dt:g}), the time step it was trained at")
-        if np.any(_full(module.p.v_reset, (1,)) != 0):
-            problems.append(f"{name}: v_reset != 0; Loihi resets to zero")
-        return problems
-    if kind == "LIFCell" and not isinstance(module, LIFCell):
-        return [f"{name}: norse LIFCell adds its input to the current after the voltage update (one step late), "
-                "which no NIR node expresses; use norse LIFBoxCell, or snnTorch Synaptic"]
+    if kind in ("LIFBoxCell", "LIFCell") and not isinstance(module, LIFCell):
+        return _norse_problems(name, module, dt)
     if isinstance(module, (nn.MaxPool1d, nn.MaxPool2d)):
         return [f"{name}: MaxPool has no Loihi or NIR equivalent; use AvgPool2d (sum pooling) and retrain"]
     if isinstance(module, (nn.BatchNorm1d, nn.BatchNorm2d)):
@@ -135,10 +150,10 @@ def sequential_to_nir(layers: nn.Sequential | list[nn.Module], input_shape: tupl
         kind = type(module).__name__
         if isinstance(module, (nn.Dropout, nn.Identity)):
             continue
-        if kind in _neuron_mappers():
-            node = _neuron_mappers()[kind](module, dt, shape)
-        elif isinstance(module, LIFCell):
+        if isinstance(module, LIFCell):
             node = lif_to_nir(module, dt)
+        elif kind in _neuron_mappers():
+            node = _neuron_mappers()[kind](module, dt, shape)
         elif isinstance(module, nn.Linear):
             node = linear_to_nir(module)
         elif isinstance(module, (nn.Conv1d, nn.Conv2d)):

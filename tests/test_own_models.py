@@ -79,3 +79,26 @@ def test_norse_lif_box_at_norse_default_dt(tmp_path):
     assert result.spikes["1"].sum() > 0 and result.spikes["3"].sum() > 0
     with pytest.raises(PartitionError, match=r"1: norse LIFBoxCell dt=0.001 s differs .* dt_s=0.001"):
         nd.compile(model, tmp_path / "n2", inputs=torch.as_tensor(_new_inputs((2, 16, 6), 7)), dt_s=1e-4)
+
+
+def test_norse_lif_cell_runs_as_norse_runs_it(tmp_path):
+    """norse's current-based LIFCell at its defaults (dt 1e-3, tau_syn 5 ms, tau_mem 10 ms), stepped by norse."""
+    norse = pytest.importorskip("norse.torch")
+    torch.manual_seed(4)
+    p = norse.LIFParameters(v_th=torch.tensor(0.3))
+    model = nn.Sequential(nn.Linear(6, 12), norse.LIFCell(p), nn.Linear(12, 8), norse.LIFCell(p), RateAdapter(4),
+                          Head(8, 2))
+    with torch.no_grad():
+        model[0].weight.mul_(4.0)
+        model[2].weight.mul_(4.0)
+    bundle = nd.compile(model, tmp_path / "c", inputs=torch.as_tensor(_new_inputs((2, 16, 6), 9)))
+    x = _new_inputs((3, 24, 6), 10)
+    result = nd.cosimulate(bundle, x, model=model)
+    assert result.agreement.spike_mismatches == 0 and result.agreement.max_abs_err < 1e-5
+    assert result.spikes["1"].sum() > 0 and result.spikes["3"].sum() > 0
+    fixed = [nd.cosimulate(bundle, x, mode="fixed", backend=b).spikes for b in ("lava", "emulator")]
+    assert all(np.array_equal(fixed[0][k], fixed[1][k]) for k in fixed[0])
+    leaky = nn.Sequential(nn.Linear(6, 4), norse.LIFCell(norse.LIFParameters(v_leak=torch.tensor(0.1))),
+                          RateAdapter(4), Head(4, 2))
+    with pytest.raises(PartitionError, match="v_leak != 0 starts v at v_leak"):
+        nd.compile(leaky, tmp_path / "d", inputs=torch.as_tensor(_new_inputs((2, 8, 6), 9)))

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import torch
 
-from neurodeploy.spiking.plan import RESETS  # noqa: F401  (defined beside NeuronLayer, which carries it)
+
 
 
 def fired_before(v: torch.Tensor, vth, reset: str) -> torch.Tensor | None:
