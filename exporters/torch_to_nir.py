@@ -12,6 +12,9 @@ layers), so each module type is mapped here, from its equations, at the graph's 
   (``v[t] = beta v[t-1] + x[t] - thr [v[t-1] > thr]``), ``"subtract"`` without the delay, ``"none"``, and
   ``"zero"`` (Leaky: the delay gives the same spikes; Synaptic with the delay also zeroes the next
   step's input, which is refused). :mod:`neurodeploy.spiking.resets` has the equations.
+- snnTorch ``RLeaky`` / ``RSynaptic`` (``all_to_all`` with ``linear_features``): the same node, plus its
+  recurrent ``nn.Linear`` as a node ``NAME.recurrent`` on an edge from the population back to itself
+  (``mem[t] = beta mem[t-1] + x[t] + V spk[t-1]``; RSynaptic adds ``V spk[t-1]`` to the current).
 - norse ``LIFBoxCell``: ``v += dt tau_mem_inv (v_leak - v + x)`` -> ``LIF(tau = 1/tau_mem_inv, r = 1,
   v_leak)``; its ``dt`` must equal the graph's.
 - norse ``LIFCell`` (norse 1.1.0's ``lif_feed_forward_step``: ``i += x``, ``v += dt tau_mem_inv (v_leak - v
@@ -52,10 +55,14 @@ def snntorch_reset(module: nn.Module) -> tuple[dict, list[str]]:
     delay = bool(getattr(module, "reset_delay", False))
     if mechanism not in ("zero", "subtract", "none"):
         return {}, [f"snnTorch reset_mechanism={mechanism!r} is unknown; use 'subtract', 'zero' or 'none'"]
-    if mechanism == "zero" and delay and type(module).__name__ == "Synaptic":
-        return {}, ["snnTorch Synaptic with reset_mechanism='zero' and reset_delay=True zeroes the step after a "
+    kind = type(module).__name__
+    if mechanism == "zero" and delay and kind in ("Synaptic", "RLeaky", "RSynaptic"):
+        return {}, [f"snnTorch {kind} with reset_mechanism='zero' and reset_delay=True zeroes the step after a "
                     "spike, input included, which Loihi's neurons do not; construct it with reset_delay=False or "
                     "reset_mechanism='subtract'"]
+    if kind in ("RLeaky", "RSynaptic") and not isinstance(getattr(module, "recurrent", None), nn.Linear):
+        return {}, [f"snnTorch {kind} maps with all_to_all=True and linear_features (a dense recurrent nn.Linear); "
+                    "its one-to-one and conv2d recurrences are not mapped yet"]
     if mechanism == "zero":
         return {}, []
     return {"reset": mechanism, "reset_delay": delay and mechanism == "subtract"}, []
@@ -102,7 +109,8 @@ def _conv(module: nn.Module, shape: tuple[int, ...]) -> nir.NIRNode:
 
 
 def _neuron_mappers() -> dict[str, Callable]:
-    return {"Leaky": _leaky, "Synaptic": _synaptic, "LIFBoxCell": _lif_box, "LIFCell": _norse_lif}
+    return {"Leaky": _leaky, "Synaptic": _synaptic, "RLeaky": _leaky, "RSynaptic": _synaptic, "LIFBoxCell": _lif_box,
+            "LIFCell": _norse_lif}
 
 
 def _norse_problems(name: str, module: nn.Module, dt: float | None) -> list[str]:
@@ -121,7 +129,7 @@ def _norse_problems(name: str, module: nn.Module, dt: float | None) -> list[str]
 def conversion_problems(name: str, module: nn.Module, dt: float | None) -> list[str]:
     """Why ``module`` (named ``name``) cannot be converted to NIR at ``dt`` (None: any dt): [] when it can."""
     kind = type(module).__name__
-    if kind in ("Leaky", "Synaptic"):
+    if kind in ("Leaky", "Synaptic", "RLeaky", "RSynaptic"):
         return [f"{name}: {p}" for p in snntorch_reset(module)[1]]
     if kind in ("LIFBoxCell", "LIFCell") and not isinstance(module, LIFCell):
         return _norse_problems(name, module, dt)
@@ -171,6 +179,9 @@ def sequential_to_nir(layers: nn.Sequential | list[nn.Module], input_shape: tupl
             shape = tuple(probe.shape[1:])
         nodes[name] = node
         edges.append((previous, name))
+        if kind in ("RLeaky", "RSynaptic"):  # the recurrent weights: population -> NAME.recurrent -> population
+            nodes[f"{name}.recurrent"] = linear_to_nir(module.recurrent)
+            edges += [(name, f"{name}.recurrent"), (f"{name}.recurrent", name)]
         previous = name
     nodes["output"] = nir.Output(output_type={"output": np.array(shape)})
     edges.append((previous, "output"))

@@ -129,3 +129,29 @@ def test_a_default_snntorch_model_deploys_unchanged(tmp_path):
     emulator = nd.cosimulate(bundle, x_new, mode="fixed", backend="emulator")
     assert all(np.array_equal(lava.spikes[k], emulator.spikes[k]) for k in lava.spikes)
     assert np.allclose(lava.y, emulator.y, atol=1e-6)
+
+
+@pytest.mark.parametrize("kind", ["RLeaky", "RSynaptic"])
+def test_recurrent_snntorch_neurons_at_their_defaults(kind, tmp_path):
+    """RLeaky / RSynaptic (dense recurrent weights, subtractive reset with delay) compiled as written."""
+    torch.manual_seed(5)
+    cell = getattr(snn, kind)
+    extra = {"alpha": 0.6} if kind == "RSynaptic" else {}
+    model = nn.Sequential(nn.Linear(8, 12), cell(beta=0.85, linear_features=12, **extra), nn.Linear(12, 6),
+                          snn.Leaky(beta=0.9), RateAdapter(4), nn.Linear(6, 3))
+    with torch.no_grad():
+        model[0].weight.mul_(2.5)
+        model[1].recurrent.weight.mul_(2.0)
+        model[2].weight.mul_(2.5)
+    x = (torch.rand(2, 16, 8, generator=torch.Generator().manual_seed(6)) < 0.35).float()
+    bundle = nd.compile(model, tmp_path / "r", inputs=x)
+    x_new = (np.random.default_rng(7).random((3, 24, 8)) < 0.35).astype(np.float64)
+    result = nd.cosimulate(bundle, x_new, model=model)
+    assert result.agreement.spike_mismatches == 0 and result.agreement.max_abs_err < 1e-5
+    assert result.spikes["1"].sum() > 0 and result.spikes["3"].sum() > 0
+    from neurodeploy.exporters import load_spiking
+
+    plan = load_spiking(bundle.spiking_path)
+    assert any(s.recurrent and s.name == "1.recurrent" for s in plan.synapses)  # the user's module path
+    lava, emulator = (nd.cosimulate(bundle, x_new, mode="fixed", backend=b) for b in ("lava", "emulator"))
+    assert all(np.array_equal(lava.spikes[k], emulator.spikes[k]) for k in lava.spikes)

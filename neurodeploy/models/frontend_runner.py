@@ -20,7 +20,7 @@ from torch import nn
 from neurodeploy.models.frontend import SpikingSequential
 from neurodeploy.models.neurons import LIFCell
 
-NEURON_KINDS = ("LIFCell", "Leaky", "Synaptic", "LIFBoxCell")
+NEURON_KINDS = ("LIFCell", "Leaky", "Synaptic", "RLeaky", "RSynaptic", "LIFBoxCell")
 
 
 def is_neuron(module: nn.Module) -> bool:
@@ -35,6 +35,8 @@ def _zero_state(module: nn.Module, h: torch.Tensor):
         return (torch.zeros_like(h),)
     if kind == "Synaptic":
         return (torch.zeros_like(h), torch.zeros_like(h))
+    if kind in ("RLeaky", "RSynaptic"):  # (spk, mem) / (spk, syn, mem): the last spikes are state too
+        return tuple(torch.zeros_like(h) for _ in range(2 if kind == "RLeaky" else 3))
     return None  # norse: the cell creates its state
 
 
@@ -44,6 +46,9 @@ def _step(module: nn.Module, h: torch.Tensor, state):
     if kind in ("Leaky", "Synaptic"):
         z, *new = module(h, *state)
         return z.to(h.dtype), tuple(new)
+    if kind in ("RLeaky", "RSynaptic"):  # snnTorch's spikes come back float32: kept at h's precision (exact, 0/1)
+        z, *rest = module(h, *state)
+        return z.to(h.dtype), (z.to(h.dtype), *rest)
     if state is None and kind == "LIFBoxCell":
         z, new = module(h)
         return z.to(h.dtype), new
