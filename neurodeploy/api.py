@@ -137,12 +137,13 @@ def _reference_on(bundle: Bundle, inputs: np.ndarray, model: nn.Module | None) -
         return None
     import torch
 
-    from neurodeploy.compiler.partition import partition
-    from neurodeploy.compiler.pipeline import reference_outputs
+    from neurodeploy.compiler.pipeline import reference_outputs, split
     from neurodeploy.runtime.cosim import normalize_inputs
 
-    x = torch.as_tensor(normalize_inputs(inputs, bundle))
-    return reference_outputs(partition(model.eval()), x, model)
+    x = torch.as_tensor(normalize_inputs(inputs, bundle))  # (B, T, ...)
+    as_model_takes = x if bundle.manifest.input_layout == "BT" else x.transpose(0, 1)
+    part, x, _ = split(model.eval(), as_model_takes.float(), dt_s=bundle.manifest.spiking.dt_s)
+    return reference_outputs(part, x.double(), model)
 
 
 def estimate(bundle: Bundle | str | Path, result: CosimResult, *, loihi: str | None = None,

@@ -73,28 +73,32 @@ def predictions(y: np.ndarray, spiking_only: bool) -> np.ndarray:
     return np.argmax(y, axis=-1)
 
 
-def torch_outputs(model: torch.nn.Module, x: torch.Tensor, event: bool = False) -> torch.Tensor:
+def torch_outputs(model: torch.nn.Module, x: torch.Tensor, event: bool = False, layout: str = "BT") -> torch.Tensor:
     """The PyTorch model's output for x (B, T, ...); with ``event``, through the event schedule (the
     back-end runs on salient windows only), as that model is deployed."""
     from neurodeploy.compiler.partition import partition
     from neurodeploy.models.feedback import FeedbackHybrid, run_with_feedback
     from neurodeploy.models.frontend_runner import output_spikes
+    from neurodeploy.models.hybrid import HybridModel
 
     if isinstance(model, FeedbackHybrid):
         return run_with_feedback(model, x)[0]
+    if not isinstance(model, (HybridModel, torch.nn.Sequential)):  # a captured model: itself, as it takes inputs
+        y = model(x if layout == "BT" else x.transpose(0, 1))
+        return y[0] if isinstance(y, tuple) else y
     part = partition(model)  # a flat nn.Sequential steps its neurons per time step, as the deployment does
     cut = output_spikes(part.spiking, x, grad=True)
     return part.dense.forward_event(cut)[0] if event else part.dense(cut)
 
 
 def torch_predictions(model: torch.nn.Module, x: np.ndarray, chunk: int = DEFAULT_CHUNK,
-                      event: bool = False) -> np.ndarray:
+                      event: bool = False, layout: str = "BT") -> np.ndarray:
     """The PyTorch model's classes for x (B, T, ...), ``chunk`` samples at a time."""
     model.eval()
     out = []
     with torch.no_grad():
         for start in range(0, len(x), chunk):
-            y = torch_outputs(model, torch.as_tensor(x[start: start + chunk], dtype=torch.float32), event)
+            y = torch_outputs(model, torch.as_tensor(x[start: start + chunk], dtype=torch.float32), event, layout)
             out.append(predictions(y.numpy(), False))
     return np.concatenate(out)
 
@@ -120,7 +124,8 @@ def evaluate(bundle: Bundle, x: np.ndarray, labels: np.ndarray, backend: str = "
             sops += sum(s.effective for s in result.sops) * len(part)
             bar.advance(task, len(part))
     deployed = np.concatenate(preds)
-    reference = None if torch_model is None else torch_predictions(torch_model, x, chunk, schedule == "event")
+    reference = None if torch_model is None else torch_predictions(torch_model, x, chunk, schedule == "event",
+                                                                   bundle.manifest.input_layout)
     return Evaluation(
         samples=len(x), accuracy=float(np.mean(deployed == labels)),
         torch_accuracy=None if reference is None else float(np.mean(reference == labels)),

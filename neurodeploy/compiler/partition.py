@@ -31,7 +31,7 @@ from neurodeploy.models.hybrid import HybridModel
 class Partition:
     spiking: nn.Module  # SpikingSequential or nn.Sequential of per-timestep modules
     dense: nn.Module
-    adapter: nn.Module
+    adapter: nn.Module | None  # None: a captured model's own code after the cut (no neurodeploy adapter)
     placement: list[Placement]
     module_paths: dict[str, str] = field(default_factory=dict)  # NIR node -> "frontend.1 (Leaky)"
 
@@ -50,6 +50,10 @@ GPU_REASONS: list[tuple[type, str]] = [
     (FusionBlock, "branch fusion (gating / cross-attention) on continuous values -> GPU"),
     (ExchangeBlock, "Mamba <-> liquid state exchange: input-dependent matrices and time constants -> GPU"),
     (nn.TransformerEncoder, "softmax attention: both operands data-dependent -> GPU"),
+    (nn.TransformerEncoderLayer, "softmax attention: both operands data-dependent -> GPU"),
+    (nn.MultiheadAttention, "Q·K^T and softmax(·)V: both operands data-dependent -> GPU"),
+    (nn.RNNBase, "recurrent cell (GRU/LSTM/RNN) on continuous values: gated, not spiking -> GPU"),
+    (nn.Dropout, "dropout: the identity at inference (runs with the GPU part)"),
     (nn.LayerNorm, "normalisation over continuous values -> GPU"),
 ]
 
@@ -114,6 +118,28 @@ def partition(model: nn.Module, cut: str | None = None, dt_s: float | None = Non
         raise PartitionError(f"{type(model).__name__} is neither a HybridModel(frontend, backend) nor an nn.Sequential; "
                              "wrap the spiking front-end and the dense back-end in one of them")
     return _partition_sequential(model, cut, dt_s)
+
+
+def captured_placement(model: nn.Module, cap) -> list[Placement]:
+    """Every module of a captured model (:mod:`neurodeploy.compiler.capture`), by its own path: the spiking
+    chain on Loihi, everything else on the GPU, each with its reason (a module inside a block that has
+    one, e.g. a Linear inside an attention block, gives the block's)."""
+    on_loihi = {path: m for path, m in cap.chain}
+    cut, inherited, placement = cap.chain[-1][0], {}, []
+    for path, m in model.named_modules():
+        if not path or any(path.startswith(p + ".") for p in on_loihi):
+            continue
+        if path in on_loihi:
+            placement.append(Placement(module=path, device="loihi", reason=_loihi_reason(m)))
+            continue
+        parent = next((inherited[p] for p in sorted(inherited, key=len, reverse=True) if path.startswith(p + ".")),
+                      None)
+        own = next((reason for kind, reason in GPU_REASONS if isinstance(m, kind)), None)
+        if own is not None:
+            inherited[path] = own
+        reason = own or parent or f"after the cut at {cut}: continuous values -> GPU"
+        placement.append(Placement(module=path, device="gpu", reason=reason))
+    return placement
 
 
 def _blocking(modules: list[tuple[str, nn.Module]], stop: int) -> list[str]:

@@ -20,7 +20,7 @@ from torch import nn
 import neurodeploy
 from neurodeploy.bundle import (Adapter, DensePart, FeedbackPart, Manifest, ParityRecord, Reference, SpikingPart,
                                 write_bundle)
-from neurodeploy.compiler.partition import Partition, partition
+from neurodeploy.compiler.partition import Partition, captured_placement, partition
 from neurodeploy.errors import ModelConfigError, QuantizationError, UsageError
 from neurodeploy.exporters import (INPUT_NAME, OUTPUT_NAME, check_dynamic_dims, check_parity, export_backend,
                                    export_dense, frontend_to_nir, nir_to_plan, sequential_to_nir, write_nir)
@@ -29,6 +29,7 @@ from neurodeploy.models.backends import StreamingBackend
 from neurodeploy.models.feedback import FeedbackHybrid, feedback_arrays, run_with_feedback
 from neurodeploy.models.frontend import SpikingSequential
 from neurodeploy.models.frontend_runner import run_frontend
+from neurodeploy.models.hybrid import HybridModel
 
 ADAPTER_KINDS = {cls: kind for kind, cls in ADAPTERS.items()}
 
@@ -54,9 +55,12 @@ def reference_outputs(part: Partition, inputs: torch.Tensor, model: nn.Module | 
     return out
 
 
-def _parity_examples(num_steps: int, window: int, n: int) -> list[torch.Tensor]:
+def _parity_examples(num_steps: int, window: int, n: int, fixed_length: bool = False) -> list[torch.Tensor]:
+    """Random spikes at three lengths (T/2, T, 3T) and batches 1, 2, 3; all at T where the dense part is the
+    user's own loop over T (a captured model)."""
     g = torch.Generator().manual_seed(1234)
-    lengths = sorted({max(window, (num_steps // 2) // window * window), num_steps, 3 * num_steps})
+    lengths = [num_steps] * 3 if fixed_length else \
+        sorted({max(window, (num_steps // 2) // window * window), num_steps, 3 * num_steps})
     return [(torch.rand(b, t, n, generator=g) < 0.2).float() for b, t in zip((1, 2, 3), lengths)]
 
 
@@ -66,8 +70,10 @@ def _spiking_graph(spiking: nn.Module, input_shape: tuple[int, ...], dt_s: float
     return sequential_to_nir(spiking, input_shape, dt_s, producer="neurodeploy")
 
 
-def _export_dense(dense: nn.Module, cut_spikes: np.ndarray, examples: list[torch.Tensor], tmp: Path) -> DensePart:
-    """Both ONNX forms for a streaming back-end, the whole-sequence form otherwise; verified either way."""
+def _export_dense(dense: nn.Module, cut_spikes: np.ndarray, examples: list[torch.Tensor], tmp: Path,
+                  fixed_length: bool = False) -> DensePart:
+    """Both ONNX forms for a streaming back-end, the whole-sequence form otherwise; verified either way.
+    With ``fixed_length`` (a captured model's own loop over T) only the batch dimension is dynamic."""
     if isinstance(dense, StreamingBackend):
         result = export_backend(dense, tmp, examples)
         return DensePart(input_name=INPUT_NAME, output_name=OUTPUT_NAME, dynamic_dims=DYNAMIC_DIMS,
@@ -77,9 +83,10 @@ def _export_dense(dense: nn.Module, cut_spikes: np.ndarray, examples: list[torch
                          event_threshold=dense.salience_threshold, exit_threshold=dense.exit_threshold)
     # two samples: torch.export specialises any dimension it sees with size 1
     example = torch.from_numpy(np.concatenate([cut_spikes] * 2)[:2]).float()
-    export_dense(dense, example, tmp / "dense.onnx", DYNAMIC_DIMS)
-    check_dynamic_dims(tmp / "dense.onnx", DYNAMIC_DIMS)
-    return DensePart(input_name=INPUT_NAME, output_name=OUTPUT_NAME, dynamic_dims=DYNAMIC_DIMS,
+    dims = {0: "batch"} if fixed_length else DYNAMIC_DIMS
+    export_dense(dense, example, tmp / "dense.onnx", dims)
+    check_dynamic_dims(tmp / "dense.onnx", dims)
+    return DensePart(input_name=INPUT_NAME, output_name=OUTPUT_NAME, dynamic_dims=dims,
                      parity=_records(check_parity(tmp / "dense.onnx", dense, examples)), schedules=["end"])
 
 
@@ -129,18 +136,40 @@ def _provenance(name: str, weights: str | None) -> dict[str, str]:
             **({} if weights is None else {"weights": weights})}
 
 
+def split(model: nn.Module, inputs: torch.Tensor, cut: str | None = None, dt_s: float | None = None
+          ) -> tuple[Partition, torch.Tensor, str]:
+    """The partition of ``model`` and the inputs in the bundle's layout (B, T, ...), with the layout the
+    model takes (``"BT"`` or ``"TB"``): a HybridModel or a flat nn.Sequential by :func:`partition`, any other
+    module by graph capture (:mod:`neurodeploy.compiler.capture`) on ``inputs``."""
+    if isinstance(model, (HybridModel, nn.Sequential)):
+        return partition(model, cut, dt_s), inputs, "BT"
+    if cut is not None:
+        raise UsageError("cut= applies to a flat nn.Sequential; a captured model is cut where its spikes first "
+                         "meet an operation Loihi cannot run")
+    from neurodeploy.compiler.capture import capture, dense_remainder, spiking_sequential
+
+    cap = capture(model, inputs, dt_s)
+    bundle_inputs = inputs if cap.time_dim == 1 else inputs.transpose(0, 1)
+    dense = dense_remainder(model, cap, inputs)
+    paths = {str(i): f"{path} ({type(m).__name__})" for i, (path, m) in enumerate(cap.chain)}
+    return Partition(spiking_sequential(cap), dense, None, captured_placement(model, cap), paths), bundle_inputs, \
+        "BT" if cap.time_dim == 1 else "TB"
+
+
 def compile_hybrid(model: nn.Module, inputs: torch.Tensor, out: Path, dt_s: float, name: str,
                    cut: str | None = None, profile: str = "loihi2", schedule: str | None = None,
                    weights: str | None = None) -> Path:
     """Partition ``model``, export both halves, verify them, write the bundle at ``out``.
 
-    ``profile``: the neuromorphic profile the spiking part is quantized and mapped for; ``schedule``:
-    the bundle's deployment schedule (default ``window`` for a streaming back-end, else ``end``);
-    ``weights``: the state_dict file loaded into the model, recorded in the provenance.
+    ``inputs`` are in the layout the model takes (``(B, T, ...)``, or ``(T, B, ...)`` for a captured model
+    that loops over dim 0); ``profile``: the neuromorphic profile the spiking part is quantized and mapped
+    for; ``schedule``: the bundle's deployment schedule (default ``window`` for a streaming back-end, else
+    ``end``); ``weights``: the state_dict file loaded into the model, recorded in the provenance.
     """
     model = model.eval()
-    part = partition(model, cut, dt_s)
-    num_steps, window = int(inputs.shape[1]), part.adapter.window
+    part, inputs, layout = split(model, inputs, cut, dt_s)
+    num_steps = int(inputs.shape[1])
+    window = part.adapter.window if part.adapter is not None else num_steps
     if num_steps % window:
         raise UsageError(f"the example inputs have T={num_steps} steps, not a multiple of the adapter window "
                          f"K={window}; pass inputs whose time dimension (dim 1 of (B, T, ...)) is a multiple of {window}")
@@ -155,19 +184,20 @@ def compile_hybrid(model: nn.Module, inputs: torch.Tensor, out: Path, dt_s: floa
         feedback = _feedback_part(model, plan.layer(cut_node).delay_steps, tmp)
         ref = reference_outputs(part, inputs, model)
         dense = copy.deepcopy(part.dense).float().eval()
-        examples = _parity_examples(num_steps, window, plan.layer(cut_node).n)
-        dense_part = _export_dense(dense, ref[f"spikes/{cut_node}"], examples, tmp)
+        fixed_length = part.adapter is None
+        examples = _parity_examples(num_steps, window, plan.layer(cut_node).n, fixed_length)
+        dense_part = _export_dense(dense, ref[f"spikes/{cut_node}"], examples, tmp, fixed_length)
         if feedback:
             dense_part = dense_part.model_copy(update={"schedules": ["window"]})
         manifest = Manifest(
-            name=name, num_steps=num_steps, num_tokens=num_steps // window,
+            name=name, num_steps=num_steps, num_tokens=num_steps // window, input_layout=layout,
             spiking=SpikingPart(dt_s=plan.dt, n_in=plan.n_in, input_shape=list(plan.input_shape),
                                 cut_output=cut_output, outputs=plan.outputs,
                                 delay_steps={n.name: n.delay_steps for n in plan.neurons},
                                 total_delay_steps=plan.max_delay_steps, module_paths=part.module_paths,
                                 **_spiking_fixed_point(plan, profile)),
             dense=dense_part, feedback=feedback, schedule=_default_schedule(dense_part, feedback, schedule),
-            adapter=Adapter(kind=ADAPTER_KINDS[type(part.adapter)], window=window),
+            adapter=None if part.adapter is None else Adapter(kind=ADAPTER_KINDS[type(part.adapter)], window=window),
             placement=part.placement,
             reference=Reference(dtype="float64", num_samples=int(inputs.shape[0])),
             provenance=_provenance(name, weights),

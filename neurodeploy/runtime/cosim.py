@@ -82,6 +82,18 @@ def exit_outputs(y: np.ndarray, exits: np.ndarray) -> np.ndarray:
     return y[np.arange(len(y)), exits]
 
 
+def _length_problem(steps: int, m) -> str | None:
+    """Why ``steps`` time steps do not fit the dense part: a multiple of the adapter window, or exactly the
+    compiled T where the dense part is a captured model's own loop over T."""
+    if m.adapter is None:
+        return None if steps == m.num_steps else \
+            f"T must be {m.num_steps}: the dense part is the model's own code over its {m.num_steps} steps"
+    if steps % m.adapter.window:
+        return f"T must be a multiple of the adapter window {m.adapter.window} (the bundle was compiled with " \
+               f"T={m.num_steps})"
+    return None
+
+
 def normalize_inputs(x: np.ndarray, bundle: Bundle) -> np.ndarray:
     """(T, N) or (B, T, N) -> (B, T, N) float64; spiking-only bundles and conv front-ends: (T, *shape) or
     (B, T, *shape)."""
@@ -91,18 +103,18 @@ def normalize_inputs(x: np.ndarray, bundle: Bundle) -> np.ndarray:
         return _shaped_inputs(x, m)
     if len(m.spiking.input_shape) > 1:  # a conv front-end: (B, T, C, H, W)
         x = _shaped_inputs(x, m)
-        if x.shape[1] % m.adapter.window:
-            raise InputShapeError(f"input of {x.shape[1]} steps does not fit bundle '{m.name}': T must be a multiple "
-                                  f"of the adapter window {m.adapter.window} (the bundle was compiled with T={m.num_steps})")
+        problem = _length_problem(x.shape[1], m)
+        if problem:
+            raise InputShapeError(f"input of {x.shape[1]} steps does not fit bundle '{m.name}': {problem}")
         return x
     if x.ndim == 2:
         x = x[None]
     n_in = m.spiking.n_in - (m.feedback.n_fb if m.feedback else 0)  # feedback channels are added by the runtime
-    if x.ndim != 3 or x.shape[2] != n_in or x.shape[1] % m.adapter.window:
+    problem = None if x.ndim != 3 else _length_problem(x.shape[1], m)
+    if x.ndim != 3 or x.shape[2] != n_in or problem:
         raise InputShapeError(
             f"input of shape {x.shape} does not fit bundle '{m.name}': expected time-major (T, {n_in}) "
-            f"or (B, T, {n_in}) with T a multiple of the adapter window {m.adapter.window} "
-            f"(the bundle was compiled with T={m.num_steps})")
+            f"or (B, T, {n_in}); {problem or 'see the shape'}")
     if not np.all(np.isfinite(x)):
         raise InputShapeError("input contains NaN or inf values")
     return x.astype(np.float64)

@@ -19,7 +19,7 @@ import numpy as np
 
 from neurodeploy.errors import SpikingPlanError
 from neurodeploy.runtime.lava_compat import import_lava_core
-from neurodeploy.spiking.plan import RESETS, NEURON_STATE, NeuronLayer, SpikingPlan, SynapseLayer
+from neurodeploy.spiking.plan import NEURON_STATE, RESETS, NeuronLayer, SpikingPlan, SynapseLayer
 
 import_lava_core()
 from lava.proc.conv.process import Conv  # noqa: E402

@@ -22,8 +22,6 @@ from __future__ import annotations
 import torch
 
 
-
-
 def fired_before(v: torch.Tensor, vth, reset: str) -> torch.Tensor | None:
     """``r[t] = v[t-1] > vth`` for the subtractive resets (read before v is updated), else None."""
     return v > vth if reset in ("subtract", "subtract_delayed") else None
