@@ -21,6 +21,10 @@ layers), so each module type is mapped here, from its equations, at the graph's 
   + i)``, then ``i -= dt tau_syn_inv i``): the current that enters v is this step's, so it is NIR's
   ``CubaLIF(tau_syn = 1/tau_syn_inv, tau_mem = 1/tau_mem_inv, r = 1, w_in = tau_syn/dt)``; its ``dt``
   must equal the graph's, and it must start from rest (``v_leak = 0``: norse starts v at v_leak).
+- SpikingJelly ``LIFNode`` (single- or multi-step; ``v += (x - v)/tau``, or ``v += x - v/tau`` with
+  ``decay_input=False``) -> ``LIF(tau = tau dt, r = 1 or tau)``; ``IFNode`` (``v += x``) -> ``IF(r = 1)``.
+  SpikingJelly fires at ``v >= v_threshold`` where Loihi fires at ``v > vth``: the threshold is written
+  as the next float64 below it, which makes ``>`` and ``>=`` the same test. Hard reset to 0 only.
 - neurodeploy ``LIFCell``: see :mod:`neurodeploy.exporters.nir_export`.
 - ``nn.Linear``, ``nn.Conv1d``, ``nn.Conv2d``, ``nn.AvgPool2d``, ``nn.Flatten``; ``nn.Dropout`` and
   ``nn.Identity`` are dropped (identity at inference).
@@ -100,6 +104,21 @@ def _norse_lif(module: nn.Module, dt: float, shape: tuple[int, ...]) -> nir.NIRN
                        v_leak=_full(p.v_leak, shape), v_threshold=_full(p.v_th, shape), v_reset=_full(p.v_reset, shape))
 
 
+def _at_or_above(threshold, shape: tuple[int, ...]) -> np.ndarray:
+    """SpikingJelly's ``v >= vth`` as Loihi's ``v > vth'``: vth' the next float64 below vth."""
+    return np.nextafter(_full(threshold, shape), -np.inf)
+
+
+def _sj_lif(module: nn.Module, dt: float, shape: tuple[int, ...]) -> nir.NIRNode:
+    tau = float(module.tau)
+    return nir.LIF(tau=np.full(shape, tau * dt), r=np.full(shape, 1.0 if module.decay_input else tau),
+                   v_leak=np.zeros(shape), v_threshold=_at_or_above(module.v_threshold, shape), v_reset=np.zeros(shape))
+
+
+def _sj_if(module: nn.Module, dt: float, shape: tuple[int, ...]) -> nir.NIRNode:
+    return nir.IF(r=np.ones(shape), v_threshold=_at_or_above(module.v_threshold, shape), v_reset=np.zeros(shape))
+
+
 def _conv(module: nn.Module, shape: tuple[int, ...]) -> nir.NIRNode:
     weight = module.weight.detach().double().numpy()
     bias = np.zeros(weight.shape[0]) if module.bias is None else module.bias.detach().double().numpy()
@@ -110,7 +129,7 @@ def _conv(module: nn.Module, shape: tuple[int, ...]) -> nir.NIRNode:
 
 def _neuron_mappers() -> dict[str, Callable]:
     return {"Leaky": _leaky, "Synaptic": _synaptic, "RLeaky": _leaky, "RSynaptic": _synaptic, "LIFBoxCell": _lif_box,
-            "LIFCell": _norse_lif}
+            "LIFCell": _norse_lif, "LIFNode": _sj_lif, "IFNode": _sj_if}
 
 
 def _norse_problems(name: str, module: nn.Module, dt: float | None) -> list[str]:
@@ -133,6 +152,9 @@ def conversion_problems(name: str, module: nn.Module, dt: float | None) -> list[
         return [f"{name}: {p}" for p in snntorch_reset(module)[1]]
     if kind in ("LIFBoxCell", "LIFCell") and not isinstance(module, LIFCell):
         return _norse_problems(name, module, dt)
+    if kind in ("LIFNode", "IFNode") and getattr(module, "v_reset", 0.0) != 0.0:
+        return [f"{name}: SpikingJelly {kind} with v_reset={module.v_reset} ({'soft reset' if module.v_reset is None else 'reset to a nonzero value'}) "
+                "is not mapped; construct it with v_reset=0.0 (its default, a hard reset to zero)"]
     if isinstance(module, (nn.MaxPool1d, nn.MaxPool2d)):
         return [f"{name}: MaxPool has no Loihi or NIR equivalent; use AvgPool2d (sum pooling) and retrain"]
     if isinstance(module, (nn.BatchNorm1d, nn.BatchNorm2d)):

@@ -133,3 +133,28 @@ def make_synaptic_scan():
 def make_maxpool():
     torch.manual_seed(0)
     return WithMaxPool().eval(), _spikes(2, 8, 2, 8, 8), 1e-3
+
+
+class MultiStepJelly(nn.Module):
+    """(T, B, 8) in one call: SpikingJelly multi-step LIFNode and IFNode at their defaults (hard reset, tau 2),
+    nn.Linear over whole sequences, the time mean as readout, an MLP head."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        from spikingjelly.activation_based import neuron
+
+        self.fc1, self.lif1 = nn.Linear(8, 16), neuron.LIFNode(step_mode="m")
+        self.fc2, self.if2 = nn.Linear(16, 12), neuron.IFNode(step_mode="m")
+        self.head = nn.Sequential(nn.Linear(12, 12), nn.ReLU(), nn.Linear(12, 3))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        from spikingjelly.activation_based import functional
+
+        functional.reset_net(self)
+        s = self.if2(self.fc2(self.lif1(self.fc1(x))))  # (T, B, 12)
+        return self.head(s.mean(0))
+
+
+def make_multistep_jelly():
+    torch.manual_seed(0)
+    return _scale_synapses(MultiStepJelly(), 2.0), _spikes(16, 2, 8), 1e-3

@@ -21,13 +21,13 @@ from neurodeploy.errors import PartitionError
 pytest.importorskip("snntorch")
 CASES = {"loop_transformer": (om.make_loop_transformer, "BT", {"fc1", "lif1", "fc2", "lif2"}),
          "conv_gru": (om.make_conv_gru, "TB", {"conv", "pool", "lif1", "flat", "fc", "lif2"}),
-         "synaptic_scan": (om.make_synaptic_scan, "BT", {"fc1", "syn1"})}
+         "synaptic_scan": (om.make_synaptic_scan, "BT", {"fc1", "syn1"}),
+         "multistep_jelly": (om.make_multistep_jelly, "TB", {"fc1", "lif1", "fc2", "if2"})}
 
 
 @pytest.mark.parametrize("case", list(CASES))
 def test_an_ordinary_model_compiles_and_agrees_on_new_inputs(case, tmp_path):
-    if case == "conv_gru":
-        pytest.importorskip("norse.torch")
+    pytest.importorskip({"conv_gru": "norse.torch", "multistep_jelly": "spikingjelly"}.get(case, "snntorch"))
     make, layout, on_loihi = CASES[case]
     model, x, dt_s = make()
     bundle = nd.compile(model, tmp_path / case, inputs=x, dt_s=dt_s)

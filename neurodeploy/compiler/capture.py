@@ -64,6 +64,7 @@ class Capture:
     chain: list[tuple[str, nn.Module]]
     time_dim: int  # 1: the model takes (B, T, ...); 0: (T, B, ...)
     num_steps: int
+    multi_step: bool = False  # the chain's modules take all steps in one call, (T, B, ...) (SpikingJelly 'm' mode)
     outputs: dict[str, object] = field(default_factory=dict)  # path -> one step's output (tensor or tuple)
 
 
@@ -100,19 +101,22 @@ def _first(value):
     return value[0] if isinstance(value, (tuple, list)) else value
 
 
-def _layout(calls: list[Call], x: torch.Tensor) -> tuple[int, int]:
-    """(time_dim, T) from the first module's calls: one per step, on x[:, t] or x[t]."""
+def _layout(calls: list[Call], x: torch.Tensor) -> tuple[int, int, bool]:
+    """(time_dim, T, multi_step) from the first module's calls: one per step on x[:, t] or x[t], or one
+    call on the whole time-major input (multi-step modules, as SpikingJelly's ``step_mode='m'``)."""
     first = calls[0]
     steps = sum(1 for c in calls if c.module is first.module)
+    inp = first.inp if isinstance(first.inp, torch.Tensor) else None
+    if steps == 1 and inp is not None and inp.shape == x.shape and torch.equal(inp, x):
+        return 0, int(x.shape[0]), True
     for dim in (1, 0):
-        if x.shape[dim] == steps and isinstance(first.inp, torch.Tensor) and \
-                first.inp.shape == x.select(dim, 0).shape and torch.equal(first.inp, x.select(dim, 0)):
-            return dim, steps
+        if inp is not None and x.shape[dim] == steps and inp.shape == x.select(dim, 0).shape and \
+                torch.equal(inp, x.select(dim, 0)):
+            return dim, steps, False
     raise PartitionError(
         f"{first.path} ({type(first.module).__name__}) is the first module the model calls, {steps} time(s), but "
-        f"not on x[:, t] or x[t] of the input {tuple(x.shape)}: the model must loop over time in its forward "
-        "and feed each step's input to its first synaptic layer (models that take all steps in one call are "
-        "not captured yet: write the loop, or build an nn.Sequential of per-step modules)")
+        f"not on x[:, t] or x[t] of the input {tuple(x.shape)}, nor once on all of x: the model must feed each "
+        "step's input (or the whole time-major sequence) to its first synaptic layer")
 
 
 def _loihi_runnable(path: str, module: nn.Module, dt_s: float | None) -> bool:
@@ -156,28 +160,38 @@ def capture(model: nn.Module, x: torch.Tensor, dt_s: float | None = None) -> Cap
     calls, _ = trace_calls(model, x)
     if not calls:
         raise PartitionError(f"{type(model).__name__} called no submodule: nothing to place")
-    time_dim, steps = _layout(calls, x)
+    time_dim, steps, multi = _layout(calls, x)
     step0 = calls[: next((i for i, c in enumerate(calls[1:], 1) if c.module is calls[0].module), len(calls))]
     chain = _chain(step0, dt_s)
     problems = _blocked(step0, chain, dt_s)
     if problems and len(chain) < len(step0):
         raise PartitionError("the model's spiking part has modules Loihi cannot run:\n  - " + "\n  - ".join(problems))
     for c in chain:
-        count = sum(1 for call in calls if call.module is c.module)
-        if count != steps:
+        count, want = sum(1 for call in calls if call.module is c.module), 1 if multi else steps
+        if count != want:
             raise PartitionError(f"{c.path} is called {count} times for {steps} time steps; each module of the "
-                                 "spiking part must be called once per step")
-    return Capture([(c.path, c.module) for c in chain], time_dim, steps, {c.path: c.out for c in chain})
+                                 "spiking part must be called once per step (or once, on all steps)")
+    return Capture([(c.path, c.module) for c in chain], time_dim, steps, {c.path: c.out for c in chain}, multi)
 
 
 def spiking_sequential(cap: Capture) -> nn.Sequential:
-    """The chain as a per-step ``nn.Sequential`` (children ``0, 1, ...``: module paths contain dots)."""
-    return nn.Sequential(OrderedDict((str(i), module) for i, (_, module) in enumerate(cap.chain)))
+    """The chain as a per-step ``nn.Sequential`` (children ``0, 1, ...``: module paths contain dots); a
+    multi-step chain from copies switched to single steps (the user's modules keep their mode)."""
+    modules = [copy.deepcopy(m) if cap.multi_step else m for _, m in cap.chain]
+    for m in modules:
+        if cap.multi_step and hasattr(m, "step_mode"):
+            m.step_mode = "s"
+    return nn.Sequential(OrderedDict((str(i), m) for i, m in enumerate(modules)))
 
 
-def _zeros_like_output(out, batch: int):
+def _zeros_like_output(out, batch: int, batch_dim: int = 0):
+    """Zeros shaped as a recorded output, with ``batch`` samples along ``batch_dim``."""
     def zeros(t):
-        return torch.zeros((batch, *t.shape[1:]), dtype=t.dtype) if isinstance(t, torch.Tensor) else None
+        if not isinstance(t, torch.Tensor):
+            return None
+        shape = list(t.shape)
+        shape[batch_dim] = batch
+        return torch.zeros(shape, dtype=t.dtype)
     return tuple(zeros(t) for t in out) if isinstance(out, tuple) else zeros(out)
 
 
@@ -202,21 +216,22 @@ def _stand_ins(cap: Capture, spikes: torch.Tensor):
     """Replace each chain module's forward: the cut population returns ``spikes[:, t]`` at its t-th call
     (its other outputs, e.g. snnTorch's ``mem``, as zeros), the others zeros of their recorded shapes."""
     batch, cut = spikes.shape[0], cap.chain[-1][1]
+    batch_dim = 1 if cap.multi_step else 0
     step = {"t": 0}
 
     def cut_forward(*args, **kwargs):
-        s = spikes[:, step["t"]]
+        s = spikes.transpose(0, 1) if cap.multi_step else spikes[:, step["t"]]
         step["t"] += 1
         out = cap.outputs[cap.chain[-1][0]]
         if isinstance(out, tuple):
-            return (s, *_zeros_like_output(out, batch)[1:])
+            return (s, *_zeros_like_output(out, batch, batch_dim)[1:])
         return s
 
     patched = [(m, m.forward) for _, m in cap.chain]
     try:
         for path, module in cap.chain:
             module.forward = cut_forward if module is cut else \
-                (lambda *a, out=cap.outputs[path], **k: _zeros_like_output(out, batch))
+                (lambda *a, out=cap.outputs[path], **k: _zeros_like_output(out, batch, batch_dim))
         yield
     finally:
         for module, forward in patched:
@@ -247,4 +262,4 @@ def dense_remainder(model: nn.Module, cap: Capture, x: torch.Tensor, tol: float 
 def _copied(cap: Capture, copy_of: nn.Module) -> Capture:
     """``cap`` with its modules looked up by path in ``copy_of`` (a deep copy of the captured model)."""
     modules = dict(copy_of.named_modules())
-    return Capture([(p, modules[p]) for p, _ in cap.chain], cap.time_dim, cap.num_steps, cap.outputs)
+    return Capture([(p, modules[p]) for p, _ in cap.chain], cap.time_dim, cap.num_steps, cap.outputs, cap.multi_step)

@@ -20,7 +20,8 @@ from torch import nn
 from neurodeploy.models.frontend import SpikingSequential
 from neurodeploy.models.neurons import LIFCell
 
-NEURON_KINDS = ("LIFCell", "Leaky", "Synaptic", "RLeaky", "RSynaptic", "LIFBoxCell")
+NEURON_KINDS = ("LIFCell", "Leaky", "Synaptic", "RLeaky", "RSynaptic", "LIFBoxCell", "LIFNode", "IFNode")
+SPIKINGJELLY_KINDS = ("LIFNode", "IFNode")  # stateful modules: reset(), then single_step_forward per step
 
 
 def is_neuron(module: nn.Module) -> bool:
@@ -37,6 +38,8 @@ def _zero_state(module: nn.Module, h: torch.Tensor):
         return (torch.zeros_like(h), torch.zeros_like(h))
     if kind in ("RLeaky", "RSynaptic"):  # (spk, mem) / (spk, syn, mem): the last spikes are state too
         return tuple(torch.zeros_like(h) for _ in range(2 if kind == "RLeaky" else 3))
+    if kind in SPIKINGJELLY_KINDS:  # the state lives in the module (v); single- or multi-step alike
+        module.reset()
     return None  # norse: the cell creates its state
 
 
@@ -49,6 +52,8 @@ def _step(module: nn.Module, h: torch.Tensor, state):
     if kind in ("RLeaky", "RSynaptic"):  # snnTorch's spikes come back float32: kept at h's precision (exact, 0/1)
         z, *rest = module(h, *state)
         return z.to(h.dtype), (z.to(h.dtype), *rest)
+    if kind in SPIKINGJELLY_KINDS:
+        return module.single_step_forward(h).to(h.dtype), None
     if state is None and kind == "LIFBoxCell":
         z, new = module(h)
         return z.to(h.dtype), new

@@ -84,9 +84,32 @@ def install() -> None:
     sys.meta_path.insert(0, _VarModelFinder())
 
 
+_LAVA_MP = "lava.magma.runtime.message_infrastructure.multiprocessing"
+
+
+def _free_start_method() -> None:
+    """Lava sets the multiprocessing start method to ``fork`` when it is imported, and fails ("context has
+    already been set") if anything chose one before, even ``fork`` itself (``multiprocessing
+    .get_start_method()`` chooses the default as a side effect; some libraries call it). Undo a ``fork``
+    choice so Lava can make it again; any other method is refused by name."""
+    import multiprocessing
+
+    if _LAVA_MP in sys.modules:
+        return
+    method = multiprocessing.get_start_method(allow_none=True)
+    if method is None:
+        return
+    if method != "fork":
+        raise LavaCompatError(f"the multiprocessing start method is already {method!r}; Lava's runtime needs "
+                              "'fork' (set it with multiprocessing.set_start_method('fork') before any other, or "
+                              "use backend='emulator')")
+    multiprocessing.context._default_context._actual_context = None  # Lava sets 'fork' again on import
+
+
 def import_lava_core() -> None:
     """Install the hook and import Lava's core, raising :class:`LavaCompatError` with a way out."""
     install()
+    _free_start_method()
     try:
         importlib.import_module("lava.magma.core.run_configs")
         importlib.import_module("lava.proc.lif.process")
