@@ -54,6 +54,11 @@ def _cmd_compile(args: argparse.Namespace) -> int:
     console, m = _console(), bundle.manifest.spiking
     console.print(f"dt = {m.dt_s:g} s; input shape {tuple(m.input_shape)}; delay compensation {m.total_delay_steps} "
                   f"steps; schedule {bundle.manifest.default_schedule}")
+    if bundle.manifest.dense is not None and bundle.manifest.adapter is None:
+        console.print(f"the dense part is the model's own code after the cut, exported at T={bundle.manifest.num_steps} "
+                      "steps: it runs once per sample (schedule end; no streaming step model is derived for it)")
+    for p in bundle.manifest.placement:
+        console.print(f"  {p.module}: {p.device} ({p.reason})")
     if m.resources:
         res = m.resources
         console.print(f"resources on {res['profile']}: {res['cores']} cores, {res['chips']} chip(s)")
