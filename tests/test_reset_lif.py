@@ -110,6 +110,21 @@ def test_reset_lif_fixed_is_bit_exact_with_the_emulator(net):
     assert_bit_exact(plan, x)
 
 
+def _deploys_unchanged(model: nn.Module, out, seed: int):
+    """Compile ``model``, co-simulate new inputs: 0 spike mismatches against it in float, and Lava fixed_pt
+    equal to the emulator; returns the bundle."""
+    x = (torch.rand(2, 16, 8, generator=torch.Generator().manual_seed(seed)) < 0.35).float()
+    bundle = nd.compile(model, out, inputs=x)
+    x_new = (np.random.default_rng(seed + 1).random((3, 24, 8)) < 0.35).astype(np.float64)
+    result = nd.cosimulate(bundle, x_new, model=model)
+    assert result.agreement.spike_mismatches == 0 and result.agreement.max_abs_err < 1e-5
+    assert result.spikes["1"].sum() > 0 and result.spikes["3"].sum() > 0
+    lava, emulator = (nd.cosimulate(bundle, x_new, mode="fixed", backend=b) for b in ("lava", "emulator"))
+    assert all(np.array_equal(lava.spikes[k], emulator.spikes[k]) for k in lava.spikes)
+    assert np.allclose(lava.y, emulator.y, atol=1e-6)
+    return bundle
+
+
 def test_a_default_snntorch_model_deploys_unchanged(tmp_path):
     torch.manual_seed(2)
     model = nn.Sequential(nn.Linear(8, 16), snn.Leaky(beta=0.85), nn.Linear(16, 8), snn.Leaky(beta=0.9),
@@ -117,21 +132,15 @@ def test_a_default_snntorch_model_deploys_unchanged(tmp_path):
     with torch.no_grad():
         model[0].weight.mul_(2.5)
         model[2].weight.mul_(2.5)
-    x = (torch.rand(2, 16, 8, generator=torch.Generator().manual_seed(3)) < 0.35).float()
-    bundle = nd.compile(model, tmp_path / "b", inputs=x)
-    x_new = (np.random.default_rng(4).random((3, 20, 8)) < 0.35).astype(np.float64)
-    result = nd.cosimulate(bundle, x_new, model=model)
-    assert result.agreement.spike_mismatches == 0 and result.agreement.max_abs_err < 1e-5
-    assert result.spikes["1"].sum() > 0 and result.spikes["3"].sum() > 0
-    lava = nd.cosimulate(bundle, x_new, mode="fixed", backend="lava")
-    emulator = nd.cosimulate(bundle, x_new, mode="fixed", backend="emulator")
-    assert all(np.array_equal(lava.spikes[k], emulator.spikes[k]) for k in lava.spikes)
-    assert np.allclose(lava.y, emulator.y, atol=1e-6)
+    bundle = _deploys_unchanged(model, tmp_path / "b", 3)
+    assert [p.device for p in bundle.manifest.placement][:4] == ["loihi"] * 4
 
 
 @pytest.mark.parametrize("kind", ["RLeaky", "RSynaptic"])
 def test_recurrent_snntorch_neurons_at_their_defaults(kind, tmp_path):
     """RLeaky / RSynaptic (dense recurrent weights, subtractive reset with delay) compiled as written."""
+    from neurodeploy.exporters import load_spiking
+
     torch.manual_seed(5)
     cell = getattr(snn, kind)
     extra = {"alpha": 0.6} if kind == "RSynaptic" else {}
@@ -141,15 +150,5 @@ def test_recurrent_snntorch_neurons_at_their_defaults(kind, tmp_path):
         model[0].weight.mul_(2.5)
         model[1].recurrent.weight.mul_(2.0)
         model[2].weight.mul_(2.5)
-    x = (torch.rand(2, 16, 8, generator=torch.Generator().manual_seed(6)) < 0.35).float()
-    bundle = nd.compile(model, tmp_path / "r", inputs=x)
-    x_new = (np.random.default_rng(7).random((3, 24, 8)) < 0.35).astype(np.float64)
-    result = nd.cosimulate(bundle, x_new, model=model)
-    assert result.agreement.spike_mismatches == 0 and result.agreement.max_abs_err < 1e-5
-    assert result.spikes["1"].sum() > 0 and result.spikes["3"].sum() > 0
-    from neurodeploy.exporters import load_spiking
-
-    plan = load_spiking(bundle.spiking_path)
+    plan = load_spiking(_deploys_unchanged(model, tmp_path / "r", 6).spiking_path)
     assert any(s.recurrent and s.name == "1.recurrent" for s in plan.synapses)  # the user's module path
-    lava, emulator = (nd.cosimulate(bundle, x_new, mode="fixed", backend=b) for b in ("lava", "emulator"))
-    assert all(np.array_equal(lava.spikes[k], emulator.spikes[k]) for k in lava.spikes)
