@@ -212,14 +212,14 @@ def nir_to_plan(graph: nir.NIRGraph, dt: float | None = None) -> SpikingPlan:
                     continue
                 if src not in shapes or (recurrent_pass and target not in shapes):
                     continue
-                syn, bias = _synapse(graph, src, target, path, shapes[src], problems)
+                syn, bias = _synapse(graph, src, target, path, shapes[src], problems, input_name)
                 if syn is None:
                     continue
                 syn.recurrent = recurrent_pass
                 incoming_syn[target].append(syn)
                 bias_in[target] = bias_in[target] + bias.ravel()
             if not recurrent_pass and incoming_syn[target]:
-                ff = {delays[s.source] + 1 for s in incoming_syn[target]}
+                ff = {delays[input_name if s.source == "input" else s.source] + 1 for s in incoming_syn[target]}
                 if len(ff) > 1:
                     problems.append(f"{target}: inputs arrive over paths with different synaptic delays {sorted(ff)}; "
                                     "Loihi's per-layer delay cannot align them (remove the skip connection)")
@@ -256,13 +256,16 @@ def nir_to_plan(graph: nir.NIRGraph, dt: float | None = None) -> SpikingPlan:
 
 
 def _synapse(graph: nir.NIRGraph, src: str, target: str, path: list[str], in_shape: tuple[int, ...],
-             problems: list[str]) -> tuple[SynapseLayer | None, np.ndarray]:
+             problems: list[str], input_name: str = "input") -> tuple[SynapseLayer | None, np.ndarray]:
+    """The synapse of ``path``; a source that is the graph's Input node (whatever its name, e.g.
+    SpikingJelly's ``input_1``) is the plan's ``"input"``."""
     try:
         composed = compose([graph.nodes[n] for n in path], in_shape)
     except (ValueError, RuntimeError) as exc:
         problems.append(f"{' -> '.join(path)}: {exc}")
         return None, np.zeros(1)
-    syn = SynapseLayer(name=path[-1] if len(path) == 1 else "+".join(path), source=src, target=target,
+    source = "input" if src == input_name else src
+    syn = SynapseLayer(name=path[-1] if len(path) == 1 else "+".join(path), source=source, target=target,
                        weights=composed.weights, kind=composed.kind, in_shape=in_shape, out_shape=composed.out_shape,
                        stride=composed.stride, padding=composed.padding, dilation=composed.dilation,
                        groups=composed.groups)

@@ -5,6 +5,7 @@ import nir
 import numpy as np
 import pytest
 import torch
+from conftest import CASES
 
 from neurodeploy.errors import SpikingPlanError
 from neurodeploy.exporters.nir_export import frontend_to_nir, write_nir
@@ -101,3 +102,35 @@ def test_an_li_readout_output_is_refused_not_returned_as_zeros():
     li = nir.LI(tau=np.full(2, 1e-3), r=np.ones(2), v_leak=np.zeros(2))
     with pytest.raises(SpikingPlanError, match="membrane voltage of the LI readout lif"):
         nir_to_plan(_graph(li), dt=1e-4)
+
+
+def test_an_input_node_of_any_name_and_a_float_only_graph(tmp_path):
+    """SpikingJelly names its Input ``input_1``; a graph whose threshold has no Loihi integer still compiles
+    for float runs, records why, and a fixed-point run refuses it by name."""
+    import nir
+
+    import neurodeploy as nd
+    from neurodeploy.errors import QuantizationError
+
+    graph = nir.read(str(CASES / "nir" / "01_lif" / "lif_norse.nir"))
+    rename = {"input": "input_1"}
+    renamed = nir.NIRGraph(nodes={rename.get(k, k): v for k, v in graph.nodes.items()},
+                           edges=[(rename.get(a, a), rename.get(b, b)) for a, b in graph.edges],
+                           metadata=graph.metadata, type_check=False)
+    nir.write(str(tmp_path / "renamed.nir"), renamed)
+    x = np.loadtxt(CASES / "nir" / "01_lif" / "lif_exact.csv", delimiter=",")[:, :1]
+    bundle = nd.compile(tmp_path / "renamed.nir", tmp_path / "b")
+    spikes = nd.cosimulate(bundle, x, backend="emulator").spikes
+    assert np.flatnonzero(next(iter(spikes.values()))[0]).tolist() == [460, 510, 710, 760]  # lif_exact.csv
+
+    tiny = nir.NIRGraph(nodes={"input": nir.Input(input_type={"input": np.array([2])}),
+                               "fc": nir.Linear(weight=np.array([[1e6, 0.0], [0.0, 1e6]])),
+                               "lif": nir.IF(r=np.ones(2), v_threshold=np.full(2, 1e-3), v_reset=np.zeros(2)),
+                               "output": nir.Output(output_type={"output": np.array([2])})},
+                        edges=[("input", "fc"), ("fc", "lif"), ("lif", "output")], type_check=False)
+    nir.write(str(tmp_path / "tiny.nir"), tiny)
+    bundle = nd.compile(tmp_path / "tiny.nir", tmp_path / "t")
+    assert "rounds to 0" in bundle.manifest.spiking.quantization_error
+    assert nd.cosimulate(bundle, np.ones((5, 2)), backend="emulator").spikes["lif"].sum() > 0  # float runs
+    with pytest.raises(QuantizationError, match=r"has no fixed-point form (?s:.)* rounds to 0"):
+        nd.cosimulate(bundle, np.ones((5, 2)), mode="fixed", backend="emulator")

@@ -221,26 +221,22 @@ def compile_zoo(name: str, out: Path, num_samples: int = 8, profile: str = "loih
 
 def compile_spiking(source: Path, out: Path, dt_s: float | None = None, profile: str = "loihi2") -> Path:
     """A spiking-only bundle from a ``.nir`` or netx ``.net`` file: design rules, Loihi quantization
-    (NIR sources; netx files carry their own integers), resource map on ``profile``."""
+    (NIR sources; netx files carry their own integers), resource map on ``profile``. A graph without a
+    fixed-point form still gets its float bundle; the reason is recorded and fixed-point runs refuse it."""
     from neurodeploy.exporters import SPIKING_FORMATS, load_spiking
-    from neurodeploy.spiking.quantize import quantize_for
     from neurodeploy.spiking.resources import map_resources
 
     source = Path(source)
     plan = load_spiking(source, dt_s)
-    report = None
-    if not plan.is_quantized:
-        quantized = quantize_for(plan, profile)
-        plan, report = quantized.plan, quantized.as_dict()
-    resources = map_resources(plan, profile)
+    fixed_point = _spiking_fixed_point(plan, profile) if not plan.is_quantized else \
+        {"profile": profile, "resources": map_resources(plan, profile).as_dict()}
     fmt = SPIKING_FORMATS[source.suffix.lower()]
     file = f"spiking{source.suffix.lower()}"
     manifest = Manifest(
         name=source.stem,
         spiking=SpikingPart(file=file, format=fmt, dt_s=plan.dt, n_in=plan.n_in, input_shape=list(plan.input_shape),
                             outputs=plan.outputs, delay_steps={n.name: n.delay_steps for n in plan.neurons},
-                            total_delay_steps=plan.max_delay_steps, quantization=report,
-                            resources=resources.as_dict(), profile=profile),
+                            total_delay_steps=plan.max_delay_steps, **fixed_point),
         provenance={"neurodeploy": neurodeploy.__version__, "source": str(source.resolve()),
                     "created_utc": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")},
     )

@@ -29,7 +29,7 @@ from rich.progress import track
 from neurodeploy.bundle import Bundle
 from neurodeploy.choices import SCHEDULES
 from neurodeploy.cost.counts import LayerSops, synaptic_ops
-from neurodeploy.errors import InputShapeError, ScheduleError, UsageError
+from neurodeploy.errors import InputShapeError, QuantizationError, ScheduleError, UsageError
 from neurodeploy.exporters import load_spiking
 from neurodeploy.models.backends import salient_windows
 from neurodeploy.runtime.checkpoint import Checkpoint, run_key
@@ -221,6 +221,10 @@ def _plan(bundle: Bundle, mode: str) -> SpikingPlan:
     """The bundle's spiking plan; for fixed mode in the integers of the profile it was compiled for."""
     m = bundle.manifest
     plan = load_spiking(bundle.spiking_path, m.spiking.dt_s)
+    if mode == "fixed" and m.spiking.quantization_error:
+        reasons = [line.strip().removeprefix("- ") for line in m.spiking.quantization_error.splitlines()[1:]]
+        raise QuantizationError(reasons or [m.spiking.quantization_error],
+                                f"bundle '{m.name}' has no fixed-point form (it runs in float mode)")
     if mode == "fixed" and not plan.is_quantized:
         from neurodeploy.spiking.quantize import quantize_for
 
