@@ -158,3 +158,32 @@ class MultiStepJelly(nn.Module):
 def make_multistep_jelly():
     torch.manual_seed(0)
     return _scale_synapses(MultiStepJelly(), 2.0), _spikes(16, 2, 8), 1e-3
+
+
+class LstmAttention(nn.Module):
+    """(B, T, 8): snnTorch Leaky at its defaults in a loop, then a stock nn.LSTM and a stock
+    nn.MultiheadAttention with a causal mask, read at the last step."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        import snntorch as snn
+
+        self.fc, self.lif = nn.Linear(8, 12), snn.Leaky(beta=0.9)
+        self.lstm = nn.LSTM(12, 16, batch_first=True)
+        self.attn = nn.MultiheadAttention(16, 2, batch_first=True)
+        self.head = nn.Linear(16, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        mem, out = self.lif.init_leaky(), []
+        for t in range(x.shape[1]):
+            s, mem = self.lif(self.fc(x[:, t]), mem)
+            out.append(s)
+        h, _ = self.lstm(torch.stack(out, 1))
+        mask = torch.triu(torch.ones(h.shape[1], h.shape[1], dtype=torch.bool), 1)
+        a, _ = self.attn(h, h, h, attn_mask=mask)
+        return self.head(a[:, -1])
+
+
+def make_lstm_attention():
+    torch.manual_seed(0)
+    return _scale_synapses(LstmAttention(), 3.0, skip=("head", "lstm", "attn")), _spikes(2, 16, 8), 1e-3

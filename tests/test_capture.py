@@ -22,7 +22,8 @@ pytest.importorskip("snntorch")
 CASES = {"loop_transformer": (om.make_loop_transformer, "BT", {"fc1", "lif1", "fc2", "lif2"}),
          "conv_gru": (om.make_conv_gru, "TB", {"conv", "pool", "lif1", "flat", "fc", "lif2"}),
          "synaptic_scan": (om.make_synaptic_scan, "BT", {"fc1", "syn1"}),
-         "multistep_jelly": (om.make_multistep_jelly, "TB", {"fc1", "lif1", "fc2", "if2"})}
+         "multistep_jelly": (om.make_multistep_jelly, "TB", {"fc1", "lif1", "fc2", "if2"}),
+         "lstm_attention": (om.make_lstm_attention, "BT", {"fc", "lif"})}
 
 
 @pytest.mark.parametrize("case", list(CASES))
