@@ -67,7 +67,8 @@ def compile(model: Any, out: str | Path, *, inputs: Any = None, dt_s: float | No
         _refuse({"inputs": inputs, "cut": cut, "weights": weights, "schedule": schedule}, "a .nir/.net file")
         return load(pipeline.compile_spiking(Path(model), out, dt_s, profile))
     if isinstance(model, str):
-        model, inputs, dt_s, name = _resolve(model, inputs, dt_s, samples, weights, name)
+        model, inputs, dt_s, name, own_schedule = _resolve(model, inputs, dt_s, samples, weights, name)
+        schedule = schedule or own_schedule
     elif weights is not None:
         from neurodeploy.compiler.factories import load_weights
 
@@ -90,7 +91,8 @@ def _refuse(given: dict[str, Any], what: str) -> None:
 
 
 def _resolve(spec: str, inputs, dt_s, samples: int, weights, name):
-    """A zoo name or a factory -> (model, inputs, dt_s, name); explicit ``inputs``/``dt_s`` win."""
+    """A zoo name or a factory -> (model, inputs, dt_s, name, schedule); explicit ``inputs``/``dt_s`` win.
+    ``schedule`` is the one a zoo model is deployed with (None for a factory: the compile default)."""
     from neurodeploy.compiler.factories import load_factory, load_weights
     from neurodeploy.models import zoo
 
@@ -99,11 +101,11 @@ def _resolve(spec: str, inputs, dt_s, samples: int, weights, name):
         model = entry.build()
         if weights is not None:
             load_weights(model, Path(weights))
-        schedule_inputs = entry.example_inputs(samples) if inputs is None else inputs
-        return model, schedule_inputs, dt_s or entry.dt_s, name or spec
+        examples = entry.example_inputs(samples) if inputs is None else inputs
+        return model, examples, dt_s or entry.dt_s, name or spec, entry.schedule
     if ":" in spec:
-        model, made_inputs, made_dt, made_name = load_factory(spec, Path(weights) if weights else None, samples)
-        return model, made_inputs if inputs is None else inputs, dt_s or made_dt, name or spec
+        model, made_inputs, made_dt, _ = load_factory(spec, Path(weights) if weights else None, samples)
+        return model, made_inputs if inputs is None else inputs, dt_s or made_dt, name or spec, None
     raise UsageError(f"model {spec!r} is neither a bundled model ({', '.join(sorted(zoo.ZOO))}), a .nir/.net file, "
                      "nor a 'package.module:function' factory")
 

@@ -50,14 +50,14 @@ def no_process_left_behind():
 @pytest.fixture(scope="session")
 def demo_bundle(tmp_path_factory):
     """The default zoo model compiled once for the session (the export takes about 10 s)."""
-    from neurodeploy.compiler.pipeline import compile_zoo
+    import neurodeploy as nd
 
-    return compile_zoo("tiny_hybrid", tmp_path_factory.mktemp("bundles") / "tiny_hybrid", num_samples=8)
+    return nd.compile("tiny_hybrid", tmp_path_factory.mktemp("bundles") / "tiny_hybrid", samples=8).path
 
 
 @pytest.fixture(scope="session")
 def mamba_bundle(tmp_path_factory):
     """The SNN + Mamba zoo model (snnTorch front-end, streaming back-end), compiled once."""
-    from neurodeploy.compiler.pipeline import compile_zoo
+    import neurodeploy as nd
 
-    return compile_zoo("tiny_mamba", tmp_path_factory.mktemp("bundles") / "tiny_mamba", num_samples=8)
+    return nd.compile("tiny_mamba", tmp_path_factory.mktemp("bundles") / "tiny_mamba", samples=8).path

@@ -20,9 +20,9 @@ class _Compiled(dict):
         self.root = root
 
     def __missing__(self, name: str):
-        from neurodeploy.compiler.pipeline import compile_zoo
+        import neurodeploy as nd
 
-        self[name] = compile_zoo(name, self.root / name, 2)
+        self[name] = nd.compile(name, self.root / name, samples=2).path
         return self[name]
 
 
@@ -37,8 +37,11 @@ def test_compiles_cosimulates_exactly_and_is_priced(name, zoo_bundles, capsys):
 
     from neurodeploy.cli import main
 
+    from neurodeploy.bundle import read_bundle
+
     bundle = zoo_bundles[name]
     schedule = zoo.get(name).schedule
+    assert read_bundle(bundle).manifest.default_schedule == schedule  # compiled by name: deployed as the zoo says
     assert main(["cosim", str(bundle), "--schedule", schedule, "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert data["agreement"]["spike_mismatches"] == 0

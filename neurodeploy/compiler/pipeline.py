@@ -210,15 +210,6 @@ def compile_hybrid(model: nn.Module, inputs: torch.Tensor, out: Path, dt_s: floa
         return write_bundle(out, manifest, files, inputs.numpy(), ref)
 
 
-def compile_zoo(name: str, out: Path, num_samples: int = 8, profile: str = "loihi2") -> Path:
-    """Compile a bundled zoo model with its deterministic example inputs and its deployment schedule."""
-    from neurodeploy.models import zoo
-
-    entry = zoo.get(name)
-    return compile_hybrid(entry.build(), entry.example_inputs(num_samples), out, entry.dt_s, name,
-                          profile=profile, schedule=entry.schedule)
-
-
 def compile_spiking(source: Path, out: Path, dt_s: float | None = None, profile: str = "loihi2") -> Path:
     """A spiking-only bundle from a ``.nir`` or netx ``.net`` file: design rules, Loihi quantization
     (NIR sources; netx files carry their own integers), resource map on ``profile``. A graph without a
