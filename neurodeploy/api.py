@@ -125,24 +125,22 @@ def cosimulate(bundle: Bundle | str | Path, inputs: np.ndarray | None = None, *,
     from neurodeploy.runtime.cosim import run_cosim
 
     bundle = _bundle(bundle)
-    schedule = schedule or bundle.manifest.default_schedule
-    reference = None
-    if inputs is not None and bundle.manifest.reference is not None:
-        reference = _reference_on(bundle, inputs, torch_model(bundle, model, weights))
-    return run_cosim(bundle, inputs, mode=mode, backend=backend, progress=progress, schedule=schedule,
-                     checkpoint=checkpoint, early_exit=early_exit, reference=reference)
+    return run_cosim(bundle, inputs, mode=mode, backend=backend, progress=progress,
+                     schedule=schedule or bundle.manifest.default_schedule, checkpoint=checkpoint,
+                     early_exit=early_exit, reference_for=lambda x: _reference_on(bundle, x, model, weights))
 
 
-def _reference_on(bundle: Bundle, inputs: np.ndarray, model: nn.Module | None) -> dict | None:
-    """The PyTorch model's outputs (float64, per population and ``y``) on ``inputs``, as stored at compile."""
+def _reference_on(bundle: Bundle, x: np.ndarray, model: Any, weights: str | Path | None) -> dict | None:
+    """The PyTorch model's outputs (float64, per population and ``y``) on ``x`` (B, T, ...), as stored at
+    compile; None when no model is at hand (see :func:`torch_model`)."""
+    model = torch_model(bundle, model, weights)
     if model is None:
         return None
     import torch
 
     from neurodeploy.compiler.pipeline import reference_outputs, split
-    from neurodeploy.runtime.cosim import normalize_inputs
 
-    x = torch.as_tensor(normalize_inputs(inputs, bundle))  # (B, T, ...)
+    x = torch.as_tensor(x)
     as_model_takes = x if bundle.manifest.input_layout == "BT" else x.transpose(0, 1)
     part, x, _ = split(model.eval(), as_model_takes.float(), dt_s=bundle.manifest.spiking.dt_s)
     return reference_outputs(part, x.double(), model)

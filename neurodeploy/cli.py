@@ -74,12 +74,12 @@ def _cmd_compile(args: argparse.Namespace) -> int:
     return 0
 
 
-def _run_and_price(args: argparse.Namespace, progress: bool):
-    """The co-simulation and its price, as every costed sub-command runs them."""
+def _run_and_price(args: argparse.Namespace, progress: bool, inputs=None):
+    """The co-simulation of ``inputs`` (read from --input) and its price, as every costed sub-command runs them."""
     import neurodeploy as nd
 
     bundle = nd.load(args.bundle)
-    result = nd.cosimulate(bundle, _load_input(args.input), mode=args.mode, backend=args.backend,
+    result = nd.cosimulate(bundle, inputs, mode=args.mode, backend=args.backend,
                            schedule=args.schedule, early_exit=args.early_exit,
                            checkpoint=getattr(args, "checkpoint", None), progress=progress, model=args.model,
                            weights=args.weights)
@@ -87,9 +87,10 @@ def _run_and_price(args: argparse.Namespace, progress: bool):
 
 
 def _cmd_cosim(args: argparse.Namespace) -> int:
-    bundle, result, cost = _run_and_price(args, progress=not args.json)
+    inputs = _load_input(args.input)
+    bundle, result, cost = _run_and_price(args, not args.json, inputs)
     if args.output:
-        _save_output(args.output, bundle, result, _load_input(args.input))
+        _save_output(args.output, bundle, result, inputs)
     _emit(bundle, result, cost, args.json)
     return 0
 
@@ -116,7 +117,7 @@ def _emit(bundle, result, cost, as_json: bool) -> None:
 
 def _cmd_energy(args: argparse.Namespace) -> int:
     """Energy and latency per sample: co-simulate the reference inputs (or --input), price the counted events."""
-    bundle, result, cost = _run_and_price(args, progress=not args.json)
+    bundle, result, cost = _run_and_price(args, not args.json, _load_input(args.input))
     _emit(bundle, result, cost, args.json)
     return 0
 
@@ -124,7 +125,7 @@ def _cmd_energy(args: argparse.Namespace) -> int:
 def _cmd_report(args: argparse.Namespace) -> int:
     import neurodeploy as nd
 
-    bundle, result, cost = _run_and_price(args, progress=True)
+    bundle, result, cost = _run_and_price(args, True, _load_input(args.input))
     nd.write_report(bundle, result, cost)
     if args.html:
         _console().print(f"HTML report written to {nd.write_report(bundle, result, cost, args.html)}")

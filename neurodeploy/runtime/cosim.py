@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -37,6 +38,10 @@ from neurodeploy.runtime.lava_runner import LavaRunner, SampleSpikes
 from neurodeploy.runtime.onnx_session import make_session
 from neurodeploy.runtime.runners import BACKENDS, open_runner
 from neurodeploy.spiking.plan import SpikingPlan
+
+
+ReferenceFn = Callable[[np.ndarray], "dict[str, np.ndarray] | None"]
+"""Inputs (B, T, ...) -> the PyTorch model's outputs on them (spikes per population and ``y``), or None."""
 
 
 @dataclass
@@ -232,35 +237,37 @@ def _plan(bundle: Bundle, mode: str) -> SpikingPlan:
     return plan
 
 
-def _compared(bundle: Bundle, x: np.ndarray, use_reference: bool, reference: dict[str, np.ndarray] | None,
+def _compared(bundle: Bundle, x: np.ndarray, use_reference: bool, reference_for: ReferenceFn | None,
               spikes: dict[str, np.ndarray], y: np.ndarray, schedule: str, notes: list[str]) -> Agreement | None:
-    """Agreement with PyTorch: against ``reference`` (the PyTorch model run on these inputs) when given,
-    else against the bundle's stored outputs when these are its reference inputs; else None, with a note."""
+    """Agreement with PyTorch: against the bundle's stored outputs when these are its reference inputs, else
+    against ``reference_for(x)`` (the PyTorch model run on ``x``) when it gives one; else None, with a note."""
     key = "y_event" if schedule == "event" else "y"
-    if reference is not None:
-        return _agreement(spikes, y, reference, key)
     if bundle.manifest.reference is None:
         notes.append("agreement not computed: a spiking-only bundle has no PyTorch reference")
-    elif use_reference or np.array_equal(x, bundle.reference_inputs().astype(np.float64)):
+        return None
+    if use_reference or np.array_equal(x, bundle.reference_inputs().astype(np.float64)):
         return _agreement(spikes, y, bundle.reference_outputs(), key)
-    else:
-        notes.append("agreement not computed: these are not the bundle's reference inputs and no PyTorch model "
-                     "was given (model= in the API, --model on the CLI)")
+    reference = None if reference_for is None else reference_for(x)
+    if reference is not None:
+        return _agreement(spikes, y, reference, key)
+    notes.append("agreement not computed: these are not the bundle's reference inputs and no PyTorch model "
+                 "was given (model= in the API, --model on the CLI)")
     return None
 
 
 def run_cosim(bundle: Bundle, inputs: np.ndarray | None = None, mode: str = "float",
               backend: str = "lava", progress: bool = True, schedule: str = "end",
               checkpoint: str | Path | None = None, early_exit: bool = False,
-              reference: dict[str, np.ndarray] | None = None) -> CosimResult:
+              reference_for: ReferenceFn | None = None) -> CosimResult:
     """Co-simulate ``inputs`` (default: the bundle's reference inputs) and compare with the reference.
 
     With ``checkpoint`` (a folder), results are saved after every sample and a rerun of the same
     inputs resumes after the last finished one (:mod:`neurodeploy.runtime.checkpoint`). With ``early_exit``,
     each sample stops at the first window whose output is confident enough (the bundle's
     ``exit_threshold``): ``exit_windows`` says where; the report prices the run up to there.
-    ``reference``: the PyTorch model's outputs on ``inputs`` (:func:`neurodeploy.compiler.pipeline
-    .reference_outputs`), to compare with on inputs that are not the bundle's own.
+    ``reference_for(x)``: the PyTorch model's outputs on the normalised inputs ``x`` (B, T, ...), as
+    :func:`neurodeploy.compiler.pipeline.reference_outputs` gives them, or None; called only for inputs
+    that are not the bundle's own.
     """
     if early_exit and (bundle.manifest.dense is None or bundle.manifest.dense.exit_threshold is None):
         raise ScheduleError(f"bundle '{bundle.manifest.name}' has no early exits: compile a streaming back-end "
@@ -341,7 +348,7 @@ def run_cosim(bundle: Bundle, inputs: np.ndarray | None = None, mode: str = "flo
     if saved is not None:
         saved.save(batch, batch, {**{f"spikes/{k}": v for k, v in spikes.items()}, "y": y, "x_sops": x_sops})
         notes.append(f"resumed after {start} of {batch} samples" if start else f"checkpoint in {checkpoint}")
-    agreement = _compared(bundle, x, use_reference, reference, spikes, y, schedule, notes)
+    agreement = _compared(bundle, x, use_reference, reference_for, spikes, y, schedule, notes)
     exits = exit_windows(y, m.dense.exit_threshold) if early_exit else None
     if exits is not None:
         notes.append(f"early exit at confidence {m.dense.exit_threshold:g}: mean exit window "

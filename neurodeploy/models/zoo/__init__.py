@@ -27,7 +27,7 @@ class ZooEntry:
     example_inputs: Callable[[int], torch.Tensor]  # number of samples -> (B, T, *input_shape)
     dt_s: float
     dataset: Callable[[str, int], tuple[np.ndarray, np.ndarray]] | None = None  # (split, n) -> (x, labels)
-    schedule: str = "end"  # the schedule the model is deployed with
+    schedule: str | None = None  # the schedule the model is deployed with (None: the compile default)
     num_classes: int | None = None
 
 
