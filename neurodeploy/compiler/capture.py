@@ -33,6 +33,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from neurodeploy.compiler.partition import blocking_problems
 from neurodeploy.errors import PartitionError
 from neurodeploy.models.frontend_runner import is_neuron, output_spikes
 
@@ -144,13 +145,11 @@ def _chain(step0: list[Call], dt_s: float | None) -> list[Call]:
 def _blocked(step0: list[Call], chain: list[Call], dt_s: float | None) -> list[str]:
     """Why the chain stopped where neurons still follow (e.g. a MaxPool between two spiking layers)."""
     rest = step0[len(chain):]
-    if not any(is_neuron(c.module) for c in rest):
+    problems = blocking_problems([(c.path, c.module) for c in rest], dt_s)
+    if problems is None:
         return []
-    from neurodeploy.exporters import conversion_problems
-
     blocker = rest[0]
-    problems = [f"{p} (called at {blocker.where})" if blocker.where else p
-                for p in conversion_problems(blocker.path, blocker.module, dt_s)]
+    problems = [f"{p} (called at {blocker.where})" if blocker.where else p for p in problems]
     return problems or [f"{blocker.path}: {type(blocker.module).__name__} after {chain[-1].path} does not take its "
                         "output directly; the spiking chain stops there"]
 

@@ -36,9 +36,14 @@ class Partition:
     module_paths: dict[str, str] = field(default_factory=dict)  # NIR node -> "frontend.1 (Leaky)"
 
 
+def module_label(path: str, module: nn.Module) -> str:
+    """How a report names a module of the user's model: ``"frontend.1 (Leaky)"``."""
+    return f"{path} ({type(module).__name__})"
+
+
 def _paths(modules: list[tuple[str, nn.Module]], prefix: str) -> dict[str, str]:
     """The user's module path and type for each NIR node of the spiking part (nodes are named as the children)."""
-    return {name: f"{prefix}{name} ({type(m).__name__})" for name, m in modules}
+    return {name: module_label(prefix + name, m) for name, m in modules}
 
 
 GPU_REASONS: list[tuple[type, str]] = [
@@ -58,8 +63,8 @@ GPU_REASONS: list[tuple[type, str]] = [
 ]
 
 
-def _gpu_reason(module: nn.Module) -> str:
-    return next((reason for kind, reason in GPU_REASONS if isinstance(module, kind)), "dense layer after the cut -> GPU")
+def _gpu_reason(module: nn.Module, default: str | None = "dense layer after the cut -> GPU") -> str | None:
+    return next((reason for kind, reason in GPU_REASONS if isinstance(module, kind)), default)
 
 
 def _loihi_reason(module: nn.Module) -> str:
@@ -134,7 +139,7 @@ def captured_placement(model: nn.Module, cap) -> list[Placement]:
             continue
         parent = next((inherited[p] for p in sorted(inherited, key=len, reverse=True) if path.startswith(p + ".")),
                       None)
-        own = next((reason for kind, reason in GPU_REASONS if isinstance(m, kind)), None)
+        own = _gpu_reason(m, None)
         if own is not None:
             inherited[path] = own
         reason = own or parent or f"after the cut at {cut}: continuous values -> GPU"
@@ -142,14 +147,14 @@ def captured_placement(model: nn.Module, cap) -> list[Placement]:
     return placement
 
 
-def _blocking(modules: list[tuple[str, nn.Module]], stop: int) -> list[str]:
-    """Why the Loihi-runnable prefix stopped at ``modules[stop]`` when spiking populations follow it before
-    any adapter: the module in the way, named (e.g. a MaxPool between two spiking layers)."""
-    rest = modules[stop:]
+def blocking_problems(rest: list[tuple[str, nn.Module]], dt_s: float | None = None) -> list[str] | None:
+    """Why Loihi's part stopped at ``rest[0]`` although spiking populations follow it (before any adapter):
+    that module's conversion problems (e.g. a MaxPool between two spiking layers), possibly none; None when
+    no population follows (the stop is the cut)."""
     upto = next((i for i, (_, m) in enumerate(rest) if isinstance(m, ADAPTER_TYPES)), len(rest))
-    if stop >= len(modules) or not any(is_neuron(m) for _, m in rest[:upto]):
-        return []
-    return _loihi_problems([modules[stop]], "")
+    if not any(is_neuron(m) for _, m in rest[:upto]):
+        return None
+    return _loihi_problems(rest[:1], "", dt_s)
 
 
 def _partition_sequential(model: nn.Sequential, cut: str | None, dt_s: float | None) -> Partition:
@@ -164,7 +169,7 @@ def _partition_sequential(model: nn.Sequential, cut: str | None, dt_s: float | N
         runnable = i + 1
     end = names.index(cut) + 1 if cut is not None else \
         max((i + 1 for i in range(runnable) if is_neuron(modules[i][1])), default=0)
-    problems = _loihi_problems(modules[:end], "", dt_s) or _blocking(modules, runnable)
+    problems = _loihi_problems(modules[:end], "", dt_s) or blocking_problems(modules[runnable:], dt_s) or []
     if end == 0 or not is_neuron(modules[end - 1][1]):
         problems.append("the spiking part must end on a spiking population (the spikes that cross the cut); "
                         + (f"{cut!r} is a {type(model[end - 1]).__name__}" if cut else "none found at the start"))

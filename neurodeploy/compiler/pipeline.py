@@ -20,7 +20,7 @@ from torch import nn
 import neurodeploy
 from neurodeploy.bundle import (Adapter, DensePart, FeedbackPart, Manifest, ParityRecord, Reference, SpikingPart,
                                 write_bundle)
-from neurodeploy.compiler.partition import Partition, captured_placement, partition
+from neurodeploy.compiler.partition import Partition, captured_placement, module_label, partition
 from neurodeploy.errors import ModelConfigError, QuantizationError, UsageError
 from neurodeploy.exporters import (INPUT_NAME, OUTPUT_NAME, check_dynamic_dims, check_parity, export_backend,
                                    export_dense, frontend_to_nir, nir_to_plan, sequential_to_nir, write_nir)
@@ -151,7 +151,7 @@ def split(model: nn.Module, inputs: torch.Tensor, cut: str | None = None, dt_s: 
     cap = capture(model, inputs, dt_s)
     bundle_inputs = inputs if cap.time_dim == 1 else inputs.transpose(0, 1)
     dense = dense_remainder(model, cap, inputs)
-    paths = {str(i): f"{path} ({type(m).__name__})" for i, (path, m) in enumerate(cap.chain)}
+    paths = {str(i): module_label(path, m) for i, (path, m) in enumerate(cap.chain)}
     return Partition(spiking_sequential(cap), dense, None, captured_placement(model, cap), paths), bundle_inputs, \
         "BT" if cap.time_dim == 1 else "TB"
 
