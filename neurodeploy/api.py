@@ -226,14 +226,16 @@ def torch_model(bundle: Bundle, model: Any = None, weights: str | Path | None = 
 def parity(source: Bundle | str | Path, inputs: np.ndarray, *, dt_s: float | None = None,
            backend: str = "lava") -> ParityResult:
     """Layer by layer: the float reference against ``backend``'s float and fixed runs of a ``.nir``/``.net``
-    file or of a bundle's spiking part, naming the first population that diverges."""
+    file (fixed point for Loihi 2) or of a bundle's spiking part (for the profile it was compiled for),
+    naming the first population that diverges."""
     from neurodeploy.analysis.parity import compare_layers
     from neurodeploy.bundle import Bundle
 
+    profile = "loihi2"
     if isinstance(source, Bundle) or Path(source).is_dir():
         bundle = _bundle(source)
-        source, dt_s = bundle.spiking_path, bundle.manifest.spiking.dt_s
-    return compare_layers(Path(source), inputs, dt_s, backend)
+        source, dt_s, profile = bundle.spiking_path, bundle.manifest.spiking.dt_s, bundle.manifest.spiking.profile
+    return compare_layers(Path(source), inputs, dt_s, backend, profile)
 
 
 def zoo_models() -> dict[str, str]:

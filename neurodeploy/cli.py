@@ -69,7 +69,7 @@ def _cmd_compile(args: argparse.Namespace) -> int:
     if m.quantization:
         print_quantization(m.quantization, m.module_paths, console)
     if m.quantization_error:
-        console.print(f"no fixed-point form (float runs only): {one_line(UsageError(m.quantization_error))}")
+        console.print(f"no fixed-point form (float runs only): {one_line(m.quantization_error)}")
     console.print(f"bundle written to {bundle.path}")
     return 0
 

@@ -22,8 +22,8 @@ def problem_list(what: str, problems: list[str] | str) -> str:
     return f"{what}:\n  - " + "\n  - ".join(items)
 
 
-def one_line(exc: BaseException) -> str:
-    """The message of ``exc`` on one line (listed problems joined by ``;``), for the CLI."""
+def one_line(exc: BaseException | str) -> str:
+    """The message of ``exc`` (an exception or its text) on one line (listed problems joined by ``;``), for the CLI."""
     lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
     if not lines:
         return type(exc).__name__

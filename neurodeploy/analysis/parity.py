@@ -16,7 +16,7 @@ from rich.table import Table
 
 from neurodeploy.exporters import load_spiking
 from neurodeploy.runtime.runners import open_runner
-from neurodeploy.spiking.quantize import quantize
+from neurodeploy.spiking.quantize import quantize_for
 from neurodeploy.spiking.reference import simulate_float
 
 
@@ -43,9 +43,11 @@ def _first_step(a: np.ndarray, b: np.ndarray) -> int | None:
     return int(bad[0]) if len(bad) else None
 
 
-def compare_layers(source: str | Path, x: np.ndarray, dt: float | None = None, backend: str = "lava") -> ParityResult:
-    """Run ``x`` (T, *input_shape) through the reference and ``backend`` in float and fixed mode; compare
-    per layer. Runs are keyed ``"<backend>_float"`` and ``"<backend>_fixed"``."""
+def compare_layers(source: str | Path, x: np.ndarray, dt: float | None = None, backend: str = "lava",
+                   profile: str = "loihi2") -> ParityResult:
+    """Run ``x`` (T, *input_shape) through the reference and ``backend`` in float and fixed mode (in the
+    integers of the neuromorphic ``profile``); compare per layer. Runs are keyed ``"<backend>_float"`` and
+    ``"<backend>_fixed"``."""
     plan = load_spiking(source, dt)
     x = np.asarray(x, dtype=np.float64)
     steps = x.shape[0]
@@ -58,7 +60,7 @@ def compare_layers(source: str | Path, x: np.ndarray, dt: float | None = None, b
             runs[keys[0]] = run.run_sample(x).spikes
     fixed_plan = plan
     if not plan.is_quantized:
-        q = quantize(plan)
+        q = quantize_for(plan, profile)
         fixed_plan, report = q.plan, q.as_dict()
     with open_runner(backend, fixed_plan, steps, "fixed") as run:
         runs[keys[1]] = run.run_sample(x).spikes

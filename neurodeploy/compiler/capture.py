@@ -86,9 +86,15 @@ def units(model: nn.Module) -> list[tuple[str, nn.Module]]:
 def trace_calls(model: nn.Module, x: torch.Tensor) -> tuple[list[Call], object]:
     """Every leaf call of one forward pass, in order, and the model's output."""
     calls: list[Call] = []
-    hooks = [module.register_forward_hook(
-        lambda m, args, out, path=path: calls.append(Call(path, m, args[0] if args else None, out, _user_line())))
-        for path, module in units(model)]
+    in_step0 = [True]  # until the first module is called again; only step 0's source lines are reported
+
+    def record(module, args, out, path):
+        if calls and module is calls[0].module:
+            in_step0[0] = False
+        calls.append(Call(path, module, args[0] if args else None, out, _user_line() if in_step0[0] else ""))
+
+    hooks = [module.register_forward_hook(lambda m, args, out, path=path: record(m, args, out, path))
+             for path, module in units(model)]
     try:
         with torch.no_grad():
             y = model(x)

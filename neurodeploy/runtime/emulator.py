@@ -226,7 +226,7 @@ class EmulatorRunner:
             return {"bias": bias, "reset": p.zeroed_at_step(mant), "keep_u": DECAY_ONE - (int(q.du) + 1),
                     "keep_v": DECAY_ONE - int(q.dv), "vth": int(q.vth) << ACT_SHIFT,
                     "saturated": torch.zeros(2, dtype=torch.int64, device=dev),
-                    "small_input": self.input_bound(p) < 1 << (31 - ACT_SHIFT - 8), "has_bias": bool(np.any(mant != 0)),
+                    "small_input": self.input_bound(p) < 1 << (STATE_BITS - 1 - ACT_SHIFT), "has_bias": bool(np.any(mant != 0)),
                     "branch_free": self.branch_free}
         scale = 1 << (int(q.spike_exp) + int(q.state_exp))  # Lava's sdn processes scale vth and bias by it
         return {"bias": torch.as_tensor(mant.astype(np.int64) * scale, device=dev), "vth": int(q.vth) * scale,
@@ -383,14 +383,9 @@ def _lif_fixed(st: dict[str, torch.Tensor], a: torch.Tensor, c: dict, reset: str
         u = wrap_int(torch.where(high, u - 2 * UV_LIMIT, torch.where(low, u + 2 * UV_LIMIT, u)))
         c["saturated"][0] += torch.count_nonzero(high | low)
         v = wrap_int(_decay(st["v"], c["keep_v"]) + u + c["bias"])
-    v = _clip_v(v, c)
-    if reset == "zero":
-        s = v > c["vth"]
-        st["u"], st["v"] = u, v.masked_fill_(s, 0)
-        return s
-    v = subtract_delayed(v, fired, c["vth"], reset, low=1 - UV_LIMIT)  # as neurodeploy.runtime.lava_procs: after the clip
+    v = subtract_delayed(_clip_v(v, c), fired, c["vth"], reset, low=1 - UV_LIMIT)  # after the clip, as ResetLIF
     s = threshold(v, fired, c["vth"], reset)
-    st["u"], st["v"] = u, after_spike(v, s, c["vth"], reset)
+    st["u"], st["v"] = u, v.masked_fill_(s, 0) if reset == "zero" else after_spike(v, s, c["vth"], reset)  # in place
     return s
 
 
