@@ -91,7 +91,7 @@ def main() -> None:
     args = parser.parse_args()
     install()
     rng = np.random.default_rng(0)
-    cnn = quantize(read_plan(CNN)).plan
+    cnn = quantize(read_plan(CNN, dt=1.0)).plan  # sinabs writes IF per step (dt = 1)
     x_cnn = spikes_in(rng, args.batch, args.steps, cnn.input_shape, 0.05)
     compare("NIR paper CNN (cnn_sinabs.nir)", cnn, x_cnn, args.lava_samples)
     with tempfile.TemporaryDirectory() as tmp:
@@ -99,7 +99,7 @@ def main() -> None:
         zoo_plan = quantize(load_spiking(bundle.spiking_path, bundle.manifest.spiking.dt_s)).plan
     x_zoo = spikes_in(rng, args.batch, args.steps, zoo_plan.input_shape, 0.2)
     compare(f"zoo model {args.zoo} (spiking part)", zoo_plan, x_zoo, args.lava_samples)
-    cli_path(CNN, x_cnn, args.lava_samples, None)
+    cli_path(CNN, x_cnn, args.lava_samples, 1.0)
 
 
 if __name__ == "__main__":

@@ -38,8 +38,13 @@ def __getattr__(name: str):
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-def load_spiking(path: str | Path, dt: float | None = None):
-    """A :class:`~neurodeploy.spiking.plan.SpikingPlan` from a ``.nir`` or lava-dl netx ``.net`` file."""
+def load_spiking(path: str | Path, dt: float | None = None, discretisation: str = "euler",
+                 fixes: tuple[str, ...] | list[str] = ()):
+    """A :class:`~neurodeploy.spiking.plan.SpikingPlan` from a ``.nir`` or lava-dl netx ``.net`` file.
+
+    ``discretisation`` (``euler`` or ``exact``) and ``fixes`` (exporter defects to correct) apply to NIR
+    graphs; a netx file carries Loihi's own integers and takes neither.
+    """
     from neurodeploy.errors import SpikingPlanError
 
     path = Path(path)
@@ -49,9 +54,12 @@ def load_spiking(path: str | Path, dt: float | None = None):
     if not path.is_file():
         raise SpikingPlanError(f"{path}: no such file")
     if kind == "netx":
+        if discretisation != "euler" or fixes:
+            raise SpikingPlanError(f"{path}: a netx file holds Loihi's integer decays; discretisation and exporter "
+                                   "fixes apply to NIR graphs only")
         from neurodeploy.exporters.netx_hdf5 import read_netx
 
         return read_netx(path) if dt is None else read_netx(path, dt)
     from neurodeploy.exporters.nir_import import read_plan
 
-    return read_plan(path, dt)
+    return read_plan(path, dt, discretisation, fixes)

@@ -31,7 +31,7 @@ def lif_to_nir(cell: LIFCell, dt: float) -> nir.NIRNode:
         if cell.du != 1.0:
             raise SpikingPlanError(f"LIFCell with dv=0 and du={cell.du} (current-based IF) has no NIR node; "
                                    "use dv > 0 or du = 1")
-        return nir.IF(r=_per_neuron(1.0, n), v_threshold=_per_neuron(cell.vth, n), v_reset=_per_neuron(0.0, n))
+        return nir.IF(r=_per_neuron(1.0 / dt, n), v_threshold=_per_neuron(cell.vth, n), v_reset=_per_neuron(0.0, n))
     return nir.CubaLIF(
         tau_syn=_per_neuron(dt / cell.du, n), tau_mem=_per_neuron(dt / cell.dv, n),
         r=_per_neuron(1.0 / cell.dv, n), w_in=_per_neuron(1.0 / cell.du, n),

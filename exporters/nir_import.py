@@ -1,21 +1,33 @@
 """NIR graph -> :class:`~neurodeploy.spiking.plan.SpikingPlan` in Lava's discrete-time parameters.
 
-Forward-Euler mapping at ``dt`` of NIR 1.0.8's ODEs (CubaLIF: ``tau_syn dI/dt = -I + w_in S``,
-``tau_mem dv/dt = v_leak - v + r I``; LIF without the synapse; IF: ``dv/dt = r I``), per population::
+NIR 1.0.8's ODEs (CubaLIF: ``tau_syn dI/dt = -I + w_in S``, ``tau_mem dv/dt = v_leak - v + r I``; LIF
+without the synapse; IF: ``dv/dt = r I``; CubaLI / LI: the same without a threshold) are stepped at
+``dt`` with one of two :data:`DISCRETISATIONS`, each state's input held for the step:
 
-    CubaLIF: du = dt/tau_syn, dv = dt/tau_mem, input scale = (du*w_in)*(dv*r), bias = dv*v_leak
-    LIF:     du = 1,          dv = dt/tau,     input scale = dv*r,            bias = dv*v_leak
-    IF:      du = 1,          dv = 0,          input scale = r                (v += r*I per step)
-    CubaLI / LI: as CubaLIF / LIF with no threshold (a readout of v)
+- ``euler`` (default; what snnTorch, norse and SpikingJelly do): a state moves ``f = dt/tau`` of the way
+  to its input each step (``v += dt/tau (v_leak - v + r I)``).
+- ``exact`` (zero-order hold; what sinabs does): ``f = 1 - exp(-dt/tau)``, the exact solution of the
+  ODE over one step (``v <- e^(-dt/tau) v + (1 - e^(-dt/tau)) (v_leak + r I)``).
+
+Per population, with ``f_syn``/``f_mem`` from the chosen discretisation::
+
+    CubaLIF: du = f_syn, dv = f_mem, input scale = (du*w_in)*(dv*r), bias = dv*v_leak
+    LIF:     du = 1,     dv = f_mem, input scale = dv*r,             bias = dv*v_leak
+    IF:      du = 1,     dv = 0,     input scale = dt*r              (v += dt*r*I per step, both schemes)
+    CubaLI / LI: as CubaLIF / LIF with no threshold (a readout of v, returned as graded values)
 
 The input scale multiplies the rows of the incoming weights; an Affine bias enters the current each
 step, so it is exact as a Lava ``bias_mant`` only when du = 1. ``dt`` comes from the graph's metadata,
-else the caller, else :data:`DEFAULT_DT_S`.
+else the caller, else :data:`DEFAULT_DT_S`. IF is the one node whose meaning depends on dt alone (it has
+no time constant): sinabs and snnTorch write ``IF(r=1)`` meaning ``v += I`` per step (dt = 1), SpikingJelly
+writes ``r = 1/dt``. A graph with IF nodes, no dt anywhere, and a per-step gain ``dt*r`` other than 1 is
+therefore refused with both readings; pass dt to choose.
 
 Every path of linear nodes between two populations becomes one synaptic layer
 (:mod:`neurodeploy.exporters.nir_chains`). A path whose source is fed, through other populations, by its own target
 is a recurrent synapse. Before anything is built, :func:`check_design_rules` lists every construct
-Loihi cannot run (one :class:`SpikingPlanError` naming each node and a way out).
+Loihi cannot run (one :class:`SpikingPlanError` naming each node and a way out); known exporter defects
+are named there with the fix that corrects them (:mod:`neurodeploy.exporters.nir_fixes`).
 """
 from __future__ import annotations
 
@@ -25,8 +37,10 @@ from pathlib import Path
 import nir
 import numpy as np
 
+from neurodeploy.choices import DISCRETISATIONS
 from neurodeploy.errors import SpikingPlanError
 from neurodeploy.exporters.nir_chains import LINEAR_NODES, compose
+from neurodeploy.exporters.nir_fixes import apply_fixes, defect_hints
 from neurodeploy.spiking.plan import RESETS, NeuronLayer, SpikingPlan, SynapseLayer
 
 DEFAULT_DT_S = 1e-4  # the convention of snnTorch, SpikingJelly and the NIR paper
@@ -66,22 +80,32 @@ def reset_mode(node: nir.NIRNode, name: str, problems: list[str]) -> str:
     return mechanism
 
 
-def neuron_params(node: nir.NIRNode, name: str, dt: float, problems: list[str]) -> tuple[float, float, float, np.ndarray, np.ndarray]:
+def step_fraction(dt: float, tau, discretisation: str = "euler") -> np.ndarray:
+    """Fraction of the way to its input a state moves in one step: ``dt/tau`` (euler) or
+    ``1 - exp(-dt/tau)`` (exact, zero-order hold)."""
+    ratio = dt / np.asarray(tau, dtype=np.float64)
+    if discretisation == "exact":
+        return -np.expm1(-ratio)
+    return ratio
+
+
+def neuron_params(node: nir.NIRNode, name: str, dt: float, problems: list[str], discretisation: str = "euler"
+                  ) -> tuple[float, float, float, np.ndarray, np.ndarray]:
     """(du, dv, vth, input_scale, bias) of a NIR neuron node in Lava units (arrays flattened)."""
     if isinstance(node, nir.IF):
         vth = _uniform(node.v_threshold, "v_threshold", name, problems)
-        return 1.0, 0.0, vth, np.asarray(node.r, dtype=np.float64).ravel(), np.zeros(np.size(node.r))
+        return 1.0, 0.0, vth, _snap_one(dt * np.asarray(node.r, dtype=np.float64).ravel()), np.zeros(np.size(node.r))
     if isinstance(node, (nir.CubaLIF, nir.CubaLI)):
-        du = _uniform(dt / np.asarray(node.tau_syn, dtype=np.float64), "tau_syn", name, problems)
+        du = _uniform(step_fraction(dt, node.tau_syn, discretisation), "tau_syn", name, problems)
         w_in = np.asarray(getattr(node, "w_in", 1.0), dtype=np.float64).ravel()
         tau_mem = node.tau_mem
     else:
         du, w_in, tau_mem = 1.0, 1.0, node.tau
-    dv = _uniform(dt / np.asarray(tau_mem, dtype=np.float64), "tau_mem", name, problems)
+    dv = _uniform(step_fraction(dt, tau_mem, discretisation), "tau_mem", name, problems)
     for what, value in (("dt/tau_syn", du), ("dt/tau_mem", dv)):
         if not 0.0 <= value <= 1.0:
             problems.append(f"{name}: {what} = {value:g} is outside [0, 1]: the Euler step is unstable at "
-                            f"dt={dt:g} s; pass a smaller dt")
+                            f"dt={dt:g} s; pass a smaller dt, or discretisation='exact'")
     vth = math.inf if isinstance(node, READOUT_NODES) else _uniform(node.v_threshold, "v_threshold", name, problems)
     r = np.asarray(node.r, dtype=np.float64).ravel()
     scale = _snap_one((du * w_in) * (dv * r))
@@ -99,6 +123,21 @@ def graph_dt(graph: nir.NIRGraph, dt: float | None = None) -> float:
     return value
 
 
+def _undated_if_problems(graph: nir.NIRGraph, dt: float) -> list[str]:
+    """One problem naming the IF nodes whose per-step gain dt*r is not 1 at a dt that neither the graph nor
+    the caller gave (empty when there are none)."""
+    gains = {name: dt * np.asarray(node.r, dtype=np.float64).ravel() for name, node in graph.nodes.items()
+             if isinstance(node, nir.IF)}
+    odd = {name: float(g[0] / dt) for name, g in gains.items() if g.size and not np.allclose(g, 1.0, rtol=1e-9, atol=0)}
+    if not odd:
+        return []
+    r = next(iter(odd.values()))
+    return [f"IF node(s) {', '.join(sorted(odd))} with r={r:g} and no dt in the graph or the call: NIR's dv/dt = r*I "
+            f"adds dt*r*I = {dt * r:g}*I per step at the default dt={dt:g} s. sinabs and snnTorch write IF(r=1) "
+            f"meaning v += r*I per step: pass dt={1.0 / r:g} (--dt {1.0 / r:g}) for such a graph; pass the dt it "
+            "was exported at to run it as NIR defines it"]
+
+
 def _incoming(graph: nir.NIRGraph) -> dict[str, list[str]]:
     incoming: dict[str, list[str]] = {name: [] for name in graph.nodes}
     for src, dst in graph.edges:
@@ -106,9 +145,13 @@ def _incoming(graph: nir.NIRGraph) -> dict[str, list[str]]:
     return incoming
 
 
-def check_design_rules(graph: nir.NIRGraph, dt: float = DEFAULT_DT_S) -> None:
-    """Raise one SpikingPlanError listing every node Loihi cannot run at ``dt``, with a way out for each."""
+def check_design_rules(graph: nir.NIRGraph, dt: float = DEFAULT_DT_S, discretisation: str = "euler") -> None:
+    """Raise one SpikingPlanError listing every node Loihi cannot run at ``dt``, with a way out for each
+    (and, where the values look like a known exporter defect, the fix that corrects it)."""
     problems: list[str] = []
+    if discretisation not in DISCRETISATIONS:
+        problems.append(f"discretisation {discretisation!r} is unknown; use one of {list(DISCRETISATIONS)}")
+        discretisation = "euler"
     incoming = _incoming(graph)
     for src, dst in graph.edges:
         for end in (src, dst):
@@ -128,7 +171,7 @@ def check_design_rules(graph: nir.NIRGraph, dt: float = DEFAULT_DT_S) -> None:
                 problems.append(f"{name}: v_reset != 0 (subtractive or offset reset) has no Lava LIF equivalent "
                                 "(Lava resets v to 0); retrain with reset to zero")
         if isinstance(node, NEURON_NODES):
-            neuron_params(node, name, dt, problems)
+            neuron_params(node, name, dt, problems, discretisation)
         if isinstance(node, LINEAR_NODES) and len(incoming[name]) != 1:
             problems.append(f"{name}: {kind} has {len(incoming[name])} inputs; a linear node needs exactly one "
                             "(sum the paths at a neuron instead)")
@@ -139,7 +182,7 @@ def check_design_rules(graph: nir.NIRGraph, dt: float = DEFAULT_DT_S) -> None:
             if value is not None and not isinstance(value, str) and not np.all(np.isfinite(np.asarray(value, np.float64))):
                 problems.append(f"{name}: {attr} contains NaN or inf")
     if problems:
-        raise SpikingPlanError(problems, "the NIR graph breaks Loihi's design rules")
+        raise SpikingPlanError(problems + defect_hints(graph, dt), "the NIR graph breaks Loihi's design rules")
 
 
 def _chains(graph: nir.NIRGraph, incoming: dict[str, list[str]], neuron: str, problems: list[str]) -> list[tuple[str, list[str]]]:
@@ -183,11 +226,18 @@ def _order(sources: dict[str, list[str]], input_name: str) -> tuple[list[str], s
     return [n for n in reversed(order) if n != input_name], back
 
 
-def nir_to_plan(graph: nir.NIRGraph, dt: float | None = None) -> SpikingPlan:
-    """Map a NIR graph onto Lava synapses (Dense/Conv) and populations; raise one error listing every problem."""
+def nir_to_plan(graph: nir.NIRGraph, dt: float | None = None, discretisation: str = "euler",
+                fixes: tuple[str, ...] | list[str] = ()) -> SpikingPlan:
+    """Map a NIR graph onto Lava synapses (Dense/Conv) and populations; raise one error listing every problem.
+
+    ``discretisation`` is one of :data:`DISCRETISATIONS`; ``fixes`` names exporter defects to correct
+    (:data:`neurodeploy.exporters.nir_fixes.FIXES`), each recorded in the plan's metadata.
+    """
     dt_s = graph_dt(graph, dt)
-    check_design_rules(graph, dt_s)
-    problems: list[str] = []
+    dated = dt is not None or "dt" in (getattr(graph, "metadata", None) or {})
+    graph, applied = apply_fixes(graph, fixes, dt_s)
+    check_design_rules(graph, dt_s, discretisation)
+    problems: list[str] = [] if dated else _undated_if_problems(graph, dt_s)
     incoming = _incoming(graph)
     input_name = next(n for n, node in graph.nodes.items() if isinstance(node, nir.Input))
     input_shape = tuple(int(d) for d in np.atleast_1d(graph.nodes[input_name].output_type["output"]))
@@ -202,7 +252,7 @@ def nir_to_plan(graph: nir.NIRGraph, dt: float | None = None) -> SpikingPlan:
 
     shapes: dict[str, tuple[int, ...]] = {input_name: input_shape}
     delays: dict[str, int] = {input_name: 0}
-    params = {n: neuron_params(graph.nodes[n], n, dt_s, problems) for n in order}
+    params = {n: neuron_params(graph.nodes[n], n, dt_s, problems, discretisation) for n in order}
     incoming_syn: dict[str, list[SynapseLayer]] = {n: [] for n in order}
     bias_in: dict[str, np.ndarray] = {n: np.zeros(1) for n in order}
     for recurrent_pass in (False, True):
@@ -252,7 +302,8 @@ def nir_to_plan(graph: nir.NIRGraph, dt: float | None = None) -> SpikingPlan:
                 outputs[name] = src
     if problems:
         raise SpikingPlanError(problems, "cannot map the NIR graph to Lava")
-    return SpikingPlan(input_shape=input_shape, layers=layers, outputs=outputs, dt=dt_s, input_name=input_name)
+    return SpikingPlan(input_shape=input_shape, layers=layers, outputs=outputs, dt=dt_s, input_name=input_name,
+                       metadata={"discretisation": discretisation, "exporter_fixes": applied})
 
 
 def _synapse(graph: nir.NIRGraph, src: str, target: str, path: list[str], in_shape: tuple[int, ...],
@@ -312,8 +363,10 @@ def _apply_input_scale(synapses: list[SynapseLayer], scale: np.ndarray, shape: t
                 syn.weights = syn.weights * per_channel[:, 0].reshape(-1, 1, 1, 1)
 
 
-def read_plan(path: Path, dt: float | None = None) -> SpikingPlan:
-    """A plan from a ``.nir`` file; an unreadable or malformed file is a SpikingPlanError."""
+def read_plan(path: Path, dt: float | None = None, discretisation: str = "euler",
+              fixes: tuple[str, ...] | list[str] = ()) -> SpikingPlan:
+    """A plan from a ``.nir`` file; an unreadable or malformed file is a SpikingPlanError. Node types an
+    exporter left empty (sinabs leaves ``Conv2d.input_shape`` and some types as None) are inferred first."""
     try:
         graph = nir.read(str(path))
     except Exception as exc:  # h5py and nir raise many kinds on damaged files
@@ -321,4 +374,24 @@ def read_plan(path: Path, dt: float | None = None) -> SpikingPlan:
                                "cannot read the NIR graph") from exc
     if not isinstance(graph, nir.NIRGraph):
         raise SpikingPlanError(f"{path}: holds a {type(graph).__name__}, not a NIR graph", "cannot read the NIR graph")
-    return nir_to_plan(graph, dt)
+    return nir_to_plan(_typed(graph, path), dt, discretisation, fixes)
+
+
+def _typed(graph: nir.NIRGraph, path: Path) -> nir.NIRGraph:
+    """The graph with every node's input/output types filled (``NIRGraph.infer_types``) where some are missing."""
+    if not any(_missing_types(node) for node in graph.nodes.values()):
+        return graph
+    try:
+        graph.infer_types()
+    except Exception as exc:  # nir raises several kinds on shapes it cannot propagate
+        raise SpikingPlanError(f"{path}: some nodes have no input/output types and NIR cannot infer them "
+                               f"({type(exc).__name__}: {exc}); re-export with the types filled "
+                               "(graph.infer_types() before nir.write)", "cannot read the NIR graph") from exc
+    return graph
+
+
+def _missing_types(node: nir.NIRNode) -> bool:
+    types = [getattr(node, "input_type", None), getattr(node, "output_type", None)]
+    if any(t is None or any(v is None for v in t.values()) for t in types):
+        return True
+    return isinstance(node, nir.Conv2d) and node.input_shape is None

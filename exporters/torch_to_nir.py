@@ -4,7 +4,8 @@ The frameworks' exporters have known bugs (seen with norse 1.1.0 and nirtorch 2.
 None node and writes ``tau = dt/tau_mem_inv``; nirtorch 2.6 leaves random biases in imported Affine
 layers), so each module type is mapped here, from its equations, at the graph's ``dt``:
 
-- snnTorch ``Leaky(beta)``: ``v = beta v + x`` -> ``LIF(tau = dt/(1-beta), r = tau/dt)``; beta = 1 -> ``IF``.
+- snnTorch ``Leaky(beta)``: ``v = beta v + x`` -> ``LIF(tau = dt/(1-beta), r = tau/dt)``; beta = 1 ->
+  ``IF(r = 1/dt)`` (NIR's ``dv/dt = r I`` adds ``dt r I = I`` per Euler step).
 - snnTorch ``Synaptic(alpha, beta)``: ``i = alpha i + x; v = beta v + i`` ->
   ``CubaLIF(tau_syn = dt/(1-alpha), w_in = tau_syn/dt, tau_mem = dt/(1-beta), r = tau_mem/dt)``.
   Their reset goes into the node's metadata (``{"reset": "subtract", "reset_delay": True}``; NIR itself
@@ -22,7 +23,8 @@ layers), so each module type is mapped here, from its equations, at the graph's 
   ``CubaLIF(tau_syn = 1/tau_syn_inv, tau_mem = 1/tau_mem_inv, r = 1, w_in = tau_syn/dt)``; its ``dt``
   must equal the graph's, and it must start from rest (``v_leak = 0``: norse starts v at v_leak).
 - SpikingJelly ``LIFNode`` (single- or multi-step; ``v += (x - v)/tau``, or ``v += x - v/tau`` with
-  ``decay_input=False``) -> ``LIF(tau = tau dt, r = 1 or tau)``; ``IFNode`` (``v += x``) -> ``IF(r = 1)``.
+  ``decay_input=False``) -> ``LIF(tau = tau dt, r = 1 or tau)``; ``IFNode`` (``v += x``) -> ``IF(r = 1/dt)``,
+  as SpikingJelly's own exporter writes it.
   SpikingJelly fires at ``v >= v_threshold`` where Loihi fires at ``v > vth``: the threshold is written
   as the next float64 below it, which makes ``>`` and ``>=`` the same test. Hard reset to 0 only.
 - neurodeploy ``LIFCell``: see :mod:`neurodeploy.exporters.nir_export`.
@@ -77,7 +79,7 @@ def _leaky(module: nn.Module, dt: float, shape: tuple[int, ...]) -> nir.NIRNode:
     vth = _full(module.threshold, shape)
     meta = snntorch_reset(module)[0]
     if np.all(beta == 1.0):
-        return nir.IF(r=np.ones(shape), v_threshold=vth, v_reset=np.zeros(shape), metadata=meta)
+        return nir.IF(r=np.full(shape, 1.0 / dt), v_threshold=vth, v_reset=np.zeros(shape), metadata=meta)
     tau = dt / (1.0 - beta)
     return nir.LIF(tau=tau, r=tau / dt, v_leak=np.zeros(shape), v_threshold=vth, v_reset=np.zeros(shape),
                    metadata=meta)
@@ -116,7 +118,8 @@ def _sj_lif(module: nn.Module, dt: float, shape: tuple[int, ...]) -> nir.NIRNode
 
 
 def _sj_if(module: nn.Module, dt: float, shape: tuple[int, ...]) -> nir.NIRNode:
-    return nir.IF(r=np.ones(shape), v_threshold=_at_or_above(module.v_threshold, shape), v_reset=np.zeros(shape))
+    return nir.IF(r=np.full(shape, 1.0 / dt), v_threshold=_at_or_above(module.v_threshold, shape),
+                  v_reset=np.zeros(shape))
 
 
 def _conv(module: nn.Module, shape: tuple[int, ...]) -> nir.NIRNode:

@@ -50,7 +50,8 @@ def _bundle(bundle: Bundle | str | Path) -> Bundle:
 
 def compile(model: Any, out: str | Path, *, inputs: Any = None, dt_s: float | None = None, cut: str | None = None,
             profile: str = "loihi2", schedule: str | None = None, samples: int = DEFAULT_SAMPLES,
-            weights: str | Path | None = None, name: str | None = None) -> Bundle:
+            weights: str | Path | None = None, name: str | None = None, discretisation: str = "euler",
+            fixes: tuple[str, ...] | list[str] = ()) -> Bundle:
     """Compile ``model`` into a deployment bundle at ``out`` and return it.
 
     ``model`` is one of: an ``nn.Module`` (with ``inputs`` (B, T, *input_shape), the examples stored as the
@@ -59,13 +60,19 @@ def compile(model: Any, out: str | Path, *, inputs: Any = None, dt_s: float | No
     profile the spiking part is quantized and mapped for; ``schedule`` the deployment schedule recorded in
     the bundle (default: ``window`` for a streaming back-end, else ``end``); ``cut`` the last spiking module
     of a flat ``nn.Sequential``; ``weights`` a ``state_dict`` file for a factory or zoo model.
+    For a ``.nir`` file, ``discretisation`` is how NIR's ODEs are stepped (``euler``, as snnTorch, norse and
+    SpikingJelly; ``exact``, zero-order hold, as sinabs) and ``fixes`` names known exporter defects to
+    correct (``["norse"]``); both are recorded in the bundle. A PyTorch model is stepped as it steps itself.
     """
     from neurodeploy.compiler import pipeline
 
     out = Path(out)
     if isinstance(model, (str, Path)) and Path(model).suffix.lower() in SPIKING_SUFFIXES:
         _refuse({"inputs": inputs, "cut": cut, "weights": weights, "schedule": schedule}, "a .nir/.net file")
-        return load(pipeline.compile_spiking(Path(model), out, dt_s, profile))
+        return load(pipeline.compile_spiking(Path(model), out, dt_s, profile, discretisation, fixes))
+    if discretisation != "euler" or fixes:
+        raise UsageError("discretisation and fixes apply to .nir files; a PyTorch model is exported with the "
+                         "update its own neurons compute")
     if isinstance(model, str):
         model, inputs, dt_s, name, own_schedule = _resolve(model, inputs, dt_s, samples, weights, name)
         schedule = schedule or own_schedule
@@ -224,18 +231,20 @@ def torch_model(bundle: Bundle, model: Any = None, weights: str | Path | None = 
 
 
 def parity(source: Bundle | str | Path, inputs: np.ndarray, *, dt_s: float | None = None,
-           backend: str = "lava") -> ParityResult:
+           backend: str = "lava", discretisation: str = "euler", fixes: tuple[str, ...] | list[str] = ()
+           ) -> ParityResult:
     """Layer by layer: the float reference against ``backend``'s float and fixed runs of a ``.nir``/``.net``
     file (fixed point for Loihi 2) or of a bundle's spiking part (for the profile it was compiled for),
     naming the first population that diverges."""
     from neurodeploy.analysis.parity import compare_layers
     from neurodeploy.bundle import Bundle
 
-    profile = "loihi2"
+    profile, reading = "loihi2", {"discretisation": discretisation, "fixes": tuple(fixes)}
     if isinstance(source, Bundle) or Path(source).is_dir():
         bundle = _bundle(source)
-        source, dt_s, profile = bundle.spiking_path, bundle.manifest.spiking.dt_s, bundle.manifest.spiking.profile
-    return compare_layers(Path(source), inputs, dt_s, backend, profile)
+        m = bundle.manifest.spiking
+        source, dt_s, profile, reading = bundle.spiking_path, m.dt_s, m.profile, m.reading
+    return compare_layers(Path(source), inputs, dt_s, backend, profile, reading)
 
 
 def zoo_models() -> dict[str, str]:

@@ -26,7 +26,7 @@ from typing import Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from neurodeploy.choices import Schedule
+from neurodeploy.choices import Discretisation, Schedule
 from neurodeploy.errors import BundleError
 
 SCHEMA_VERSION = 1
@@ -52,6 +52,13 @@ class SpikingPart(_Strict):
     resources: dict | None = None  # neurodeploy.spiking.resources.ResourceMap for the profile it names
     profile: str = "loihi2"  # the neuromorphic profile it was quantized and mapped for
     module_paths: dict[str, str] = {}  # NIR node -> the module of the user's model, e.g. "frontend.1 (Leaky)"
+    discretisation: Discretisation = "euler"  # how NIR's ODEs are stepped (nir_import)
+    exporter_fixes: list[str] = []  # exporter defects corrected on reading (nir_fixes.FIXES)
+
+    @property
+    def reading(self) -> dict:
+        """How the spiking file is read back: ``load_spiking(path, dt, **reading)``."""
+        return {"discretisation": self.discretisation, "fixes": tuple(self.exporter_fixes)}
 
 
 class ParityRecord(_Strict):

@@ -6,6 +6,8 @@
 - ``Backend``: what runs the spiking part: ``lava`` (Lava's CPU simulation, one sample at a time) or
   ``emulator`` (batched, bit-exact with Lava ``fixed_pt``, on a GPU when present).
 - ``Mode``: ``float`` (Lava ``floating_pt``) or ``fixed`` (Loihi integers, Lava ``fixed_pt``).
+- ``Discretisation``: how a NIR graph's ODEs are stepped: ``euler`` (forward Euler, as snnTorch, norse and
+  SpikingJelly) or ``exact`` (zero-order hold, as sinabs); :mod:`neurodeploy.exporters.nir_import`.
 """
 from __future__ import annotations
 
@@ -14,7 +16,9 @@ from typing import Literal, get_args
 Schedule = Literal["end", "window", "event"]
 Backend = Literal["lava", "emulator"]
 Mode = Literal["float", "fixed"]
+Discretisation = Literal["euler", "exact"]
 
 SCHEDULES: tuple[str, ...] = get_args(Schedule)
 BACKENDS: tuple[str, ...] = get_args(Backend)
 MODES: tuple[str, ...] = get_args(Mode)
+DISCRETISATIONS: tuple[str, ...] = get_args(Discretisation)

@@ -3,12 +3,14 @@
     neurodeploy demo [--out DIR] [--samples N]
     neurodeploy compile MODEL|module:function|FILE.nir|FILE.net --out BUNDLE [--samples N] [--weights W.pt]
                         [--cut NAME] [--dt SECONDS] [--profile loihi2] [--schedule end|window|event]
+                        [--discretisation euler|exact] [--fix EXPORTER]
     neurodeploy cosim BUNDLE [--input X.npy] [--output Y.npz] [--mode float|fixed] [--backend lava|emulator]
                       [--schedule S] [--early-exit] [--checkpoint DIR] [--json]
     neurodeploy energy BUNDLE [--loihi PROFILE] [--gpu PROFILE] [--input X.npy] [--schedule S] [--early-exit] [--json]
     neurodeploy report BUNDLE [--html OUT.html] [--schedule S] [--early-exit]
     neurodeploy evaluate BUNDLE --data D.npz [--backend emulator|lava] [--mode fixed|float] [--model NAME] [--json]
     neurodeploy parity FILE.nir|FILE.net|BUNDLE --input X.npy [--dt SECONDS] [--backend lava|emulator] [--json]
+                       [--discretisation euler|exact] [--fix EXPORTER]
 
 A thin layer over the public API (:mod:`neurodeploy.api`): each sub-command parses its arguments,
 makes the API calls and prints. Every :class:`~neurodeploy.errors.NeurodeployError` is printed as
@@ -22,7 +24,7 @@ import json
 import sys
 from pathlib import Path
 
-from neurodeploy.choices import BACKENDS, MODES, SCHEDULES
+from neurodeploy.choices import BACKENDS, DISCRETISATIONS, MODES, SCHEDULES
 from neurodeploy.errors import NeurodeployError, UsageError, one_line
 
 DEFAULT_SAMPLES = 8
@@ -50,7 +52,8 @@ def _cmd_compile(args: argparse.Namespace) -> int:
     from neurodeploy.report.summary import print_quantization
 
     bundle = nd.compile(args.model, args.out, dt_s=args.dt, cut=args.cut, profile=args.profile,
-                        schedule=args.schedule, samples=args.samples, weights=args.weights)
+                        schedule=args.schedule, samples=args.samples, weights=args.weights,
+                        discretisation=args.discretisation, fixes=args.fix)
     console, m = _console(), bundle.manifest.spiking
     console.print(f"dt = {m.dt_s:g} s; input shape {tuple(m.input_shape)}; delay compensation {m.total_delay_steps} "
                   f"steps; schedule {bundle.manifest.default_schedule}")
@@ -158,7 +161,8 @@ def _cmd_parity(args: argparse.Namespace) -> int:
     import neurodeploy as nd
     from neurodeploy.analysis.parity import print_parity
 
-    result = nd.parity(args.source, _load_input(args.input), dt_s=args.dt, backend=args.backend)
+    result = nd.parity(args.source, _load_input(args.input), dt_s=args.dt, backend=args.backend,
+                       discretisation=args.discretisation, fixes=args.fix)
     if args.json:
         print(json.dumps(result.as_dict(), indent=2))
     else:
@@ -239,7 +243,17 @@ def _add_compile(sub) -> None:
                                                                "(default: window for a streaming back-end, else end)")
     p.add_argument("--weights", help="state_dict (.pt) to load into a module:function or zoo model")
     p.add_argument("--cut", help="name of the last spiking module (default: found automatically)")
+    _reading_args(p)
     p.set_defaults(func=_cmd_compile)
+
+
+def _reading_args(p) -> None:
+    """How a .nir file is read: its discretisation and the exporter fixes (recorded in the bundle)."""
+    p.add_argument("--discretisation", choices=list(DISCRETISATIONS), default="euler",
+                   help=".nir files: step NIR's ODEs by forward Euler (default; snnTorch, norse, SpikingJelly) or "
+                        "exactly (zero-order hold; sinabs)")
+    p.add_argument("--fix", action="append", default=[], metavar="EXPORTER",
+                   help=".nir files: correct a known exporter defect (norse: tau written as dt*tau); repeatable")
 
 
 def _add_evaluate(sub) -> None:
@@ -278,6 +292,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("source", help="a .nir / .net file or a bundle folder")
     p.add_argument("--input", required=True, help=".npy, time-major (T, *input_shape)")
     p.add_argument("--dt", type=float, help="time step in seconds (as for compile)")
+    _reading_args(p)
     _backend_arg(p)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_cmd_parity)

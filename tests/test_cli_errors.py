@@ -65,7 +65,8 @@ def files(tmp_path_factory, demo_bundle):
                                "fc": nir.Linear(weight=np.ones((2, 5000))),
                                "lif": nir.IF(r=np.ones(2), v_threshold=np.ones(2), v_reset=np.zeros(2)),
                                "output": nir.Output(output_type={"output": np.array([2])})},
-                        edges=[("input", "fc"), ("fc", "lif"), ("lif", "output")], type_check=False)
+                        edges=[("input", "fc"), ("fc", "lif"), ("lif", "output")], metadata={"dt": 1.0},
+                        type_check=False)
     nir.write(str(root / "wide.nir"), wide)
     yield {"root": root, "bundle": str(demo_bundle)}
     sys.path.remove(str(root))

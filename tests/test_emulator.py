@@ -69,7 +69,7 @@ def _braille():
 
 def _cnn():
     x = (np.random.default_rng(0).random((12, 2, 34, 34)) < 0.15).astype(np.float64)
-    return read_plan(NIR_CASES / "02_cnn" / "cnn_sinabs.nir"), x
+    return read_plan(NIR_CASES / "02_cnn" / "cnn_sinabs.nir", dt=1.0), x  # sinabs IAF: one step per dt
 
 
 CASE_BUILDERS = {"lif": _lif, "braille": _braille, "cnn": _cnn, "tinynet": _tinynet, "pilotnet_sdnn": _pilotnet}

@@ -95,7 +95,8 @@ def test_every_offending_node_is_listed_in_one_error():
     assert any(p.startswith("lif: v_reset != 0") for p in problems)
     assert any("outside [0, 1]" in p for p in problems)
     assert any(p.startswith("bad: weight contains NaN") for p in problems)
-    assert len(problems) == 5
+    assert "looks like norse 1.1.0's to_nir" in problems[-1] and "fixes=['norse']" in problems[-1]  # tau < dt
+    assert len(problems) == 6
 
 
 def test_an_li_readout_output_is_refused_not_returned_as_zeros():
@@ -129,7 +130,7 @@ def test_an_input_node_of_any_name_and_a_float_only_graph(tmp_path):
                                "output": nir.Output(output_type={"output": np.array([2])})},
                         edges=[("input", "fc"), ("fc", "lif"), ("lif", "output")], type_check=False)
     nir.write(str(tmp_path / "tiny.nir"), tiny)
-    bundle = nd.compile(tmp_path / "tiny.nir", tmp_path / "t")
+    bundle = nd.compile(tmp_path / "tiny.nir", tmp_path / "t", dt_s=1.0)
     assert "rounds to 0" in bundle.manifest.spiking.quantization_error
     assert nd.cosimulate(bundle, np.ones((5, 2)), backend="emulator").spikes["lif"].sum() > 0  # float runs
     with pytest.raises(QuantizationError, match=r"has no fixed-point form (?s:.)* rounds to 0"):

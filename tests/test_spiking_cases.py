@@ -88,7 +88,7 @@ def _torch_reference(graph: nir.NIRGraph, x: np.ndarray) -> dict[str, np.ndarray
 
 def test_cnn_fits_one_loihi2_chip_and_float_equals_pytorch():
     path = NIR_CASES / "02_cnn" / "cnn_sinabs.nir"
-    plan = read_plan(path)
+    plan = read_plan(path, dt=1.0)  # sinabs writes IF(r=1) per step: dt = 1
     resources = map_resources(plan, "loihi2")
     assert resources.chips == 1 and resources.cores <= 128
     rng = np.random.default_rng(0)

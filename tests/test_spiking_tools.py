@@ -45,7 +45,7 @@ def test_quantization_report_states_scale_exponents_and_errors():
 
 
 def test_resource_map_counts_and_does_not_fit_error():
-    plan = read_plan(CNN)
+    plan = read_plan(CNN, dt=1.0)  # sinabs writes IF per step (dt = 1)
     loihi2, loihi1 = map_resources(plan, "loihi2"), map_resources(plan, "loihi1")
     pops = {p.name: p for p in loihi1.populations}
     assert pops["1"].neurons == 16 * 16 * 16 and pops["1"].cores == 4  # 1024 compartments per Loihi 1 core
@@ -58,7 +58,8 @@ def test_resource_map_counts_and_does_not_fit_error():
                                "fc": nir.Linear(weight=np.ones((2, 5000))),
                                "lif": nir.IF(r=np.ones(2), v_threshold=np.ones(2), v_reset=np.zeros(2)),
                                "output": nir.Output(output_type={"output": np.array([2])})},
-                        edges=[("input", "fc"), ("fc", "lif"), ("lif", "output")], type_check=False)
+                        edges=[("input", "fc"), ("fc", "lif"), ("lif", "output")], metadata={"dt": 1.0},
+                        type_check=False)
     with pytest.raises(ModelDoesNotFitError, match="fan-in 5000 source neurons per core > 4096"):
         map_resources(nir_to_plan(wide), "loihi2")
 

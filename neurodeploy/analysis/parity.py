@@ -44,11 +44,11 @@ def _first_step(a: np.ndarray, b: np.ndarray) -> int | None:
 
 
 def compare_layers(source: str | Path, x: np.ndarray, dt: float | None = None, backend: str = "lava",
-                   profile: str = "loihi2") -> ParityResult:
+                   profile: str = "loihi2", reading: dict | None = None) -> ParityResult:
     """Run ``x`` (T, *input_shape) through the reference and ``backend`` in float and fixed mode (in the
     integers of the neuromorphic ``profile``); compare per layer. Runs are keyed ``"<backend>_float"`` and
-    ``"<backend>_fixed"``."""
-    plan = load_spiking(source, dt)
+    ``"<backend>_fixed"``. ``reading`` is how the file is read (``discretisation``, ``fixes``)."""
+    plan = load_spiking(source, dt, **(reading or {}))
     x = np.asarray(x, dtype=np.float64)
     steps = x.shape[0]
     reference = simulate_float(plan, x)

@@ -210,15 +210,17 @@ def compile_hybrid(model: nn.Module, inputs: torch.Tensor, out: Path, dt_s: floa
         return write_bundle(out, manifest, files, inputs.numpy(), ref)
 
 
-def compile_spiking(source: Path, out: Path, dt_s: float | None = None, profile: str = "loihi2") -> Path:
+def compile_spiking(source: Path, out: Path, dt_s: float | None = None, profile: str = "loihi2",
+                    discretisation: str = "euler", fixes: tuple[str, ...] | list[str] = ()) -> Path:
     """A spiking-only bundle from a ``.nir`` or netx ``.net`` file: design rules, Loihi quantization
     (NIR sources; netx files carry their own integers), resource map on ``profile``. A graph without a
-    fixed-point form still gets its float bundle; the reason is recorded and fixed-point runs refuse it."""
+    fixed-point form still gets its float bundle; the reason is recorded and fixed-point runs refuse it.
+    ``discretisation`` and the exporter ``fixes`` are recorded in the bundle and used on every read."""
     from neurodeploy.exporters import SPIKING_FORMATS, load_spiking
     from neurodeploy.spiking.resources import map_resources
 
     source = Path(source)
-    plan = load_spiking(source, dt_s)
+    plan = load_spiking(source, dt_s, discretisation, fixes)
     fixed_point = _spiking_fixed_point(plan, profile) if not plan.is_quantized else \
         {"profile": profile, "resources": map_resources(plan, profile).as_dict()}
     fmt = SPIKING_FORMATS[source.suffix.lower()]
@@ -227,7 +229,8 @@ def compile_spiking(source: Path, out: Path, dt_s: float | None = None, profile:
         name=source.stem,
         spiking=SpikingPart(file=file, format=fmt, dt_s=plan.dt, n_in=plan.n_in, input_shape=list(plan.input_shape),
                             outputs=plan.outputs, delay_steps={n.name: n.delay_steps for n in plan.neurons},
-                            total_delay_steps=plan.max_delay_steps, **fixed_point),
+                            total_delay_steps=plan.max_delay_steps, discretisation=discretisation,
+                            exporter_fixes=list(fixes), **fixed_point),
         provenance={"neurodeploy": neurodeploy.__version__, "source": str(source.resolve()),
                     "created_utc": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")},
     )

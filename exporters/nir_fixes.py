@@ -1,0 +1,72 @@
+"""Known defects of the frameworks' NIR exporters: detected and named, corrected only when asked.
+
+A graph is never corrected silently: a fix runs only when the caller names it (``fixes=("norse",)``,
+CLI ``--fix norse``), and the plan and the bundle record which fixes ran.
+
+- ``norse``: norse 1.1.0's ``to_nir`` writes every time constant as ``dt / tau_inv``, i.e. ``dt`` times the
+  true one (``tau = 1/tau_inv``), and exports ``LIFCell`` as a ``CubaLIF`` with ``w_in = 1`` although
+  ``LIFCell`` adds its input to the current unscaled (``i += x``; NIR's Euler step adds
+  ``dt/tau_syn * w_in * x``). The fix divides ``tau``/``tau_mem``/``tau_syn`` of LIF, LI, CubaLIF and CubaLI
+  by ``dt`` (the dt given to ``to_nir``, default 0.001 s: pass the same dt here) and sets a CubaLIF's
+  ``w_in = 1`` to ``tau_syn/dt``. Its signature: a time constant below dt (dt/tau > 1, an unstable Euler
+  step) whose corrected value is not.
+"""
+from __future__ import annotations
+
+import copy
+
+import nir
+import numpy as np
+
+from neurodeploy.errors import SpikingPlanError
+
+FIXES = {"norse": "norse 1.1.0 to_nir: tau written as dt*tau, CubaLIF w_in written as 1 (LIFCell adds input unscaled)"}
+"""Exporter defects neurodeploy can correct, by the name a caller passes."""
+
+_TAU_FIELDS = ("tau", "tau_mem", "tau_syn")
+
+
+def _taus(node: nir.NIRNode) -> dict[str, np.ndarray]:
+    return {f: np.asarray(getattr(node, f), dtype=np.float64) for f in _TAU_FIELDS if hasattr(node, f)}
+
+
+def _norse(graph: nir.NIRGraph, dt: float) -> nir.NIRGraph:
+    fixed = copy.deepcopy(graph)
+    for node in fixed.nodes.values():
+        if not isinstance(node, (nir.LIF, nir.LI, nir.CubaLIF, nir.CubaLI)):
+            continue
+        for field, tau in _taus(node).items():
+            setattr(node, field, tau / dt)
+        if isinstance(node, nir.CubaLIF) and np.all(np.asarray(node.w_in, dtype=np.float64) == 1.0):
+            node.w_in = np.asarray(node.tau_syn, dtype=np.float64) / dt
+    return fixed
+
+
+_APPLY = {"norse": _norse}
+
+
+def apply_fixes(graph: nir.NIRGraph, fixes, dt: float) -> tuple[nir.NIRGraph, list[str]]:
+    """The graph with the named fixes applied (a copy when any), and the fixes' names in order."""
+    fixes = list(fixes or ())
+    unknown = [f for f in fixes if f not in FIXES]
+    if unknown:
+        raise SpikingPlanError([f"exporter fix {f!r} is unknown; known: {sorted(FIXES)}" for f in unknown],
+                               "cannot apply the exporter fixes")
+    for name in fixes:
+        graph = _APPLY[name](graph, dt)
+    return graph, fixes
+
+
+def defect_hints(graph: nir.NIRGraph, dt: float) -> list[str]:
+    """One line per known defect the graph's values look like, with the fix (empty when none)."""
+    suspects = []
+    for name, node in graph.nodes.items():
+        for field, tau in _taus(node).items():
+            ratio = dt / tau.ravel()
+            if tau.size and np.all(tau > 0) and np.any(ratio > 1.0) and np.all(dt / (tau.ravel() / dt) <= 1.0):
+                suspects.append(f"{name}.{field}={float(tau.ravel()[0]):g} s")
+    if not suspects:
+        return []
+    return [f"{', '.join(suspects[:4])}{' ...' if len(suspects) > 4 else ''} below dt={dt:g} s looks like norse "
+            "1.1.0's to_nir, which writes dt*tau instead of tau: if the graph came from norse, pass fixes=['norse'] "
+            "(CLI --fix norse) with the dt given to to_nir (default 0.001 s)"]
