@@ -10,6 +10,19 @@ CLI ``--fix norse``), and the plan and the bundle record which fixes ran.
   by ``dt`` (the dt given to ``to_nir``, default 0.001 s: pass the same dt here) and sets a CubaLIF's
   ``w_in = 1`` to ``tau_syn/dt``. Its signature: a time constant below dt (dt/tau > 1, an unstable Euler
   step) whose corrected value is not.
+- ``sinabs``: sinabs 3.1.3's ``to_nir`` writes ``IAF``/``LIF`` as NIR ``IF``/``LIF`` without their reset and
+  spike test: sinabs fires at ``v >= spike_threshold`` and by default subtracts the threshold
+  (``MembraneSubtract``), where NIR's nodes reset to ``v_reset``. The fix marks those nodes with the
+  subtractive reset (``{"reset": "subtract"}``) and writes the threshold as the next float64 below it, which
+  makes ``>`` and ``>=`` the same test. sinabs's default ``MultiSpike`` sends ``floor(v/threshold)``
+  spikes in one step where Loihi's LIF sends one: the two agree while v stays below twice the threshold.
+  sinabs counts time in steps and integrates exactly: compile its graphs with ``dt=1`` and
+  ``discretisation="exact"``.
+- ``snntorch``: snnTorch 1.0.0's ``export_to_nir`` writes ``Leaky``/``Synaptic`` as ``LIF``/``CubaLIF``
+  without their ``reset_mechanism``; snnTorch's default is ``"subtract"`` with ``reset_delay=True``
+  (``v[t] = beta v[t-1] + x[t] - thr [v[t-1] > thr]``). The fix marks those nodes with that reset. Use it
+  for nets at snnTorch's default reset only (a net built with ``reset_mechanism="zero"`` exports correctly).
+  neurodeploy's own export of snnTorch modules (:mod:`neurodeploy.exporters.torch_to_nir`) writes the reset.
 """
 from __future__ import annotations
 
@@ -20,7 +33,10 @@ import numpy as np
 
 from neurodeploy.errors import SpikingPlanError
 
-FIXES = {"norse": "norse 1.1.0 to_nir: tau written as dt*tau, CubaLIF w_in written as 1 (LIFCell adds input unscaled)"}
+FIXES = {"norse": "norse 1.1.0 to_nir: tau written as dt*tau, CubaLIF w_in written as 1 (LIFCell adds input unscaled)",
+         "sinabs": "sinabs 3.1.3 to_nir: IF/LIF written without their subtractive reset and v >= threshold test",
+         "snntorch": "snnTorch 1.0.0 export_to_nir: Leaky/Synaptic written without their default reset "
+                     "(subtract, reset_delay=True)"}
 """Exporter defects neurodeploy can correct, by the name a caller passes."""
 
 _TAU_FIELDS = ("tau", "tau_mem", "tau_syn")
@@ -42,7 +58,24 @@ def _norse(graph: nir.NIRGraph, dt: float) -> nir.NIRGraph:
     return fixed
 
 
-_APPLY = {"norse": _norse}
+def _sinabs(graph: nir.NIRGraph, dt: float) -> nir.NIRGraph:
+    fixed = copy.deepcopy(graph)
+    for node in fixed.nodes.values():
+        if isinstance(node, (nir.IF, nir.LIF)):
+            node.metadata = {**(getattr(node, "metadata", None) or {}), "reset": "subtract"}
+            node.v_threshold = np.nextafter(np.asarray(node.v_threshold, dtype=np.float64), -np.inf)
+    return fixed
+
+
+def _snntorch(graph: nir.NIRGraph, dt: float) -> nir.NIRGraph:
+    fixed = copy.deepcopy(graph)
+    for node in fixed.nodes.values():
+        if isinstance(node, (nir.LIF, nir.CubaLIF)):
+            node.metadata = {**(getattr(node, "metadata", None) or {}), "reset": "subtract", "reset_delay": True}
+    return fixed
+
+
+_APPLY = {"norse": _norse, "sinabs": _sinabs, "snntorch": _snntorch}
 
 
 def apply_fixes(graph: nir.NIRGraph, fixes, dt: float) -> tuple[nir.NIRGraph, list[str]]:

@@ -41,6 +41,7 @@ from neurodeploy.choices import DISCRETISATIONS
 from neurodeploy.errors import SpikingPlanError
 from neurodeploy.exporters.nir_chains import LINEAR_NODES, compose
 from neurodeploy.exporters.nir_fixes import apply_fixes, defect_hints
+from neurodeploy.exporters.nir_types import complete_types, has_missing_types, input_node_shape
 from neurodeploy.spiking.plan import RESETS, NeuronLayer, SpikingPlan, SynapseLayer
 
 DEFAULT_DT_S = 1e-4  # the convention of snnTorch, SpikingJelly and the NIR paper
@@ -231,16 +232,19 @@ def nir_to_plan(graph: nir.NIRGraph, dt: float | None = None, discretisation: st
     """Map a NIR graph onto Lava synapses (Dense/Conv) and populations; raise one error listing every problem.
 
     ``discretisation`` is one of :data:`DISCRETISATIONS`; ``fixes`` names exporter defects to correct
-    (:data:`neurodeploy.exporters.nir_fixes.FIXES`), each recorded in the plan's metadata.
+    (:data:`neurodeploy.exporters.nir_fixes.FIXES`), each recorded in the plan's metadata. Types an
+    exporter left empty are filled first (:mod:`neurodeploy.exporters.nir_types`).
     """
     dt_s = graph_dt(graph, dt)
     dated = dt is not None or "dt" in (getattr(graph, "metadata", None) or {})
+    if has_missing_types(graph):
+        graph = complete_types(graph)
     graph, applied = apply_fixes(graph, fixes, dt_s)
     check_design_rules(graph, dt_s, discretisation)
     problems: list[str] = [] if dated else _undated_if_problems(graph, dt_s)
     incoming = _incoming(graph)
     input_name = next(n for n, node in graph.nodes.items() if isinstance(node, nir.Input))
-    input_shape = tuple(int(d) for d in np.atleast_1d(graph.nodes[input_name].output_type["output"]))
+    input_shape = input_node_shape(graph.nodes[input_name])
     neurons = [n for n, node in graph.nodes.items() if isinstance(node, NEURON_NODES)]
     chains = {n: _chains(graph, incoming, n, problems) for n in neurons}
     order, back_edges = _order({n: [src for src, _ in c] for n, c in chains.items()}, input_name)
@@ -365,8 +369,7 @@ def _apply_input_scale(synapses: list[SynapseLayer], scale: np.ndarray, shape: t
 
 def read_plan(path: Path, dt: float | None = None, discretisation: str = "euler",
               fixes: tuple[str, ...] | list[str] = ()) -> SpikingPlan:
-    """A plan from a ``.nir`` file; an unreadable or malformed file is a SpikingPlanError. Node types an
-    exporter left empty (sinabs leaves ``Conv2d.input_shape`` and some types as None) are inferred first."""
+    """A plan from a ``.nir`` file; an unreadable or malformed file is a SpikingPlanError."""
     try:
         graph = nir.read(str(path))
     except Exception as exc:  # h5py and nir raise many kinds on damaged files
@@ -374,24 +377,4 @@ def read_plan(path: Path, dt: float | None = None, discretisation: str = "euler"
                                "cannot read the NIR graph") from exc
     if not isinstance(graph, nir.NIRGraph):
         raise SpikingPlanError(f"{path}: holds a {type(graph).__name__}, not a NIR graph", "cannot read the NIR graph")
-    return nir_to_plan(_typed(graph, path), dt, discretisation, fixes)
-
-
-def _typed(graph: nir.NIRGraph, path: Path) -> nir.NIRGraph:
-    """The graph with every node's input/output types filled (``NIRGraph.infer_types``) where some are missing."""
-    if not any(_missing_types(node) for node in graph.nodes.values()):
-        return graph
-    try:
-        graph.infer_types()
-    except Exception as exc:  # nir raises several kinds on shapes it cannot propagate
-        raise SpikingPlanError(f"{path}: some nodes have no input/output types and NIR cannot infer them "
-                               f"({type(exc).__name__}: {exc}); re-export with the types filled "
-                               "(graph.infer_types() before nir.write)", "cannot read the NIR graph") from exc
-    return graph
-
-
-def _missing_types(node: nir.NIRNode) -> bool:
-    types = [getattr(node, "input_type", None), getattr(node, "output_type", None)]
-    if any(t is None or any(v is None for v in t.values()) for t in types):
-        return True
-    return isinstance(node, nir.Conv2d) and node.input_shape is None
+    return nir_to_plan(graph, dt, discretisation, fixes)

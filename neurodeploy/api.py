@@ -56,20 +56,23 @@ def compile(model: Any, out: str | Path, *, inputs: Any = None, dt_s: float | No
 
     ``model`` is one of: an ``nn.Module`` (with ``inputs`` (B, T, *input_shape), the examples stored as the
     bundle's reference), a bundled zoo name (``"liquidspikeformer"``), a ``"package.module:function"``
-    factory, or the path of a ``.nir`` / netx ``.net`` spiking graph. ``profile`` is the neuromorphic
+    factory, the path of a ``.nir`` / netx ``.net`` spiking graph, or a ``nir.NIRGraph`` as a framework's
+    ``to_nir`` returns it (types it leaves empty are filled). ``profile`` is the neuromorphic
     profile the spiking part is quantized and mapped for; ``schedule`` the deployment schedule recorded in
     the bundle (default: ``window`` for a streaming back-end, else ``end``); ``cut`` the last spiking module
     of a flat ``nn.Sequential``; ``weights`` a ``state_dict`` file for a factory or zoo model.
-    For a ``.nir`` file, ``discretisation`` is how NIR's ODEs are stepped (``euler``, as snnTorch, norse and
+    For a NIR graph, ``discretisation`` is how NIR's ODEs are stepped (``euler``, as snnTorch, norse and
     SpikingJelly; ``exact``, zero-order hold, as sinabs) and ``fixes`` names known exporter defects to
     correct (``["norse"]``); both are recorded in the bundle. A PyTorch model is stepped as it steps itself.
     """
     from neurodeploy.compiler import pipeline
 
     out = Path(out)
-    if isinstance(model, (str, Path)) and Path(model).suffix.lower() in SPIKING_SUFFIXES:
-        _refuse({"inputs": inputs, "cut": cut, "weights": weights, "schedule": schedule}, "a .nir/.net file")
-        return load(pipeline.compile_spiking(Path(model), out, dt_s, profile, discretisation, fixes))
+    graph = type(model).__name__ == "NIRGraph"
+    if graph or isinstance(model, (str, Path)) and Path(model).suffix.lower() in SPIKING_SUFFIXES:
+        _refuse({"inputs": inputs, "cut": cut, "weights": weights, "schedule": schedule}, "a NIR graph or .net file")
+        return load(pipeline.compile_spiking(model if graph else Path(model), out, dt_s, profile, discretisation,
+                                             fixes))
     if discretisation != "euler" or fixes:
         raise UsageError("discretisation and fixes apply to .nir files; a PyTorch model is exported with the "
                          "update its own neurons compute")

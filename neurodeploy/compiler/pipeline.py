@@ -210,12 +210,20 @@ def compile_hybrid(model: nn.Module, inputs: torch.Tensor, out: Path, dt_s: floa
         return write_bundle(out, manifest, files, inputs.numpy(), ref)
 
 
-def compile_spiking(source: Path, out: Path, dt_s: float | None = None, profile: str = "loihi2",
+def compile_spiking(source, out: Path, dt_s: float | None = None, profile: str = "loihi2",
                     discretisation: str = "euler", fixes: tuple[str, ...] | list[str] = ()) -> Path:
-    """A spiking-only bundle from a ``.nir`` or netx ``.net`` file: design rules, Loihi quantization
-    (NIR sources; netx files carry their own integers), resource map on ``profile``. A graph without a
-    fixed-point form still gets its float bundle; the reason is recorded and fixed-point runs refuse it.
-    ``discretisation`` and the exporter ``fixes`` are recorded in the bundle and used on every read."""
+    """A spiking-only bundle from a ``.nir`` or netx ``.net`` file, or an in-memory ``nir.NIRGraph`` (as a
+    framework's ``to_nir`` returns it; missing types are filled before it is written): design rules, Loihi
+    quantization (NIR sources; netx files carry their own integers), resource map on ``profile``. A graph
+    without a fixed-point form still gets its float bundle; the reason is recorded and fixed-point runs
+    refuse it. ``discretisation`` and the exporter ``fixes`` are recorded in the bundle and used on every read."""
+    if isinstance(source, nir.NIRGraph):
+        from neurodeploy.exporters.nir_types import complete_types
+
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "graph.nir"
+            write_nir(complete_types(source), path)
+            return compile_spiking(path, out, dt_s, profile, discretisation, fixes)
     from neurodeploy.exporters import SPIKING_FORMATS, load_spiking
     from neurodeploy.spiking.resources import map_resources
 
