@@ -20,6 +20,7 @@ from rich.console import Console
 from rich.progress import Progress
 
 from neurodeploy.bundle import Bundle
+from neurodeploy.cost.counts import neurobench_sops
 from neurodeploy.errors import DatasetError
 from neurodeploy.runtime.cosim import exit_outputs, run_cosim
 
@@ -121,7 +122,7 @@ def evaluate(bundle: Bundle, x: np.ndarray, labels: np.ndarray, backend: str = "
                 preds.append(np.argmax(exit_outputs(result.y, result.exit_windows), axis=-1))
             else:
                 preds.append(predictions(result.y, spiking_only))
-            sops += sum(s.effective for s in result.sops) * len(part)
+            sops += neurobench_sops(result.sops) * len(part)
             bar.advance(task, len(part))
     deployed = np.concatenate(preds)
     reference = None if torch_model is None else torch_predictions(torch_model, x, chunk, schedule == "event",

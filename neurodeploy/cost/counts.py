@@ -1,16 +1,22 @@
-"""Counts from a run: spikes per population and synaptic operations per synaptic layer.
+"""Counts from a run, as NeuroBench 2.3.0 counts them: synaptic operations, activation sparsity, membrane updates.
 
-Synaptic operations follow NeuroBench 2.3.0's ``SynapticOperations`` (Effective: nonzero input x weight
-pairs; Dense: every pair; Linear, Conv and RNN cells; reference figure: the GSC SNN 20-256-256-256-35 at
-200 steps has 29,030,400 Dense SOPs), per sample
-summed over time steps:
+Synaptic operations follow NeuroBench's ``SynapticOperations`` (Effective: nonzero input x nonzero weight
+pairs; Dense: every input x weight pair; reference figure: the GSC SNN 20-256-256-256-35 at 200 steps has
+29,030,400 Dense SOPs), per sample summed over time steps::
 
     dense_l     = T * (pre x post pairs of layer l)                      (every input x weight pair)
     effective_l = sum_t sum_i [s_l[t, i] != 0] * fan_out_l(i)            (nonzero input x weight pairs)
 
 ``fan_out_l(i)`` counts the nonzero weights leaving input i (for a conv, every kernel tap at every
-output position it reaches). A bias line (an always-on input) counts as active from its start step.
-For binary spikes each effective operation is an accumulate (AC).
+output position it reaches). NeuroBench excludes biases (its layer copies have their bias zeroed); Loihi
+runs a bias here as synapses from an always-on line, which the chip does execute: those operations are
+counted per layer with ``bias=True``, priced in the energy model and reported beside the NeuroBench
+figure, never inside it. For binary spikes each effective operation is an accumulate (AC).
+
+Activation sparsity is NeuroBench's ``ActivationSparsity``: the fraction of zero outputs over every
+spiking population, time step and sample (``1 - sum nonzero / sum numel``, weighted by neurons, not a
+mean over layers). Membrane updates are NeuroBench's ``MembraneUpdates``: per sample, every neuron at the
+first step, then each neuron-step whose membrane potential changed (``v[t] != v[t-1]``).
 """
 from __future__ import annotations
 
@@ -28,6 +34,7 @@ class LayerSops:
     layer: str
     dense: float  # per sample
     effective: float  # per sample
+    bias: bool = False  # an always-on bias line: not a NeuroBench synaptic operation
 
 
 def fan_out(syn: SynapseLayer, nonzero: bool = True) -> np.ndarray:
@@ -53,8 +60,32 @@ def synaptic_ops(plan: SpikingPlan, inputs: np.ndarray, spikes: dict[str, np.nda
             s_in = inputs if syn.source == "input" else spikes[syn.source]
         active = (s_in.reshape(batch, steps, -1) != 0).astype(np.float64)
         effective = float((active @ fan_out(syn)).sum() / batch)
-        result.append(LayerSops(syn.name, float(steps * fan_out(syn, nonzero=False).sum()), effective))
+        result.append(LayerSops(syn.name, float(steps * fan_out(syn, nonzero=False).sum()), effective,
+                                bias=syn.source == "bias"))
     return result
+
+
+def neurobench_sops(sops: list[LayerSops]) -> float:
+    """Effective synaptic operations per sample as NeuroBench counts them (bias lines excluded)."""
+    return sum(s.effective for s in sops if not s.bias)
+
+
+def activation_sparsity(spikes: dict[str, np.ndarray]) -> float:
+    """NeuroBench's activation sparsity: zero outputs / all outputs, over every population, step and sample."""
+    nonzero = sum(int(np.count_nonzero(s)) for s in spikes.values())
+    total = sum(int(np.size(s)) for s in spikes.values())
+    return 1.0 - nonzero / total if total else 0.0
+
+
+def membrane_updates(voltages: dict[str, np.ndarray]) -> float:
+    """NeuroBench's membrane updates per sample from voltage traces ``v[pop]`` (B, T, *shape): every neuron
+    at the first step, then every neuron-step whose voltage differs from the step before."""
+    total, batch = 0, 1
+    for v in voltages.values():
+        batch = v.shape[0]
+        flat = v.reshape(v.shape[0], v.shape[1], -1)
+        total += flat.shape[0] * flat.shape[2] + int(np.count_nonzero(flat[:, 1:] != flat[:, :-1]))
+    return total / batch
 
 
 def spike_rates(spikes: dict[str, np.ndarray]) -> dict[str, float]:
@@ -63,8 +94,13 @@ def spike_rates(spikes: dict[str, np.ndarray]) -> dict[str, float]:
 
 
 def sops_summary(sops: list[LayerSops]) -> dict:
-    """Totals and per-layer figures, as they appear in the JSON reports."""
-    effective = sum(s.effective for s in sops)
-    return {"total": effective, "dense": sum(s.dense for s in sops), "effective": effective,
-            "per_layer": {s.layer: {"dense": s.dense, "effective": s.effective} for s in sops},
-            "unit": "synaptic operations per sample (NeuroBench)"}
+    """Totals and per-layer figures, as they appear in the JSON reports: the NeuroBench figures without the
+    bias lines, which are listed under ``bias`` (the chip runs them; the energy model prices them)."""
+    synaptic, bias = [s for s in sops if not s.bias], [s for s in sops if s.bias]
+    effective = neurobench_sops(sops)
+    return {"total": effective, "dense": sum(s.dense for s in synaptic), "effective": effective,
+            "per_layer": {s.layer: {"dense": s.dense, "effective": s.effective} for s in synaptic},
+            "unit": "synaptic operations per sample (NeuroBench SynapticOperations; biases excluded)",
+            "bias": {"effective": sum(s.effective for s in bias),
+                     "per_layer": {s.layer: s.effective for s in bias},
+                     "unit": "operations per sample of the always-on bias lines that carry biases on Loihi"}}

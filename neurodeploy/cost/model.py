@@ -51,7 +51,7 @@ class Counts:
     """What one sample does, averaged over the samples of a run."""
 
     num_steps: int
-    synops: dict[str, float]  # target population -> effective synaptic operations
+    synops: dict[str, float]  # target population -> effective synaptic operations (bias lines included)
     dense_synops: float  # every pre x post pair, every step (NeuroBench "Dense")
     spikes: dict[str, float]  # population -> spikes emitted
     neurons: dict[str, int]
@@ -62,6 +62,7 @@ class Counts:
     dense_bytes: float = 0.0
     dense_kernels: float = 0.0
     synapse_weights: float = 0.0  # stored weights of the spiking part (for the all-GPU baseline)
+    neurobench_synops: float = 0.0  # effective SOPs as NeuroBench counts them (bias lines excluded)
 
 
 @dataclass
@@ -104,6 +105,13 @@ def mesh_hops(plan: SpikingPlan, resources: ResourceMap) -> dict[str, float]:
     return hops
 
 
+def updated_fraction(profile: NeuromorphicProfile) -> float:
+    """Compartments updated per population per step, as a fraction (the profile's stated assumption; 1 when
+    a user profile states none: every compartment, every step)."""
+    figure = profile.energy.neuron_updates_per_step
+    return 1.0 if figure is None else _v(figure)
+
+
 def neuromorphic_cost(plan: SpikingPlan, resources: ResourceMap, counts: Counts,
                       profile: NeuromorphicProfile) -> tuple[dict[str, float], float, float]:
     """(energy terms, latency, transfer energy+latency inputs) of the spiking part."""
@@ -113,7 +121,8 @@ def neuromorphic_cost(plan: SpikingPlan, resources: ResourceMap, counts: Counts,
     steps = counts.num_steps
     terms = {
         "synops": sum(counts.synops.values()) * _v(e.synop_j),
-        "neuron_updates": sum(n * steps for n in counts.neurons.values()) * _v(e.neuron_update_j),
+        "neuron_updates": sum(n * steps for n in counts.neurons.values()) * updated_fraction(profile)
+        * _v(e.neuron_update_j),
         "spikes": sum(counts.spikes[p] * (_v(e.spike_j) + hops[p] * _v(e.hop_j)) for p in counts.spikes),
     }
     busiest = max(counts.synops.get(p.name, 0.0) / (steps * p.cores) * _v(t.synop_s)
@@ -156,7 +165,7 @@ def estimate(plan: SpikingPlan, resources: ResourceMap, counts: Counts, loihi: s
     base_flops, base_bytes = snn_flops + counts.dense_flops, snn_bytes + counts.dense_bytes
     t_base = roofline(base_flops, base_bytes, 2 * n_layers * steps + counts.dense_kernels, gp)
     tiers = {
-        "cmos45nm_sops": _v(ref.ops.ac_j) * sum(counts.synops.values()) + _v(ref.ops.mac_j) * counts.dense_macs,
+        "cmos45nm_sops": _v(ref.ops.ac_j) * counts.neurobench_synops + _v(ref.ops.mac_j) * counts.dense_macs,
         "loihi_plus_gpu": e_nm + e_tr + e_gpu,
         "gpu_only": gpu_energy(base_flops, base_bytes, gp),
     }
@@ -188,7 +197,7 @@ def counts_from_run(plan: SpikingPlan, inputs: np.ndarray, spikes: dict[str, np.
                     window: int | None, dense_path=None, input_name: str = "spikes", sops=None) -> Counts:
     """Counts per sample from a run (inputs (B, T, ...), spikes per population (B, T, ...)) and the dense graph;
     ``sops`` are the run's :func:`~neurodeploy.cost.counts.synaptic_ops` when already counted."""
-    from neurodeploy.cost.counts import fan_out, synaptic_ops
+    from neurodeploy.cost.counts import fan_out, neurobench_sops, synaptic_ops
     from neurodeploy.cost.macs import count_macs
 
     batch, steps = inputs.shape[:2]
@@ -199,6 +208,7 @@ def counts_from_run(plan: SpikingPlan, inputs: np.ndarray, spikes: dict[str, np.
         synops[target] = synops.get(target, 0.0) + layer.effective
     counts = Counts(
         num_steps=steps, synops=synops, dense_synops=sum(s.dense for s in per_layer),
+        neurobench_synops=neurobench_sops(per_layer),
         spikes={name: float(np.sum(s != 0) / batch) for name, s in spikes.items()},
         neurons={p.name: p.n for p in plan.neurons},
         cut_spikes=float(np.sum(spikes[cut] != 0) / batch) if cut else 0.0,

@@ -69,6 +69,8 @@ class NeuromorphicEnergy(_Strict):
     spike_j: Figure
     hop_j: Figure
     static_w: Figure
+    # fraction of a population's compartments the chip updates per time step (1: all, whatever their input)
+    neuron_updates_per_step: Figure | None = None
 
 
 class NeuromorphicTiming(_Strict):

@@ -17,7 +17,7 @@ from rich.console import Console
 from rich.table import Table
 
 from neurodeploy.bundle import Bundle
-from neurodeploy.cost.counts import sops_summary, spike_rates
+from neurodeploy.cost.counts import activation_sparsity, membrane_updates, sops_summary, spike_rates
 from neurodeploy.report.units import display_name, number, percent, si
 from neurodeploy.runtime.cosim import CosimResult
 
@@ -99,6 +99,10 @@ def summary(bundle: Bundle, result: CosimResult, loihi: str = "loihi2", gpu: str
         "macs": {"total": counts.dense_macs, "flops": counts.dense_flops, "kernels": counts.dense_kernels,
                  "unit": "dense part per sample, counted from the ONNX graph"},
         "spike_rate": {"mean": float(np.mean(list(rates.values()))), "per_layer": rates},
+        "activation_sparsity": {"value": activation_sparsity(result.spikes),
+                                "unit": "NeuroBench ActivationSparsity: zero outputs / all outputs over every "
+                                        "population, step and sample"},
+        "membrane_updates": _membrane_updates(result),
         "spikes_per_step": {name: float(np.sum(s != 0) / (s.shape[0] * s.shape[1])) for name, s in result.spikes.items()},
         "latency_s": report.latency_s,
         "energy_j": report.energy_j | {"terms": report.terms_j},
@@ -118,6 +122,18 @@ def summary(bundle: Bundle, result: CosimResult, loihi: str = "loihi2", gpu: str
     }
 
 
+def _membrane_updates(result: CosimResult) -> dict:
+    """NeuroBench's MembraneUpdates per sample, counted on the float model of the plan run on this run's
+    inputs (Lava and the emulator return spikes, not voltages); None for sigma-delta (netx SDNN) plans."""
+    from neurodeploy.spiking.reference import simulate_batch
+
+    unit = "NeuroBench MembraneUpdates per sample, of the float model on this run's inputs"
+    if any(p.model not in ("lif", "li") for p in result.plan.neurons):
+        return {"value": None, "unit": unit, "note": "sigma-delta populations have no float model"}
+    _, voltages = simulate_batch(result.plan, result.inputs, voltages=True)
+    return {"value": membrane_updates(voltages), "unit": unit}
+
+
 def _rows(data: dict) -> list[tuple[str, str]]:
     agreement, e, lat = data["agreement"], data["energy_j"], data["latency_s"]
     return [
@@ -127,7 +143,10 @@ def _rows(data: dict) -> list[tuple[str, str]]:
         ("SOPs / sample, effective", number(data["sops"]["effective"])),
         ("SOPs / sample, dense", number(data["sops"]["dense"])),
         ("MACs / sample, dense part", number(data["macs"]["total"])),
+        ("SOPs / sample, bias lines (not NeuroBench SOPs)", number(data["sops"]["bias"]["effective"])),
         ("mean spike rate", number(data["spike_rate"]["mean"])),
+        ("activation sparsity (NeuroBench)", number(data["activation_sparsity"]["value"])),
+        ("membrane updates / sample (NeuroBench)", number(data["membrane_updates"]["value"])),
         ("energy / sample, Loihi + link + GPU", si(e["total"], "J")),
         ("  neuromorphic / transfer / GPU", " / ".join(si(e[k], "J") for k in ("neuromorphic", "transfer", "gpu"))),
         ("energy / sample, all-GPU baseline", si(data["baseline_gpu_only"]["energy_j"], "J")),

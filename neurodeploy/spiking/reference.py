@@ -33,34 +33,48 @@ def apply_synapse(syn: SynapseLayer, w: torch.Tensor, s: torch.Tensor) -> torch.
     return y if len(syn.in_shape) == 3 else y[:, :, 0]
 
 
-def _apply(syn: SynapseLayer, s: torch.Tensor) -> torch.Tensor:
-    return apply_synapse(syn, torch.as_tensor(syn.weights, dtype=torch.float64), s[None])[0]
-
-
 def simulate_float(plan: SpikingPlan, x: np.ndarray) -> dict[str, np.ndarray]:
     """x (T, *input_shape) -> spikes (T, *shape) of every LIF population."""
-    steps = x.shape[0]
-    inputs = torch.as_tensor(x.reshape(steps, *plan.input_shape), dtype=torch.float64)
+    spikes, _ = simulate_batch(plan, np.asarray(x)[None])
+    return {name: s[0] for name, s in spikes.items()}
+
+
+def simulate_batch(plan: SpikingPlan, x: np.ndarray, voltages: bool = False
+                   ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """x (B, T, *input_shape) -> (spikes (B, T, *shape) of every LIF/LI population, and their voltages
+    v[t] after the reset when ``voltages``, else {})."""
+    batch, steps = x.shape[:2]
+    inputs = torch.as_tensor(x.reshape(batch, steps, *plan.input_shape), dtype=torch.float64)
     pops = [p for p in plan.neurons if p.model in ("lif", "li")]
-    u = {p.name: torch.zeros(p.shape, dtype=torch.float64) for p in pops}
-    v = {p.name: torch.zeros(p.shape, dtype=torch.float64) for p in pops}
-    spikes = {p.name: torch.zeros((steps + 1, *p.shape), dtype=torch.float64) for p in pops}  # index t+1 = step t
+    weights = {syn.name: torch.as_tensor(syn.weights, dtype=torch.float64) for syn in plan.synapses}
+    u = {p.name: torch.zeros((batch, *p.shape), dtype=torch.float64) for p in pops}
+    v = {p.name: torch.zeros((batch, *p.shape), dtype=torch.float64) for p in pops}
+    spikes = {p.name: torch.zeros((steps + 1, batch, *p.shape), dtype=torch.float64) for p in pops}  # t+1 = step t
+    trace = {p.name: torch.zeros((steps, batch, *p.shape), dtype=torch.float64) for p in pops} if voltages else {}
     with torch.no_grad():
         for t in range(steps):
             for p in pops:
-                a = torch.zeros(p.shape, dtype=torch.float64)
+                a = torch.zeros((batch, *p.shape), dtype=torch.float64)
                 for syn in plan.incoming(p.name):
                     if syn.source == "bias":
-                        a += torch.as_tensor(syn.weights[:, 0], dtype=torch.float64).reshape(p.shape)
-                    elif syn.source == "input":
-                        a += _apply(syn, inputs[t])
+                        a += weights[syn.name][:, 0].reshape(p.shape)
                     else:
-                        a += _apply(syn, spikes[syn.source][t if syn.recurrent else t + 1])
-                fired = fired_before(v[p.name], p.vth, p.reset)
-                u[p.name] = u[p.name] * (1 - p.du) + a
-                v[p.name] = v[p.name] * (1 - p.dv) + u[p.name] + torch.as_tensor(p.bias, dtype=torch.float64)
-                v[p.name] = subtract_delayed(v[p.name], fired, p.vth, p.reset)
-                s = threshold(v[p.name], fired, p.vth, p.reset)
-                v[p.name] = after_spike(v[p.name], s, p.vth, p.reset)
-                spikes[p.name][t + 1] = s.double()
-    return {name: s[1:].numpy() for name, s in spikes.items()}
+                        src = inputs[:, t] if syn.source == "input" else \
+                            spikes[syn.source][t if syn.recurrent else t + 1]
+                        a += apply_synapse(syn, weights[syn.name], src)
+                spikes[p.name][t + 1] = _lif_step(p, u, v, a)
+                if voltages:
+                    trace[p.name][t] = v[p.name]
+    return ({n: s[1:].transpose(0, 1).numpy() for n, s in spikes.items()},
+            {n: tr.transpose(0, 1).numpy() for n, tr in trace.items()})
+
+
+def _lif_step(p, u: dict, v: dict, a: torch.Tensor) -> torch.Tensor:
+    """One step of population ``p`` (u, v updated in place in the dicts); returns its spikes."""
+    fired = fired_before(v[p.name], p.vth, p.reset)
+    u[p.name] = u[p.name] * (1 - p.du) + a
+    v[p.name] = v[p.name] * (1 - p.dv) + u[p.name] + torch.as_tensor(p.bias, dtype=torch.float64)
+    v[p.name] = subtract_delayed(v[p.name], fired, p.vth, p.reset)
+    s = threshold(v[p.name], fired, p.vth, p.reset)
+    v[p.name] = after_spike(v[p.name], s, p.vth, p.reset)
+    return s.double()
