@@ -57,7 +57,7 @@ def test_dense_sops_match_neurobench_and_effective_is_a_direct_count(gsc_snn):
 def _counts(**changes) -> Counts:
     base = dict(num_steps=10, synops={"a": 1000.0}, dense_synops=5000.0, spikes={"a": 40.0}, neurons={"a": 100},
                 cut_spikes=40.0, windows=2, dense_flops=2000.0, dense_macs=500.0, dense_bytes=4000.0,
-                dense_kernels=10.0, synapse_weights=500.0)
+                dense_kernels=10.0, synapse_weights=500.0, neurobench_synops=1000.0)
     return Counts(**(base | changes))
 
 
