@@ -291,7 +291,7 @@ def nir_to_plan(graph: nir.NIRGraph, dt: float | None = None, discretisation: st
             layers.append(bias_syn)
         layers.append(NeuronLayer(name=target, shape=shape, du=du, dv=dv, vth=vth, bias=np.zeros(shape),
                                   delay_steps=delays[target], model="li" if math.isinf(vth) else "lif",
-                                  reset=reset_mode(graph.nodes[target], target, problems)))
+                                  reset="none" if math.isinf(vth) else reset_mode(graph.nodes[target], target, problems)))
         layers.extend(s for s in syns if s.recurrent)
     outputs = {}
     for name, node in graph.nodes.items():
@@ -299,9 +299,6 @@ def nir_to_plan(graph: nir.NIRGraph, dt: float | None = None, discretisation: st
             src = incoming[name][0]
             if src not in shapes or src == input_name:
                 problems.append(f"{name}: fed by {src}; an Output must read a population's spikes")
-            elif isinstance(graph.nodes[src], READOUT_NODES):
-                problems.append(f"{name}: reads the membrane voltage of the LI readout {src}; Lava runs record "
-                                "spikes only so far: read a spiking population, or compute the readout on the GPU side")
             else:
                 outputs[name] = src
     if problems:

@@ -182,3 +182,34 @@ def test_sinabs_graphs_with_missing_types_run_exactly_as_sinabs_steps_them(tmp_p
     assert _mismatches(got, want) == {"1": 0, "3": 0}
     _, euler = _deployed(graph, tmp_path, x, name="euler", **reading)
     assert _mismatches(euler, want)["3"] > 0  # the LIF's discretisation is what makes them agree
+
+
+def test_an_li_readout_returns_norse_membrane_and_fixed_point_is_bit_exact(tmp_path):
+    """norse's LIBoxCell, exported as NIR LI, read by an Output: the deployed readout returns its voltage,
+    equal to norse's membrane trace in float; in fixed point Lava fixed_pt's voltages equal the emulator's."""
+    import norse.torch as norse
+
+    torch.manual_seed(6)
+    net = norse.SequentialState(nn.Linear(6, 10), norse.LIFBoxCell(), nn.Linear(10, 3), norse.LIBoxCell()).double()
+    with torch.no_grad():
+        net[0].weight.abs_().mul_(3.0)
+    x = _spikes_in(np.random.default_rng(6), 6)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        graph = norse.to_nir(net, torch.zeros(6, dtype=torch.float64))
+    state, voltages = None, []
+    with torch.no_grad():
+        for t in range(STEPS):
+            v, state = net(x[t][None], state)
+            voltages.append(v.numpy())
+    want = np.concatenate(voltages)
+    bundle, got = _deployed(graph, tmp_path, x, dt_s=1e-3, fixes=["norse"])
+    assert bundle.manifest.spiking.outputs == {"output": "3"}
+    assert np.abs(want).max() > 0.1
+    # norse keeps tau_mem_inv in float32 and its exporter computes dt/tau_inv in float32: the graph's tau
+    # carries float32 rounding (relative 1e-7), so the voltages agree to that and no further
+    np.testing.assert_allclose(got["3"][0], want, rtol=1e-6, atol=1e-9)
+    lava = nd.cosimulate(bundle, x.numpy(), backend="lava").spikes["3"]
+    np.testing.assert_allclose(lava, got["3"], rtol=1e-12, atol=1e-15)  # Lava floating_pt sends the same v
+    fixed = {b: nd.cosimulate(bundle, x.numpy(), mode="fixed", backend=b).spikes["3"] for b in ("emulator", "lava")}
+    assert np.array_equal(fixed["emulator"], fixed["lava"]) and np.count_nonzero(fixed["lava"]) > 0

@@ -99,10 +99,11 @@ def test_every_offending_node_is_listed_in_one_error():
     assert len(problems) == 6
 
 
-def test_an_li_readout_output_is_refused_not_returned_as_zeros():
+def test_an_li_readout_output_is_planned_as_a_voltage_readout():
     li = nir.LI(tau=np.full(2, 1e-3), r=np.ones(2), v_leak=np.zeros(2))
-    with pytest.raises(SpikingPlanError, match="membrane voltage of the LI readout lif"):
-        nir_to_plan(_graph(li), dt=1e-4)
+    plan = nir_to_plan(_graph(li), dt=1e-4)
+    assert plan.outputs == {"output": "lif"} and plan.readouts == {"lif"}
+    assert plan.layer("lif").model == "li" and plan.layer("lif").reset == "none"
 
 
 def test_an_input_node_of_any_name_and_a_float_only_graph(tmp_path):

@@ -209,7 +209,7 @@ def counts_from_run(plan: SpikingPlan, inputs: np.ndarray, spikes: dict[str, np.
     counts = Counts(
         num_steps=steps, synops=synops, dense_synops=sum(s.dense for s in per_layer),
         neurobench_synops=neurobench_sops(per_layer),
-        spikes={name: float(np.sum(s != 0) / batch) for name, s in spikes.items()},
+        spikes={name: float(np.sum(s != 0) / batch) for name, s in plan.spikes_only(spikes).items()},
         neurons={p.name: p.n for p in plan.neurons},
         cut_spikes=float(np.sum(spikes[cut] != 0) / batch) if cut else 0.0,
         windows=steps // window if window else 0,

@@ -88,7 +88,8 @@ def _saving(with_exits: float, full: float) -> dict:
 
 def summary(bundle: Bundle, result: CosimResult, loihi: str = "loihi2", gpu: str = "h100") -> dict:
     """One JSON-able dict with at least the keys of DESIGN.md's ``--json`` contract."""
-    rates = spike_rates(result.spikes)
+    spikes = result.plan.spikes_only(result.spikes)
+    rates = spike_rates(spikes)
     report, counts = cost(bundle, result, loihi, gpu)
     extra = {} if result.exit_windows is None else {"early_exit": early_exit_cost(bundle, result, report, loihi, gpu)}
     return extra | {
@@ -99,11 +100,11 @@ def summary(bundle: Bundle, result: CosimResult, loihi: str = "loihi2", gpu: str
         "macs": {"total": counts.dense_macs, "flops": counts.dense_flops, "kernels": counts.dense_kernels,
                  "unit": "dense part per sample, counted from the ONNX graph"},
         "spike_rate": {"mean": float(np.mean(list(rates.values()))), "per_layer": rates},
-        "activation_sparsity": {"value": activation_sparsity(result.spikes),
+        "activation_sparsity": {"value": activation_sparsity(spikes),
                                 "unit": "NeuroBench ActivationSparsity: zero outputs / all outputs over every "
                                         "population, step and sample"},
         "membrane_updates": _membrane_updates(result),
-        "spikes_per_step": {name: float(np.sum(s != 0) / (s.shape[0] * s.shape[1])) for name, s in result.spikes.items()},
+        "spikes_per_step": {name: float(np.sum(s != 0) / (s.shape[0] * s.shape[1])) for name, s in spikes.items()},
         "latency_s": report.latency_s,
         "energy_j": report.energy_j | {"terms": report.terms_j},
         "baseline_gpu_only": report.baseline_gpu_only,

@@ -233,7 +233,12 @@ class EmulatorRunner:
                 "spike_exp": int(q.spike_exp), "state_exp": int(q.state_exp)}
 
     def _neuron_step(self, p: NeuronLayer, st: dict[str, torch.Tensor], a: torch.Tensor, c: dict, step: int) -> torch.Tensor:
-        """Advance one population by one step (``step`` is Lava's 1-based time step); return its output."""
+        """Advance one population by one step (``step`` is Lava's 1-based time step); return its output
+        (an LI readout's output is its voltage)."""
+        s = self._advance(p, st, a, c, step)
+        return st["v"].clone() if p.model == "li" else s
+
+    def _advance(self, p: NeuronLayer, st: dict[str, torch.Tensor], a: torch.Tensor, c: dict, step: int) -> torch.Tensor:
         if c.get("reset") is not None and step % self.run_steps == c["reset"] % self.run_steps:
             st["u"].zero_()
             st["v"].zero_()
@@ -269,8 +274,8 @@ class EmulatorRunner:
         params = {p.name: self._params(p) for p in self.plan.neurons}
         pops = self._init_state(batch)
         buffers = {s.layer.name: self._zeros(batch, s.layer.out_shape) for s in self.synapses}
-        record = {p.name: torch.zeros((steps, batch, *p.shape), dtype=torch.bool if p.model in ("lif", "li")
-                                      else torch.int64, device=self.device) for p in self.plan.neurons}
+        record = {p.name: torch.zeros((steps, batch, *p.shape), dtype=self._record_dtype(p), device=self.device)
+                  for p in self.plan.neurons}
         pauses = sorted(s for s in (pause_at or []) if 0 < s < steps)
         t0 = time.perf_counter()
         with torch.no_grad():
@@ -292,6 +297,12 @@ class EmulatorRunner:
         saturation = {name: dict(zip(("u_wrapped", "v_clipped"), c["saturated"].tolist()))
                       for name, c in params.items() if "saturated" in c}
         return EmulatorRun(spikes, raw, state, wall, saturation)
+
+    def _record_dtype(self, p: NeuronLayer) -> torch.dtype:
+        """Spikes as bool; sigma-delta messages and LI voltages as the state's numbers."""
+        if p.model == "lif":
+            return torch.bool
+        return torch.float64 if self.mode == "float" else torch.int64
 
     def _aligned(self, record: dict[str, torch.Tensor], name: str, done: int) -> torch.Tensor:
         """(B, done - delay, *shape) float64 on the CPU: a population's spikes so far, aligned to the input."""

@@ -93,9 +93,12 @@ class LavaNetwork:
 
 
 def _lif(layer: NeuronLayer, steps_per_run: int, **params):
-    """A LIF, or a LIFReset where :meth:`NeuronLayer.zeroed_at_step` says the population is zeroed."""
+    """A LIF, or a LIFReset where :meth:`NeuronLayer.zeroed_at_step` says the population is zeroed; an LI
+    readout is a ResetLIF that never resets and sends its voltage."""
     step = layer.zeroed_at_step(params["bias_mant"])
-    if layer.reset != "zero":
+    if layer.model == "li" and step is None:
+        return ResetLIF(reset_mode=RESETS.index("none"), send_v=True, **params)
+    if layer.reset != "zero" or layer.model == "li":
         if step is not None:
             raise SpikingPlanError(f"{layer.name}: a {layer.reset} reset and a bias before its delayed input "
                                    "(a netx-style LIFReset) are not combined; move the bias to a bias line")

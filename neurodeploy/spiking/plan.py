@@ -21,7 +21,7 @@ RESETS = ("zero", "subtract", "subtract_delayed", "none")
 """What a LIF population does after a spike (:mod:`neurodeploy.spiking.resets` gives the equations)."""
 
 NEURON_MODELS = ("lif", "li", "sigma_delta", "sigma", "delta")
-"""``lif``: Lava LIF; ``li``: LIF that never fires (readout of v); ``sigma_delta``/``sigma``/``delta``:
+"""``lif``: Lava LIF; ``li``: LIF that never fires and outputs its voltage v (NIR's LI/CubaLI readout); ``sigma_delta``/``sigma``/``delta``:
 Lava's sigma-delta processes (``lava.proc.sdn``), as netx builds them."""
 
 NEURON_STATE = {"lif": ("u", "v"), "li": ("u", "v"), "sigma_delta": ("sigma", "act", "residue"),
@@ -175,6 +175,15 @@ class SpikingPlan:
         if source == "bias":
             return (1,)
         return self.input_shape if source == "input" else self.layer(source).shape
+
+    @property
+    def readouts(self) -> set[str]:
+        """Populations whose output is their voltage (LI/CubaLI readouts), not spikes."""
+        return {n.name for n in self.neurons if n.model == "li"}
+
+    def spikes_only(self, arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """``arrays`` keyed by population, without the voltage readouts (what spike counts are taken over)."""
+        return {name: a for name, a in arrays.items() if name not in self.readouts}
 
     @property
     def max_delay_steps(self) -> int:

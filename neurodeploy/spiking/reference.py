@@ -34,7 +34,7 @@ def apply_synapse(syn: SynapseLayer, w: torch.Tensor, s: torch.Tensor) -> torch.
 
 
 def simulate_float(plan: SpikingPlan, x: np.ndarray) -> dict[str, np.ndarray]:
-    """x (T, *input_shape) -> spikes (T, *shape) of every LIF population."""
+    """x (T, *input_shape) -> spikes (T, *shape) of every LIF population (the voltage of an LI readout)."""
     spikes, _ = simulate_batch(plan, np.asarray(x)[None])
     return {name: s[0] for name, s in spikes.items()}
 
@@ -77,4 +77,4 @@ def _lif_step(p, u: dict, v: dict, a: torch.Tensor) -> torch.Tensor:
     v[p.name] = subtract_delayed(v[p.name], fired, p.vth, p.reset)
     s = threshold(v[p.name], fired, p.vth, p.reset)
     v[p.name] = after_spike(v[p.name], s, p.vth, p.reset)
-    return s.double()
+    return v[p.name].clone() if p.model == "li" else s.double()

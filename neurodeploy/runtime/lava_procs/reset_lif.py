@@ -13,6 +13,10 @@ bit-accurate ``fixed_pt`` models are reused) and replaces only what happens at t
                         (snnTorch's default: reset_mechanism="subtract", reset_delay=True)
     3 none              no reset
 
+With ``send_v=True`` the output port carries ``v`` each step instead of the spikes: a graded voltage
+readout (NIR's LI/CubaLI, whose output is its membrane), recorded like spikes; such a population runs
+with ``reset_mode=3`` and a threshold it never reaches.
+
 In fixed point ``vth`` is ``vth << 6`` and mode 2 subtracts after Lava's 24-bit clip of v, then clips
 again below (``-(2**23 - 1)``). The emulator (:mod:`neurodeploy.runtime.emulator`) runs the same
 equations; ``tests/test_reset_lif.py`` checks both against each other and the float model against snnTorch.
@@ -33,11 +37,13 @@ ZERO, SUBTRACT, SUBTRACT_DELAYED, NONE = range(4)
 
 
 class ResetLIF(LIF):
-    """Lava's LIF (same arguments) with ``reset_mode``: 0 zero, 1 subtract, 2 subtract_delayed, 3 none."""
+    """Lava's LIF (same arguments) with ``reset_mode``: 0 zero, 1 subtract, 2 subtract_delayed, 3 none;
+    ``send_v``: send v on ``s_out`` (a voltage readout) instead of spikes."""
 
-    def __init__(self, *, reset_mode: int = ZERO, **kwargs) -> None:
+    def __init__(self, *, reset_mode: int = ZERO, send_v: bool = False, **kwargs) -> None:
         super().__init__(**kwargs)
         self.reset_mode = Var(shape=(1,), init=int(reset_mode))
+        self.send_v = Var(shape=(1,), init=int(send_v))
 
 
 def _after_threshold(model, v_threshold, low: float) -> np.ndarray:
@@ -64,12 +70,14 @@ class PyResetLifModelFloat(AbstractPyLifModelFloat):
     s_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, float)
     vth: float = LavaPyType(float, float)
     reset_mode: np.ndarray = LavaPyType(np.ndarray, int)
+    send_v: np.ndarray = LavaPyType(np.ndarray, int)
 
     def run_spk(self) -> None:
         a_in = self.a_in.recv()
         self.fired_before = self.v > self.vth
         self.subthr_dynamics(activation_in=a_in)
-        self.s_out.send(_after_threshold(self, self.vth, -np.inf))
+        spikes = _after_threshold(self, self.vth, -np.inf)
+        self.s_out.send(self.v.copy() if self.send_v[0] else spikes)
 
 
 @implements(proc=ResetLIF, protocol=LoihiProtocol)
@@ -81,6 +89,7 @@ class PyResetLifModelFixed(AbstractPyLifModelFixed):
     s_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int32, precision=24)
     vth: int = LavaPyType(int, np.int32, precision=17)
     reset_mode: np.ndarray = LavaPyType(np.ndarray, int)
+    send_v: np.ndarray = LavaPyType(np.ndarray, int)
 
     def run_spk(self) -> None:
         a_in = self.a_in.recv()
@@ -88,4 +97,5 @@ class PyResetLifModelFixed(AbstractPyLifModelFixed):
         effective_vth = np.left_shift(self.vth, self.vth_shift)
         self.fired_before = self.v > effective_vth
         self.subthr_dynamics(activation_in=a_in)
-        self.s_out.send(_after_threshold(self, effective_vth, -self.max_uv_val + 1))
+        spikes = _after_threshold(self, effective_vth, -self.max_uv_val + 1)
+        self.s_out.send(self.v.copy() if self.send_v[0] else spikes)
