@@ -68,6 +68,10 @@ def files(tmp_path_factory, demo_bundle):
                         edges=[("input", "fc"), ("fc", "lif"), ("lif", "output")], metadata={"dt": 1.0},
                         type_check=False)
     nir.write(str(root / "wide.nir"), wide)
+    undated = nir.NIRGraph(nodes={**wide.nodes, "fc": nir.Linear(weight=np.ones((2, 5)))}, edges=wide.edges,
+                           type_check=False)
+    undated.nodes["input"] = nir.Input(input_type={"input": np.array([5])})
+    nir.write(str(root / "undated_if.nir"), undated)
     yield {"root": root, "bundle": str(demo_bundle)}
     sys.path.remove(str(root))
 
@@ -118,6 +122,9 @@ def _bad_cases(f: dict, fb: str) -> list[list[str]]:
         ["compile", str(r / "missing.nir"), "--out", str(r / "x")],
         ["compile", str(r / "wide.nir"), "--out", str(r / "x"), "--profile", "loihi9"],
         ["compile", str(r / "wide.nir"), "--out", str(r / "x"), "--weights", "w.pt"],
+        ["compile", str(r / "wide.nir"), "--out", str(r / "x"), "--fix", "bogus"],
+        ["compile", str(r / "wide.nir"), "--out", str(r / "x"), "--discretisation", "rk4"],
+        ["compile", str(r / "undated_if.nir"), "--out", str(r / "x")],
         ["parity", str(r / "garbage.nir"), "--input", str(r / "wrong_shape.npy")],
         ["parity", b, "--input", str(r / "garbage.npy")],
         ["energy", fb, "--schedule", "end"], ["report", fb, "--schedule", "event"],
@@ -148,6 +155,8 @@ def test_every_bad_call_is_one_named_line_and_exit_2(files, feedback_bundle, cap
     assert "ModelDoesNotFitError" in messages[f"compile {files['root'] / 'wide.nir'} --out {files['root'] / 'x'}"]
     assert "ScheduleError" in said("energy", feedback_bundle)
     assert "ProfileError" in said("--loihi", "loihi9") and "FactoryError" in said("bad_models:raises")
+    assert "exporter fix 'bogus' is unknown" in said("--fix", "bogus")
+    assert "no dt in the graph or the call" in said("undated_if.nir") and "--dt 1" in said("undated_if.nir")
 
 
 TOKENS = ["--input", "--mode", "--schedule", "--backend", "--loihi", "--gpu", "--json", "--early-exit", "--out",
