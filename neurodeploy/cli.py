@@ -311,17 +311,41 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, handled like Ctrl-C: the run stops cleanly (Lava stopped, the checkpoint kept)."""
+
+
+def _on_sigterm(signum, frame) -> None:
+    raise Terminated()
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Run one sub-command; a named error is one line on stderr and exit code 2."""
+    """Run one sub-command; a named error is one line on stderr and exit code 2. Ctrl-C (130) and SIGTERM
+    (143) stop the run cleanly with one line."""
+    import signal
+
     args = build_parser().parse_args(argv)
+    previous = signal.signal(signal.SIGTERM, _on_sigterm) if _main_thread() else None
     try:
         return args.func(args)
     except NeurodeployError as exc:
         print(f"neurodeploy {args.command}: error: {type(exc).__name__}: {one_line(exc)}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print(f"neurodeploy {args.command}: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:
+        terminated = isinstance(exc, Terminated)
+        print(f"neurodeploy {args.command}: {'terminated' if terminated else 'interrupted'}"
+              f"{'; partial results are in ' + args.checkpoint if getattr(args, 'checkpoint', None) else ''}",
+              file=sys.stderr)
+        return 143 if terminated else 130
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _main_thread() -> bool:
+    import threading
+
+    return threading.current_thread() is threading.main_thread()
 
 
 if __name__ == "__main__":

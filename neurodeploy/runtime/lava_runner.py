@@ -3,7 +3,9 @@
 One Lava runtime is compiled per (plan, T) and reused for every sample: between samples all neuron
 and synapse state is set back to zero (the same reset as the PyTorch model). Each sample runs
 ``T + D`` steps, D being the deepest population's synaptic delay, and each population's spikes are
-shifted back by its own delay, so the returned spikes are aligned to the input.
+shifted back by its own delay, so the returned spikes are aligned to the input. A runner holds
+:mod:`neurodeploy.runtime.worker_guard` while it lives: Lava's workers ignore Ctrl-C (the runner stops
+them) and exit by themselves if the process that started them dies.
 """
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from neurodeploy.errors import InputShapeError, LavaRunError, UsageError
+from neurodeploy.runtime import worker_guard
 from neurodeploy.runtime.lava_compat import import_lava_core
 from neurodeploy.spiking.plan import SpikingPlan
 
@@ -62,6 +65,8 @@ class LavaRunner:
         self.time_limit_s = float(time_limit_s)
         self.delay_steps = plan.max_delay_steps
         self._cleanup = ExitStack()
+        worker_guard.hold()
+        self._cleanup.callback(worker_guard.release)
         self._build = build_network
         self.net = None  # built with the first sample's data (Lava cannot set a Var before it runs)
         self._closed = False
@@ -200,6 +205,9 @@ def stopped_on_exit(process, stop_timeout_s: float = STOP_TIMEOUT_S) -> Iterator
 
     After a worker has failed, Lava's ``stop()`` waits forever for that worker's acknowledgement
     (lava issues 178, 231, 336), so it runs in a thread and is given up after ``stop_timeout_s``.
+    A block left by Ctrl-C or SIGTERM (a KeyboardInterrupt, usually in the middle of a run call) is not
+    stopped through Lava: its workers are terminated at once (a stop would tear their channels down under
+    them, and each would print a traceback), then Lava's shared memory is released (:func:`_abandon`).
     """
     before = set(multiprocessing.active_children())
     try:
@@ -208,11 +216,32 @@ def stopped_on_exit(process, stop_timeout_s: float = STOP_TIMEOUT_S) -> Iterator
         stop_error = None
         try:
             if getattr(process, "runtime", None) is not None:
-                stop_error = _stop_within(process, stop_timeout_s)
+                if isinstance(sys.exc_info()[1], KeyboardInterrupt):
+                    _abandon(process.runtime)
+                else:
+                    stop_error = _stop_within(process, stop_timeout_s)
         finally:
             _terminate_new_children(before)
         if stop_error is not None and sys.exc_info()[0] is None:
             raise LavaRunError(f"stopping Lava failed: {stop_error}")
+
+
+def _abandon(runtime) -> None:
+    """Terminate a runtime's workers, then shut its shared-memory manager down (so no segment leaks)."""
+    infrastructure = getattr(runtime, "_messaging_infrastructure", None)
+    _terminate([a for a in getattr(infrastructure, "_actors", []) if _alive(a)])
+    manager = getattr(infrastructure, "_smm", None)
+    if manager is not None:
+        worker = threading.Thread(target=manager.shutdown, name="lava-shm-shutdown", daemon=True)
+        worker.start()
+        worker.join(2.0)
+
+
+def _alive(proc) -> bool:
+    try:
+        return proc.is_alive()
+    except ValueError:  # closed by Lava already
+        return False
 
 
 def _stop_within(process, timeout_s: float) -> str | None:
@@ -234,12 +263,19 @@ def _stop_within(process, timeout_s: float) -> str | None:
 
 
 def _terminate_new_children(before: set, timeout_s: float = 5.0) -> None:
-    leftovers = [p for p in multiprocessing.active_children() if p not in before]
-    for proc in leftovers:
+    _terminate([p for p in multiprocessing.active_children() if p not in before], timeout_s)
+
+
+def _terminate(procs: list, timeout_s: float = 5.0) -> None:
+    """SIGTERM, then SIGKILL whatever is alive after ``timeout_s`` (in all)."""
+    for proc in procs:
         proc.terminate()
     deadline = time.monotonic() + timeout_s
-    for proc in leftovers:  # Lava's SystemProcess overrides join() without a timeout: use the base class's
-        multiprocessing.Process.join(proc, max(0.0, deadline - time.monotonic()))
-        if proc.is_alive():
-            proc.kill()
-            multiprocessing.Process.join(proc, 1.0)
+    for proc in procs:  # Lava's SystemProcess overrides join() without a timeout: use the base class's
+        try:
+            multiprocessing.Process.join(proc, max(0.0, deadline - time.monotonic()))
+            if proc.is_alive():
+                proc.kill()
+                multiprocessing.Process.join(proc, 1.0)
+        except ValueError:  # closed by Lava meanwhile
+            continue
