@@ -17,10 +17,11 @@ $(STAMP): pyproject.toml constraints.txt Makefile
 	$(PIPC) -e '.[test]'
 	# lava-nc 0.10.0 declares Python <3.11; norse 1.1.0 and spikingjelly 2.0.0 pull torchvision; sinabs 3.1.3 pins
 	# nir<=1.0.4 and pulls samna (its chip back-end, unused here); neurobench 2.3.0 pulls torchaudio and tonic
-	# (its metrics import torch and snntorch only): all without deps (the test extra brings what they import:
+	# (its metrics import torch and snntorch only); rockpool 3.1.0 for its NIR export: all without deps (the
+	# test extra brings what they import:
 	# loguru, tqdm for spikingjelly; pbr for sinabs)
 	$(PIPC) --no-deps --ignore-requires-python lava-nc==0.10.0 norse==1.1.0 snntorch==1.0.0 spikingjelly==2.0.0 \
-		sinabs==3.1.3 neurobench==2.3.0
+		sinabs==3.1.3 neurobench==2.3.0 rockpool==3.1.0
 	$(VENV)/bin/python -c "import torch, sys; assert '+cpu' in torch.__version__ or not torch.version.cuda, torch.__version__"
 	$(VENV)/bin/python -m neurodeploy.runtime.lava_compat --check
 	touch $(STAMP)

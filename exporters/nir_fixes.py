@@ -23,6 +23,15 @@ CLI ``--fix norse``), and the plan and the bundle record which fixes ran.
   (``v[t] = beta v[t-1] + x[t] - thr [v[t-1] > thr]``). The fix marks those nodes with that reset. Use it
   for nets at snnTorch's default reset only (a net built with ``reset_mechanism="zero"`` exports correctly).
   neurodeploy's own export of snnTorch modules (:mod:`neurodeploy.exporters.torch_to_nir`) writes the reset.
+- ``rockpool``: Rockpool 3.1.0's ``to_nir`` writes ``LIFTorch`` as a ``CubaLIF`` with ``w_in = 1`` and
+  ``r = tau_mem e^(-dt/tau_mem) / dt``, without its reset and spike test. ``LIFTorch`` computes
+  ``i <- beta (i + x)``, ``v <- alpha v + i``, with ``alpha = e^(-dt/tau_mem)``, ``beta = e^(-dt/tau_syn)``,
+  fires at ``v >= threshold`` and subtracts the threshold per spike. With ``discretisation="exact"``
+  (``du = 1 - beta``, ``dv = 1 - alpha``) that is a CubaLIF whose input scale ``du w_in dv r`` is ``beta``:
+  the fix sets ``w_in = beta/(1 - beta)``, ``r = 1/(1 - alpha)`` (at the dt given, Rockpool's default
+  0.001 s), the subtractive reset and the ``>=`` test. Rockpool's ``max_spikes_per_dt`` (default 65536)
+  sends several spikes in one step where Loihi sends one: they agree while v stays below twice the
+  threshold.
 """
 from __future__ import annotations
 
@@ -36,7 +45,9 @@ from neurodeploy.errors import SpikingPlanError
 FIXES = {"norse": "norse 1.1.0 to_nir: tau written as dt*tau, CubaLIF w_in written as 1 (LIFCell adds input unscaled)",
          "sinabs": "sinabs 3.1.3 to_nir: IF/LIF written without their subtractive reset and v >= threshold test",
          "snntorch": "snnTorch 1.0.0 export_to_nir: Leaky/Synaptic written without their default reset "
-                     "(subtract, reset_delay=True)"}
+                     "(subtract, reset_delay=True)",
+         "rockpool": "Rockpool 3.1.0 to_nir: LIFTorch written with r = tau e^(-dt/tau)/dt, w_in = 1, no reset "
+                     "(use with discretisation='exact')"}
 """Exporter defects neurodeploy can correct, by the name a caller passes."""
 
 _TAU_FIELDS = ("tau", "tau_mem", "tau_syn")
@@ -75,7 +86,19 @@ def _snntorch(graph: nir.NIRGraph, dt: float) -> nir.NIRGraph:
     return fixed
 
 
-_APPLY = {"norse": _norse, "sinabs": _sinabs, "snntorch": _snntorch}
+def _rockpool(graph: nir.NIRGraph, dt: float) -> nir.NIRGraph:
+    fixed = copy.deepcopy(graph)
+    for node in fixed.nodes.values():
+        if isinstance(node, nir.CubaLIF):
+            alpha = np.exp(-dt / np.asarray(node.tau_mem, dtype=np.float64))
+            beta = np.exp(-dt / np.asarray(node.tau_syn, dtype=np.float64))
+            node.w_in, node.r = beta / (1.0 - beta), 1.0 / (1.0 - alpha)
+            node.metadata = {**(getattr(node, "metadata", None) or {}), "reset": "subtract"}
+            node.v_threshold = np.nextafter(np.asarray(node.v_threshold, dtype=np.float64), -np.inf)
+    return fixed
+
+
+_APPLY = {"norse": _norse, "sinabs": _sinabs, "snntorch": _snntorch, "rockpool": _rockpool}
 
 
 def apply_fixes(graph: nir.NIRGraph, fixes, dt: float) -> tuple[nir.NIRGraph, list[str]]:

@@ -368,7 +368,7 @@ def read_plan(path: Path, dt: float | None = None, discretisation: str = "euler"
               fixes: tuple[str, ...] | list[str] = ()) -> SpikingPlan:
     """A plan from a ``.nir`` file; an unreadable or malformed file is a SpikingPlanError."""
     try:
-        graph = nir.read(str(path))
+        graph = nir.read(str(path), type_check=False)  # shapes are propagated here from the Input
     except Exception as exc:  # h5py and nir raise many kinds on damaged files
         raise SpikingPlanError(f"{path}: not a readable NIR file ({type(exc).__name__}: {exc})",
                                "cannot read the NIR graph") from exc

@@ -213,3 +213,31 @@ def test_an_li_readout_returns_norse_membrane_and_fixed_point_is_bit_exact(tmp_p
     np.testing.assert_allclose(lava, got["3"], rtol=1e-12, atol=1e-15)  # Lava floating_pt sends the same v
     fixed = {b: nd.cosimulate(bundle, x.numpy(), mode="fixed", backend=b).spikes["3"] for b in ("emulator", "lava")}
     assert np.array_equal(fixed["emulator"], fixed["lava"]) and np.count_nonzero(fixed["lava"]) > 0
+
+
+def test_rockpool_lif_graphs_run_as_rockpool_steps_them_with_the_named_fix(tmp_path):
+    """Rockpool's LIFTorch (i <- beta (i + x); v <- alpha v + i; v >= threshold, subtract) at its defaults
+    (dt = 1 ms, tau 20 ms): its exporter writes another input scale; with fixes=["rockpool"] and the exact
+    discretisation every population spikes as in Rockpool."""
+    from rockpool.nn.combinators import Sequential
+    from rockpool.nn.modules import LIFTorch, LinearTorch
+    from rockpool.nn.modules.torch.nir import to_nir
+
+    torch.manual_seed(7)
+    net = Sequential(LinearTorch((6, 10)), LIFTorch(10), LinearTorch((10, 4)), LIFTorch(4))
+    with torch.no_grad():
+        net[0].weight.mul_(0.03)  # LIFTorch does not normalise its input: v settles near x / ((1-alpha)(1-beta))
+        net[2].weight.abs_().mul_(0.03)  # excitatory, so the output layer fires
+    x = _spikes_in(np.random.default_rng(7), 6)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        graph = to_nir(net, torch.zeros(1, 1, 6))
+        _, _, record = net(x[None].float(), record=True)
+    want = {name: record[f"{name}_output"][0].detach().double().numpy() for name in ("1_LIFTorch", "3_LIFTorch")}
+    assert max(s.max() for s in want.values()) == 1  # below 2x threshold: Rockpool's multi-spikes are single
+    _active(want)
+    reading = {"dt_s": 1e-3, "fixes": ["rockpool"]}
+    _, got = _deployed(graph, tmp_path, x, discretisation="exact", **reading)
+    assert _mismatches(got, want) == {"1_LIFTorch": 0, "3_LIFTorch": 0}
+    _, unfixed = _deployed(graph, tmp_path, x, name="unfixed", discretisation="exact", dt_s=1e-3)
+    assert sum(_mismatches(unfixed, want).values()) > 0
