@@ -56,7 +56,7 @@ class Agreement:
 
 @dataclass
 class CosimResult:
-    spikes: dict[str, np.ndarray]  # population -> (B, T, n), aligned to the input
+    spikes: dict[str, np.ndarray]  # population -> (B, T, n), aligned to the input (uint8 spikes, float64 values)
     outputs: dict[str, np.ndarray]  # NIR Output node -> (B, T, n)
     y: np.ndarray  # (B, ...) final model output
     wall_s: dict[str, float]
@@ -295,7 +295,7 @@ def run_cosim(bundle: Bundle, inputs: np.ndarray | None = None, mode: str = "flo
     stepper = None if schedule == "end" else StepRunner(bundle.path / m.dense.step_file, "window", m.adapter.window)
     threshold = m.dense.event_threshold if schedule == "event" else None
     batch, steps = x.shape[:2]
-    spikes = {n.name: np.zeros((batch, steps, *n.shape)) for n in plan.neurons}
+    spikes = {n.name: np.zeros((batch, steps, *n.shape), dtype=n.output_dtype) for n in plan.neurons}
     ys, wall, notes = [], {"lava": 0.0, backend: 0.0, "transfer": 0.0, "dense": 0.0}, []
     t_start = time.perf_counter()
     show = progress and batch > 1 and sys.stderr.isatty()

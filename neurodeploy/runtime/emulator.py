@@ -289,9 +289,9 @@ class EmulatorRunner:
         if self.device.type == "cuda":
             torch.cuda.synchronize()
         wall = time.perf_counter() - t0
-        spikes = {p.name: self._aligned(record, p.name, steps)[:, : self.num_steps].numpy()
-                  for p in self.plan.neurons}
-        raw = {name: np.moveaxis(r.cpu().numpy().astype(np.float64), 0, 1) for name, r in record.items()}
+        spikes = {p.name: _compact(torch.movedim(record[p.name][p.delay_steps: p.delay_steps + self.num_steps], 0, 1),
+                                   p.output_dtype) for p in self.plan.neurons}
+        raw = {p.name: _compact(torch.movedim(record[p.name], 0, 1), p.output_dtype) for p in self.plan.neurons}
         state = {name: {k: v.cpu().numpy() for k, v in st.items()} for name, st in pops.state.items()}
         state.update({name: {"a_buff": b.cpu().numpy()} for name, b in buffers.items()})
         saturation = {name: dict(zip(("u_wrapped", "v_clipped"), c["saturated"].tolist()))
@@ -372,6 +372,11 @@ class EmulatorRunner:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def _compact(x: torch.Tensor, dtype: type) -> np.ndarray:
+    """A recorded output on the CPU in the population's storage dtype (uint8 spikes, float64 values)."""
+    return x.cpu().to(torch.uint8 if dtype == np.uint8 else torch.float64).numpy()
 
 
 def _lif_fixed(st: dict[str, torch.Tensor], a: torch.Tensor, c: dict, reset: str = "zero") -> torch.Tensor:

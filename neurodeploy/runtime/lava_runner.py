@@ -148,11 +148,11 @@ class LavaRunner:
             raise LavaRunError(f"Lava run failed: {type(exc).__name__}: {exc}") from exc
         t3 = time.perf_counter()
         spikes, unaligned = {}, {}
-        for layer in self.plan.neurons:
-            unaligned[layer.name] = np.ascontiguousarray(np.moveaxis(from_lava(raw[layer.name], layer.shape), -1, 0))
+        for layer in self.plan.neurons:  # binary spikes as uint8, values as float64 (NeuronLayer.output_dtype)
+            unaligned[layer.name] = np.moveaxis(from_lava(raw[layer.name], layer.shape), -1, 0).astype(layer.output_dtype)
             d = layer.delay_steps
             aligned = from_lava(raw[layer.name][..., d: d + self.num_steps], layer.shape)
-            spikes[layer.name] = np.ascontiguousarray(np.moveaxis(aligned, -1, 0))
+            spikes[layer.name] = np.moveaxis(aligned, -1, 0).astype(layer.output_dtype)
         return SampleSpikes(spikes, wall_s=t3 - t0,
                             timings={"reset_and_load_s": t1 - t0, "run_s": t2 - t1, "readout_s": t3 - t2}, raw=unaligned)
 

@@ -103,6 +103,12 @@ class NeuronLayer:
     def n(self) -> int:
         return int(np.prod(self.shape))
 
+    @property
+    def output_dtype(self) -> type:
+        """How a run stores this population's output: binary spikes as uint8 (8x less than float64), graded
+        values (sigma-delta messages, an LI readout's voltage) as float64."""
+        return np.uint8 if self.model == "lif" else np.float64
+
     def zeroed_at_step(self, bias) -> int | None:
         """The step (1-based, within each run) at which u and v are set to zero, or None.
 
