@@ -53,6 +53,17 @@ FIXES = {"norse": "norse 1.1.0 to_nir: tau written as dt*tau, CubaLIF w_in writt
 _TAU_FIELDS = ("tau", "tau_mem", "tau_syn")
 
 
+def at_or_above(threshold) -> np.ndarray:
+    """A ``v >= threshold`` test as Loihi's ``v > vth``: vth the next float64 below the threshold."""
+    return np.nextafter(np.asarray(threshold, dtype=np.float64), -np.inf)
+
+
+def _fires_at_or_above_and_subtracts(node: nir.NIRNode) -> None:
+    """Mark ``node`` with the subtractive reset and its threshold test ``>=`` (sinabs, Rockpool)."""
+    node.metadata = {**(getattr(node, "metadata", None) or {}), "reset": "subtract"}
+    node.v_threshold = at_or_above(node.v_threshold)
+
+
 def _taus(node: nir.NIRNode) -> dict[str, np.ndarray]:
     return {f: np.asarray(getattr(node, f), dtype=np.float64) for f in _TAU_FIELDS if hasattr(node, f)}
 
@@ -73,8 +84,7 @@ def _sinabs(graph: nir.NIRGraph, dt: float) -> nir.NIRGraph:
     fixed = copy.deepcopy(graph)
     for node in fixed.nodes.values():
         if isinstance(node, (nir.IF, nir.LIF)):
-            node.metadata = {**(getattr(node, "metadata", None) or {}), "reset": "subtract"}
-            node.v_threshold = np.nextafter(np.asarray(node.v_threshold, dtype=np.float64), -np.inf)
+            _fires_at_or_above_and_subtracts(node)
     return fixed
 
 
@@ -93,8 +103,7 @@ def _rockpool(graph: nir.NIRGraph, dt: float) -> nir.NIRGraph:
             alpha = np.exp(-dt / np.asarray(node.tau_mem, dtype=np.float64))
             beta = np.exp(-dt / np.asarray(node.tau_syn, dtype=np.float64))
             node.w_in, node.r = beta / (1.0 - beta), 1.0 / (1.0 - alpha)
-            node.metadata = {**(getattr(node, "metadata", None) or {}), "reset": "subtract"}
-            node.v_threshold = np.nextafter(np.asarray(node.v_threshold, dtype=np.float64), -np.inf)
+            _fires_at_or_above_and_subtracts(node)
     return fixed
 
 
@@ -118,8 +127,10 @@ def defect_hints(graph: nir.NIRGraph, dt: float) -> list[str]:
     suspects = []
     for name, node in graph.nodes.items():
         for field, tau in _taus(node).items():
-            ratio = dt / tau.ravel()
-            if tau.size and np.all(tau > 0) and np.any(ratio > 1.0) and np.all(dt / (tau.ravel() / dt) <= 1.0):
+            if not (tau.size and np.all(tau > 0)):
+                continue
+            ratio = dt / tau.ravel()  # above 1: unstable; corrected (tau / dt): ratio * dt
+            if np.any(ratio > 1.0) and np.all(ratio * dt <= 1.0):
                 suspects.append(f"{name}.{field}={float(tau.ravel()[0]):g} s")
     if not suspects:
         return []

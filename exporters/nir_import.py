@@ -127,9 +127,9 @@ def graph_dt(graph: nir.NIRGraph, dt: float | None = None) -> float:
 def _undated_if_problems(graph: nir.NIRGraph, dt: float) -> list[str]:
     """One problem naming the IF nodes whose per-step gain dt*r is not 1 at a dt that neither the graph nor
     the caller gave (empty when there are none)."""
-    gains = {name: dt * np.asarray(node.r, dtype=np.float64).ravel() for name, node in graph.nodes.items()
-             if isinstance(node, nir.IF)}
-    odd = {name: float(g[0] / dt) for name, g in gains.items() if g.size and not np.allclose(g, 1.0, rtol=1e-9, atol=0)}
+    rs = {name: np.asarray(node.r, dtype=np.float64).ravel() for name, node in graph.nodes.items()
+          if isinstance(node, nir.IF)}
+    odd = {name: float(r[0]) for name, r in rs.items() if r.size and not np.allclose(dt * r, 1.0, rtol=1e-9, atol=0)}
     if not odd:
         return []
     r = next(iter(odd.values()))

@@ -46,6 +46,7 @@ from torch import nn
 
 from neurodeploy.errors import SpikingPlanError
 from neurodeploy.exporters.nir_export import lif_to_nir, linear_to_nir
+from neurodeploy.exporters.nir_fixes import at_or_above
 from neurodeploy.models.neurons import LIFCell
 
 
@@ -108,7 +109,7 @@ def _norse_lif(module: nn.Module, dt: float, shape: tuple[int, ...]) -> nir.NIRN
 
 def _at_or_above(threshold, shape: tuple[int, ...]) -> np.ndarray:
     """SpikingJelly's ``v >= vth`` as Loihi's ``v > vth'``: vth' the next float64 below vth."""
-    return np.nextafter(_full(threshold, shape), -np.inf)
+    return at_or_above(_full(threshold, shape))
 
 
 def _sj_lif(module: nn.Module, dt: float, shape: tuple[int, ...]) -> nir.NIRNode:

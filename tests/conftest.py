@@ -15,18 +15,24 @@ SHARED = Path(__file__).resolve().parents[2] / "shared"
 CASES = SHARED / "cases"
 
 
-def child_pids() -> list[int]:
-    """PIDs of this process's live children, read from /proc (independent of multiprocessing)."""
-    me, pids = os.getpid(), []
+def live_processes() -> dict[int, tuple[int, int]]:
+    """Every live (not zombie) process, read from /proc: pid -> (parent pid, process group)."""
+    found = {}
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
                 fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
             except OSError:
                 continue
-            if int(fields[1]) == me and fields[0] != "Z":
-                pids.append(int(entry.name))
-    return pids
+            if fields[0] != "Z":
+                found[int(entry.name)] = (int(fields[1]), int(fields[2]))
+    return found
+
+
+def child_pids() -> list[int]:
+    """PIDs of this process's live children, read from /proc (independent of multiprocessing)."""
+    me = os.getpid()
+    return [pid for pid, (parent, _) in live_processes().items() if parent == me]
 
 
 def new_child_pids(before: set[int]) -> list[int]:

@@ -15,7 +15,7 @@ import time
 
 import numpy as np
 import pytest
-from conftest import CASES
+from conftest import CASES, live_processes
 
 import neurodeploy as nd
 
@@ -25,17 +25,7 @@ LIMIT_S = 5.0
 
 def _group(pgid: int) -> list[int]:
     """Live (not zombie) processes of the process group."""
-    pids = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat") as f:
-                    fields = f.read().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if int(fields[2]) == pgid and fields[0] != "Z":
-                pids.append(int(entry))
-    return pids
+    return [pid for pid, (_, group) in live_processes().items() if group == pgid]
 
 
 @pytest.fixture(scope="module")

@@ -283,14 +283,14 @@ class EmulatorRunner:
                 self._step(t, xs, pops, buffers, params, record, batch)
                 if pauses and t + 1 == pauses[0]:
                     pauses.pop(0)
-                    on_pause(t + 1, lambda name, done=t + 1: self._aligned(record, name, done)[0],
+                    on_pause(t + 1, lambda name, done=t + 1: self._aligned(record, name, done)[0].to(torch.float64),
                              lambda start, rows: xs[start: start + len(rows)].copy_(
                                  torch.as_tensor(rows, device=self.device)[:, None].to(xs.dtype)))
         if self.device.type == "cuda":
             torch.cuda.synchronize()
         wall = time.perf_counter() - t0
-        spikes = {p.name: _compact(torch.movedim(record[p.name][p.delay_steps: p.delay_steps + self.num_steps], 0, 1),
-                                   p.output_dtype) for p in self.plan.neurons}
+        spikes = {p.name: _compact(self._aligned(record, p.name, steps)[:, : self.num_steps], p.output_dtype)
+                  for p in self.plan.neurons}
         raw = {p.name: _compact(torch.movedim(record[p.name], 0, 1), p.output_dtype) for p in self.plan.neurons}
         state = {name: {k: v.cpu().numpy() for k, v in st.items()} for name, st in pops.state.items()}
         state.update({name: {"a_buff": b.cpu().numpy()} for name, b in buffers.items()})
@@ -305,9 +305,9 @@ class EmulatorRunner:
         return torch.float64 if self.mode == "float" else torch.int64
 
     def _aligned(self, record: dict[str, torch.Tensor], name: str, done: int) -> torch.Tensor:
-        """(B, done - delay, *shape) float64 on the CPU: a population's spikes so far, aligned to the input."""
+        """(B, done - delay, *shape) on the CPU, as recorded: a population's outputs so far, aligned to the input."""
         d = self.plan.layer(name).delay_steps
-        return torch.movedim(record[name][d:done], 0, 1).cpu().to(torch.float64)
+        return torch.movedim(record[name][d:done], 0, 1).cpu()
 
     def _zeros(self, batch: int, shape: tuple[int, ...]) -> torch.Tensor:
         return torch.zeros((batch, *shape), dtype=torch.float64 if self.mode == "float" else torch.int64,
