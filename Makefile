@@ -14,7 +14,7 @@ venv: $(STAMP)
 
 $(STAMP): pyproject.toml constraints.txt Makefile
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
-	$(PIPC) -e '.[test]'
+	$(PIPC) -e '.[test,ray]'
 	# lava-nc 0.10.0 declares Python <3.11; norse 1.1.0 and spikingjelly 2.0.0 pull torchvision; sinabs 3.1.3 pins
 	# nir<=1.0.4 and pulls samna (its chip back-end, unused here); neurobench 2.3.0 pulls torchaudio and tonic
 	# (its metrics import torch and snntorch only); rockpool 3.1.0 for its NIR export: all without deps (the

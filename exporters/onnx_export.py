@@ -41,15 +41,33 @@ class ParityCheck:
 def export_dense(module: nn.Module, example: torch.Tensor, path: Path, dynamic_dims: dict[int, str]) -> None:
     """Export ``module(example)`` with the dynamo exporter; ``dynamic_dims`` maps input dim -> name.
 
+    Dynamo's caches are cleared first: torch 2.13 otherwise reuses what an earlier export in the same
+    process learnt, and exported a streaming back-end's steps dimension as a constant after a fixed-T export.
     The dynamic shapes are given by position, so the module's ``forward`` may name its argument as it
     likes (``x``, ``input`` for an ``nn.Sequential``); the ONNX input is always named ``spikes``."""
     shapes = ({dim: torch.export.Dim(name, min=1, max=1 << 16) for dim, name in dynamic_dims.items()},)
-    module = module.float().eval()
+    module = _static_control_flow(module.float().eval())
+    torch._dynamo.reset()  # an earlier export in this process (e.g. one with a fixed T) would specialise this one
     with warnings.catch_warnings(), _quiet("torch.onnx"):
         warnings.simplefilter("ignore")
         program = torch.onnx.export(module, (example.float(),), dynamo=True, dynamic_shapes=shapes,
                                     input_names=[INPUT_NAME], output_names=[OUTPUT_NAME], verbose=False)
     program.save(str(path))
+
+
+CONTROL_BUFFERS = ("reset_mechanism_val",)
+"""Buffers that a framework's ``forward`` branches on in Python (snnTorch neurons: ``if
+self.reset_mechanism_val == 0``): as tensors they make torch.export fail on a data-dependent guard."""
+
+
+def _static_control_flow(module: nn.Module) -> nn.Module:
+    """``module`` (the copy being exported, not the user's) with each :data:`CONTROL_BUFFERS` buffer
+    turned into the Python int it holds, so the branch it selects is fixed at export, as it is at run time."""
+    for m in module.modules():
+        for name in CONTROL_BUFFERS:
+            if name in m._buffers:
+                setattr(m, name, int(m._buffers.pop(name)))
+    return module
 
 
 @contextmanager

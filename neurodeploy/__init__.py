@@ -8,18 +8,20 @@ The flow (as in hls4ml), one call per stage::
     cost = nd.estimate(bundle, result, loihi="loihi2", gpu="h100")
     nd.write_report(bundle, result, cost, "report.html")
     nd.evaluate(bundle, x_test, labels)
+    nd.sweep("sweep.toml", "out/sweep", ray="auto")        # a grid of choices -> table + Pareto front
 
 Stages, one subpackage each: ``models`` (what users build and train, and the zoo), ``compiler``
 (partition and the compile pipeline), ``spiking`` (the backend-neutral plan, Loihi numerics,
 quantizer, resource map, float reference), ``runtime`` (Lava, the emulator, ONNX Runtime, the
 co-simulation), ``cost`` (profiles, counts, energy and latency), ``report`` (JSON, terminal, HTML),
-``analysis`` (parity, evaluate); file formats in ``neurodeploy.exporters``; errors in
+``analysis`` (parity, evaluate), ``sweeps`` (design-space sweeps),
+``scale`` (process pool and Ray); file formats in ``neurodeploy.exporters``; errors in
 ``neurodeploy.errors``, all under :class:`NeurodeployError`.
 """
-from neurodeploy.api import compile, cosimulate, estimate, evaluate, load, parity, write_report, zoo_models
+from neurodeploy.api import compile, cosimulate, estimate, evaluate, load, parity, sweep, write_report, zoo_models
 from neurodeploy.errors import NeurodeployError
 
 __version__ = "0.2.0"
 
-__all__ = ["compile", "cosimulate", "estimate", "evaluate", "load", "parity", "write_report", "zoo_models",
+__all__ = ["compile", "cosimulate", "estimate", "evaluate", "load", "parity", "sweep", "write_report", "zoo_models",
            "NeurodeployError", "__version__"]

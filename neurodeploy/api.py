@@ -28,6 +28,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from neurodeploy.bundle import Bundle
     from neurodeploy.report.summary import CostReport
     from neurodeploy.runtime.cosim import CosimResult
+    from neurodeploy.sweeps.run import SweepResult
 
 DEFAULT_SAMPLES = 8
 DEFAULT_DT_S = 1e-3
@@ -78,7 +79,7 @@ def compile(model: Any, out: str | Path, *, inputs: Any = None, dt_s: float | No
                          "update its own neurons compute")
     if isinstance(model, str):
         model, inputs, dt_s, name, own_schedule = _resolve(model, inputs, dt_s, samples, weights, name)
-        schedule = schedule or own_schedule
+        schedule = schedule or (own_schedule if cut is None or cut == _cuts(model)[-1] else None)
     elif weights is not None:
         from neurodeploy.compiler.factories import load_weights
 
@@ -91,6 +92,12 @@ def compile(model: Any, out: str | Path, *, inputs: Any = None, dt_s: float | No
     return load(pipeline.compile_hybrid(model, torch.as_tensor(inputs).float(), out, dt_s or DEFAULT_DT_S,
                                         name or type(model).__name__, cut=cut, profile=profile, schedule=schedule,
                                         weights=None if weights is None else str(weights)))
+
+
+def _cuts(model) -> list[str]:
+    from neurodeploy.compiler.partition import cuts
+
+    return cuts(model)
 
 
 def _refuse(given: dict[str, Any], what: str) -> None:
@@ -152,7 +159,7 @@ def _reference_on(bundle: Bundle, x: np.ndarray, model: Any, weights: str | Path
 
     x = torch.as_tensor(x)
     as_model_takes = x if bundle.manifest.input_layout == "BT" else x.transpose(0, 1)
-    part, x, _ = split(model.eval(), as_model_takes.float(), dt_s=bundle.manifest.spiking.dt_s)
+    part, x, _ = split(model.eval(), as_model_takes.float(), bundle.manifest.cut, bundle.manifest.spiking.dt_s)
     return reference_outputs(part, x.double(), model)
 
 
@@ -201,9 +208,11 @@ def _windows(bundle: Bundle, result: CosimResult) -> int:
 def evaluate(bundle: Bundle | str | Path, x: np.ndarray, labels: np.ndarray, *, model: Any = None,
              weights: str | Path | None = None, backend: str = "emulator", mode: str = "fixed",
              schedule: str | None = None, chunk: int | None = None, early_exit: bool = False,
-             progress: bool = False) -> Evaluation:
+             progress: bool = False, workers: int = 1, ray: str | None = None) -> Evaluation:
     """The deployed model's accuracy on ``(x, labels)`` and, beside it, the PyTorch model's (``model``: an
-    ``nn.Module``, a zoo name or a factory; default the zoo model the bundle was compiled from)."""
+    ``nn.Module``, a zoo name or a factory; default the zoo model the bundle was compiled from). Chunks run
+    on ``workers`` local processes, or on a Ray cluster with ``ray`` (``auto``, ``local`` or an address;
+    the ``ray`` extra)."""
     from neurodeploy.analysis.evaluate import DEFAULT_CHUNK
     from neurodeploy.analysis.evaluate import evaluate as run_evaluation
 
@@ -212,7 +221,20 @@ def evaluate(bundle: Bundle | str | Path, x: np.ndarray, labels: np.ndarray, *, 
         raise UsageError(f"chunk must be >= 1 sample, got {chunk}")
     return run_evaluation(bundle, x, labels, backend, mode, schedule or bundle.manifest.default_schedule,
                           torch_model(bundle, model, weights), chunk or DEFAULT_CHUNK, progress=progress,
-                          early_exit=early_exit)
+                          early_exit=early_exit, workers=workers, ray=ray)
+
+
+def sweep(config: str | Path | dict, out: str | Path, *, workers: int = 1, ray: str | None = None,
+          progress: bool = False) -> SweepResult:
+    """Run (or resume) a design-space sweep: ``config`` a TOML file (or its dict, see
+    :mod:`neurodeploy.sweeps.config`), results in the folder ``out`` (``results.csv``, ``results.jsonl``,
+    ``results.json``, ``sweep.html``). Configurations run on ``workers`` local processes, or on Ray with ``ray``
+    (``auto``, ``local`` or an address; the ``ray`` extra)."""
+    from neurodeploy.sweeps.run import sweep as run_sweep
+
+    if workers < 1:
+        raise UsageError(f"workers must be >= 1, got {workers}")
+    return run_sweep(config, out, workers, ray, progress)
 
 
 def torch_model(bundle: Bundle, model: Any = None, weights: str | Path | None = None) -> nn.Module | None:

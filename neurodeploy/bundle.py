@@ -121,6 +121,7 @@ class Manifest(_Strict):
     feedback: FeedbackPart | None = None
     schedule: Schedule | None = None  # the schedule the model is deployed with (None: "end")
     input_layout: Literal["BT", "TB"] = "BT"  # what the PyTorch model takes: (B, T, ...) or (T, B, ...)
+    cut: str | None = None  # the population the spiking part was cut after (None: found automatically)
     provenance: dict[str, str]
     checksums: dict[str, str] = {}  # relative path -> sha256 of every file in the bundle but the manifest
 

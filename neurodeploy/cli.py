@@ -9,6 +9,8 @@
     neurodeploy energy BUNDLE [--loihi PROFILE] [--gpu PROFILE] [--input X.npy] [--schedule S] [--early-exit] [--json]
     neurodeploy report BUNDLE [--html OUT.html] [--schedule S] [--early-exit]
     neurodeploy evaluate BUNDLE --data D.npz [--backend emulator|lava] [--mode fixed|float] [--model NAME] [--json]
+                         [--workers N] [--ray auto|local|ADDRESS]
+    neurodeploy sweep CONFIG.toml --out DIR [--workers N] [--ray auto|local|ADDRESS] [--json]
     neurodeploy parity FILE.nir|FILE.net|BUNDLE --input X.npy [--dt SECONDS] [--backend lava|emulator] [--json]
                        [--discretisation euler|exact] [--fix EXPORTER]
 
@@ -143,7 +145,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     x, labels = load_dataset(args.data)
     result = nd.evaluate(args.bundle, x, labels, model=args.model, weights=args.weights, backend=args.backend,
                          mode=args.mode, schedule=args.schedule, chunk=args.chunk, early_exit=args.early_exit,
-                         progress=not args.json)
+                         progress=not args.json, workers=args.workers, ray=args.ray)
     if args.json:
         print(json.dumps(result.as_dict(), indent=2))
         return 0
@@ -155,6 +157,23 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
             f"{result.agreement:.2%} of the samples")
     out(f"{number(result.sops_per_sample)} SOPs per sample; {si(result.wall_s, 's')} in all")
     return 0
+
+
+def _cmd_sweep(args: argparse.Namespace) -> int:
+    import neurodeploy as nd
+    from neurodeploy.report.sweep_html import print_front
+
+    result = nd.sweep(args.config, args.out, workers=args.workers, ray=args.ray, progress=not args.json)
+    if args.json:
+        print(json.dumps(result.as_dict(), indent=2))
+        return 0 if not result.failed else 1
+    print_front(result.rows)
+    print(f"{len(result.rows)} configurations in {args.out}/results.csv ({result.computed} computed, "
+          f"{result.resumed} resumed), {sum(len(f['configs']) for f in result.failed)} failed; "
+          f"report {args.out}/sweep.html; {result.wall_s:.1f} s")
+    for f in result.failed:
+        print(f"  failed {', '.join(f['configs'])}: {f['error']}")
+    return 0 if not result.failed else 1
 
 
 def _cmd_parity(args: argparse.Namespace) -> int:
@@ -268,7 +287,26 @@ def _add_evaluate(sub) -> None:
     p.add_argument("--chunk", type=int, default=256, help="samples per co-simulation call (memory)")
     p.add_argument("--json", action="store_true")
     _backend_arg(p, default="emulator")
+    _scale_args(p)
     p.set_defaults(func=_cmd_evaluate)
+
+
+def _scale_args(p) -> None:
+    p.add_argument("--workers", type=int, default=1, help="local worker processes (default 1: this process)")
+    p.add_argument("--ray", metavar="ADDRESS", help="run on a Ray cluster: auto (the one `ray start` made), local "
+                                                    "(a new one on this machine) or its address; needs "
+                                                    "pip install 'neurodeploy[ray]'")
+
+
+def _add_sweep(sub) -> None:
+    p = sub.add_parser("sweep", help="evaluate and price a grid of deployment choices; table, Pareto front, report")
+    p.add_argument("config", help="TOML file: model, data, and a [grid] of cut, mode, loihi, gpu, schedule, "
+                                  "early_exit (format: neurodeploy.sweeps.config)")
+    p.add_argument("--out", required=True, help="folder for results.csv/.jsonl/.json, bundles/ and sweep.html; "
+                                                "rerun with the same folder to resume")
+    p.add_argument("--json", action="store_true")
+    _scale_args(p)
+    p.set_defaults(func=_cmd_sweep)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -302,6 +340,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint", help="folder for partial results, saved after every sample; rerun to resume")
     p.set_defaults(func=_cmd_cosim)
     _add_evaluate(sub)
+    _add_sweep(sub)
     _costed(sub, "energy", "energy and latency per sample: Loihi + link + GPU vs all-GPU, and the 45 nm tier"
             ).set_defaults(func=_cmd_energy)
     p = _costed(sub, "report", "co-simulate a bundle, print the summary, optionally write an HTML report",

@@ -106,3 +106,7 @@ class ProfileError(NeurodeployError, ValueError):
 
 class DatasetError(NeurodeployError, ValueError):
     """The dataset file is missing, unreadable, or its arrays do not fit together."""
+
+
+class DependencyError(NeurodeployError, ImportError):
+    """An optional dependency the call needs is not installed (the message says which extra)."""

@@ -104,33 +104,65 @@ def torch_predictions(model: torch.nn.Module, x: np.ndarray, chunk: int = DEFAUL
     return np.concatenate(out)
 
 
+@dataclass
+class ChunkOutcome:
+    predictions: np.ndarray  # (n,) classes of the deployed model
+    exit_windows: np.ndarray | None  # (n,) with early exits
+    sops: float  # NeuroBench SOPs of the n samples together
+
+
+def chunk_outcome(bundle: Bundle, x: np.ndarray, backend: str, mode: str, schedule: str,
+                  early_exit: bool) -> ChunkOutcome:
+    """The deployed model's classes (and exit windows) for one chunk of samples, and its SOPs."""
+    result = run_cosim(bundle, x, mode=mode, backend=backend, progress=False, schedule=schedule, early_exit=early_exit)
+    if result.exit_windows is not None:
+        preds = np.argmax(exit_outputs(result.y, result.exit_windows), axis=-1)
+    else:
+        preds = predictions(result.y, bundle.manifest.spiking_only)
+    return ChunkOutcome(preds, result.exit_windows, neurobench_sops(result.sops) * len(x))
+
+
+def _chunk_task(span: tuple[int, int], shared: dict) -> ChunkOutcome:
+    """One evaluation chunk on a worker (:func:`neurodeploy.scale.executor.map_tasks`)."""
+    from neurodeploy.scale.shipping import unpack
+
+    start, stop = span
+    return chunk_outcome(unpack(shared["bundle"]), shared["x"][start:stop], **shared["run"])
+
+
 def evaluate(bundle: Bundle, x: np.ndarray, labels: np.ndarray, backend: str = "emulator", mode: str = "fixed",
              schedule: str = "end", torch_model: torch.nn.Module | None = None, chunk: int = DEFAULT_CHUNK,
-             progress: bool = True, early_exit: bool = False) -> Evaluation:
-    """Accuracy of the deployed model on (x, labels); with ``torch_model``, PyTorch's beside it (always
-    read from the last window: what the PyTorch model computes without exits)."""
-    spiking_only = bundle.manifest.spiking_only
-    preds, exits, sops, t0 = [], [], 0.0, time.perf_counter()
+             progress: bool = True, early_exit: bool = False, workers: int = 1, ray: str | None = None,
+             reference_predictions: np.ndarray | None = None) -> Evaluation:
+    """Accuracy of the deployed model on (x, labels); with ``torch_model`` (or its ``reference_predictions``
+    computed before), PyTorch's beside it (always read from the last window: what the PyTorch model computes
+    without exits). Chunks of ``chunk`` samples run on ``workers`` local processes or on Ray (``ray``: an
+    address, ``auto`` or ``local``); the figures do not depend on where they ran."""
+    from neurodeploy.scale.executor import map_tasks
+    from neurodeploy.scale.shipping import pack
+
+    spans = [(start, min(start + chunk, len(x))) for start in range(0, len(x), chunk)]
+    shipped = bundle.path if workers <= 1 and ray is None else pack(bundle.path)
+    shared = {"bundle": shipped, "x": x, "run": dict(backend=backend, mode=mode, schedule=schedule,
+                                                       early_exit=early_exit)}
+    outcomes: dict[int, ChunkOutcome] = {}
+    t0 = time.perf_counter()
     with Progress(console=Console(stderr=True), disable=not progress) as bar:
         task = bar.add_task(f"evaluating ({backend}, {mode})", total=len(x))
-        for start in range(0, len(x), chunk):
-            part = x[start: start + chunk]
-            result = run_cosim(bundle, part, mode=mode, backend=backend, progress=False, schedule=schedule,
-                               early_exit=early_exit)
-            if result.exit_windows is not None:
-                exits.append(result.exit_windows)
-                preds.append(np.argmax(exit_outputs(result.y, result.exit_windows), axis=-1))
-            else:
-                preds.append(predictions(result.y, spiking_only))
-            sops += neurobench_sops(result.sops) * len(part)
-            bar.advance(task, len(part))
-    deployed = np.concatenate(preds)
-    reference = None if torch_model is None else torch_predictions(torch_model, x, chunk, schedule == "event",
-                                                                   bundle.manifest.input_layout)
+        for done in map_tasks(_chunk_task, spans, shared, workers, ray):
+            if done.failed:
+                raise done.result
+            outcomes[done.index] = done.result
+            bar.advance(task, len(done.result.predictions))
+    ordered = [outcomes[i] for i in range(len(spans))]
+    deployed = np.concatenate([o.predictions for o in ordered]) if ordered else np.zeros(0, dtype=int)
+    exits = [o.exit_windows for o in ordered if o.exit_windows is not None]
+    reference = reference_predictions if torch_model is None else \
+        torch_predictions(torch_model, x, chunk, schedule == "event", bundle.manifest.input_layout)
     return Evaluation(
         samples=len(x), accuracy=float(np.mean(deployed == labels)),
         torch_accuracy=None if reference is None else float(np.mean(reference == labels)),
         agreement=None if reference is None else float(np.mean(reference == deployed)),
         backend=backend, mode=mode, schedule=schedule, wall_s=time.perf_counter() - t0,
-        sops_per_sample=sops / max(len(x), 1),
+        sops_per_sample=sum(o.sops for o in ordered) / max(len(x), 1),
         mean_exit_window=float(np.concatenate(exits).mean() + 1) if exits else None)

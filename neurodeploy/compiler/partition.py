@@ -5,8 +5,13 @@ Two entry points:
 - a :class:`~neurodeploy.models.hybrid.HybridModel` ``(frontend, backend)``: the front-end goes to Loihi, the
   back-end (from its adapter on) to the GPU;
 - a flat ``nn.Sequential``: the largest prefix that Loihi can run and that ends on a spiking
-  population is the spiking part; the cut is after it (or after the module a user names with
-  ``cut=``), and the rest, which must start with an adapter, is the dense part.
+  population is the spiking part; the cut is after it, and the rest, which must start with an
+  adapter, is the dense part.
+
+``cut=`` names a spiking population of the chain ("frontend.1" of a HybridModel, "1" of a flat
+Sequential): Loihi keeps the chain up to it, and the populations after it run on the GPU in front of
+the dense part (:class:`GpuTail`, stepped over the sample's T steps, every MAC done). :func:`cuts` lists
+the valid cuts of a model: one per population of its chain, the last being the default.
 
 Every module gets a placement and a reason (e.g. "Q·K^T: both operands data-dependent -> GPU").
 Front-end modules Loihi cannot run are listed in one :class:`PartitionError`.
@@ -34,6 +39,31 @@ class Partition:
     adapter: nn.Module | None  # None: a captured model's own code after the cut (no neurodeploy adapter)
     placement: list[Placement]
     module_paths: dict[str, str] = field(default_factory=dict)  # NIR node -> "frontend.1 (Leaky)"
+
+    @property
+    def fixed_length(self) -> bool:
+        """The dense part loops over the sample's T steps in Python (a captured model's own code, or
+        spiking populations moved to the GPU): its ONNX form has a fixed T and runs on the ``end`` schedule."""
+        return self.adapter is None or isinstance(self.dense, GpuTail)
+
+
+class GpuTail(nn.Module):
+    """Spiking populations placed after the cut, on the GPU: ``forward(spikes (B, T, ...))`` steps ``tail``
+    (synaptic layers and neurons, each with its framework's step convention) from the zero state over the
+    T steps, then runs ``dense`` on the last population's spikes. The spikes crossing the cut keep their
+    population's shape (``(B, T, 8, 8, 8)`` after a convolution)."""
+
+    def __init__(self, tail: nn.Module, dense: nn.Module) -> None:
+        super().__init__()
+        self.tail, self.dense = tail, dense
+
+    def forward(self, spikes):
+        from neurodeploy.models.frontend_runner import output_spikes
+
+        return self.dense(output_spikes(self.tail, spikes))
+
+
+TAIL_REASON = "spiking population after the chosen cut: stepped on the GPU (dense, every MAC)"
 
 
 def module_label(path: str, module: nn.Module) -> str:
@@ -113,16 +143,68 @@ def partition(model: nn.Module, cut: str | None = None, dt_s: float | None = Non
         if problems:
             raise PartitionError("the spiking front-end has modules Loihi cannot run:\n  - " + "\n  - ".join(problems))
         adapter = _adapter_of(model.backend)
-        placement = [Placement(module=f"frontend.{name}", device="loihi", reason=_loihi_reason(m)) for name, m in modules]
+        end = _cut_index(modules, cut, "frontend.", hasattr(model, "feedback"))
+        placement = [Placement(module=f"frontend.{name}", device="loihi", reason=_loihi_reason(m))
+                     for name, m in modules[:end]]
+        placement += [Placement(module=f"frontend.{name}", device="gpu", reason=TAIL_REASON if is_neuron(m) else
+                                "synapses after the chosen cut: dense on the GPU") for name, m in modules[end:]]
         placement += _dense_placement(model.backend, "backend.", adapter)
         if hasattr(model, "feedback"):
             placement.append(Placement(module="feedback", device="gpu", reason="feedback map: the dense output becomes "
                                        "input currents of the spiking part at the next window"))
-        return Partition(front, model.backend, adapter, placement, _paths(modules, "frontend."))
+        head, dense = _split_front(front, modules, end, model.backend)
+        return Partition(head, dense, adapter, placement, _paths(modules[:end], "frontend."))
     if not isinstance(model, nn.Sequential):
         raise PartitionError(f"{type(model).__name__} is neither a HybridModel(frontend, backend) nor an nn.Sequential; "
                              "wrap the spiking front-end and the dense back-end in one of them")
     return _partition_sequential(model, cut, dt_s)
+
+
+def _cut_index(modules: list[tuple[str, nn.Module]], cut: str | None, prefix: str, feedback: bool = False) -> int:
+    """How many modules of the chain stay on Loihi for ``cut`` (a population's path; None: all of them)."""
+    if cut is None:
+        return len(modules)
+    names = [prefix + name for name, m in modules if is_neuron(m)]
+    if cut not in names:
+        raise PartitionError(f"cut={cut!r} is not a spiking population of the chain; valid cuts: {names}")
+    if feedback and cut != names[-1]:
+        raise PartitionError(f"cut={cut!r}: a model with feedback keeps its whole chain on Loihi (the feedback "
+                             f"enters it at the next window); use cut={names[-1]!r} or none")
+    return 1 + [prefix + name for name, _ in modules].index(cut)
+
+
+def _split_front(front: nn.Module, modules: list[tuple[str, nn.Module]], end: int, dense: nn.Module
+                 ) -> tuple[nn.Module, nn.Module]:
+    """The chain's first ``end`` modules (Loihi) and the dense part with the rest in front (a :class:`GpuTail`)."""
+    if end == len(modules):
+        return front, dense
+    if isinstance(front, SpikingSequential):
+        return SpikingSequential(*front.layers[:end]), GpuTail(SpikingSequential(*front.layers[end:]), dense)
+    return _named_sequential(modules[:end]), GpuTail(_named_sequential(modules[end:]), dense)
+
+
+def _named_sequential(modules: list[tuple[str, nn.Module]]) -> nn.Sequential:
+    """An nn.Sequential keeping the user's child names (the NIR nodes are named after them)."""
+    from collections import OrderedDict
+
+    return nn.Sequential(OrderedDict(modules))
+
+
+def cuts(model: nn.Module) -> list[str]:
+    """Every valid ``cut=`` of a HybridModel or flat nn.Sequential: its chain's spiking populations, in
+    order (the last is the default: the whole chain on Loihi). A model with feedback has only the last."""
+    if isinstance(model, HybridModel):
+        front = model.frontend
+        modules = [(f"layers.{i}", m) for i, m in enumerate(front.layers)] if isinstance(front, SpikingSequential) \
+            else list(front.named_children())
+        names = [f"frontend.{name}" for name, m in modules if is_neuron(m)]
+        return names[-1:] if hasattr(model, "feedback") else names
+    if isinstance(model, nn.Sequential):
+        modules = list(model.named_children())
+        end = len(partition(model).spiking)
+        return [name for name, m in modules[:end] if is_neuron(m)]
+    raise PartitionError(f"{type(model).__name__}: cuts are chosen for a HybridModel or a flat nn.Sequential; a "
+                         "captured model is cut where its spikes first meet an operation Loihi cannot run")
 
 
 def captured_placement(model: nn.Module, cap) -> list[Placement]:
@@ -159,38 +241,37 @@ def blocking_problems(rest: list[tuple[str, nn.Module]], dt_s: float | None = No
 
 def _partition_sequential(model: nn.Sequential, cut: str | None, dt_s: float | None) -> Partition:
     modules = list(model.named_children())
-    names = [n for n, _ in modules]
-    if cut is not None and cut not in names:
-        raise PartitionError(f"cut={cut!r} is not a child of the model; children: {names}")
     runnable = 0
     for i, (name, m) in enumerate(modules):
         if _loihi_problems([(name, m)], "") or isinstance(m, ADAPTER_TYPES):
             break
         runnable = i + 1
-    end = names.index(cut) + 1 if cut is not None else \
-        max((i + 1 for i in range(runnable) if is_neuron(modules[i][1])), default=0)
-    problems = _loihi_problems(modules[:end], "", dt_s) or blocking_problems(modules[runnable:], dt_s) or []
-    if end == 0 or not is_neuron(modules[end - 1][1]):
+    chain_end = max((i + 1 for i in range(runnable) if is_neuron(modules[i][1])), default=0)
+    problems = _loihi_problems(modules[:chain_end], "", dt_s) or blocking_problems(modules[runnable:], dt_s) or []
+    if chain_end == 0:
         problems.append("the spiking part must end on a spiking population (the spikes that cross the cut); "
-                        + (f"{cut!r} is a {type(model[end - 1]).__name__}" if cut else "none found at the start"))
+                        "none found at the start")
     if problems:
         raise PartitionError("cannot place the model:\n  - " + "\n  - ".join(problems))
-    front, dense = nn.Sequential(*[m for _, m in modules[:end]]), nn.Sequential(*[m for _, m in modules[end:]])
-    for i, (name, _) in enumerate(modules[:end]):  # keep the user's names for the NIR nodes
-        front._modules[name] = front._modules.pop(str(i))
+    end = _cut_index(modules[:chain_end], cut, "")
+    front, dense = _named_sequential(modules[:end]), nn.Sequential(*[m for _, m in modules[chain_end:]])
     if len(dense) == 1:
         dense = dense[0]  # a single back-end module (e.g. a StreamingBackend) is the dense part itself
     adapter = _adapter_of(dense)
     first_leaf = next(m for m in dense.modules() if not list(m.children()))
     if first_leaf is not adapter:
-        raise PartitionError(f"after the cut, {modules[end][0]} ({type(modules[end][1]).__name__}) comes before the "
-                             "adapter; move the adapter right after the last spiking population")
+        raise PartitionError(f"after the cut, {modules[chain_end][0]} ({type(modules[chain_end][1]).__name__}) comes "
+                             "before the adapter; move the adapter right after the last spiking population")
     placement = [Placement(module=name, device="loihi", reason=_loihi_reason(m)) for name, m in modules[:end]]
-    for name, m in modules[end:]:
+    placement += [Placement(module=name, device="gpu", reason=TAIL_REASON if is_neuron(m) else
+                            "synapses after the chosen cut: dense on the GPU") for name, m in modules[end:chain_end]]
+    for name, m in modules[chain_end:]:
         if m is adapter:
             placement.append(Placement(module=name, device="gpu", reason="adapter: spikes -> continuous tokens (the cut)"))
         elif list(m.children()):
             placement += _dense_placement(m, f"{name}.", adapter)
         else:
             placement.append(Placement(module=name, device="gpu", reason=_gpu_reason(m)))
+    if end < chain_end:
+        dense = GpuTail(_named_sequential(modules[end:chain_end]), dense)
     return Partition(front, dense, adapter, placement, _paths(modules[:end], ""))

@@ -20,7 +20,7 @@ from torch import nn
 import neurodeploy
 from neurodeploy.bundle import (Adapter, DensePart, FeedbackPart, Manifest, ParityRecord, Reference, SpikingPart,
                                 write_bundle)
-from neurodeploy.compiler.partition import Partition, captured_placement, module_label, partition
+from neurodeploy.compiler.partition import GpuTail, Partition, captured_placement, module_label, partition
 from neurodeploy.errors import ModelConfigError, QuantizationError, UsageError
 from neurodeploy.exporters import (INPUT_NAME, OUTPUT_NAME, check_dynamic_dims, check_parity, export_backend,
                                    export_dense, frontend_to_nir, nir_to_plan, sequential_to_nir, write_nir)
@@ -184,8 +184,10 @@ def compile_hybrid(model: nn.Module, inputs: torch.Tensor, out: Path, dt_s: floa
         feedback = _feedback_part(model, plan.layer(cut_node).delay_steps, tmp)
         ref = reference_outputs(part, inputs, model)
         dense = copy.deepcopy(part.dense).float().eval()
-        fixed_length = part.adapter is None
+        fixed_length = part.fixed_length
         examples = _parity_examples(num_steps, window, plan.layer(cut_node).n, fixed_length)
+        if isinstance(part.dense, GpuTail):  # populations moved to the GPU take the cut's spikes in their shape
+            examples = [e.reshape(*e.shape[:2], *ref[f"spikes/{cut_node}"].shape[2:]) for e in examples]
         dense_part = _export_dense(dense, ref[f"spikes/{cut_node}"], examples, tmp, fixed_length)
         if feedback:
             dense_part = dense_part.model_copy(update={"schedules": ["window"]})
@@ -198,7 +200,7 @@ def compile_hybrid(model: nn.Module, inputs: torch.Tensor, out: Path, dt_s: floa
                                 **_spiking_fixed_point(plan, profile)),
             dense=dense_part, feedback=feedback, schedule=_default_schedule(dense_part, feedback, schedule),
             adapter=None if part.adapter is None else Adapter(kind=ADAPTER_KINDS[type(part.adapter)], window=window),
-            placement=part.placement,
+            placement=part.placement, cut=cut,
             reference=Reference(dtype="float64", num_samples=int(inputs.shape[0])),
             provenance=_provenance(name, weights),
         )

@@ -215,8 +215,17 @@ def counts_from_run(plan: SpikingPlan, inputs: np.ndarray, spikes: dict[str, np.
         windows=steps // window if window else 0,
         synapse_weights=float(sum(fan_out(s).sum() for s in plan.synapses)))
     if dense_path is not None and cut:
-        report = count_macs(dense_path, {input_name: (1, steps, int(np.prod(spikes[cut].shape[2:])))})
+        report = count_macs(dense_path, {input_name: (1, steps, *_input_step_shape(dense_path, spikes[cut]))})
         counts.dense_flops, counts.dense_macs = report.flops, report.macs
         counts.dense_bytes = report.weight_bytes + report.activation_bytes
         counts.dense_kernels = report.kernels
     return counts
+
+
+def _input_step_shape(dense_path, cut_spikes: np.ndarray) -> tuple[int, ...]:
+    """The shape of one step of the cut's spikes as the dense ONNX model takes them: flat ``(n,)``, or the
+    population's own shape where the model has more input dimensions (populations moved to the GPU)."""
+    import onnx
+
+    rank = len(onnx.load(str(dense_path), load_external_data=False).graph.input[0].type.tensor_type.shape.dim)
+    return tuple(cut_spikes.shape[2:]) if rank > 3 else (int(np.prod(cut_spikes.shape[2:])),)

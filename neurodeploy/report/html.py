@@ -132,6 +132,14 @@ def _quantization_rows(data: dict) -> list[dict]:
     return rows
 
 
+def html_page(title: str, body: str) -> str:
+    """A self-contained page around ``body`` (the report's style)."""
+    return (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+            "<style>body{font-family:sans-serif;max-width:1000px;margin:auto}table{border-collapse:collapse}"
+            "td,th{border:1px solid #ccc;padding:2px 6px;font-size:12px}</style></head>"
+            f"<body><h1>{html.escape(title)}</h1>{body}</body></html>")
+
+
 def write_html(path: Path, data: dict, spikes: dict[str, np.ndarray], resources: dict | None, windows: int) -> Path:
     """Write the report; ``data`` is :func:`neurodeploy.report.summary.summary`'s dict."""
     labels = data.get("layer_names", {})
@@ -147,9 +155,6 @@ def write_html(path: Path, data: dict, spikes: dict[str, np.ndarray], resources:
         ("Assumptions (every figure used, with its source)", _table(data["assumptions"])),
     ]
     body = "".join(f"<h2>{html.escape(title)}</h2>{content}" for title, content in sections)
-    page = (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>neurodeploy: {html.escape(data['model'])}</title>"
-            "<style>body{font-family:sans-serif;max-width:1000px;margin:auto}table{border-collapse:collapse}"
-            "td,th{border:1px solid #ccc;padding:2px 6px;font-size:12px}</style></head>"
-            f"<body><h1>neurodeploy report: {html.escape(data['model'])}</h1>{body}</body></html>")
+    page = html_page(f"neurodeploy report: {data['model']}", body)
     Path(path).write_text(page)
     return Path(path)

@@ -1,0 +1,80 @@
+"""The report of a sweep: accuracy against energy and against latency per sample, the Pareto front
+marked, and every point's configuration (an HTML page), and the front as a terminal table."""
+from __future__ import annotations
+
+import html
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from neurodeploy.report.html import _png, _table, html_page, plt
+from neurodeploy.report.units import si
+from neurodeploy.sweeps.pareto import pareto_front
+
+CONFIG_COLUMNS = ("cut", "loihi", "mode", "schedule", "early_exit", "gpu")
+COSTS = {"energy_j": ("energy per sample", "J"), "latency_s": ("latency per sample", "s")}
+
+
+def label(row: dict) -> str:
+    """A configuration in a few words: ``cut 1, fixed, loihi2 + h100, end``."""
+    exits = ", early exit" if row["early_exit"] else ""
+    return f"cut {row['cut']}, {row['mode']}, {row['loihi']} + {row['gpu']}, {row['schedule']}{exits}"
+
+
+def pareto_plot(rows: list[dict], cost: str) -> str:
+    """Accuracy against ``cost`` (log scale): every configuration, the front joined by a step line."""
+    name, unit = COSTS[cost]
+    front = pareto_front(rows, "accuracy", cost)
+    ids = {r["config_id"] for r in front}
+    fig, ax = plt.subplots(figsize=(7, 3.5))
+    others = [r for r in rows if r["config_id"] not in ids]
+    ax.scatter([r[cost] for r in others], [r["accuracy"] for r in others], s=18, c="#999", label="dominated")
+    ax.step([r[cost] for r in front], [r["accuracy"] for r in front], where="post", c="C3", lw=1)
+    ax.scatter([r[cost] for r in front], [r["accuracy"] for r in front], s=30, c="C3", label="Pareto front")
+    for r in front:
+        ax.annotate(label(r), (r[cost], r["accuracy"]), fontsize=6, xytext=(3, -8), textcoords="offset points")
+    ax.set_xscale("log")
+    ax.set_xlabel(f"{name} ({unit}, modelled)")
+    ax.set_ylabel("deployed accuracy")
+    ax.legend(fontsize="small", loc="lower right")
+    return _png(fig)
+
+
+def _point_rows(rows: list[dict]) -> list[dict]:
+    fronts = {cost: {r["config_id"] for r in pareto_front(rows, "accuracy", cost)} for cost in COSTS}
+    return [{"id": r["config_id"], **{k: r[k] for k in CONFIG_COLUMNS}, "accuracy": f"{r['accuracy']:.3f}",
+             "PyTorch accuracy": "" if r["torch_accuracy"] is None else f"{r['torch_accuracy']:.3f}",
+             "energy": si(r["energy_j"], "J"), "latency": si(r["latency_s"], "s"),
+             "SOPs": f"{r['sops_per_sample']:.4g}", "MACs": f"{r['macs_per_sample']:.4g}",
+             "cores": r["loihi_cores"],
+             "front": " ".join(n for cost, n in (("energy_j", "energy"), ("latency_s", "latency"))
+                               if r["config_id"] in fronts[cost])} for r in rows]
+
+
+def write_sweep_html(path: Path, result) -> Path:
+    """The sweep report of a :class:`~neurodeploy.sweeps.run.SweepResult`."""
+    rows = result.rows
+    failed = [{"configurations": ", ".join(f["configs"]), "error": f["error"]} for f in result.failed]
+    sections = [("Accuracy against energy per sample", pareto_plot(rows, "energy_j") if rows else "<p>no rows</p>"),
+                ("Accuracy against latency per sample", pareto_plot(rows, "latency_s") if rows else ""),
+                ("Every configuration", _table(_point_rows(rows))),
+                ("Failed configurations", _table(failed))]
+    note = (f"<p>{len(rows)} configurations from {html.escape(result.folder)}; energy and latency are modelled "
+            "(Loihi and GPU profiles), accuracy is measured on the sweep's dataset.</p>")
+    body = note + "".join(f"<h2>{html.escape(t)}</h2>{c}" for t, c in sections)
+    Path(path).write_text(html_page("neurodeploy sweep", body))
+    return Path(path)
+
+
+def print_front(rows: list[dict], console: Console | None = None) -> None:
+    """The Pareto fronts (accuracy against energy, against latency) as terminal tables."""
+    console = console or Console()
+    for cost, (name, unit) in COSTS.items():
+        table = Table(title=f"Pareto front: accuracy against {name}")
+        for col in ("configuration", "accuracy", "energy", "latency", "id"):
+            table.add_column(col)
+        for r in pareto_front(rows, "accuracy", cost):
+            table.add_row(label(r), f"{r['accuracy']:.3f}", si(r["energy_j"], "J"), si(r["latency_s"], "s"),
+                          r["config_id"])
+        console.print(table)

@@ -1,0 +1,170 @@
+"""The sweep driver: configurations -> bundles -> tasks on workers -> the result table, the front, the report.
+
+1. The configuration file gives the grid (:mod:`neurodeploy.sweeps.config`); ``cut = "all"`` expands to
+   every valid cut of the model's chain (:func:`neurodeploy.compiler.partition.cuts`).
+2. Rows already in the sweep folder's table are skipped (:mod:`neurodeploy.sweeps.results`).
+3. One bundle per cut and neuromorphic profile is compiled (or reused from ``bundles/``) in this
+   process, and the PyTorch model's predictions are computed once.
+4. Tasks (one per bundle, mode, schedule and early-exit choice, each giving a row per GPU profile)
+   run inline, on a local process pool or on Ray (:mod:`neurodeploy.scale.executor`); bundles and the
+   dataset are shipped to the workers once. Each finished row is appended to the table at once.
+5. A failed task (a named error, e.g. a schedule the cut does not support) is listed in the summary,
+   not in the table: a resumed sweep tries it again.
+"""
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+from rich.console import Console
+from rich.progress import Progress
+
+from neurodeploy.errors import NeurodeployError, UsageError, one_line
+from neurodeploy.sweeps.config import DEFAULT_CUT, SweepConfig, bundle_key, configurations, load_config
+from neurodeploy.sweeps.pareto import pareto_front
+from neurodeploy.sweeps.results import ResultTable
+from neurodeploy.sweeps.tasks import run_task
+
+
+@dataclass
+class SweepResult:
+    folder: str
+    rows: list[dict]  # every row of the table, in the grid's order
+    computed: int  # rows computed by this call
+    resumed: int  # rows found in the table and not computed again
+    failed: list[dict] = field(default_factory=list)  # {"configs": [...], "error": "Type: message"}
+    wall_s: float = 0.0
+
+    def front(self, cost: str = "energy_j") -> list[dict]:
+        return pareto_front(self.rows, "accuracy", cost)
+
+    def as_dict(self) -> dict:
+        return asdict(self) | {"front_energy": [r["config_id"] for r in self.front("energy_j")],
+                               "front_latency": [r["config_id"] for r in self.front("latency_s")]}
+
+
+def _model_and_data(cfg: SweepConfig):
+    """The PyTorch model, the dataset (x, labels) and the model's dt."""
+    from neurodeploy.api import _resolve
+    from neurodeploy.models import zoo
+
+    model, _, dt_s, _, _ = _resolve(cfg.model, None, None, 1, cfg.weights, None)
+    if cfg.data is not None:
+        from neurodeploy.analysis.evaluate import load_dataset
+
+        x, labels = load_dataset(cfg.data)
+    elif cfg.model in zoo.ZOO and zoo.get(cfg.model).dataset is not None:
+        x, labels = zoo.get(cfg.model).dataset("test", cfg.samples)
+    else:
+        raise UsageError(f"{cfg.model} has no dataset of its own: give data = \"test.npz\" (x and labels) in the "
+                         "sweep configuration")
+    return model.eval(), np.asarray(x, dtype=np.float32), np.asarray(labels), dt_s
+
+
+def _cuts(cfg: SweepConfig, model) -> list[str]:
+    from neurodeploy.compiler.partition import cuts
+
+    return cuts(model) if cfg.grid.cut == "all" else list(dict.fromkeys(cfg.grid.cut))
+
+
+def _tasks(configs: list[dict], done: set[str]) -> list[dict]:
+    """The missing rows grouped into tasks: one per bundle, mode, schedule and early-exit choice."""
+    tasks: dict[tuple, dict] = {}
+    for c in configs:
+        if c["config_id"] in done:
+            continue
+        key = (bundle_key(c), c["mode"], c["schedule"], c["early_exit"])
+        task = tasks.setdefault(key, {"bundle": key[0], **{k: c[k] for k in ("cut", "loihi", "mode", "schedule",
+                                                                              "early_exit")}, "gpus": [], "ids": {}})
+        task["gpus"].append(c["gpu"])
+        task["ids"][c["gpu"]] = c["config_id"]
+    return list(tasks.values())
+
+
+def _compile(cfg: SweepConfig, folder: Path, tasks: list[dict], x: np.ndarray, dt_s: float,
+             console: Console) -> tuple[dict[str, Path], dict[str, str]]:
+    """Bundle paths by key (compiled, or reused from ``bundles/``), and the compile error by key."""
+    import neurodeploy as nd
+
+    paths, errors = {}, {}
+    for task in tasks:
+        key = task["bundle"]
+        if key in paths or key in errors:
+            continue
+        path = folder / "bundles" / key
+        if not (path / "manifest.json").exists():
+            console.print(f"compiling {cfg.model} (cut {task['cut']}, {task['loihi']})")
+            try:
+                nd.compile(cfg.model, path, inputs=x[:8], dt_s=dt_s, weights=cfg.weights, profile=task["loihi"],
+                           cut=None if task["cut"] == DEFAULT_CUT else task["cut"])
+            except NeurodeployError as exc:
+                errors[key] = f"{type(exc).__name__}: {one_line(exc)}"
+                continue
+        paths[key] = path
+    return paths, errors
+
+
+def _torch_predictions(model, x: np.ndarray, cfg: SweepConfig, configs: list[dict]) -> dict[bool, np.ndarray]:
+    """The PyTorch model's classes, as run whole (False) and through the event schedule (True, if swept)."""
+    from neurodeploy.analysis.evaluate import torch_predictions
+
+    events = {False} | ({True} if any(c["schedule"] == "event" for c in configs) else set())
+    return {e: torch_predictions(model, x, cfg.chunk, event=e) for e in sorted(events)}
+
+
+def sweep(config: str | Path | dict, out: str | Path, workers: int = 1, ray: str | None = None,
+          progress: bool = True) -> SweepResult:
+    """Run (or resume) the sweep ``config`` into the folder ``out``; see the module docstring."""
+    t0, console = time.perf_counter(), Console(stderr=True, quiet=not progress)
+    cfg, folder = load_config(config), Path(out)
+    model, x, labels, dt_s = _model_and_data(cfg)
+    configs = configurations(cfg.grid, _cuts(cfg, model))
+    table = ResultTable(folder)
+    resumed = sum(c["config_id"] in table.rows for c in configs)
+    tasks = _tasks(configs, set(table.rows))
+    paths, compile_errors = _compile(cfg, folder, tasks, x, dt_s, console)
+    failed = [{"configs": list(t["ids"].values()), "error": compile_errors[t["bundle"]]} for t in tasks
+              if t["bundle"] in compile_errors]
+    runnable = [t for t in tasks if t["bundle"] in paths]
+    shipped = {k: str(p) for k, p in paths.items()}
+    if ray is not None or workers > 1:
+        from neurodeploy.scale.shipping import pack
+
+        shipped = {k: pack(p) for k, p in paths.items()}
+    shared = {"bundles": shipped, "x": x, "labels": labels, "backend": cfg.backend, "chunk": cfg.chunk,
+              "price_samples": cfg.price_samples, "torch_predictions": _torch_predictions(model, x, cfg, configs)}
+    computed = _run(runnable, shared, workers, ray, table, failed, console, progress)
+    rows = [table.rows[c["config_id"]] for c in configs if c["config_id"] in table.rows]
+    result = SweepResult(str(folder), rows, computed, resumed, failed, time.perf_counter() - t0)
+    (folder / "results.json").write_text(json.dumps({"config": cfg.model_dump(), **result.as_dict()}, indent=2))
+    from neurodeploy.report.sweep_html import write_sweep_html
+
+    write_sweep_html(folder / "sweep.html", result)
+    return result
+
+
+def _run(tasks: list[dict], shared: dict, workers: int, ray: str | None, table: ResultTable, failed: list,
+         console: Console, progress: bool) -> int:
+    """Run the tasks, appending each row as it arrives; the number of rows written."""
+    from neurodeploy.scale.executor import map_tasks
+
+    written = 0
+    with Progress(console=console, disable=not progress) as bar:
+        overall = bar.add_task("sweep", total=sum(len(t["gpus"]) for t in tasks))
+        per_worker: dict[str, int] = {}
+        for done in map_tasks(run_task, tasks, shared, workers, ray):
+            task = tasks[done.index]
+            if done.failed:
+                err = done.result
+                failed.append({"configs": list(task["ids"].values()),
+                               "error": f"{type(err).__name__}: {one_line(err)}"})
+            else:
+                written += sum(table.add(row) for row in done.result)
+            if done.worker not in per_worker:
+                per_worker[done.worker] = bar.add_task(f"  {done.worker}", total=None)
+            bar.advance(per_worker[done.worker], len(task["gpus"]))
+            bar.advance(overall, len(task["gpus"]))
+    return written

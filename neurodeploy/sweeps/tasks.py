@@ -1,0 +1,66 @@
+"""What one worker does for one sweep task: evaluate a configuration on the dataset and price it.
+
+A task is a bundle (one cut and neuromorphic profile) with one mode, schedule and early-exit choice;
+it gives one row per GPU profile. Every figure comes from the code the single-run commands use:
+accuracy and SOPs per sample from :func:`neurodeploy.analysis.evaluate.evaluate` over the whole
+dataset, energy, latency and MACs from :func:`neurodeploy.report.summary.summary` (what ``neurodeploy
+energy`` prints) on the first ``price_samples`` samples, resources from the bundle's resource map.
+"""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+ROW_FIELDS = ("config_id", "cut", "loihi", "mode", "schedule", "early_exit", "gpu", "backend", "samples",
+              "accuracy", "torch_accuracy", "agreement", "sops_per_sample", "macs_per_sample", "energy_j",
+              "energy_loihi_j", "energy_transfer_j", "energy_gpu_j", "latency_s", "gpu_only_energy_j",
+              "gpu_only_latency_s", "loihi_cores", "loihi_chips", "price_samples", "wall_s")
+"""The columns of the sweep table, in order (energy and latency per sample; with early exits, as run up
+to each sample's exit)."""
+
+
+def run_task(task: dict, shared: dict) -> list[dict]:
+    """Rows of ``task`` (one per GPU profile in ``task["gpus"]``); ``shared``: bundles, data, run options."""
+    from neurodeploy.analysis.evaluate import evaluate
+    from neurodeploy.runtime.cosim import run_cosim
+    from neurodeploy.scale.shipping import unpack
+
+    t0 = time.perf_counter()
+    bundle = unpack(shared["bundles"][task["bundle"]])
+    schedule = bundle.manifest.default_schedule if task["schedule"] == "bundle" else task["schedule"]
+    x, labels = shared["x"], shared["labels"]
+    ev = evaluate(bundle, x, labels, shared["backend"], task["mode"], schedule, chunk=shared["chunk"],
+                  progress=False, early_exit=task["early_exit"],
+                  reference_predictions=shared["torch_predictions"][schedule == "event"])
+    priced = run_cosim(bundle, x[: shared["price_samples"]], mode=task["mode"], backend=shared["backend"],
+                       progress=False, schedule=schedule, early_exit=task["early_exit"])
+    return [_row(task, gpu, bundle, ev, _figures(bundle, priced, task["loihi"], gpu), shared, t0)
+            for gpu in task["gpus"]]
+
+
+def _figures(bundle, result, loihi: str, gpu: str) -> dict:
+    from neurodeploy.report.summary import summary
+
+    return summary(bundle, result, loihi, gpu)
+
+
+def _row(task: dict, gpu: str, bundle, ev, figures: dict, shared: dict, t0: float) -> dict:
+    exits = figures.get("early_exit")
+    energy, latency = figures["energy_j"], figures["latency_s"]
+    resources = bundle.manifest.spiking.resources or {}
+    return {
+        "config_id": task["ids"][gpu], "cut": task["cut"], "loihi": task["loihi"], "mode": task["mode"],
+        "schedule": task["schedule"], "early_exit": task["early_exit"], "gpu": gpu, "backend": shared["backend"],
+        "samples": ev.samples, "accuracy": ev.accuracy, "torch_accuracy": ev.torch_accuracy,
+        "agreement": ev.agreement, "sops_per_sample": ev.sops_per_sample,
+        "macs_per_sample": figures["macs"]["total"],
+        "energy_j": exits["energy_j"]["with_exits"] if exits else energy["total"],
+        "energy_loihi_j": energy["neuromorphic"], "energy_transfer_j": energy["transfer"],
+        "energy_gpu_j": energy["gpu"],
+        "latency_s": exits["latency_s"]["with_exits"] if exits else latency["total"],
+        "gpu_only_energy_j": figures["baseline_gpu_only"]["energy_j"],
+        "gpu_only_latency_s": figures["baseline_gpu_only"]["latency_s"],
+        "loihi_cores": resources.get("cores"), "loihi_chips": resources.get("chips"),
+        "price_samples": int(figures["num_samples"]), "wall_s": float(np.round(time.perf_counter() - t0, 3)),
+    }
