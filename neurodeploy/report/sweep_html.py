@@ -41,8 +41,9 @@ def pareto_plot(rows: list[dict], cost: str) -> str:
     return _png(fig)
 
 
-def _point_rows(rows: list[dict]) -> list[dict]:
-    fronts = {cost: {r["config_id"] for r in pareto_front(rows, "accuracy", cost)} for cost in COSTS}
+def _point_rows(rows: list[dict], table: list[dict]) -> list[dict]:
+    """Table lines for ``rows``, each saying on which front of the whole ``table`` it lies."""
+    fronts = {cost: {r["config_id"] for r in pareto_front(table, "accuracy", cost)} for cost in COSTS}
     return [{"id": r["config_id"], **{k: r[k] for k in CONFIG_COLUMNS}, "accuracy": f"{r['accuracy']:.3f}",
              "PyTorch accuracy": "" if r["torch_accuracy"] is None else f"{r['torch_accuracy']:.3f}",
              "energy": si(r["energy_j"], "J"), "latency": si(r["latency_s"], "s"),
@@ -57,8 +58,12 @@ def write_sweep_html(path: Path, result) -> Path:
     rows = result.rows
     failed = [{"configurations": ", ".join(f["configs"]), "error": f["error"]} for f in result.failed]
     sections = [("Accuracy against energy per sample", pareto_plot(rows, "energy_j") if rows else "<p>no rows</p>"),
+                ("Pareto front: accuracy against energy", _table(_point_rows(pareto_front(rows, "accuracy",
+                                                                                           "energy_j"), rows))),
                 ("Accuracy against latency per sample", pareto_plot(rows, "latency_s") if rows else ""),
-                ("Every configuration", _table(_point_rows(rows))),
+                ("Pareto front: accuracy against latency", _table(_point_rows(pareto_front(rows, "accuracy",
+                                                                                            "latency_s"), rows))),
+                ("Every configuration", _table(_point_rows(rows, rows))),
                 ("Failed configurations", _table(failed))]
     note = (f"<p>{len(rows)} configurations from {html.escape(result.folder)}; energy and latency are modelled "
             "(Loihi and GPU profiles), accuracy is measured on the sweep's dataset.</p>")
