@@ -169,10 +169,16 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
         return 0 if not result.failed else 1
     print_front(result.rows)
     print(f"{len(result.rows)} configurations in {args.out}/results.csv ({result.computed} computed, "
-          f"{result.resumed} resumed), {sum(len(f['configs']) for f in result.failed)} failed; "
+          f"{result.resumed} resumed), {sum(len(f['configs']) for f in result.failed)} failed, "
+          f"{sum(len(f['configs']) for f in result.not_applicable)} not applicable; "
           f"report {args.out}/sweep.html; {result.wall_s:.1f} s")
     for f in result.failed:
         print(f"  failed {', '.join(f['configs'])}: {f['error']}")
+    reasons: dict[str, int] = {}
+    for f in result.not_applicable:
+        reasons[f["error"]] = reasons.get(f["error"], 0) + len(f["configs"])
+    for reason, count in reasons.items():
+        print(f"  not applicable ({count}): {reason}")
     return 0 if not result.failed else 1
 
 

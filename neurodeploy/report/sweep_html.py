@@ -22,8 +22,9 @@ def label(row: dict) -> str:
     return f"cut {row['cut']}, {row['mode']}, {row['loihi']} + {row['gpu']}, {row['schedule']}{exits}"
 
 
-def pareto_plot(rows: list[dict], cost: str) -> str:
-    """Accuracy against ``cost`` (log scale): every configuration, the front joined by a step line."""
+def pareto_plot(rows: list[dict], cost: str, png: Path | None = None) -> str:
+    """Accuracy against ``cost`` (log scale): every configuration, the front joined by a step line; the
+    figure embedded as an <img>, and also saved to ``png`` when given."""
     name, unit = COSTS[cost]
     front = pareto_front(rows, "accuracy", cost)
     ids = {r["config_id"] for r in front}
@@ -38,6 +39,8 @@ def pareto_plot(rows: list[dict], cost: str) -> str:
     ax.set_xlabel(f"{name} ({unit}, modelled)")
     ax.set_ylabel("deployed accuracy")
     ax.legend(fontsize="small", loc="lower right")
+    if png is not None:
+        fig.savefig(png, dpi=110, bbox_inches="tight")
     return _png(fig)
 
 
@@ -54,17 +57,20 @@ def _point_rows(rows: list[dict], table: list[dict]) -> list[dict]:
 
 
 def write_sweep_html(path: Path, result) -> Path:
-    """The sweep report of a :class:`~neurodeploy.sweeps.run.SweepResult`."""
-    rows = result.rows
+    """The sweep report of a :class:`~neurodeploy.sweeps.run.SweepResult`; the two plots are also saved
+    beside it as ``pareto_energy_j.png`` and ``pareto_latency_s.png``."""
+    rows, folder = result.rows, Path(path).parent
     failed = [{"configurations": ", ".join(f["configs"]), "error": f["error"]} for f in result.failed]
-    sections = [("Accuracy against energy per sample", pareto_plot(rows, "energy_j") if rows else "<p>no rows</p>"),
+    skipped = [{"configurations": ", ".join(f["configs"]), "why": f["error"]} for f in result.not_applicable]
+    sections = [("Accuracy against energy per sample", pareto_plot(rows, "energy_j", folder / "pareto_energy_j.png") if rows else "<p>no rows</p>"),
                 ("Pareto front: accuracy against energy", _table(_point_rows(pareto_front(rows, "accuracy",
                                                                                            "energy_j"), rows))),
-                ("Accuracy against latency per sample", pareto_plot(rows, "latency_s") if rows else ""),
+                ("Accuracy against latency per sample", pareto_plot(rows, "latency_s", folder / "pareto_latency_s.png") if rows else ""),
                 ("Pareto front: accuracy against latency", _table(_point_rows(pareto_front(rows, "accuracy",
                                                                                             "latency_s"), rows))),
                 ("Every configuration", _table(_point_rows(rows, rows))),
-                ("Failed configurations", _table(failed))]
+                ("Failed configurations", _table(failed)),
+                ("Configurations that do not exist (not applicable)", _table(skipped))]
     note = (f"<p>{len(rows)} configurations from {html.escape(result.folder)}; energy and latency are modelled "
             "(Loihi and GPU profiles), accuracy is measured on the sweep's dataset.</p>")
     body = note + "".join(f"<h2>{html.escape(t)}</h2>{c}" for t, c in sections)

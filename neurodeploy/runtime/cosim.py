@@ -255,6 +255,18 @@ def _compared(bundle: Bundle, x: np.ndarray, use_reference: bool, reference_for:
     return None
 
 
+def _moved_to_gpu(bundle: Bundle) -> str | None:
+    """Why a bundle cut before its last population has only the end schedule (None if it was not)."""
+    from neurodeploy.compiler.partition import TAIL_REASON
+
+    m = bundle.manifest
+    on_gpu = [p.module for p in m.placement if p.reason == TAIL_REASON]
+    if not on_gpu:
+        return None
+    return (f"it was cut at {m.cut}, so {', '.join(on_gpu)} run on the GPU over the whole sequence (the end "
+            "schedule only, no early exits); compile without --cut, or at the last population, for the others")
+
+
 def run_cosim(bundle: Bundle, inputs: np.ndarray | None = None, mode: str = "float",
               backend: str = "lava", progress: bool = True, schedule: str = "end",
               checkpoint: str | Path | None = None, early_exit: bool = False,
@@ -269,9 +281,10 @@ def run_cosim(bundle: Bundle, inputs: np.ndarray | None = None, mode: str = "flo
     :func:`neurodeploy.compiler.pipeline.reference_outputs` gives them, or None; called only for inputs
     that are not the bundle's own.
     """
+    moved = _moved_to_gpu(bundle)
     if early_exit and (bundle.manifest.dense is None or bundle.manifest.dense.exit_threshold is None):
-        raise ScheduleError(f"bundle '{bundle.manifest.name}' has no early exits: compile a streaming back-end "
-                            "built with exit_threshold (e.g. the liquidspikeformer zoo model)")
+        raise ScheduleError(f"bundle '{bundle.manifest.name}' has no early exits: " + (moved or "compile a streaming "
+                            "back-end built with exit_threshold (e.g. the liquidspikeformer zoo model)"))
     if backend not in BACKENDS:
         raise UsageError(f"unknown backend {backend!r}; backends: {list(BACKENDS)}")
     supported = ["end"] if bundle.manifest.dense is None else bundle.manifest.dense.schedules
@@ -282,6 +295,7 @@ def run_cosim(bundle: Bundle, inputs: np.ndarray | None = None, mode: str = "flo
                "event": "the event schedule needs a streaming back-end with a salience_threshold"}.get(schedule, "")
         if bundle.manifest.feedback is not None:
             why = "the bundle has a feedback channel, which needs the window schedule"
+        why = moved or why
         raise ScheduleError(f"schedule {schedule!r} is not supported by bundle '{bundle.manifest.name}' "
                             f"(supported: {supported}): {why}")
     m = bundle.manifest

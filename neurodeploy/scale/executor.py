@@ -42,7 +42,12 @@ def _call(fn: Callable, task: Any, shared: Any) -> tuple[Any, str]:
         return exc, f"pid {os.getpid()}"
 
 
-def _pool_init(shared: Any) -> None:
+def _pool_init(shared: Any, threads: int) -> None:
+    """A pool worker: ``shared`` kept for its tasks; torch limited to its share of the cores (as Ray does),
+    so that N workers do not run N x cores threads."""
+    import torch
+
+    torch.set_num_threads(threads)
     _SHARED["value"] = shared
 
 
@@ -66,8 +71,10 @@ def _pool_map(fn: Callable, tasks: list, shared: Any, workers: int) -> Iterator[
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
-    with ProcessPoolExecutor(max_workers=min(workers, max(len(tasks), 1)), initializer=_pool_init,
-                             initargs=(shared,), mp_context=multiprocessing.get_context("spawn")) as pool:
+    workers = min(workers, max(len(tasks), 1))
+    threads = max(1, (os.cpu_count() or 1) // workers)
+    with ProcessPoolExecutor(max_workers=workers, initializer=_pool_init, initargs=(shared, threads),
+                             mp_context=multiprocessing.get_context("spawn")) as pool:
         futures = {pool.submit(_pool_call, fn, task): i for i, task in enumerate(tasks)}
         try:
             for future in as_completed(futures):

@@ -8,8 +8,10 @@
 4. Tasks (one per bundle, mode, schedule and early-exit choice, each giving a row per GPU profile)
    run inline, on a local process pool or on Ray (:mod:`neurodeploy.scale.executor`); bundles and the
    dataset are shipped to the workers once. Each finished row is appended to the table at once.
-5. A failed task (a named error, e.g. a schedule the cut does not support) is listed in the summary,
-   not in the table: a resumed sweep tries it again.
+5. A failed task (a named error) is listed in the summary, not in the table: a resumed sweep tries it
+   again. A configuration the bundle cannot run by design (a :class:`~neurodeploy.errors.ScheduleError`:
+   early exits or the window schedule on a cut that moved populations to the GPU) is listed apart, as
+   not applicable: a grid is a product and some of its points do not exist.
 """
 from __future__ import annotations
 
@@ -36,6 +38,7 @@ class SweepResult:
     computed: int  # rows computed by this call
     resumed: int  # rows found in the table and not computed again
     failed: list[dict] = field(default_factory=list)  # {"configs": [...], "error": "Type: message"}
+    not_applicable: list[dict] = field(default_factory=list)  # the same, for ScheduleErrors
     wall_s: float = 0.0
 
     def front(self, cost: str = "energy_j") -> list[dict]:
@@ -138,7 +141,9 @@ def sweep(config: str | Path | dict, out: str | Path, workers: int = 1, ray: str
               "price_samples": cfg.price_samples, "torch_predictions": _torch_predictions(model, x, cfg, configs)}
     computed = _run(runnable, shared, workers, ray, table, failed, console, progress)
     rows = [table.rows[c["config_id"]] for c in configs if c["config_id"] in table.rows]
-    result = SweepResult(str(folder), rows, computed, resumed, failed, time.perf_counter() - t0)
+    applicable = [f for f in failed if not f["error"].startswith("ScheduleError")]
+    result = SweepResult(str(folder), rows, computed, resumed, applicable,
+                         [f for f in failed if f not in applicable], time.perf_counter() - t0)
     (folder / "results.json").write_text(json.dumps({"config": cfg.model_dump(), **result.as_dict()}, indent=2))
     from neurodeploy.report.sweep_html import write_sweep_html
 
