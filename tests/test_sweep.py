@@ -172,3 +172,26 @@ def test_a_bad_configuration_is_a_named_error(tmp_path):
     done = subprocess.run([sys.executable, "-m", "neurodeploy.cli", "sweep", str(bad), "--out", str(tmp_path / "o")],
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 2 and done.stderr.count("\n") == 1 and "UsageError" in done.stderr
+
+
+def test_thresholds_are_set_in_memory_and_refused_where_they_do_not_apply(inline_sweep):
+    from neurodeploy.errors import ScheduleError
+    from neurodeploy.sweeps.tasks import with_thresholds
+
+    _, folder = inline_sweep
+    bundle = nd.load(folder / "bundles" / "frontend-6__loihi2")
+    own = bundle.manifest.dense.exit_threshold
+    task = {"exit_threshold": 0.5, "event_threshold": "bundle", "early_exit": True}
+    lower = with_thresholds(bundle, task, "window")
+    assert lower.manifest.dense.exit_threshold == 0.5 and bundle.manifest.dense.exit_threshold == own
+    x = bundle.reference_inputs()
+    early = nd.cosimulate(lower, x, backend="emulator", early_exit=True).exit_windows
+    late = nd.cosimulate(bundle, x, backend="emulator", early_exit=True).exit_windows
+    assert (early <= late).all() and nd.load(bundle.path).manifest.dense.exit_threshold == own
+    with pytest.raises(ScheduleError, match="exit_threshold applies with early_exit = true"):
+        with_thresholds(bundle, task | {"early_exit": False}, "window")
+    with pytest.raises(ScheduleError, match="event_threshold applies to the event schedule"):
+        with_thresholds(bundle, task | {"event_threshold": 3}, "window")
+    tail = nd.load(folder / "bundles" / "frontend-1__loihi2")
+    with pytest.raises(ScheduleError, match="no early exits"):
+        with_thresholds(tail, task, "end")

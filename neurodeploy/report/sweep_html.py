@@ -12,14 +12,17 @@ from neurodeploy.report.html import _png, _table, html_page, plt
 from neurodeploy.report.units import si
 from neurodeploy.sweeps.pareto import pareto_front
 
-CONFIG_COLUMNS = ("cut", "loihi", "mode", "schedule", "early_exit", "gpu")
+CONFIG_COLUMNS = ("cut", "loihi", "mode", "schedule", "early_exit", "exit_threshold", "event_threshold", "gpu")
 COSTS = {"energy_j": ("energy per sample", "J"), "latency_s": ("latency per sample", "s")}
 
 
 def label(row: dict) -> str:
     """A configuration in a few words: ``cut 1, fixed, loihi2 + h100, end``."""
     exits = ", early exit" if row["early_exit"] else ""
-    return f"cut {row['cut']}, {row['mode']}, {row['loihi']} + {row['gpu']}, {row['schedule']}{exits}"
+    if row["early_exit"] and row.get("exit_threshold", "bundle") != "bundle":
+        exits += f" at {row['exit_threshold']}"
+    events = f" (threshold {row['event_threshold']})" if row.get("event_threshold", "bundle") != "bundle" else ""
+    return f"cut {row['cut']}, {row['mode']}, {row['loihi']} + {row['gpu']}, {row['schedule']}{events}{exits}"
 
 
 def pareto_plot(rows: list[dict], cost: str, png: Path | None = None) -> str:

@@ -15,6 +15,8 @@
     gpu = ["h100", "jetson_orin_nano"]
     schedule = ["bundle"]            # "bundle": the bundle's own; or end / window / event
     early_exit = [false]
+    exit_threshold = ["bundle"]      # early-exit confidence: the bundle's own, or values (with early_exit = true)
+    event_threshold = ["bundle"]     # cut spikes per window that wake the dense part (with schedule "event")
 
 Axes that change the bundle (cut, loihi) compile one bundle each; the others reuse it. A
 configuration's identity (``config_id``) is a hash of its axis values, so a result table can be
@@ -34,7 +36,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from neurodeploy.choices import Backend, Mode, Schedule
 from neurodeploy.errors import UsageError
 
-AXES = ("cut", "loihi", "mode", "schedule", "early_exit", "gpu")
+AXES = ("cut", "loihi", "mode", "schedule", "early_exit", "exit_threshold", "event_threshold", "gpu")
+RUN_AXES = ("mode", "schedule", "early_exit", "exit_threshold", "event_threshold")  # one task each (with a bundle)
 BUNDLE_AXES = ("cut", "loihi")  # axes that need their own bundle
 DEFAULT_CUT = "default"  # the cut the partitioner finds itself (the whole chain on Loihi)
 
@@ -47,8 +50,10 @@ class Grid(BaseModel):
     gpu: list[str] = ["h100"]
     schedule: list[Schedule | Literal["bundle"]] = ["bundle"]
     early_exit: list[bool] = [False]
+    exit_threshold: list[float | Literal["bundle"]] = ["bundle"]
+    event_threshold: list[float | Literal["bundle"]] = ["bundle"]
 
-    @field_validator("mode", "loihi", "gpu", "schedule", "early_exit")
+    @field_validator("mode", "loihi", "gpu", "schedule", "early_exit", "exit_threshold", "event_threshold")
     @classmethod
     def _not_empty(cls, v: list) -> list:
         if not v:

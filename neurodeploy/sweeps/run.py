@@ -25,7 +25,8 @@ from rich.console import Console
 from rich.progress import Progress
 
 from neurodeploy.errors import NeurodeployError, UsageError, one_line
-from neurodeploy.sweeps.config import DEFAULT_CUT, SweepConfig, bundle_key, configurations, load_config
+from neurodeploy.sweeps.config import (DEFAULT_CUT, RUN_AXES, SweepConfig, bundle_key, configurations,
+                                       load_config)
 from neurodeploy.sweeps.pareto import pareto_front
 from neurodeploy.sweeps.results import ResultTable
 from neurodeploy.sweeps.tasks import run_task
@@ -74,14 +75,14 @@ def _cuts(cfg: SweepConfig, model) -> list[str]:
 
 
 def _tasks(configs: list[dict], done: set[str]) -> list[dict]:
-    """The missing rows grouped into tasks: one per bundle, mode, schedule and early-exit choice."""
+    """The missing rows grouped into tasks: one per bundle and run choice (mode, schedule, exits, thresholds)."""
     tasks: dict[tuple, dict] = {}
     for c in configs:
         if c["config_id"] in done:
             continue
-        key = (bundle_key(c), c["mode"], c["schedule"], c["early_exit"])
-        task = tasks.setdefault(key, {"bundle": key[0], **{k: c[k] for k in ("cut", "loihi", "mode", "schedule",
-                                                                              "early_exit")}, "gpus": [], "ids": {}})
+        key = (bundle_key(c), *(c[k] for k in RUN_AXES))
+        task = tasks.setdefault(key, {"bundle": key[0], **{k: c[k] for k in ("cut", "loihi", *RUN_AXES)},
+                                      "gpus": [], "ids": {}})
         task["gpus"].append(c["gpu"])
         task["ids"][c["gpu"]] = c["config_id"]
     return list(tasks.values())
@@ -114,7 +115,8 @@ def _torch_predictions(model, x: np.ndarray, cfg: SweepConfig, configs: list[dic
     """The PyTorch model's classes, as run whole (False) and through the event schedule (True, if swept)."""
     from neurodeploy.analysis.evaluate import torch_predictions
 
-    events = {False} | ({True} if any(c["schedule"] == "event" for c in configs) else set())
+    events = {False} | ({True} if any(c["schedule"] == "event" and c["event_threshold"] == "bundle"
+                                      for c in configs) else set())
     return {e: torch_predictions(model, x, cfg.chunk, event=e) for e in sorted(events)}
 
 

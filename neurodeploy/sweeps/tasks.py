@@ -12,7 +12,8 @@ import time
 
 import numpy as np
 
-ROW_FIELDS = ("config_id", "cut", "loihi", "mode", "schedule", "early_exit", "gpu", "backend", "samples",
+ROW_FIELDS = ("config_id", "cut", "loihi", "mode", "schedule", "early_exit", "exit_threshold", "event_threshold",
+              "gpu", "backend", "samples",
               "accuracy", "torch_accuracy", "agreement", "sops_per_sample", "macs_per_sample", "energy_j",
               "energy_loihi_j", "energy_transfer_j", "energy_gpu_j", "latency_s", "gpu_only_energy_j",
               "gpu_only_latency_s", "loihi_cores", "loihi_chips", "price_samples", "wall_s")
@@ -29,14 +30,40 @@ def run_task(task: dict, shared: dict) -> list[dict]:
     t0 = time.perf_counter()
     bundle = unpack(shared["bundles"][task["bundle"]])
     schedule = bundle.manifest.default_schedule if task["schedule"] == "bundle" else task["schedule"]
+    bundle = with_thresholds(bundle, task, schedule)
     x, labels = shared["x"], shared["labels"]
+    own_events = schedule == "event" and task["event_threshold"] == "bundle"  # else PyTorch's whole-sequence run
     ev = evaluate(bundle, x, labels, shared["backend"], task["mode"], schedule, chunk=shared["chunk"],
                   progress=False, early_exit=task["early_exit"],
-                  reference_predictions=shared["torch_predictions"][schedule == "event"])
+                  reference_predictions=shared["torch_predictions"][own_events])
     priced = run_cosim(bundle, x[: shared["price_samples"]], mode=task["mode"], backend=shared["backend"],
                        progress=False, schedule=schedule, early_exit=task["early_exit"])
     return [_row(task, gpu, bundle, ev, _figures(bundle, priced, task["loihi"], gpu), shared, t0)
             for gpu in task["gpus"]]
+
+
+def with_thresholds(bundle, task: dict, schedule: str):
+    """``bundle`` with the task's early-exit and event thresholds in place of its own (in memory; the
+    files are untouched). A threshold that does not apply is a ScheduleError (not applicable)."""
+    from neurodeploy.bundle import Bundle
+    from neurodeploy.errors import ScheduleError
+
+    update = {}
+    if task["exit_threshold"] != "bundle":
+        if not task["early_exit"]:
+            raise ScheduleError("exit_threshold applies with early_exit = true")
+        update["exit_threshold"] = float(task["exit_threshold"])
+    if task["event_threshold"] != "bundle":
+        if schedule != "event":
+            raise ScheduleError(f"event_threshold applies to the event schedule, not {schedule!r}")
+        update["event_threshold"] = float(task["event_threshold"])
+    if not update:
+        return bundle
+    dense = bundle.manifest.dense
+    if dense is None or ("exit_threshold" in update and dense.exit_threshold is None):
+        raise ScheduleError(f"bundle '{bundle.manifest.name}' has no early exits to set a threshold for")
+    manifest = bundle.manifest.model_copy(update={"dense": dense.model_copy(update=update)})
+    return Bundle(bundle.path, manifest)
 
 
 def _figures(bundle, result, loihi: str, gpu: str) -> dict:
@@ -51,7 +78,8 @@ def _row(task: dict, gpu: str, bundle, ev, figures: dict, shared: dict, t0: floa
     resources = bundle.manifest.spiking.resources or {}
     return {
         "config_id": task["ids"][gpu], "cut": task["cut"], "loihi": task["loihi"], "mode": task["mode"],
-        "schedule": task["schedule"], "early_exit": task["early_exit"], "gpu": gpu, "backend": shared["backend"],
+        "schedule": task["schedule"], "early_exit": task["early_exit"], "exit_threshold": task["exit_threshold"],
+        "event_threshold": task["event_threshold"], "gpu": gpu, "backend": shared["backend"],
         "samples": ev.samples, "accuracy": ev.accuracy, "torch_accuracy": ev.torch_accuracy,
         "agreement": ev.agreement, "sops_per_sample": ev.sops_per_sample,
         "macs_per_sample": figures["macs"]["total"],
