@@ -71,6 +71,7 @@ class CosimResult:
     inputs: np.ndarray | None = None  # what entered the spiking part (feedback currents included)
     plan: SpikingPlan | None = None  # the spiking part that ran
     exit_windows: np.ndarray | None = None  # (B,) the window each sample exits at (early exit), else None
+    timeline: dict | None = None  # measured, where Lava streamed (neurodeploy.runtime.streaming.Timeline)
 
 
 def exit_windows(y: np.ndarray, threshold: float) -> np.ndarray:
@@ -166,6 +167,7 @@ class StepRunner:
     def reset(self) -> None:
         """Back to the zero state (the start of a sample)."""
         self.state = {name: value for name, value in self.states}
+        self.held = np.zeros(self.n_out, np.float32)
 
     def step(self, window: np.ndarray) -> np.ndarray:
         """One window (1, K, n) -> y (n_out,), advancing the state."""
@@ -174,16 +176,18 @@ class StepRunner:
         self.invocations += 1
         return y[0]
 
+    def next(self, window: np.ndarray, threshold: float | None = None) -> np.ndarray:
+        """The output after ``window`` (1, K, n): the step model's, or with ``threshold`` (the event
+        schedule) the last one held when the window is not salient."""
+        if threshold is None or salient_windows(window, threshold)[0]:
+            self.held = self.step(window)
+        return self.held
+
     def run(self, cut: np.ndarray, threshold: float | None = None) -> np.ndarray:
         """Outputs per window; with ``threshold``, only salient windows run (the event schedule)."""
         self.reset()
-        outputs, y = [], np.zeros(self.n_out, np.float32)
-        for start in range(0, cut.shape[1] - self.window + 1, self.window):
-            window = cut[:, start: start + self.window]
-            if threshold is None or salient_windows(window, threshold)[0]:
-                y = self.step(window)
-            outputs.append(y)
-        return np.stack(outputs)
+        return np.stack([self.next(cut[:, start: start + self.window], threshold)
+                         for start in range(0, cut.shape[1] - self.window + 1, self.window)])
 
 
 class _Feedback:
@@ -253,6 +257,24 @@ def _compared(bundle: Bundle, x: np.ndarray, use_reference: bool, reference_for:
     notes.append("agreement not computed: these are not the bundle's reference inputs and no PyTorch model "
                  "was given (model= in the API, --model on the CLI)")
     return None
+
+
+def _streamed(bundle: Bundle, plan, x: np.ndarray, mode: str, backend: str, session, stepper, threshold,
+              feedback, saved):
+    """The whole batch through Lava as one stream with the dense part pipelined behind it
+    (:mod:`neurodeploy.runtime.streaming`), where that applies: a Lava run of a hybrid bundle without a
+    feedback channel or a checkpoint, of a plan that can stream; else None (sample by sample)."""
+    from neurodeploy.runtime.lava_stream import why_not_streamable
+
+    if backend != "lava" or session is None or feedback is not None or saved is not None or \
+            why_not_streamable(plan, mode) is not None:
+        return None
+    from neurodeploy.runtime.streaming import run_streamed
+
+    m = bundle.manifest
+    window = m.adapter.window if m.adapter is not None else x.shape[1]
+    return run_streamed(plan, x, mode, plan.outputs[m.spiking.cut_output], window, session, m.dense.input_name,
+                        stepper, threshold)
 
 
 def _moved_to_gpu(bundle: Bundle) -> str | None:
@@ -327,6 +349,11 @@ def run_cosim(bundle: Bundle, inputs: np.ndarray | None = None, mode: str = "flo
                 spikes[name][:start] = partial[f"spikes/{name}"][:start]
             ys = list(partial["y"][:start])
             x_sops[:start] = partial["x_sops"][:start]
+    streamed = _streamed(bundle, plan, x, mode, backend, session, stepper, threshold, feedback, saved)
+    if streamed is not None:
+        spikes, y_streamed, stream_wall, timeline = streamed
+        ys, start = list(y_streamed), batch
+        wall.update({"lava": stream_wall["lava"], backend: stream_wall["lava"], "dense": stream_wall["dense"]})
     with open_runner(backend, plan, steps, mode) as runner:
         batched = None
         if backend == "emulator" and feedback is None:  # the whole batch at once, then the dense part per sample
@@ -373,4 +400,4 @@ def run_cosim(bundle: Bundle, inputs: np.ndarray | None = None, mode: str = "flo
                        sops=synaptic_ops(plan, x_sops, spikes), agreement=agreement, mode=mode, notes=notes,
                        schedule=schedule, backend=backend,
                        dense_invocations=stepper.invocations if stepper else (0 if session is None else batch),
-                       inputs=x_sops, plan=plan)
+                       inputs=x_sops, plan=plan, timeline=None if streamed is None else streamed[3].as_dict())

@@ -24,6 +24,7 @@ from neurodeploy.spiking.plan import NEURON_STATE, RESETS, NeuronLayer, SpikingP
 import_lava_core()
 from lava.proc.conv.process import Conv  # noqa: E402
 from lava.proc.dense.process import Dense  # noqa: E402
+from lava.proc.io.extractor import Extractor  # noqa: E402
 from lava.proc.io.sink import RingBuffer as SinkBuffer  # noqa: E402
 from lava.proc.io.source import RingBuffer as SourceBuffer  # noqa: E402
 from lava.proc.lif.process import LIF, LIFReset  # noqa: E402
@@ -92,9 +93,23 @@ class LavaNetwork:
     bias_lines: dict[str, SourceBuffer]
 
 
-def _lif(layer: NeuronLayer, steps_per_run: int, **params):
+@dataclass(frozen=True)
+class StreamLayout:
+    """Samples one after another in one Lava run, one every ``period`` steps: each population is zeroed at
+    step ``reset_offsets[name]`` (mod period) of every period (:mod:`neurodeploy.runtime.lava_stream`)."""
+
+    period: int
+    reset_offsets: dict[str, int]
+
+
+def _lif(layer: NeuronLayer, steps_per_run: int, stream: StreamLayout | None = None, **params):
     """A LIF, or a LIFReset where :meth:`NeuronLayer.zeroed_at_step` says the population is zeroed; an LI
-    readout is a ResetLIF that never resets and sends its voltage."""
+    readout is a ResetLIF that never resets and sends its voltage. In a stream every population is a
+    ResetLIF zeroed once per period."""
+    if stream is not None:
+        return ResetLIF(reset_mode=RESETS.index("none" if layer.model == "li" else layer.reset),
+                        send_v=layer.model == "li", reset_interval=stream.period,
+                        reset_offset=stream.reset_offsets[layer.name], **params)
     step = layer.zeroed_at_step(params["bias_mant"])
     if layer.model == "li" and step is None:
         return ResetLIF(reset_mode=RESETS.index("none"), send_v=True, **params)
@@ -108,18 +123,18 @@ def _lif(layer: NeuronLayer, steps_per_run: int, **params):
     return LIF(**params)
 
 
-def _neuron(layer: NeuronLayer, plan: SpikingPlan, mode: str, steps_per_run: int):
+def _neuron(layer: NeuronLayer, plan: SpikingPlan, mode: str, steps_per_run: int, stream: StreamLayout | None = None):
     shape = lava_shape(layer.shape)
     if mode == "float":
         if layer.model not in ("lif", "li"):
             raise SpikingPlanError(f"{layer.name}: {layer.model} neurons run in fixed mode only")
         vth = FLOAT_VTH_NEVER if layer.model == "li" else layer.vth
-        return _lif(layer, steps_per_run, shape=shape, du=layer.du, dv=layer.dv, vth=vth,
+        return _lif(layer, steps_per_run, stream, shape=shape, du=layer.du, dv=layer.dv, vth=vth,
                     bias_mant=to_lava(layer.bias, layer.shape), name=layer.name)
     q = plan.fixed[layer.name]
     bias = to_lava(np.broadcast_to(q.bias_mant, layer.shape), layer.shape).astype(np.int32)
     if layer.model in ("lif", "li"):
-        return _lif(layer, steps_per_run, shape=shape, du=q.du, dv=q.dv, vth=q.vth, bias_mant=bias,
+        return _lif(layer, steps_per_run, stream, shape=shape, du=q.du, dv=q.dv, vth=q.vth, bias_mant=bias,
                     bias_exp=q.bias_exp, name=layer.name)
     if layer.model == "sigma_delta":
         return SigmaDelta(shape=shape, vth=q.vth, bias=bias, spike_exp=q.spike_exp, state_exp=q.state_exp)
@@ -146,12 +161,16 @@ def _synapse(syn: SynapseLayer, plan: SpikingPlan, mode: str):
                 name=syn.name, **extra)
 
 
-def build_network(plan: SpikingPlan, steps_per_run: int, first_input: np.ndarray, mode: str = "float") -> LavaNetwork:
-    """Processes for one plan; ``first_input`` is (*lava_shape(input_shape), steps_per_run)."""
+def build_network(plan: SpikingPlan, steps_per_run: int, first_input: np.ndarray, mode: str = "float",
+                  stream: StreamLayout | None = None) -> LavaNetwork:
+    """Processes for one plan; ``first_input`` is (*lava_shape(input_shape), steps_per_run). With ``stream``,
+    ``first_input`` holds every sample, one per period, the bias lines repeat per period, the populations
+    reset themselves, and each population's output leaves through an ``Extractor`` (``net.sinks``), read
+    step by step while Lava runs, instead of a ring buffer read afterwards."""
     if mode == "fixed" and not plan.is_quantized:
         raise SpikingPlanError("the plan has no fixed-point parameters; run neurodeploy.spiking.quantize.quantize(plan) first")
     source = SourceBuffer(data=first_input)
-    neurons = {layer.name: _neuron(layer, plan, mode, steps_per_run) for layer in plan.neurons}
+    neurons = {layer.name: _neuron(layer, plan, mode, steps_per_run, stream) for layer in plan.neurons}
     synapses = {syn.name: _synapse(syn, plan, mode) for syn in plan.synapses}
     for layer in plan.neurons:
         if layer.driven_by_input:
@@ -159,7 +178,10 @@ def build_network(plan: SpikingPlan, steps_per_run: int, first_input: np.ndarray
     bias_lines = {}
     for syn in plan.synapses:
         if syn.source == "bias":
-            bias_lines[syn.name] = SourceBuffer(data=bias_line(syn.start_step, steps_per_run))
+            line = bias_line(syn.start_step, steps_per_run) if stream is None else \
+                np.tile(bias_line(syn.start_step, stream.period) * _live(stream.period, plan),
+                        steps_per_run // stream.period)
+            bias_lines[syn.name] = SourceBuffer(data=line)
             upstream = bias_lines[syn.name].s_out
         else:
             upstream = source.s_out if syn.source == "input" else neurons[syn.source].s_out
@@ -173,11 +195,25 @@ def build_network(plan: SpikingPlan, steps_per_run: int, first_input: np.ndarray
         a_out.connect(neurons[syn.target].a_in)
     sinks = {}
     for layer in plan.neurons:
-        sinks[layer.name] = SinkBuffer(shape=lava_shape(layer.shape), buffer=steps_per_run)
-        neurons[layer.name].s_out.connect(sinks[layer.name].a_in)
+        sinks[layer.name] = SinkBuffer(shape=lava_shape(layer.shape), buffer=steps_per_run) if stream is None else \
+            Extractor(shape=lava_shape(layer.shape), buffer_size=steps_per_run)
+        (neurons[layer.name].s_out.connect(sinks[layer.name].a_in) if stream is None else
+         neurons[layer.name].s_out.connect(sinks[layer.name].in_port))
     return LavaNetwork(source, synapses, neurons, sinks, steps_per_run, bias_lines)
 
 
+def _live(period: int, plan: SpikingPlan) -> np.ndarray:
+    """(1, period): 1 over a sample's T + D steps, 0 over the gap after them (a stream's bias lines are off
+    there, so that every population is silent when it is zeroed)."""
+    live = np.zeros((1, period))
+    live[:, : period - stream_gap(plan)] = 1.0
+    return live
+
+
+def stream_gap(plan: SpikingPlan) -> int:
+    """Steps of silence between two samples of a stream, ``D + 1`` (D the deepest population's delay): a
+    population with delay d is zeroed at gap step d + 1, after everything upstream of it fell silent."""
+    return plan.max_delay_steps + 1
 def bias_line(start_step: int, steps: int) -> np.ndarray:
     """(1, steps): 0 before ``start_step``, 1 from it on."""
     line = np.zeros((1, steps))

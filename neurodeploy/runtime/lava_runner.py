@@ -86,28 +86,7 @@ class LavaRunner:
                       f"run {steps} steps")
 
     def _guarded(self, action, what: str):
-        """Do ``action`` (anything that talks to Lava's runtime) under the watchdog: a worker that stalls
-        or dies ends it after ``time_limit_s``; Lava itself would wait for that worker forever."""
-        result: list = []
-        errors: list[BaseException] = []
-        finished = threading.Event()
-
-        def work() -> None:
-            try:
-                result.append(action())
-            except BaseException as exc:  # handed to the caller below
-                errors.append(exc)
-            finally:
-                finished.set()
-
-        threading.Thread(target=work, name="lava-call", daemon=True).start()
-        if not finished.wait(self.time_limit_s):
-            raise LavaRunError(f"Lava did not {what} within the time limit of {self.time_limit_s:g} s: a worker "
-                               "stalled or died; its processes are being terminated (raise time_limit_s for "
-                               "longer runs)")
-        if errors:
-            raise errors[0]
-        return result[0]
+        return guarded(action, what, self.time_limit_s)
 
     def run_sample(self, x: np.ndarray, pause_at: list[int] | None = None, on_pause=None) -> SampleSpikes:
         """x (T, *input_shape) (or (T, n_in)) -> spikes of every population, (T, *shape), aligned to x.
@@ -196,6 +175,32 @@ class LavaRunner:
 
 
 STOP_TIMEOUT_S = 10.0
+
+
+def guarded(action, what: str, time_limit_s: float):
+    """Do ``action`` (anything that talks to Lava's runtime) under a watchdog: a worker that stalls or dies
+    ends it after ``time_limit_s`` with :class:`LavaRunError`; Lava itself would wait for that worker forever.
+    The caller's thread only waits, so Ctrl-C reaches it."""
+    result: list = []
+    errors: list[BaseException] = []
+    finished = threading.Event()
+
+    def work() -> None:
+        try:
+            result.append(action())
+        except BaseException as exc:  # handed to the caller below
+            errors.append(exc)
+        finally:
+            finished.set()
+
+    threading.Thread(target=work, name="lava-call", daemon=True).start()
+    if not finished.wait(time_limit_s):
+        raise LavaRunError(f"Lava did not {what} within the time limit of {time_limit_s:g} s: a worker "
+                           "stalled or died; its processes are being terminated (raise time_limit_s for "
+                           "longer runs)")
+    if errors:
+        raise errors[0]
+    return result[0]
 
 
 @contextmanager

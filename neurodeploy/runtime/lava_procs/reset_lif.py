@@ -13,6 +13,11 @@ bit-accurate ``fixed_pt`` models are reused) and replaces only what happens at t
                         (snnTorch's default: reset_mechanism="subtract", reset_delay=True)
     3 none              no reset
 
+With ``reset_interval = P > 0``, u and v are set to zero at every step ``t`` (Lava's 1-based time step)
+with ``t % P == reset_offset``, before that step's update (as Lava's ``LIFReset``): how a stream of
+samples, one every P steps, starts each sample from rest without any ``Var.set``
+(:mod:`neurodeploy.runtime.lava_stream`).
+
 With ``send_v=True`` the output port carries ``v`` each step instead of the spikes: a graded voltage
 readout (NIR's LI/CubaLI, whose output is its membrane), recorded like spikes; such a population runs
 with ``reset_mode=3`` and a threshold it never reaches.
@@ -40,10 +45,21 @@ class ResetLIF(LIF):
     """Lava's LIF (same arguments) with ``reset_mode``: 0 zero, 1 subtract, 2 subtract_delayed, 3 none;
     ``send_v``: send v on ``s_out`` (a voltage readout) instead of spikes."""
 
-    def __init__(self, *, reset_mode: int = ZERO, send_v: bool = False, **kwargs) -> None:
+    def __init__(self, *, reset_mode: int = ZERO, send_v: bool = False, reset_interval: int = 0,
+                 reset_offset: int = 0, **kwargs) -> None:
         super().__init__(**kwargs)
         self.reset_mode = Var(shape=(1,), init=int(reset_mode))
         self.send_v = Var(shape=(1,), init=int(send_v))
+        self.reset_interval = Var(shape=(1,), init=int(reset_interval))
+        self.reset_offset = Var(shape=(1,), init=int(reset_offset))
+
+
+def _periodic_reset(model) -> None:
+    """Zero u and v at the steps the population is reset at (``reset_interval`` > 0)."""
+    interval = int(model.reset_interval[0])
+    if interval and model.time_step % interval == int(model.reset_offset[0]):
+        model.u[:] = 0
+        model.v[:] = 0
 
 
 def _after_threshold(model, v_threshold, low: float) -> np.ndarray:
@@ -71,9 +87,12 @@ class PyResetLifModelFloat(AbstractPyLifModelFloat):
     vth: float = LavaPyType(float, float)
     reset_mode: np.ndarray = LavaPyType(np.ndarray, int)
     send_v: np.ndarray = LavaPyType(np.ndarray, int)
+    reset_interval: np.ndarray = LavaPyType(np.ndarray, int)
+    reset_offset: np.ndarray = LavaPyType(np.ndarray, int)
 
     def run_spk(self) -> None:
         a_in = self.a_in.recv()
+        _periodic_reset(self)
         self.fired_before = self.v > self.vth
         self.subthr_dynamics(activation_in=a_in)
         spikes = _after_threshold(self, self.vth, -np.inf)
@@ -90,9 +109,12 @@ class PyResetLifModelFixed(AbstractPyLifModelFixed):
     vth: int = LavaPyType(int, np.int32, precision=17)
     reset_mode: np.ndarray = LavaPyType(np.ndarray, int)
     send_v: np.ndarray = LavaPyType(np.ndarray, int)
+    reset_interval: np.ndarray = LavaPyType(np.ndarray, int)
+    reset_offset: np.ndarray = LavaPyType(np.ndarray, int)
 
     def run_spk(self) -> None:
         a_in = self.a_in.recv()
+        _periodic_reset(self)
         self.scale_bias()
         effective_vth = np.left_shift(self.vth, self.vth_shift)
         self.fired_before = self.v > effective_vth
