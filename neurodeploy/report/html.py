@@ -86,7 +86,20 @@ def timeline_plot(data: dict, windows: int) -> str:
         ax.barh("transfer", per["transfer"], left=nm_end, color="tab:orange")
         ax.barh("GPU", per["gpu"], left=gpu_start, color="tab:red", edgecolor="w")
         gpu_free = gpu_start + per["gpu"]
-    ax.set_xlabel("seconds (estimated; one block per window)")
+    ax.set_xlabel("seconds, modelled (Loihi + link + GPU profiles; one block per window)")
+    return _png(fig)
+
+
+def measured_timeline_plot(timeline: dict) -> str:
+    """Per window, as measured on this machine: when its cut spikes left Lava (tick) and the dense step
+    (bar), for the first samples; the modelled plot beside it is the hardware's."""
+    windows = [w for w in timeline["windows"] if w["sample"] < 3]
+    fig, ax = plt.subplots(figsize=(7, 2))
+    for w in windows:
+        row = f"sample {w['sample']}"
+        ax.plot([w["ready_s"]], [row], "|", color="tab:blue", markersize=12)
+        ax.barh(row, max(w["dense_end_s"] - w["dense_start_s"], 1e-5), left=w["dense_start_s"], color="tab:red")
+    ax.set_xlabel("seconds, measured on this machine (tick: window left Lava; bar: dense step)")
     return _png(fig)
 
 
@@ -148,7 +161,9 @@ def write_html(path: Path, data: dict, spikes: dict[str, np.ndarray], resources:
         ("Synaptic operations per layer", sops_plot(data)),
         ("Spike raster (first sample)", raster_plot(spikes, labels)),
         ("Energy by term and tier", energy_plot(data)),
-        ("Pipeline timeline", timeline_plot(data, windows)),
+        ("Pipeline timeline, modelled (Loihi 2 + GPU)", timeline_plot(data, windows)),
+        *([("Pipeline timeline, measured on this machine (Lava CPU simulation + ONNX Runtime)",
+            measured_timeline_plot(data["timeline"]))] if data.get("timeline") else []),
         ("Resource map" + (f" ({resources['profile']}: {resources['cores']} cores, {resources['chips']} chip(s))"
                            if resources else ""), _table(_resource_rows(resources, labels))),
         ("Fixed point (Loihi integers) per population and synapse", _table(_quantization_rows(data))),

@@ -113,6 +113,7 @@ def summary(bundle: Bundle, result: CosimResult, loihi: str = "loihi2", gpu: str
         {"spike_mismatches": None, "max_abs_err": None, "top1_match": None},
         "wall_s": result.wall_s,
         "dense_invocations": result.dense_invocations,
+        "timeline": result.timeline,
         "providers": result.providers,
         "profiles": report.profiles,
         "assumptions": report.assumptions,

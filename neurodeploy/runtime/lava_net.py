@@ -32,6 +32,7 @@ from lava.proc.sdn.process import Delta, Sigma, SigmaDelta  # noqa: E402
 
 from neurodeploy.runtime.lava_procs.reset_lif import ResetLIF  # noqa: E402
 
+EXTRACTOR_STEPS = 64  # a stream's output channels hold this many steps; then Lava waits for the receiver
 FLOAT_VTH_NEVER = 1e300  # a population that must never fire (LI readout) in floating_pt
 
 
@@ -196,7 +197,7 @@ def build_network(plan: SpikingPlan, steps_per_run: int, first_input: np.ndarray
     sinks = {}
     for layer in plan.neurons:
         sinks[layer.name] = SinkBuffer(shape=lava_shape(layer.shape), buffer=steps_per_run) if stream is None else \
-            Extractor(shape=lava_shape(layer.shape), buffer_size=steps_per_run)
+            Extractor(shape=lava_shape(layer.shape), buffer_size=min(steps_per_run, EXTRACTOR_STEPS))
         (neurons[layer.name].s_out.connect(sinks[layer.name].a_in) if stream is None else
          neurons[layer.name].s_out.connect(sinks[layer.name].in_port))
     return LavaNetwork(source, synapses, neurons, sinks, steps_per_run, bias_lines)

@@ -11,9 +11,10 @@ Here the samples follow each other in one run, one every ``P = T + D + G`` steps
 - reset: every population is a ``ResetLIF`` that zeroes its own u and v once per period, at gap step
   ``d + 1`` (d its delay): by then everything upstream of it is silent (zero input, bias off, already
   zeroed), so its synapses carry nothing into the next sample and it starts it exactly from rest;
-- output: each population's spikes (or voltage) leave through an ``Extractor`` channel, received here
-  step by step while Lava runs; ``on_window`` hands each finished window of the cut to the caller
-  as it arrives, so the dense part can run window l while Lava computes l + 1.
+- output: each population's spikes (or voltage) leave through an ``Extractor`` channel of
+  :data:`~neurodeploy.runtime.lava_net.EXTRACTOR_STEPS` steps, received here step by step while Lava runs; ``on_window`` hands each
+  finished window of the cut to the caller as it arrives, so the dense part runs window l while Lava's
+  processes compute l + 1. A caller slower than Lava fills the channel, and Lava waits (back-pressure).
 
 Per sample this equals :class:`neurodeploy.runtime.lava_runner.LavaRunner` spike for spike (the
 tests compare them). Plans it cannot stream, and why, come from :func:`why_not_streamable`:
@@ -56,16 +57,19 @@ class StreamTimes:
     """Wall-clock marks of a stream (seconds from its start)."""
 
     build_s: float  # compiling the Lava network
-    window_ready_s: list[tuple[int, int, float]]  # (sample, window, when its last cut step was received)
+    window_ready_s: list[tuple[int, int, float, int, int]]
+    """(sample, window, when its last cut step was received, steps Lava had computed beyond it then, and
+    when ``on_window`` returned): Lava running ahead while the caller works on a window."""
     run_s: float  # from the start of the run to the last step received
 
 
 def stream_batch(plan: SpikingPlan, x: np.ndarray, mode: str, cut: str | None = None, window: int = 0,
-                 on_window: WindowFn | None = None, time_limit_s: float = 600.0, on_sample: SampleFn | None = None
-                 ) -> tuple[dict[str, np.ndarray], StreamTimes]:
+                 on_window: WindowFn | None = None, time_limit_s: float = 600.0, on_sample: SampleFn | None = None,
+                 t0: float | None = None) -> tuple[dict[str, np.ndarray], StreamTimes]:
     """Run x (B, T, *input_shape) through Lava as one stream; spikes per population (B, T, *shape), aligned
     to the input as :class:`~neurodeploy.runtime.lava_runner.LavaRunner` aligns them, and the stream's times.
-    With ``cut`` and ``window`` K, ``on_window(b, l, spikes, t_s)`` is called as each window of the cut completes."""
+    With ``cut`` and ``window`` K, ``on_window(b, l, spikes, t_s)`` is called as each window of the cut completes;
+    times are seconds from ``t0`` (a ``time.perf_counter()`` value; default: this call's start)."""
     import_lava_core()
     from lava.magma.core.run_conditions import RunSteps
     from lava.magma.core.run_configs import Loihi2SimCfg
@@ -83,7 +87,8 @@ def stream_batch(plan: SpikingPlan, x: np.ndarray, mode: str, cut: str | None = 
     data[:, :steps] = x.reshape(batch, steps, *plan.input_shape)
     lava_data = to_lava(np.moveaxis(data.reshape(batch * period, *plan.input_shape), 0, -1), plan.input_shape)
     worker_guard.hold()
-    t0 = time.perf_counter()
+    t_build = time.perf_counter()
+    t0 = t_build if t0 is None else t0
     try:
         net = build_network(plan, batch * period, lava_data, mode, stream=layout)
         with stopped_on_exit(net.source):
@@ -101,7 +106,12 @@ def stream_batch(plan: SpikingPlan, x: np.ndarray, mode: str, cut: str | None = 
         raise LavaRunError(f"Lava stream failed: {type(exc).__name__}: {exc}") from exc
     finally:
         worker_guard.release()
-    return recorded, StreamTimes(build_s=t_run - t0, window_ready_s=ready, run_s=t_end - t_run)
+    return recorded, StreamTimes(build_s=t_run - t_build, window_ready_s=ready, run_s=t_end - t_run)
+
+
+def _backlog(extractor) -> int:
+    """Steps waiting in an Extractor's channel: how far Lava has run ahead of the receiver."""
+    return int(extractor.out_port.external_pipe_csp_recv_port._queue.qsize())
 
 
 def _receive(plan: SpikingPlan, net, batch: int, steps: int, period: int, cut: str | None, window: int,
@@ -113,7 +123,7 @@ def _receive(plan: SpikingPlan, net, batch: int, steps: int, period: int, cut: s
     out = {n.name: np.zeros((batch, steps, *n.shape), dtype=n.output_dtype) for n in plan.neurons}
     delays = {n.name: n.delay_steps for n in plan.neurons}
     shapes = {n.name: n.shape for n in plan.neurons}
-    ready: list[tuple[int, int, float]] = []
+    ready: list[tuple[int, int, float, int, int]] = []
     on_window, on_sample = callbacks
     for t in range(batch * period):
         b, j = divmod(t, period)
@@ -126,8 +136,8 @@ def _receive(plan: SpikingPlan, net, batch: int, steps: int, period: int, cut: s
                 out[name][b, k] = from_lava(value[..., None], shapes[name])[..., 0]
         if cut is not None and window and 0 <= j - delays[cut] < steps and (j - delays[cut] + 1) % window == 0:
             w = (j - delays[cut]) // window
-            now = time.perf_counter() - t0
-            ready.append((b, w, now))
+            now, before = time.perf_counter() - t0, _backlog(net.sinks[cut])
             if on_window is not None:
                 on_window(b, w, out[cut][b, w * window: (w + 1) * window], now)
+            ready.append((b, w, now, before, _backlog(net.sinks[cut])))
     return out, ready

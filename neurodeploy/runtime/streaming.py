@@ -1,27 +1,28 @@
 """The co-simulation as a pipeline: Lava streams the batch (:mod:`neurodeploy.runtime.lava_stream`) while
-a second thread runs the dense part on each window of the cut as it arrives, with a measured timeline.
+the dense part runs on each window of the cut as it arrives, with a measured timeline.
 
-The receiving thread (Lava's side) puts each finished window of the cut into a bounded queue
-(:data:`QUEUE_WINDOWS`; a full queue holds the receiver back); the dense thread takes them in order:
+Lava's processes run on their own; this process receives their output step by step and runs the
+dense step on each window as soon as its last step is in, while Lava's processes go on computing the
+next window into their bounded output channels (full channels make Lava wait: back-pressure). The
+dense work is done by the receiving thread itself: Lava's compute is in other processes, so it
+overlaps the dense step without a second thread here.
 
 - ``window`` / ``event``: the step model on every window (``event``: on salient windows, the last output
   held otherwise), its state reset at each sample's first window;
 - ``end``: the whole-sequence model once a sample's last window is in.
 
 The timeline (the JSON's ``timeline``, measured on this machine) gives, per window, when its last
-step left Lava, how many windows were waiting, when the dense step started and ended; per sample,
+step left Lava, when the dense step started and ended, and how many steps Lava had computed beyond
+the window at both moments (fewer than K at the start: Lava had not finished the next window; more at
+the end than at the start: Lava ran on during the dense step); per sample,
 its end-to-end latency (from the moment Lava began the sample to the end of its last dense step).
 """
 from __future__ import annotations
 
-import queue
-import threading
 import time
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
-
-QUEUE_WINDOWS = 8
 
 
 @dataclass
@@ -29,9 +30,10 @@ class WindowMark:
     sample: int
     window: int
     ready_s: float  # its last step received from Lava (s from the stream's start)
-    queued: int  # windows waiting before it when it was queued
     dense_start_s: float = 0.0
     dense_end_s: float = 0.0
+    lava_ahead_at_start: int = 0  # steps Lava had computed beyond this window when its dense step started
+    lava_ahead_at_end: int = 0  # ... and when it ended (more: Lava ran on during the dense step)
 
 
 @dataclass
@@ -52,36 +54,32 @@ class Timeline:
 
 
 class DenseWorker:
-    """The dense thread: ``submit(b, l, window, ready_s)`` from the receiver, ``finish()`` -> outputs."""
+    """The dense part behind the stream: ``submit(b, l, window, ready_s)`` as each window arrives, then
+    ``outputs`` per sample (per window for the step model)."""
 
-    def __init__(self, session, input_name: str, stepper, threshold: float | None, windows: int, t0: float):
+    def __init__(self, session, input_name: str, stepper, threshold: float | None, windows: int, t0: float,
+                 window_shape: tuple[int, ...]):
         self.session, self.input_name, self.stepper, self.threshold = session, input_name, stepper, threshold
         self.windows, self.t0 = windows, t0
-        self.queue: queue.Queue = queue.Queue(maxsize=QUEUE_WINDOWS)
         self.timeline = Timeline()
         self.outputs: dict[int, np.ndarray] = {}
-        self.error: BaseException | None = None
         self._pending: dict[int, list[np.ndarray]] = {}
-        self.thread = threading.Thread(target=self._work, name="dense-step", daemon=True)
-        self.thread.start()
+        self._warm_up(window_shape)
+
+    def _warm_up(self, window_shape: tuple[int, ...]) -> None:
+        """One call on zeros before the stream starts: ONNX Runtime's first run allocates and optimises,
+        which would otherwise delay the first window."""
+        k, *shape = window_shape
+        if self.stepper is not None:
+            self.stepper.reset()
+            self.stepper.step(np.zeros((1, k, *shape), np.float32))
+            self.stepper.invocations = 0
+        else:
+            self.session.run(None, {self.input_name: np.zeros((1, k * self.windows, *shape), np.float32)})
 
     def submit(self, b: int, w: int, window: np.ndarray, ready_s: float) -> None:
-        if self.error is not None:
-            raise self.error
-        mark = WindowMark(b, w, ready_s, self.queue.qsize())
-        self.timeline.windows.append(mark)
-        self.queue.put((mark, window.astype(np.float32)))
-
-    def _work(self) -> None:
-        try:
-            while (item := self.queue.get()) is not None:
-                self._run(*item)
-        except BaseException as exc:  # raised in the caller by submit() or finish()
-            self.error = exc
-
-    def _run(self, mark: WindowMark, window: np.ndarray) -> None:
-        mark.dense_start_s = time.perf_counter() - self.t0
-        b, w = mark.sample, mark.window
+        mark = WindowMark(b, w, ready_s, dense_start_s=time.perf_counter() - self.t0)
+        window = window.astype(np.float32)
         if self.stepper is not None:
             if w == 0:
                 self.stepper.reset()
@@ -93,13 +91,7 @@ class DenseWorker:
                 cut = np.concatenate(self._pending.pop(b))[None]
                 self.outputs[b] = self.session.run(None, {self.input_name: cut})[0][0]
         mark.dense_end_s = time.perf_counter() - self.t0
-
-    def finish(self) -> dict[int, np.ndarray]:
-        self.queue.put(None)
-        self.thread.join()
-        if self.error is not None:
-            raise self.error
-        return self.outputs
+        self.timeline.windows.append(mark)
 
 
 def run_streamed(plan, x: np.ndarray, mode: str, cut: str, window: int, session, input_name: str, stepper,
@@ -108,13 +100,14 @@ def run_streamed(plan, x: np.ndarray, mode: str, cut: str, window: int, session,
     from neurodeploy.runtime.lava_stream import stream_batch
 
     t0 = time.perf_counter()
-    worker = DenseWorker(session, input_name, stepper, threshold, x.shape[1] // window, t0)
-    try:
-        spikes, times = stream_batch(plan, x, mode, cut=cut, window=window, on_window=worker.submit,
-                                     on_sample=lambda b, t: worker.timeline.sample_start_s.__setitem__(b, t))
-    finally:
-        outputs = worker.finish()
+    worker = DenseWorker(session, input_name, stepper, threshold, x.shape[1] // window, t0,
+                         (window, *plan.layer(cut).shape))
+    spikes, times = stream_batch(plan, x, mode, cut=cut, window=window, on_window=worker.submit,
+                                 on_sample=lambda b, t: worker.timeline.sample_start_s.__setitem__(b, t), t0=t0)
+    outputs = worker.outputs
     worker.timeline.build_s, worker.timeline.lava_run_s = times.build_s, times.run_s
+    for mark, (_, _, _, ahead_start, ahead_end) in zip(worker.timeline.windows, times.window_ready_s):
+        mark.lava_ahead_at_start, mark.lava_ahead_at_end = ahead_start, ahead_end
     total = time.perf_counter() - t0
     dense = sum(w.dense_end_s - w.dense_start_s for w in worker.timeline.windows)
     y = np.stack([outputs[b] for b in range(len(x))])

@@ -1,0 +1,72 @@
+"""Lava streams a batch in one run (no Var.get/set between samples) and the dense part runs behind it,
+window by window: the same spikes and outputs as sample by sample and as the emulator, with timestamps."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import neurodeploy as nd
+from neurodeploy.runtime.lava_stream import stream_batch, why_not_streamable
+
+from conftest import CASES
+
+
+def test_stream_equals_sample_by_sample_on_the_nir_paper_cnn():
+    from neurodeploy.exporters import load_spiking
+    from neurodeploy.runtime.lava_runner import LavaRunner
+    from neurodeploy.spiking.quantize import quantize_for
+
+    plan = quantize_for(load_spiking(CASES / "nir" / "02_cnn" / "cnn_sinabs.nir", 1.0, "euler", ())).plan
+    x = (np.random.default_rng(3).random((2, 8, *plan.input_shape)) < 0.3).astype(float)
+    assert why_not_streamable(plan, "fixed") is None
+    streamed, times = stream_batch(plan, x, "fixed")
+    with LavaRunner(plan, 8, "fixed") as runner:
+        one_by_one = [runner.run_sample(sample).spikes for sample in x]
+    assert len(streamed) == 5
+    for name, s in streamed.items():
+        assert s.shape == (2, 8, *plan.layer(name).shape)
+        assert all(np.array_equal(s[b], one_by_one[b][name]) for b in range(2)), name
+    assert sum(int(s.astype(bool).sum()) for s in streamed.values()) > 1000  # a network that fires
+
+
+@pytest.mark.parametrize("mode", ["float", "fixed"])
+def test_window_schedule_streams_and_gives_todays_outputs(mamba_bundle, tmp_path, mode):
+    bundle = nd.load(mamba_bundle)
+    assert bundle.manifest.default_schedule == "window"
+    streamed = nd.cosimulate(bundle, mode=mode, backend="lava")
+    replayed = nd.cosimulate(bundle, mode=mode, backend="lava", checkpoint=tmp_path / mode)  # sample by sample
+    emulated = nd.cosimulate(bundle, mode=mode, backend="emulator")
+    assert streamed.timeline is not None and replayed.timeline is None
+    for name, s in streamed.spikes.items():
+        assert np.array_equal(s, replayed.spikes[name]) and np.array_equal(s, emulated.spikes[name]), name
+    assert np.array_equal(streamed.y, replayed.y) and np.array_equal(streamed.y, emulated.y)
+    if mode == "float":
+        assert streamed.agreement.spike_mismatches == 0 and streamed.agreement.max_abs_err < 1e-4
+    marks = {(w["sample"], w["window"]): w for w in streamed.timeline["windows"]}
+    windows, k = bundle.manifest.num_tokens, bundle.manifest.adapter.window
+    assert len(marks) == len(streamed.y) * windows
+    # the dense step of window l starts before Lava has finished window l + 1 (fewer than K steps beyond l
+    # computed), and a sample's first dense step before its last window has left Lava (no replay)
+    assert all(m["lava_ahead_at_start"] < k for m in marks.values())
+    assert all(marks[b, 0]["dense_end_s"] < marks[b, windows - 1]["ready_s"] for b in range(len(streamed.y)))
+    assert all(m["ready_s"] <= m["dense_start_s"] <= m["dense_end_s"] for m in marks.values())
+    assert all(marks[b, w]["dense_start_s"] < marks[b, w + 1]["ready_s"] for b, w in marks if w + 1 < windows)
+    assert len(streamed.timeline["sample_latency_s"]) == len(streamed.y)
+
+
+def test_plans_that_cannot_stream_say_why():
+    from neurodeploy.exporters import load_spiking
+
+    braille = load_spiking(CASES / "nir" / "03_rnn" / "braille_noDelay_bias_zero.nir", None, "euler", ())
+    assert why_not_streamable(braille, "float") == "recurrent synapses"
+
+
+def test_the_report_shows_the_measured_beside_the_modelled_timeline(mamba_bundle, tmp_path):
+    result = nd.cosimulate(mamba_bundle, mode="fixed", backend="lava")
+    cost = nd.estimate(mamba_bundle, result)
+    assert cost.figures["timeline"]["measured_on"].startswith("this machine")
+    page = Path(nd.write_report(mamba_bundle, result, cost, tmp_path / "r.html")).read_text()
+    assert "measured on this machine" in page and "modelled" in page
+    assert page.count("data:image/png") == 5
