@@ -29,28 +29,29 @@ CNN = Path(__file__).resolve().parents[2] / "shared" / "cases" / "nir" / "02_cnn
 
 def bare_lava(plan, x: np.ndarray, mode: str) -> tuple[float, float]:
     """(build s, run s) of the stream's network run in one blocking call, nothing received."""
+    from neurodeploy.runtime.lava_compat import import_lava_core
+
+    import_lava_core()
     from lava.magma.core.run_conditions import RunSteps
     from lava.magma.core.run_configs import Loihi2SimCfg
     from lava.proc.io.extractor import Extractor, PyLoihiExtractorModel
 
-    from neurodeploy.runtime.lava_net import StreamLayout, build_network, stream_gap, to_lava
+    from neurodeploy.runtime import lava_net
+    from neurodeploy.runtime.lava_net import build_network
     from neurodeploy.runtime.lava_runner import MODES, stopped_on_exit
+    from neurodeploy.runtime.lava_stream import stream_layout
 
-    batch, steps = x.shape[:2]
-    d = plan.max_delay_steps
-    period = steps + d + stream_gap(plan)
-    layout = StreamLayout(period, {n.name: (steps + d + n.delay_steps + 1) % period for n in plan.neurons})
-    data = np.zeros((batch, period, *plan.input_shape))
-    data[:, :steps] = x.reshape(batch, steps, *plan.input_shape)
+    saved, lava_net.EXTRACTOR_STEPS = lava_net.EXTRACTOR_STEPS, 1 << 30  # channels that hold every step
+    layout, data = stream_layout(plan, x)
     t0 = time.perf_counter()
-    net = build_network(plan, batch * period, to_lava(np.moveaxis(data.reshape(batch * period, *plan.input_shape),
-                                                                  0, -1), plan.input_shape), mode, stream=layout)
+    net = build_network(plan, len(x) * layout.period, data, mode, stream=layout)
     with stopped_on_exit(net.source):
         cfg = Loihi2SimCfg(select_tag=MODES[mode], exception_proc_model_map={Extractor: PyLoihiExtractorModel})
         net.source.create_runtime(run_cfg=cfg)
         t1 = time.perf_counter()
-        net.source.run(condition=RunSteps(num_steps=batch * period), run_cfg=cfg)
+        net.source.run(condition=RunSteps(num_steps=len(x) * layout.period), run_cfg=cfg)
         t2 = time.perf_counter()
+    lava_net.EXTRACTOR_STEPS = saved
     return t1 - t0, t2 - t1
 
 

@@ -75,17 +75,11 @@ def stream_batch(plan: SpikingPlan, x: np.ndarray, mode: str, cut: str | None = 
     from lava.magma.core.run_configs import Loihi2SimCfg
     from lava.proc.io.extractor import Extractor, PyLoihiExtractorModel
 
-    from neurodeploy.runtime.lava_net import StreamLayout, build_network, stream_gap, to_lava
+    from neurodeploy.runtime.lava_net import build_network
 
     batch, steps = x.shape[:2]
-    if x.shape[2:] not in (tuple(plan.input_shape), (plan.n_in,)):
-        raise InputShapeError(f"expected input (B, T, {', '.join(map(str, plan.input_shape))}), got {x.shape}")
-    d = plan.max_delay_steps
-    period = steps + d + stream_gap(plan)
-    layout = StreamLayout(period, {n.name: (steps + d + n.delay_steps + 1) % period for n in plan.neurons})
-    data = np.zeros((batch, period, *plan.input_shape))
-    data[:, :steps] = x.reshape(batch, steps, *plan.input_shape)
-    lava_data = to_lava(np.moveaxis(data.reshape(batch * period, *plan.input_shape), 0, -1), plan.input_shape)
+    layout, lava_data = stream_layout(plan, x)
+    period = layout.period
     worker_guard.hold()
     t_build = time.perf_counter()
     t0 = t_build if t0 is None else t0
@@ -107,6 +101,22 @@ def stream_batch(plan: SpikingPlan, x: np.ndarray, mode: str, cut: str | None = 
     finally:
         worker_guard.release()
     return recorded, StreamTimes(build_s=t_run - t_build, window_ready_s=ready, run_s=t_end - t_run)
+
+
+def stream_layout(plan: SpikingPlan, x: np.ndarray):
+    """The stream's :class:`~neurodeploy.runtime.lava_net.StreamLayout` for x (B, T, ...) and the source's data:
+    each sample's T steps, then D + (D + 1) zero steps, in Lava's layout (*shape, B * period)."""
+    from neurodeploy.runtime.lava_net import StreamLayout, stream_gap, to_lava
+
+    batch, steps = x.shape[:2]
+    if x.shape[2:] not in (tuple(plan.input_shape), (plan.n_in,)):
+        raise InputShapeError(f"expected input (B, T, {', '.join(map(str, plan.input_shape))}), got {x.shape}")
+    d = plan.max_delay_steps
+    period = steps + d + stream_gap(plan)
+    layout = StreamLayout(period, {n.name: (steps + d + n.delay_steps + 1) % period for n in plan.neurons})
+    data = np.zeros((batch, period, *plan.input_shape))
+    data[:, :steps] = x.reshape(batch, steps, *plan.input_shape)
+    return layout, to_lava(np.moveaxis(data.reshape(batch * period, *plan.input_shape), 0, -1), plan.input_shape)
 
 
 def _backlog(extractor) -> int:
