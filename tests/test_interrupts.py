@@ -1,4 +1,5 @@
-"""Stopping the CLI in the middle of a Lava run: it stops within 5 s, and no process of the run is left.
+"""Stopping the CLI in the middle of a Lava run: it stops within 5 s, and no process of the run is left
+(sample by sample, and a streamed batch).
 
 The CLI runs in its own session (its own process group, SIGINT at its default as in a terminal) on a
 spiking-only bundle of the NIR paper's Braille RNN (256 steps per sample, several seconds each in Lava),
@@ -77,3 +78,33 @@ def test_a_stopped_lava_run_leaves_nothing_behind(braille_run, sig):
         assert proc.returncode == code and len(lines) == 1, err.decode()
         assert lines[0] == f"neurodeploy cosim: {word}; partial results are in {checkpoint}"
     assert (checkpoint / "progress.json").exists()  # the samples done so far are kept
+
+
+@pytest.mark.parametrize("sig", ["SIGINT", "SIGTERM", "SIGKILL"])
+def test_a_stopped_lava_stream_leaves_nothing_behind(mamba_bundle, tmp_path, sig):
+    """The same on a streamed co-simulation (the whole batch in one Lava run, no checkpoint)."""
+    np.save(tmp_path / "x.npy", (np.random.default_rng(0).random((600, 32, 16)) < 0.25).astype(np.float64))
+    proc = subprocess.Popen([sys.executable, "-m", "neurodeploy.cli", "cosim", str(mamba_bundle), "--backend", "lava",
+                             "--input", str(tmp_path / "x.npy")], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            start_new_session=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    deadline = time.monotonic() + 120
+    while len(_group(proc.pid)) < 5:
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+        time.sleep(0.2)
+    time.sleep(2.0)  # the stream is running
+    assert proc.poll() is None
+    t0 = time.monotonic()
+    (os.killpg if sig == "SIGINT" else os.kill)(proc.pid, getattr(signal, sig))
+    try:
+        _, err = proc.communicate(timeout=LIMIT_S)
+    finally:
+        while _group(proc.pid) and time.monotonic() - t0 < LIMIT_S:
+            time.sleep(0.1)
+        left = _group(proc.pid)
+        for pid in left:
+            os.kill(pid, signal.SIGKILL)
+    assert left == [], f"{len(left)} processes of the stream left after {sig}"
+    if sig != "SIGKILL":
+        lines = [line for line in err.decode().splitlines() if line.strip()]
+        word, code = ("interrupted", 130) if sig == "SIGINT" else ("terminated", 143)
+        assert proc.returncode == code and lines == [f"neurodeploy cosim: {word}"], err.decode()
