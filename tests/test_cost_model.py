@@ -154,16 +154,18 @@ def test_html_report_is_self_contained_with_plots(mamba_bundle, tmp_path):
 
     page = Page()
     page.feed((tmp_path / "r.html").read_text())
-    assert page.scripts == 0 and len(page.images) == 4
+    assert page.scripts == 0 and len(page.images) == 5  # with the timeline measured on the streamed Lava run
     for src in page.images:  # every plot is a real, non-empty PNG
         assert src.startswith("data:image/png;base64,")
         pixels = image.imread(io.BytesIO(base64.b64decode(src.split(",", 1)[1])), format="png")
         assert pixels.shape[0] > 100 and pixels.shape[1] > 300 and pixels.std() > 0
     assert any(h.startswith("Resource map (loihi2") for h in page.headings)
     assert any(h.startswith("Assumptions") for h in page.headings)
+    assert any(h.startswith("Pipeline timeline, measured on this machine") for h in page.headings)
+    assert any(h.startswith("Pipeline timeline, modelled") for h in page.headings)
     if shutil.which("chromium") or shutil.which("google-chrome"):  # where a browser is installed, open the page
         done = subprocess.run(["bash", str(Path(__file__).parents[1] / "scripts" / "check_report_in_chromium.sh"),
                                str(tmp_path / "r.html"), str(tmp_path / "r.png")], capture_output=True, text=True,
                               timeout=120)
         assert done.returncode == 0, done.stdout + done.stderr
-        assert "decoded by Chromium: 4" in done.stdout
+        assert "decoded by Chromium: 5" in done.stdout
