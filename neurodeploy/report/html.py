@@ -21,7 +21,8 @@ import numpy as np  # noqa: E402
 from neurodeploy.report.units import number, si  # noqa: E402
 
 
-def _png(fig) -> str:
+def png_img(fig) -> str:
+    """``fig`` as an ``<img>`` with the PNG inline (base64), then closed."""
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
     plt.close(fig)
@@ -40,7 +41,7 @@ def sops_plot(data: dict) -> str:
     ax.set_ylabel("SOPs per sample")
     ax.set_yscale("log")
     ax.legend(fontsize="small", loc="best")
-    return _png(fig)
+    return png_img(fig)
 
 
 def raster_plot(spikes: dict[str, np.ndarray], labels: dict[str, str] | None = None) -> str:
@@ -54,7 +55,7 @@ def raster_plot(spikes: dict[str, np.ndarray], labels: dict[str, str] | None = N
     ax.set_xlabel("time step")
     ax.set_ylabel("neuron (populations stacked)")
     ax.legend(markerscale=4, fontsize="small")
-    return _png(fig)
+    return png_img(fig)
 
 
 def energy_plot(data: dict) -> str:
@@ -70,7 +71,7 @@ def energy_plot(data: dict) -> str:
     b.set_ylabel("J per sample")
     b.set_title("tiers")
     b.tick_params(axis="x", labelrotation=20)
-    return _png(fig)
+    return png_img(fig)
 
 
 def timeline_plot(data: dict, windows: int) -> str:
@@ -87,7 +88,7 @@ def timeline_plot(data: dict, windows: int) -> str:
         ax.barh("GPU", per["gpu"], left=gpu_start, color="tab:red", edgecolor="w")
         gpu_free = gpu_start + per["gpu"]
     ax.set_xlabel("seconds, modelled (Loihi + link + GPU profiles; one block per window)")
-    return _png(fig)
+    return png_img(fig)
 
 
 def measured_timeline_plot(timeline: dict) -> str:
@@ -100,10 +101,11 @@ def measured_timeline_plot(timeline: dict) -> str:
         ax.plot([w["ready_s"]], [row], "|", color="tab:blue", markersize=12)
         ax.barh(row, max(w["dense_end_s"] - w["dense_start_s"], 1e-5), left=w["dense_start_s"], color="tab:red")
     ax.set_xlabel("seconds, measured on this machine (tick: window left Lava; bar: dense step)")
-    return _png(fig)
+    return png_img(fig)
 
 
-def _table(rows: list[dict]) -> str:
+def html_table(rows: list[dict]) -> str:
+    """A ``<table>`` of ``rows`` (their keys are the columns); ``none`` when there are none."""
     if not rows:
         return "<p>none</p>"
     head = "".join(f"<th>{html.escape(str(k))}</th>" for k in rows[0])
@@ -157,7 +159,7 @@ def write_html(path: Path, data: dict, spikes: dict[str, np.ndarray], resources:
     """Write the report; ``data`` is :func:`neurodeploy.report.summary.summary`'s dict."""
     labels = data.get("layer_names", {})
     sections = [
-        ("Summary", _table(_summary_rows(data))),
+        ("Summary", html_table(_summary_rows(data))),
         ("Synaptic operations per layer", sops_plot(data)),
         ("Spike raster (first sample)", raster_plot(spikes, labels)),
         ("Energy by term and tier", energy_plot(data)),
@@ -165,9 +167,9 @@ def write_html(path: Path, data: dict, spikes: dict[str, np.ndarray], resources:
         *([("Pipeline timeline, measured on this machine (Lava CPU simulation + ONNX Runtime)",
             measured_timeline_plot(data["timeline"]))] if data.get("timeline") else []),
         ("Resource map" + (f" ({resources['profile']}: {resources['cores']} cores, {resources['chips']} chip(s))"
-                           if resources else ""), _table(_resource_rows(resources, labels))),
-        ("Fixed point (Loihi integers) per population and synapse", _table(_quantization_rows(data))),
-        ("Assumptions (every figure used, with its source)", _table(data["assumptions"])),
+                           if resources else ""), html_table(_resource_rows(resources, labels))),
+        ("Fixed point (Loihi integers) per population and synapse", html_table(_quantization_rows(data))),
+        ("Assumptions (every figure used, with its source)", html_table(data["assumptions"])),
     ]
     body = "".join(f"<h2>{html.escape(title)}</h2>{content}" for title, content in sections)
     page = html_page(f"neurodeploy report: {data['model']}", body)

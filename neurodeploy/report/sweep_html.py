@@ -8,7 +8,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from neurodeploy.report.html import _png, _table, html_page, plt
+from neurodeploy.report.html import html_page, html_table, plt, png_img
 from neurodeploy.report.units import si
 from neurodeploy.sweeps.pareto import pareto_front
 
@@ -44,7 +44,7 @@ def pareto_plot(rows: list[dict], cost: str, png: Path | None = None) -> str:
     ax.legend(fontsize="small", loc="lower right")
     if png is not None:
         fig.savefig(png, dpi=110, bbox_inches="tight")
-    return _png(fig)
+    return png_img(fig)
 
 
 def _point_rows(rows: list[dict], table: list[dict]) -> list[dict]:
@@ -66,14 +66,14 @@ def write_sweep_html(path: Path, result) -> Path:
     failed = [{"configurations": ", ".join(f["configs"]), "error": f["error"]} for f in result.failed]
     skipped = [{"configurations": ", ".join(f["configs"]), "why": f["error"]} for f in result.not_applicable]
     sections = [("Accuracy against energy per sample", pareto_plot(rows, "energy_j", folder / "pareto_energy_j.png") if rows else "<p>no rows</p>"),
-                ("Pareto front: accuracy against energy", _table(_point_rows(pareto_front(rows, "accuracy",
+                ("Pareto front: accuracy against energy", html_table(_point_rows(pareto_front(rows, "accuracy",
                                                                                            "energy_j"), rows))),
                 ("Accuracy against latency per sample", pareto_plot(rows, "latency_s", folder / "pareto_latency_s.png") if rows else ""),
-                ("Pareto front: accuracy against latency", _table(_point_rows(pareto_front(rows, "accuracy",
+                ("Pareto front: accuracy against latency", html_table(_point_rows(pareto_front(rows, "accuracy",
                                                                                             "latency_s"), rows))),
-                ("Every configuration", _table(_point_rows(rows, rows))),
-                ("Failed configurations", _table(failed)),
-                ("Configurations that do not exist (not applicable)", _table(skipped))]
+                ("Every configuration", html_table(_point_rows(rows, rows))),
+                ("Failed configurations", html_table(failed)),
+                ("Configurations that do not exist (not applicable)", html_table(skipped))]
     note = (f"<p>{len(rows)} configurations from {html.escape(result.folder)}; energy and latency are modelled "
             "(Loihi and GPU profiles), accuracy is measured on the sweep's dataset.</p>")
     body = note + "".join(f"<h2>{html.escape(t)}</h2>{c}" for t, c in sections)
