@@ -49,6 +49,20 @@ def test_compiles_cosimulates_exactly_and_is_priced(name, zoo_bundles, capsys):
     assert data["agreement"]["top1_match"] == 1.0
     assert data["energy_j"]["total"] > 0 and data["baseline_gpu_only"]["energy_j"] > 0
     assert data["sops"]["effective"] > 0  # the front-end is active on real samples
+    assert len(data["timeline"]["windows"]) == data["num_samples"] * read_bundle(bundle).manifest.num_tokens  # streamed
+
+
+@pytest.mark.parametrize("name", zoo.TRAINED)
+def test_streamed_lava_fixed_point_equals_the_emulator(name, zoo_bundles):
+    """Lava streaming the whole batch in fixed point, the dense part behind it: the emulator's spikes and y."""
+    import neurodeploy as nd
+
+    bundle = nd.load(zoo_bundles[name])
+    lava = nd.cosimulate(bundle, mode="fixed", backend="lava")
+    emulated = nd.cosimulate(bundle, mode="fixed", backend="emulator")
+    assert lava.timeline is not None
+    assert all(np.array_equal(s, emulated.spikes[k]) for k, s in lava.spikes.items())
+    assert np.array_equal(lava.y, emulated.y)
 
 
 @pytest.mark.parametrize("name", zoo.TRAINED)
