@@ -15,6 +15,20 @@ SHARED = Path(__file__).resolve().parents[2] / "shared"
 CASES = SHARED / "cases"
 
 
+def check_in_chromium(page: Path, screenshot: Path) -> str | None:
+    """Open ``page`` in headless Chromium with scripts/check_report_in_chromium.sh where a browser is
+    installed; its output (which says how many images Chromium decoded), or None without a browser."""
+    import shutil
+    import subprocess
+
+    if not (shutil.which("chromium") or shutil.which("google-chrome")):
+        return None
+    done = subprocess.run(["bash", str(Path(__file__).parents[1] / "scripts" / "check_report_in_chromium.sh"),
+                           str(page), str(screenshot)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout
+
+
 def live_processes() -> dict[int, tuple[int, int]]:
     """Every live (not zombie) process, read from /proc: pid -> (parent pid, process group)."""
     found = {}

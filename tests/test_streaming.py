@@ -2,17 +2,14 @@
 window by window: the same spikes and outputs as sample by sample and as the emulator, with timestamps."""
 from __future__ import annotations
 
-import shutil
-import subprocess
 from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import CASES, check_in_chromium
 
 import neurodeploy as nd
 from neurodeploy.runtime.lava_stream import stream_batch, why_not_streamable
-
-from conftest import CASES
 
 
 def test_stream_equals_sample_by_sample_on_the_nir_paper_cnn():
@@ -72,9 +69,5 @@ def test_the_report_shows_the_measured_beside_the_modelled_timeline(mamba_bundle
     page = Path(nd.write_report(mamba_bundle, result, cost, tmp_path / "r.html")).read_text()
     assert "measured on this machine" in page and "modelled" in page
     assert page.count("data:image/png") == 5
-    if shutil.which("chromium") or shutil.which("google-chrome"):  # where a browser is installed, open the page
-        done = subprocess.run(["bash", str(Path(__file__).parents[1] / "scripts" / "check_report_in_chromium.sh"),
-                               str(tmp_path / "r.html"), str(tmp_path / "r.png")], capture_output=True, text=True,
-                              timeout=120)
-        assert done.returncode == 0, done.stdout + done.stderr
-        assert "decoded by Chromium: 5" in done.stdout
+    shown = check_in_chromium(tmp_path / "r.html", tmp_path / "r.png")  # where a browser is installed
+    assert shown is None or "decoded by Chromium: 5" in shown

@@ -14,12 +14,11 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import live_processes
 
 import neurodeploy as nd
 from neurodeploy.errors import DependencyError, PartitionError, UsageError
 from neurodeploy.sweeps.pareto import pareto_front
-
-from conftest import live_processes
 
 MODEL = "liquidspikeformer"  # three spiking populations: three cuts
 CONFIG = {"model": MODEL, "samples": 24, "price_samples": 8,

@@ -28,7 +28,7 @@ from neurodeploy.models.adapters import ADAPTER_TYPES
 from neurodeploy.models.dense_blocks import (AttentionBlock, CfCBlock, ExchangeBlock, FusionBlock, MambaBlock,
                                              SDSABlock, SSABlock)
 from neurodeploy.models.frontend import SpikingSequential
-from neurodeploy.models.frontend_runner import is_neuron
+from neurodeploy.models.frontend_runner import chain_modules, is_neuron
 from neurodeploy.models.hybrid import HybridModel
 
 
@@ -137,8 +137,7 @@ def partition(model: nn.Module, cut: str | None = None, dt_s: float | None = Non
     time step the spiking part will be exported at (neurons with their own dt must match it)."""
     if isinstance(model, HybridModel):
         front = model.frontend
-        modules = [(f"layers.{i}", m) for i, m in enumerate(front.layers)] if isinstance(front, SpikingSequential) \
-            else list(front.named_children())
+        modules = chain_modules(front)
         problems = [] if isinstance(front, SpikingSequential) else _loihi_problems(modules, "frontend.", dt_s)
         if problems:
             raise PartitionError("the spiking front-end has modules Loihi cannot run:\n  - " + "\n  - ".join(problems))
@@ -146,8 +145,7 @@ def partition(model: nn.Module, cut: str | None = None, dt_s: float | None = Non
         end = _cut_index(modules, cut, "frontend.", hasattr(model, "feedback"))
         placement = [Placement(module=f"frontend.{name}", device="loihi", reason=_loihi_reason(m))
                      for name, m in modules[:end]]
-        placement += [Placement(module=f"frontend.{name}", device="gpu", reason=TAIL_REASON if is_neuron(m) else
-                                "synapses after the chosen cut: dense on the GPU") for name, m in modules[end:]]
+        placement += _tail_placement(modules[end:], "frontend.")
         placement += _dense_placement(model.backend, "backend.", adapter)
         if hasattr(model, "feedback"):
             placement.append(Placement(module="feedback", device="gpu", reason="feedback map: the dense output becomes "
@@ -173,6 +171,12 @@ def _cut_index(modules: list[tuple[str, nn.Module]], cut: str | None, prefix: st
     return 1 + [prefix + name for name, _ in modules].index(cut)
 
 
+def _tail_placement(tail: list[tuple[str, nn.Module]], prefix: str) -> list[Placement]:
+    """Placements of the chain's modules after the cut: on the GPU, in front of the dense part."""
+    return [Placement(module=f"{prefix}{name}", device="gpu", reason=TAIL_REASON if is_neuron(m) else
+                      "synapses after the chosen cut: dense on the GPU") for name, m in tail]
+
+
 def _split_front(front: nn.Module, modules: list[tuple[str, nn.Module]], end: int, dense: nn.Module
                  ) -> tuple[nn.Module, nn.Module]:
     """The chain's first ``end`` modules (Loihi) and the dense part with the rest in front (a :class:`GpuTail`)."""
@@ -194,10 +198,7 @@ def cuts(model: nn.Module) -> list[str]:
     """Every valid ``cut=`` of a HybridModel or flat nn.Sequential: its chain's spiking populations, in
     order (the last is the default: the whole chain on Loihi). A model with feedback has only the last."""
     if isinstance(model, HybridModel):
-        front = model.frontend
-        modules = [(f"layers.{i}", m) for i, m in enumerate(front.layers)] if isinstance(front, SpikingSequential) \
-            else list(front.named_children())
-        names = [f"frontend.{name}" for name, m in modules if is_neuron(m)]
+        names = [f"frontend.{name}" for name, m in chain_modules(model.frontend) if is_neuron(m)]
         return names[-1:] if hasattr(model, "feedback") else names
     if isinstance(model, nn.Sequential):
         modules = list(model.named_children())
@@ -263,8 +264,7 @@ def _partition_sequential(model: nn.Sequential, cut: str | None, dt_s: float | N
         raise PartitionError(f"after the cut, {modules[chain_end][0]} ({type(modules[chain_end][1]).__name__}) comes "
                              "before the adapter; move the adapter right after the last spiking population")
     placement = [Placement(module=name, device="loihi", reason=_loihi_reason(m)) for name, m in modules[:end]]
-    placement += [Placement(module=name, device="gpu", reason=TAIL_REASON if is_neuron(m) else
-                            "synapses after the chosen cut: dense on the GPU") for name, m in modules[end:chain_end]]
+    placement += _tail_placement(modules[end:chain_end], "")
     for name, m in modules[chain_end:]:
         if m is adapter:
             placement.append(Placement(module=name, device="gpu", reason="adapter: spikes -> continuous tokens (the cut)"))

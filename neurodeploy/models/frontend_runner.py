@@ -61,13 +61,19 @@ def _step(module: nn.Module, h: torch.Tensor, state):
     return z.to(h.dtype), new
 
 
+def chain_modules(frontend: nn.Module) -> list[tuple[str, nn.Module]]:
+    """(name, module) of a front-end's chain: ``layers.i`` of a SpikingSequential, else its children's names."""
+    if isinstance(frontend, SpikingSequential):
+        return [(f"layers.{i}", m) for i, m in enumerate(frontend.layers)]
+    return list(frontend.named_children())
+
+
 class FrontendStepper:
     """Steps a front-end one time step at a time from the zero state: ``step(x_t) -> {population: spikes}``."""
 
     def __init__(self, frontend: nn.Module, grad: bool = False) -> None:
         self.frontend, self.grad = frontend, grad
-        self.modules = [(f"layers.{i}", m) for i, m in enumerate(frontend.layers)] \
-            if isinstance(frontend, SpikingSequential) else list(frontend.named_children())
+        self.modules = chain_modules(frontend)
         self.states: dict[str, object] = {}
 
     def step(self, x_t: torch.Tensor) -> dict[str, torch.Tensor]:
