@@ -24,7 +24,7 @@ import numpy as np
 from rich.console import Console
 from rich.progress import Progress
 
-from neurodeploy.errors import NeurodeployError, UsageError, one_line
+from neurodeploy.errors import NeurodeployError, ScheduleError, UsageError, one_line
 from neurodeploy.sweeps.config import (DEFAULT_CUT, RUN_AXES, SweepConfig, bundle_key, configurations,
                                        load_config)
 from neurodeploy.sweeps.pareto import pareto_front
@@ -111,12 +111,18 @@ def _compile(cfg: SweepConfig, folder: Path, tasks: list[dict], x: np.ndarray, d
     return paths, errors
 
 
-def _torch_predictions(model, x: np.ndarray, cfg: SweepConfig, configs: list[dict]) -> dict[bool, np.ndarray]:
-    """The PyTorch model's classes, as run whole (False) and through the event schedule (True, if swept)."""
+def _torch_predictions(model, x: np.ndarray, cfg: SweepConfig, tasks: list[dict],
+                       paths: dict[str, Path]) -> dict[bool, np.ndarray]:
+    """The PyTorch model's classes, as run whole (False) and through the event schedule (True: where a task
+    runs the event schedule, its own or the bundle's, at the bundle's own threshold)."""
     from neurodeploy.analysis.evaluate import torch_predictions
+    from neurodeploy.bundle import read_bundle
 
-    events = {False} | ({True} if any(c["schedule"] == "event" and c["event_threshold"] == "bundle"
-                                      for c in configs) else set())
+    def schedule(task: dict) -> str:
+        return read_bundle(paths[task["bundle"]]).manifest.default_schedule if task["schedule"] == "bundle" \
+            else task["schedule"]
+
+    events = {False} | {True for t in tasks if t["event_threshold"] == "bundle" and schedule(t) == "event"}
     return {e: torch_predictions(model, x, cfg.chunk, event=e) for e in sorted(events)}
 
 
@@ -133,6 +139,7 @@ def sweep(config: str | Path | dict, out: str | Path, workers: int = 1, ray: str
     paths, compile_errors = _compile(cfg, folder, tasks, x, dt_s, console)
     failed = [{"configs": list(t["ids"].values()), "error": compile_errors[t["bundle"]]} for t in tasks
               if t["bundle"] in compile_errors]
+    not_applicable: list[dict] = []
     runnable = [t for t in tasks if t["bundle"] in paths]
     shipped = {k: str(p) for k, p in paths.items()}
     if ray is not None or workers > 1:
@@ -140,12 +147,11 @@ def sweep(config: str | Path | dict, out: str | Path, workers: int = 1, ray: str
 
         shipped = {k: pack(p) for k, p in paths.items()}
     shared = {"bundles": shipped, "x": x, "labels": labels, "backend": cfg.backend, "chunk": cfg.chunk,
-              "price_samples": cfg.price_samples, "torch_predictions": _torch_predictions(model, x, cfg, configs)}
-    computed = _run(runnable, shared, workers, ray, table, failed, console, progress)
+              "price_samples": cfg.price_samples,
+              "torch_predictions": _torch_predictions(model, x, cfg, runnable, paths)}
+    computed = _run(runnable, shared, workers, ray, table, (failed, not_applicable), console, progress)
     rows = [table.rows[c["config_id"]] for c in configs if c["config_id"] in table.rows]
-    applicable = [f for f in failed if not f["error"].startswith("ScheduleError")]
-    result = SweepResult(str(folder), rows, computed, resumed, applicable,
-                         [f for f in failed if f not in applicable], time.perf_counter() - t0)
+    result = SweepResult(str(folder), rows, computed, resumed, failed, not_applicable, time.perf_counter() - t0)
     (folder / "results.json").write_text(json.dumps({"config": cfg.model_dump(), **result.as_dict()}, indent=2))
     from neurodeploy.report.sweep_html import write_sweep_html
 
@@ -153,9 +159,10 @@ def sweep(config: str | Path | dict, out: str | Path, workers: int = 1, ray: str
     return result
 
 
-def _run(tasks: list[dict], shared: dict, workers: int, ray: str | None, table: ResultTable, failed: list,
-         console: Console, progress: bool) -> int:
-    """Run the tasks, appending each row as it arrives; the number of rows written."""
+def _run(tasks: list[dict], shared: dict, workers: int, ray: str | None, table: ResultTable,
+         failures: tuple[list, list], console: Console, progress: bool) -> int:
+    """Run the tasks, appending each row as it arrives, and each failure to ``failures`` (failed, not
+    applicable: a ScheduleError); the number of rows written."""
     from neurodeploy.scale.executor import map_tasks
 
     written = 0
@@ -165,9 +172,9 @@ def _run(tasks: list[dict], shared: dict, workers: int, ray: str | None, table: 
         for done in map_tasks(run_task, tasks, shared, workers, ray):
             task = tasks[done.index]
             if done.failed:
-                err = done.result
-                failed.append({"configs": list(task["ids"].values()),
-                               "error": f"{type(err).__name__}: {one_line(err)}"})
+                err, (failed, not_applicable) = done.result, failures
+                (not_applicable if isinstance(err, ScheduleError) else failed).append(
+                    {"configs": list(task["ids"].values()), "error": f"{type(err).__name__}: {one_line(err)}"})
             else:
                 written += sum(table.add(row) for row in done.result)
             if done.worker not in per_worker:
