@@ -33,20 +33,18 @@ def bare_lava(plan, x: np.ndarray, mode: str) -> tuple[float, float]:
 
     import_lava_core()
     from lava.magma.core.run_conditions import RunSteps
-    from lava.magma.core.run_configs import Loihi2SimCfg
-    from lava.proc.io.extractor import Extractor, PyLoihiExtractorModel
 
     from neurodeploy.runtime import lava_net
     from neurodeploy.runtime.lava_net import build_network
-    from neurodeploy.runtime.lava_runner import MODES, stopped_on_exit
-    from neurodeploy.runtime.lava_stream import stream_layout
+    from neurodeploy.runtime.lava_runner import stopped_on_exit
+    from neurodeploy.runtime.lava_stream import run_config, stream_layout
 
     saved, lava_net.EXTRACTOR_STEPS = lava_net.EXTRACTOR_STEPS, 1 << 30  # channels that hold every step
     layout, data = stream_layout(plan, x)
     t0 = time.perf_counter()
     net = build_network(plan, len(x) * layout.period, data, mode, stream=layout)
     with stopped_on_exit(net.source):
-        cfg = Loihi2SimCfg(select_tag=MODES[mode], exception_proc_model_map={Extractor: PyLoihiExtractorModel})
+        cfg = run_config(mode)
         net.source.create_runtime(run_cfg=cfg)
         t1 = time.perf_counter()
         net.source.run(condition=RunSteps(num_steps=len(x) * layout.period), run_cfg=cfg)

@@ -78,8 +78,10 @@ def compile(model: Any, out: str | Path, *, inputs: Any = None, dt_s: float | No
         raise UsageError("discretisation and fixes apply to .nir files; a PyTorch model is exported with the "
                          "update its own neurons compute")
     if isinstance(model, str):
+        from neurodeploy.compiler.partition import cuts
+
         model, inputs, dt_s, name, own_schedule = _resolve(model, inputs, dt_s, samples, weights, name)
-        schedule = schedule or (own_schedule if cut is None or cut == _cuts(model)[-1] else None)
+        schedule = schedule or (own_schedule if cut is None or cut == cuts(model)[-1] else None)
     elif weights is not None:
         from neurodeploy.compiler.factories import load_weights
 
@@ -92,12 +94,6 @@ def compile(model: Any, out: str | Path, *, inputs: Any = None, dt_s: float | No
     return load(pipeline.compile_hybrid(model, torch.as_tensor(inputs).float(), out, dt_s or DEFAULT_DT_S,
                                         name or type(model).__name__, cut=cut, profile=profile, schedule=schedule,
                                         weights=None if weights is None else str(weights)))
-
-
-def _cuts(model) -> list[str]:
-    from neurodeploy.compiler.partition import cuts
-
-    return cuts(model)
 
 
 def _refuse(given: dict[str, Any], what: str) -> None:

@@ -139,12 +139,11 @@ def evaluate(bundle: Bundle, x: np.ndarray, labels: np.ndarray, backend: str = "
     without exits). Chunks of ``chunk`` samples run on ``workers`` local processes or on Ray (``ray``: an
     address, ``auto`` or ``local``); the figures do not depend on where they ran."""
     from neurodeploy.scale.executor import map_tasks
-    from neurodeploy.scale.shipping import pack
+    from neurodeploy.scale.shipping import for_workers
 
     spans = [(start, min(start + chunk, len(x))) for start in range(0, len(x), chunk)]
-    shipped = bundle.path if workers <= 1 and ray is None else pack(bundle.path)
-    shared = {"bundle": shipped, "x": x, "run": dict(backend=backend, mode=mode, schedule=schedule,
-                                                       early_exit=early_exit)}
+    shared = {"bundle": for_workers(bundle.path, workers, ray), "x": x,
+              "run": dict(backend=backend, mode=mode, schedule=schedule, early_exit=early_exit)}
     outcomes: dict[int, ChunkOutcome] = {}
     t0 = time.perf_counter()
     with Progress(console=Console(stderr=True), disable=not progress) as bar:

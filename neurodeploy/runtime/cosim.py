@@ -303,10 +303,10 @@ def run_cosim(bundle: Bundle, inputs: np.ndarray | None = None, mode: str = "flo
     :func:`neurodeploy.compiler.pipeline.reference_outputs` gives them, or None; called only for inputs
     that are not the bundle's own.
     """
-    moved = _moved_to_gpu(bundle)
     if early_exit and (bundle.manifest.dense is None or bundle.manifest.dense.exit_threshold is None):
-        raise ScheduleError(f"bundle '{bundle.manifest.name}' has no early exits: " + (moved or "compile a streaming "
-                            "back-end built with exit_threshold (e.g. the liquidspikeformer zoo model)"))
+        raise ScheduleError(f"bundle '{bundle.manifest.name}' has no early exits: " + (
+            _moved_to_gpu(bundle) or "compile a streaming back-end built with exit_threshold (e.g. the "
+                                     "liquidspikeformer zoo model)"))
     if backend not in BACKENDS:
         raise UsageError(f"unknown backend {backend!r}; backends: {list(BACKENDS)}")
     supported = ["end"] if bundle.manifest.dense is None else bundle.manifest.dense.schedules
@@ -317,7 +317,7 @@ def run_cosim(bundle: Bundle, inputs: np.ndarray | None = None, mode: str = "flo
                "event": "the event schedule needs a streaming back-end with a salience_threshold"}.get(schedule, "")
         if bundle.manifest.feedback is not None:
             why = "the bundle has a feedback channel, which needs the window schedule"
-        why = moved or why
+        why = _moved_to_gpu(bundle) or why
         raise ScheduleError(f"schedule {schedule!r} is not supported by bundle '{bundle.manifest.name}' "
                             f"(supported: {supported}): {why}")
     m = bundle.manifest
@@ -349,10 +349,10 @@ def run_cosim(bundle: Bundle, inputs: np.ndarray | None = None, mode: str = "flo
                 spikes[name][:start] = partial[f"spikes/{name}"][:start]
             ys = list(partial["y"][:start])
             x_sops[:start] = partial["x_sops"][:start]
-    streamed = _streamed(bundle, plan, x, mode, backend, session, stepper, threshold, feedback, saved)
+    streamed, timeline = _streamed(bundle, plan, x, mode, backend, session, stepper, threshold, feedback, saved), None
     if streamed is not None:
-        spikes, y_streamed, stream_wall, timeline = streamed
-        ys, start = list(y_streamed), batch
+        spikes, y_streamed, stream_wall, measured = streamed
+        ys, start, timeline = list(y_streamed), batch, measured.as_dict()
         wall.update({"lava": stream_wall["lava"], backend: stream_wall["lava"], "dense": stream_wall["dense"]})
     with open_runner(backend, plan, steps, mode) as runner:
         batched = None
@@ -400,4 +400,4 @@ def run_cosim(bundle: Bundle, inputs: np.ndarray | None = None, mode: str = "flo
                        sops=synaptic_ops(plan, x_sops, spikes), agreement=agreement, mode=mode, notes=notes,
                        schedule=schedule, backend=backend,
                        dense_invocations=stepper.invocations if stepper else (0 if session is None else batch),
-                       inputs=x_sops, plan=plan, timeline=None if streamed is None else streamed[3].as_dict())
+                       inputs=x_sops, plan=plan, timeline=timeline)

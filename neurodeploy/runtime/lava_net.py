@@ -215,6 +215,8 @@ def stream_gap(plan: SpikingPlan) -> int:
     """Steps of silence between two samples of a stream, ``D + 1`` (D the deepest population's delay): a
     population with delay d is zeroed at gap step d + 1, after everything upstream of it fell silent."""
     return plan.max_delay_steps + 1
+
+
 def bias_line(start_step: int, steps: int) -> np.ndarray:
     """(1, steps): 0 before ``start_step``, 1 from it on."""
     line = np.zeros((1, steps))

@@ -59,7 +59,7 @@ class StreamTimes:
     build_s: float  # compiling the Lava network
     window_ready_s: list[tuple[int, int, float, int, int]]
     """(sample, window, when its last cut step was received, steps Lava had computed beyond it then, and
-    when ``on_window`` returned): Lava running ahead while the caller works on a window."""
+    when ``on_window`` returned): Lava running ahead while the caller worked on the window."""
     run_s: float  # from the start of the run to the last step received
 
 
@@ -72,8 +72,6 @@ def stream_batch(plan: SpikingPlan, x: np.ndarray, mode: str, cut: str | None = 
     times are seconds from ``t0`` (a ``time.perf_counter()`` value; default: this call's start)."""
     import_lava_core()
     from lava.magma.core.run_conditions import RunSteps
-    from lava.magma.core.run_configs import Loihi2SimCfg
-    from lava.proc.io.extractor import Extractor, PyLoihiExtractorModel
 
     from neurodeploy.runtime.lava_net import build_network
 
@@ -86,9 +84,7 @@ def stream_batch(plan: SpikingPlan, x: np.ndarray, mode: str, cut: str | None = 
     try:
         net = build_network(plan, batch * period, lava_data, mode, stream=layout)
         with stopped_on_exit(net.source):
-            net.source.run(condition=RunSteps(num_steps=batch * period, blocking=False),
-                           run_cfg=Loihi2SimCfg(select_tag=MODES[mode],  # the Extractor's model has no tag
-                                                exception_proc_model_map={Extractor: PyLoihiExtractorModel}))
+            net.source.run(condition=RunSteps(num_steps=batch * period, blocking=False), run_cfg=run_config(mode))
             t_run = time.perf_counter()
             recorded, ready = guarded(lambda: _receive(plan, net, batch, steps, period, cut, window,
                                                        (on_window, on_sample), t0), "stream the batch", time_limit_s)
@@ -101,6 +97,16 @@ def stream_batch(plan: SpikingPlan, x: np.ndarray, mode: str, cut: str | None = 
     finally:
         worker_guard.release()
     return recorded, StreamTimes(build_s=t_run - t_build, window_ready_s=ready, run_s=t_end - t_run)
+
+
+def run_config(mode: str):
+    """Lava's run configuration for a stream in ``mode``: its Extractors' process model has no tag, so it
+    is named explicitly."""
+    import_lava_core()
+    from lava.magma.core.run_configs import Loihi2SimCfg
+    from lava.proc.io.extractor import Extractor, PyLoihiExtractorModel
+
+    return Loihi2SimCfg(select_tag=MODES[mode], exception_proc_model_map={Extractor: PyLoihiExtractorModel})
 
 
 def stream_layout(plan: SpikingPlan, x: np.ndarray):

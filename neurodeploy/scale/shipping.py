@@ -23,6 +23,12 @@ def pack(path: str | Path) -> bytes:
     return buf.getvalue()
 
 
+def for_workers(path: str | Path, workers: int, ray: str | None) -> bytes | str:
+    """What tasks receive for the bundle at ``path``: the path itself when they run in this process,
+    else its :func:`pack` bytes."""
+    return str(path) if workers <= 1 and ray is None else pack(path)
+
+
 def unpack(blob: bytes | str | Path):
     """The :class:`~neurodeploy.bundle.Bundle` a :func:`pack` blob holds (or at a path), read once per process."""
     from neurodeploy.bundle import read_bundle

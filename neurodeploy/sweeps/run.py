@@ -141,12 +141,9 @@ def sweep(config: str | Path | dict, out: str | Path, workers: int = 1, ray: str
               if t["bundle"] in compile_errors]
     not_applicable: list[dict] = []
     runnable = [t for t in tasks if t["bundle"] in paths]
-    shipped = {k: str(p) for k, p in paths.items()}
-    if ray is not None or workers > 1:
-        from neurodeploy.scale.shipping import pack
+    from neurodeploy.scale.shipping import for_workers
 
-        shipped = {k: pack(p) for k, p in paths.items()}
-    shared = {"bundles": shipped, "x": x, "labels": labels, "backend": cfg.backend, "chunk": cfg.chunk,
+    shared = {"bundles": {k: for_workers(p, workers, ray) for k, p in paths.items()}, "x": x, "labels": labels, "backend": cfg.backend, "chunk": cfg.chunk,
               "price_samples": cfg.price_samples,
               "torch_predictions": _torch_predictions(model, x, cfg, runnable, paths)}
     computed = _run(runnable, shared, workers, ray, table, (failed, not_applicable), console, progress)

@@ -24,6 +24,7 @@ to each sample's exit)."""
 def run_task(task: dict, shared: dict) -> list[dict]:
     """Rows of ``task`` (one per GPU profile in ``task["gpus"]``); ``shared``: bundles, data, run options."""
     from neurodeploy.analysis.evaluate import evaluate
+    from neurodeploy.report.summary import summary
     from neurodeploy.runtime.cosim import run_cosim
     from neurodeploy.scale.shipping import unpack
 
@@ -38,7 +39,7 @@ def run_task(task: dict, shared: dict) -> list[dict]:
                   reference_predictions=shared["torch_predictions"][own_events])
     priced = run_cosim(bundle, x[: shared["price_samples"]], mode=task["mode"], backend=shared["backend"],
                        progress=False, schedule=schedule, early_exit=task["early_exit"])
-    return [_row(task, gpu, bundle, ev, _figures(bundle, priced, task["loihi"], gpu), shared, t0)
+    return [_row(task, gpu, bundle, ev, summary(bundle, priced, task["loihi"], gpu), shared, t0)
             for gpu in task["gpus"]]
 
 
@@ -64,12 +65,6 @@ def with_thresholds(bundle, task: dict, schedule: str):
         raise ScheduleError(f"bundle '{bundle.manifest.name}' has no early exits to set a threshold for")
     manifest = bundle.manifest.model_copy(update={"dense": dense.model_copy(update=update)})
     return Bundle(bundle.path, manifest)
-
-
-def _figures(bundle, result, loihi: str, gpu: str) -> dict:
-    from neurodeploy.report.summary import summary
-
-    return summary(bundle, result, loihi, gpu)
 
 
 def _row(task: dict, gpu: str, bundle, ev, figures: dict, shared: dict, t0: float) -> dict:
