@@ -109,7 +109,7 @@ def cosim(name: str, samples: int) -> None:
     for b in range(len(cut)):
         session.run(None, {bundle.manifest.dense.input_name: cut[b: b + 1]})
     dense = time.perf_counter() - t1
-    steps = result.timeline["lava_run_s"]
+    steps = result.timeline["spiking_run_s"]
     print(f"  co-simulation ({result.schedule}): {wall:.2f} s in all, {steps:.2f} s of Lava steps with the dense part "
           f"behind them; bare Lava {run_bare:.2f} s, dense alone {dense:.3f} s: steps / max(bare, dense) = "
           f"{steps / max(run_bare, dense):.2f} (target <= 1.10); compile {build_bare:.2f} s apart")

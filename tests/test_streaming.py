@@ -2,6 +2,7 @@
 window by window: the same spikes and outputs as sample by sample and as the emulator, with timestamps."""
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import numpy as np
@@ -48,11 +49,69 @@ def test_window_schedule_streams_and_gives_todays_outputs(mamba_bundle, tmp_path
     assert len(marks) == len(streamed.y) * windows
     # the dense step of window l starts before Lava has finished window l + 1 (fewer than K steps beyond l
     # computed), and a sample's first dense step before its last window has left Lava (no replay)
-    assert all(m["lava_ahead_at_start"] < k for m in marks.values())
+    assert all(m["spiking_ahead_at_start"] < k for m in marks.values())
     assert all(marks[b, 0]["dense_end_s"] < marks[b, windows - 1]["ready_s"] for b in range(len(streamed.y)))
     assert all(m["ready_s"] <= m["dense_start_s"] <= m["dense_end_s"] for m in marks.values())
     assert all(marks[b, w]["dense_start_s"] < marks[b, w + 1]["ready_s"] for b, w in marks if w + 1 < windows)
     assert len(streamed.timeline["sample_latency_s"]) == len(streamed.y)
+
+
+@pytest.mark.parametrize("mode", ["float", "fixed"])
+def test_the_emulator_streams_on_the_same_runtime(mamba_bundle, tmp_path, mode, monkeypatch):
+    """The emulator hands each window of every sample to the dense thread as it computes it (here in chunks of
+    3 samples, so samples of two chunks interleave in the dense part): the batch-then-replay outputs."""
+    bundle = nd.load(mamba_bundle)
+    replayed = nd.cosimulate(bundle, mode=mode, backend="emulator", checkpoint=tmp_path / mode)  # batch, then replay
+    monkeypatch.setattr("neurodeploy.runtime.emulator.DEFAULT_BATCH_SIZE", 3)
+    streamed = nd.cosimulate(bundle, mode=mode, backend="emulator")
+    assert replayed.timeline is None and streamed.timeline["backend"] == "emulator"
+    assert streamed.timeline["measured_on"].startswith("this machine (neurodeploy's emulator")
+    for name, s in streamed.spikes.items():
+        assert np.array_equal(s, replayed.spikes[name]), name
+    assert np.array_equal(streamed.y, replayed.y) and streamed.dense_invocations == replayed.dense_invocations
+    marks = {(w["sample"], w["window"]): w for w in streamed.timeline["windows"]}
+    windows, batch = bundle.manifest.num_tokens, len(streamed.y)
+    assert len(marks) == batch * windows and len(streamed.timeline["sample_latency_s"]) == batch
+    assert all(m["ready_s"] <= m["dense_start_s"] <= m["dense_end_s"] for m in marks.values())
+    assert max(m["queue_depth"] for m in marks.values()) < 2 * 3  # bounded: two windows of a chunk
+
+
+def test_the_dense_step_runs_while_the_emulator_computes_the_next_window(mamba_bundle, monkeypatch):
+    """With a spiking part slower than the dense part (each emulator step made 3 ms longer, as a large network
+    would be), every window's dense step starts before the emulator has finished the next window, and ends
+    before the spiking part has finished the sample: a pipeline, not a replay."""
+    from neurodeploy.runtime.emulator import EmulatorRunner
+
+    step = EmulatorRunner._step
+
+    def slow_step(self, *args):
+        step(self, *args)
+        time.sleep(0.003)
+
+    monkeypatch.setattr(EmulatorRunner, "_step", slow_step)
+    monkeypatch.setattr("neurodeploy.runtime.emulator.DEFAULT_BATCH_SIZE", 4)
+    bundle = nd.load(mamba_bundle)
+    streamed = nd.cosimulate(bundle, mode="fixed", backend="emulator")
+    marks = {(w["sample"], w["window"]): w for w in streamed.timeline["windows"]}
+    windows, k = bundle.manifest.num_tokens, bundle.manifest.adapter.window
+    assert all(marks[b, w]["dense_start_s"] < marks[b, w + 1]["ready_s"] for b, w in marks if w + 1 < windows)
+    assert all(m["spiking_ahead_at_start"] < k for m in marks.values())
+    assert all(marks[b, w]["dense_end_s"] < marks[b, windows - 1]["ready_s"] for b, w in marks if w + 1 < windows)
+
+
+def test_a_failing_dense_step_stops_the_emulator_stream():
+    from neurodeploy.runtime.streaming import DenseThread
+
+    class Broken:
+        def submit(self, b, w, window, ready_s, waiting=0):
+            raise ValueError(f"dense step failed on sample {b}")
+
+    dense = DenseThread(Broken(), 1)
+    dense.submit(0, 0, np.zeros(3), 0.0)
+    with pytest.raises(ValueError, match="sample 0"):
+        for b in range(1, 100):  # the error reaches the caller's next submit (or close), never a hang
+            dense.submit(b, 0, np.zeros(3), 0.0)
+        dense.close()
 
 
 def test_plans_that_cannot_stream_say_why():

@@ -92,15 +92,17 @@ def timeline_plot(data: dict, windows: int) -> str:
 
 
 def measured_timeline_plot(timeline: dict) -> str:
-    """Per window, as measured on this machine: when its cut spikes left Lava (tick) and the dense step
-    (bar), for the first samples; the modelled plot beside it is the hardware's."""
+    """Per window, as measured on this machine: when its cut spikes left the spiking part (Lava or the
+    emulator; tick) and the dense step (bar), for the first samples; the modelled plot beside it is the
+    hardware's."""
     windows = [w for w in timeline["windows"] if w["sample"] < 3]
     fig, ax = plt.subplots(figsize=(7, 2))
     for w in windows:
         row = f"sample {w['sample']}"
         ax.plot([w["ready_s"]], [row], "|", color="tab:blue", markersize=12)
         ax.barh(row, max(w["dense_end_s"] - w["dense_start_s"], 1e-5), left=w["dense_start_s"], color="tab:red")
-    ax.set_xlabel("seconds, measured on this machine (tick: window left Lava; bar: dense step)")
+    ax.set_xlabel(f"seconds, measured on this machine ({timeline['backend']}; tick: window left the spiking "
+                  "part; bar: dense step)")
     return png_img(fig)
 
 

@@ -1,8 +1,8 @@
 """Co-simulation: the spiking part in Lava (or the emulator), its spikes through the adapter into ONNX Runtime.
 
-For each sample Lava runs all T steps (plus the synaptic delay, compensated); state is reset between
-samples. With ``backend="emulator"`` the whole batch runs at once in :mod:`neurodeploy.runtime.emulator`
-(the same spikes, bit-exact in fixed mode). Then, by schedule:
+The batch streams (:mod:`neurodeploy.runtime.streaming`): the spiking part hands each window of the
+cut to the dense part as soon as it is computed, and the dense part runs on window l while the
+spiking part computes window l+1, with a measured timeline. By schedule:
 
 - ``end``: the whole-sequence dense model (adapter included) runs once on the spikes at the cut;
 - ``window``: the streaming step model runs once per window of K steps, its state (KV cache, SSM state,
@@ -11,9 +11,11 @@ samples. With ``backend="emulator"`` the whole batch runs at once in :mod:`neuro
   ``event_threshold`` spikes); the state is carried and the last output held over the others, so the
   GPU does no work there (``dense_invocations`` counts what it did).
 
-Lava does not yet hand over window by window (it runs the sample, then the windows are fed in order);
-the outputs are the same as with a streamed hand-over. A spiking-only bundle runs the Lava part alone;
-its ``y`` is the spikes of its first Output node.
+Runs that do not stream go sample by sample (state reset between samples; the emulator computes the
+batch, then the dense part runs per sample), with the same outputs: a feedback channel (Lava pauses
+at each window, :class:`_Feedback`), a ``checkpoint`` (saved after every sample), a plan Lava cannot
+stream (:func:`neurodeploy.runtime.lava_stream.why_not_streamable`), and spiking-only bundles, whose
+``y`` is the spikes of their first Output node.
 """
 from __future__ import annotations
 
@@ -155,7 +157,7 @@ class StepRunner:
     def __init__(self, path, input_name: str, window: int) -> None:
         import onnx
 
-        self.session, self.window, self.input_name = make_session(path), window, input_name
+        self.session, self.window, self.input_name = make_session(path, spinning=False), window, input_name
         self.states = []
         for vi in onnx.load(str(path), load_external_data=False).graph.input[1:]:
             tt = vi.type.tensor_type
@@ -259,24 +261,6 @@ def _compared(bundle: Bundle, x: np.ndarray, use_reference: bool, reference_for:
     return None
 
 
-def _streamed(bundle: Bundle, plan, x: np.ndarray, mode: str, backend: str, session, stepper, threshold,
-              feedback, saved):
-    """The whole batch through Lava as one stream with the dense part pipelined behind it
-    (:mod:`neurodeploy.runtime.streaming`), where that applies: a Lava run of a hybrid bundle without a
-    feedback channel or a checkpoint, of a plan that can stream; else None (sample by sample)."""
-    from neurodeploy.runtime.lava_stream import why_not_streamable
-
-    if backend != "lava" or session is None or feedback is not None or saved is not None or \
-            why_not_streamable(plan, mode) is not None:
-        return None
-    from neurodeploy.runtime.streaming import run_streamed
-
-    m = bundle.manifest
-    window = m.adapter.window if m.adapter is not None else x.shape[1]
-    return run_streamed(plan, x, mode, plan.outputs[m.spiking.cut_output], window, session, m.dense.input_name,
-                        stepper, threshold)
-
-
 def _moved_to_gpu(bundle: Bundle) -> str | None:
     """Why a bundle cut before its last population has only the end schedule (None if it was not)."""
     from neurodeploy.compiler.partition import TAIL_REASON
@@ -287,6 +271,123 @@ def _moved_to_gpu(bundle: Bundle) -> str | None:
         return None
     return (f"it was cut at {m.cut}, so {', '.join(on_gpu)} run on the GPU over the whole sequence (the end "
             "schedule only, no early exits); compile without --cut, or at the last population, for the others")
+
+
+def _check_request(bundle: Bundle, backend: str, schedule: str, early_exit: bool) -> None:
+    """A ScheduleError or UsageError where the bundle cannot run ``schedule`` / early exits / ``backend``."""
+    m = bundle.manifest
+    if early_exit and (m.dense is None or m.dense.exit_threshold is None):
+        raise ScheduleError(f"bundle '{m.name}' has no early exits: " + (
+            _moved_to_gpu(bundle) or "compile a streaming back-end built with exit_threshold (e.g. the "
+                                     "liquidspikeformer zoo model)"))
+    if backend not in BACKENDS:
+        raise UsageError(f"unknown backend {backend!r}; backends: {list(BACKENDS)}")
+    supported = ["end"] if m.dense is None else m.dense.schedules
+    if schedule not in SCHEDULES:
+        raise ScheduleError(f"unknown schedule {schedule!r}; schedules: {list(SCHEDULES)}")
+    if schedule not in supported:
+        why = {"window": "the window schedule needs a streaming back-end (neurodeploy.models.backends.StreamingBackend)",
+               "event": "the event schedule needs a streaming back-end with a salience_threshold"}.get(schedule, "")
+        if m.feedback is not None:
+            why = "the bundle has a feedback channel, which needs the window schedule"
+        why = _moved_to_gpu(bundle) or why
+        raise ScheduleError(f"schedule {schedule!r} is not supported by bundle '{m.name}' "
+                            f"(supported: {supported}): {why}")
+
+
+@dataclass
+class _Run:
+    """What one co-simulation works with, set up once by :func:`run_cosim`."""
+
+    bundle: Bundle
+    x: np.ndarray  # (B, T, ...) normalised inputs
+    mode: str
+    backend: str
+    plan: SpikingPlan
+    session: object | None  # the dense model's ONNX Runtime session (None: spiking only)
+    stepper: StepRunner | None  # the step model (window and event schedules)
+    threshold: float | None  # the event schedule's salience threshold
+    feedback: _Feedback | None
+    show_progress: bool
+
+
+def _streamed(run: _Run, saved: Checkpoint | None):
+    """The whole batch as one stream with the dense part pipelined behind it
+    (:mod:`neurodeploy.runtime.streaming`), where that applies: a hybrid bundle without a feedback channel
+    or a checkpoint, on the emulator, or on Lava for a plan that can stream; else None (sample by sample)."""
+    from neurodeploy.runtime.lava_stream import why_not_streamable
+
+    if run.session is None or run.feedback is not None or saved is not None or \
+            (run.backend == "lava" and why_not_streamable(run.plan, run.mode) is not None):
+        return None
+    from neurodeploy.runtime import streaming
+
+    m = run.bundle.manifest
+    cut = run.plan.outputs[m.spiking.cut_output]
+    window = m.adapter.window if m.adapter is not None else run.x.shape[1]
+    dense = (run.session, m.dense.input_name, run.stepper, run.threshold)
+    if run.backend == "lava":
+        return streaming.run_streamed(run.plan, run.x, run.mode, cut, window, *dense)
+    from neurodeploy.runtime.emulator import DEFAULT_BATCH_SIZE
+
+    with open_runner("emulator", run.plan, run.x.shape[1], run.mode) as runner:
+        return streaming.run_emulated(runner, run.x, cut, window, *dense, batch_size=DEFAULT_BATCH_SIZE,
+                                      progress=run.show_progress)
+
+
+def _sample_by_sample(run: _Run, saved: Checkpoint | None, notes: list[str]):
+    """Spikes, outputs per sample, wall times and the input with its feedback currents, one sample after
+    another (the emulator: the batch at once, then the dense part per sample), resuming a checkpoint."""
+    m, x, plan, backend, stepper = run.bundle.manifest, run.x, run.plan, run.backend, run.stepper
+    batch, steps = x.shape[:2]
+    spikes = {n.name: np.zeros((batch, steps, *n.shape), dtype=n.output_dtype) for n in plan.neurons}
+    ys, wall, start = [], {"lava": 0.0, backend: 0.0, "transfer": 0.0, "dense": 0.0}, 0
+    x_sops = x if run.feedback is None else np.zeros((batch, steps, plan.n_in))  # with the feedback currents
+    partial = None if saved is None else saved.load()
+    if partial is not None:
+        start = int(partial["done"])
+        for name in spikes:
+            spikes[name][:start] = partial[f"spikes/{name}"][:start]
+        ys = list(partial["y"][:start])
+        x_sops[:start] = partial["x_sops"][:start]
+    with open_runner(backend, plan, steps, run.mode) as runner:
+        batched = None
+        if backend == "emulator" and run.feedback is None:  # the whole batch at once, then the dense part per sample
+            batched, wall["emulator"] = runner.run_many(x[start:], progress=run.show_progress)
+        for b in track(range(start, batch), description="co-simulating", disable=not run.show_progress,
+                       console=Console(stderr=True)):
+            if saved is not None and b > start:
+                saved.save(b, batch, {**{f"spikes/{k}": v for k, v in spikes.items()}, "y": np.stack(ys),
+                                      "x_sops": x_sops})
+            if run.feedback is not None:
+                sample, y_fb, x_sops[b] = run.feedback.run(runner, x[b])
+            elif batched is not None:
+                sample = SampleSpikes({name: s[b - start] for name, s in batched.items()}, 0.0)
+            else:
+                sample = runner.run_sample(x[b])
+            wall[backend] += sample.wall_s
+            for name, s in sample.spikes.items():
+                spikes[name][b] = s
+            ys.append(y_fb if run.feedback is not None else _dense_outputs(run, spikes, b, wall))
+    if saved is not None:
+        saved.save(batch, batch, {**{f"spikes/{k}": v for k, v in spikes.items()}, "y": np.stack(ys), "x_sops": x_sops})
+        notes.append(f"resumed after {start} of {batch} samples" if start else f"checkpoint in {saved.folder}")
+    return spikes, np.stack(ys), wall, x_sops
+
+
+def _dense_outputs(run: _Run, spikes: dict[str, np.ndarray], b: int, wall: dict[str, float]) -> np.ndarray:
+    """Sample b's output: the dense part on its cut spikes (per window with the step model); a
+    spiking-only bundle's is the spikes of its first Output node."""
+    plan, m = run.plan, run.bundle.manifest
+    if run.session is None:
+        return spikes[next(iter(plan.outputs.values()))][b]
+    t_cut = time.perf_counter()
+    cut = spikes[plan.outputs[m.spiking.cut_output]][b: b + 1].astype(np.float32)
+    t0 = time.perf_counter()
+    wall["transfer"] += t0 - t_cut
+    y = run.stepper.run(cut, run.threshold) if run.stepper else run.session.run(None, {m.dense.input_name: cut})[0][0]
+    wall["dense"] += time.perf_counter() - t0
+    return y
 
 
 def run_cosim(bundle: Bundle, inputs: np.ndarray | None = None, mode: str = "float",
@@ -303,23 +404,7 @@ def run_cosim(bundle: Bundle, inputs: np.ndarray | None = None, mode: str = "flo
     :func:`neurodeploy.compiler.pipeline.reference_outputs` gives them, or None; called only for inputs
     that are not the bundle's own.
     """
-    if early_exit and (bundle.manifest.dense is None or bundle.manifest.dense.exit_threshold is None):
-        raise ScheduleError(f"bundle '{bundle.manifest.name}' has no early exits: " + (
-            _moved_to_gpu(bundle) or "compile a streaming back-end built with exit_threshold (e.g. the "
-                                     "liquidspikeformer zoo model)"))
-    if backend not in BACKENDS:
-        raise UsageError(f"unknown backend {backend!r}; backends: {list(BACKENDS)}")
-    supported = ["end"] if bundle.manifest.dense is None else bundle.manifest.dense.schedules
-    if schedule not in SCHEDULES:
-        raise ScheduleError(f"unknown schedule {schedule!r}; schedules: {list(SCHEDULES)}")
-    if schedule not in supported:
-        why = {"window": "the window schedule needs a streaming back-end (neurodeploy.models.backends.StreamingBackend)",
-               "event": "the event schedule needs a streaming back-end with a salience_threshold"}.get(schedule, "")
-        if bundle.manifest.feedback is not None:
-            why = "the bundle has a feedback channel, which needs the window schedule"
-        why = _moved_to_gpu(bundle) or why
-        raise ScheduleError(f"schedule {schedule!r} is not supported by bundle '{bundle.manifest.name}' "
-                            f"(supported: {supported}): {why}")
+    _check_request(bundle, backend, schedule, early_exit)
     m = bundle.manifest
     use_reference = inputs is None
     if use_reference and m.reference is None:
@@ -327,77 +412,34 @@ def run_cosim(bundle: Bundle, inputs: np.ndarray | None = None, mode: str = "flo
                               f"time-major (T, {', '.join(map(str, m.spiking.input_shape or [m.spiking.n_in]))})")
     x = normalize_inputs(bundle.reference_inputs() if use_reference else inputs, bundle)
     plan = _plan(bundle, mode)
-    session = None if m.spiking_only else make_session(bundle.dense_path)
     stepper = None if schedule == "end" else StepRunner(bundle.path / m.dense.step_file, "window", m.adapter.window)
-    threshold = m.dense.event_threshold if schedule == "event" else None
-    batch, steps = x.shape[:2]
-    spikes = {n.name: np.zeros((batch, steps, *n.shape), dtype=n.output_dtype) for n in plan.neurons}
-    ys, wall, notes = [], {"lava": 0.0, backend: 0.0, "transfer": 0.0, "dense": 0.0}, []
-    t_start = time.perf_counter()
-    show = progress and batch > 1 and sys.stderr.isatty()
     feedback = _Feedback(bundle, plan, stepper, x.shape[1]) if m.feedback is not None else None
-    x_sops = x if feedback is None else np.zeros((batch, steps, plan.n_in))  # with the feedback currents
     if feedback is not None and (schedule != "window" or mode != "float"):
         raise ScheduleError(f"bundle '{m.name}' has a feedback channel: it runs with --schedule window in float mode")
-    saved, start = None, 0
-    if checkpoint is not None:
-        saved = Checkpoint(checkpoint, run_key(x, mode, schedule, sorted(m.checksums.items())))
-        partial = saved.load()
-        if partial is not None:
-            start = int(partial["done"])
-            for name in spikes:
-                spikes[name][:start] = partial[f"spikes/{name}"][:start]
-            ys = list(partial["y"][:start])
-            x_sops[:start] = partial["x_sops"][:start]
-    streamed, timeline = _streamed(bundle, plan, x, mode, backend, session, stepper, threshold, feedback, saved), None
+    run = _Run(bundle, x, mode, backend, plan, None if m.spiking_only else make_session(bundle.dense_path, spinning=False),
+               stepper,
+               m.dense.event_threshold if schedule == "event" else None, feedback,
+               progress and len(x) > 1 and sys.stderr.isatty())
+    saved = None if checkpoint is None else \
+        Checkpoint(checkpoint, run_key(x, mode, schedule, sorted(m.checksums.items())))
+    t_start, notes = time.perf_counter(), []
+    streamed, timeline = _streamed(run, saved), None
     if streamed is not None:
-        spikes, y_streamed, stream_wall, measured = streamed
-        ys, start, timeline = list(y_streamed), batch, measured.as_dict()
-        wall.update({"lava": stream_wall["lava"], backend: stream_wall["lava"], "dense": stream_wall["dense"]})
-    with open_runner(backend, plan, steps, mode) as runner:
-        batched = None
-        if backend == "emulator" and feedback is None:  # the whole batch at once, then the dense part per sample
-            batched, wall["emulator"] = runner.run_many(x[start:], progress=show)
-        for b in track(range(start, batch), description="co-simulating", disable=not show,
-                       console=Console(stderr=True)):
-            if saved is not None and b > start:
-                saved.save(b, batch, {**{f"spikes/{k}": v for k, v in spikes.items()}, "y": np.stack(ys),
-                                      "x_sops": x_sops})
-            if feedback is not None:
-                sample, y_fb, x_sops[b] = feedback.run(runner, x[b])
-            elif batched is not None:
-                sample = SampleSpikes({name: s[b - start] for name, s in batched.items()}, 0.0)
-            else:
-                sample = runner.run_sample(x[b])
-            wall[backend] += sample.wall_s
-            for name, s in sample.spikes.items():
-                spikes[name][b] = s
-            if feedback is not None:
-                ys.append(y_fb)
-                continue
-            if session is None:
-                ys.append(spikes[next(iter(plan.outputs.values()))][b])
-                continue
-            t_cut = time.perf_counter()
-            cut = spikes[plan.outputs[m.spiking.cut_output]][b: b + 1].astype(np.float32)
-            t0 = time.perf_counter()
-            wall["transfer"] += t0 - t_cut
-            ys.append(stepper.run(cut, threshold) if stepper else session.run(None, {m.dense.input_name: cut})[0][0])
-            wall["dense"] += time.perf_counter() - t0
+        spikes, y, stream_wall, measured = streamed
+        wall, x_sops, timeline = {"lava": 0.0, backend: stream_wall["spiking"], "transfer": 0.0,
+                                  "dense": stream_wall["dense"]}, x, measured.as_dict()
+    else:
+        spikes, y, wall, x_sops = _sample_by_sample(run, saved, notes)
     wall["total"] = time.perf_counter() - t_start
-    y = np.stack(ys)
-    if saved is not None:
-        saved.save(batch, batch, {**{f"spikes/{k}": v for k, v in spikes.items()}, "y": y, "x_sops": x_sops})
-        notes.append(f"resumed after {start} of {batch} samples" if start else f"checkpoint in {checkpoint}")
     agreement = _compared(bundle, x, use_reference, reference_for, spikes, y, schedule, notes)
     exits = exit_windows(y, m.dense.exit_threshold) if early_exit else None
     if exits is not None:
         notes.append(f"early exit at confidence {m.dense.exit_threshold:g}: mean exit window "
                      f"{exits.mean() + 1:.2f} of {y.shape[1]}")
     return CosimResult(spikes=spikes, outputs={o: spikes[p] for o, p in plan.outputs.items()}, y=y,
-                       exit_windows=exits,
-                       wall_s=wall, providers=[] if session is None else list(session.get_providers()),
+                       exit_windows=exits, wall_s=wall,
+                       providers=[] if run.session is None else list(run.session.get_providers()),
                        sops=synaptic_ops(plan, x_sops, spikes), agreement=agreement, mode=mode, notes=notes,
                        schedule=schedule, backend=backend,
-                       dense_invocations=stepper.invocations if stepper else (0 if session is None else batch),
+                       dense_invocations=stepper.invocations if stepper else (0 if run.session is None else len(x)),
                        inputs=x_sops, plan=plan, timeline=timeline)

@@ -259,8 +259,8 @@ class EmulatorRunner:
         """x (B, T, *input_shape) (or (B, T, n_in)) -> spikes of every population, aligned to x.
 
         With ``pause_at``, ``on_pause(steps_run, read_population, write_input)`` is called after those
-        step counts, as in :meth:`LavaRunner.run_sample` (``write_input`` rows are (n, *input_shape),
-        the same for every sample of the batch).
+        step counts (up to T + D, the last step), as in :meth:`LavaRunner.run_sample` (``read_population``
+        as :meth:`_reader`; ``write_input`` rows are (n, *input_shape), the same for every sample of the batch).
         """
         if self._closed:
             raise RuntimeError("this EmulatorRunner is closed")
@@ -276,14 +276,14 @@ class EmulatorRunner:
         buffers = {s.layer.name: self._zeros(batch, s.layer.out_shape) for s in self.synapses}
         record = {p.name: torch.zeros((steps, batch, *p.shape), dtype=self._record_dtype(p), device=self.device)
                   for p in self.plan.neurons}
-        pauses = sorted(s for s in (pause_at or []) if 0 < s < steps)
+        pauses = sorted(s for s in (pause_at or []) if 0 < s <= steps)
         t0 = time.perf_counter()
         with torch.no_grad():
             for t in range(steps):
                 self._step(t, xs, pops, buffers, params, record, batch)
                 if pauses and t + 1 == pauses[0]:
                     pauses.pop(0)
-                    on_pause(t + 1, lambda name, done=t + 1: self._aligned(record, name, done)[0].to(torch.float64),
+                    on_pause(t + 1, self._reader(record, t + 1),
                              lambda start, rows: xs[start: start + len(rows)].copy_(
                                  torch.as_tensor(rows, device=self.device)[:, None].to(xs.dtype)))
         if self.device.type == "cuda":
@@ -297,6 +297,15 @@ class EmulatorRunner:
         saturation = {name: dict(zip(("u_wrapped", "v_clipped"), c["saturated"].tolist()))
                       for name, c in params.items() if "saturated" in c}
         return EmulatorRun(spikes, raw, state, wall, saturation)
+
+    def _reader(self, record: dict[str, torch.Tensor], done: int) -> Callable:
+        """``read(name, batch=False)``: a population's outputs so far as float64, aligned to the input:
+        (steps, *shape) of the first sample (as :meth:`LavaRunner.run_sample` reads), with ``batch``
+        (B, steps, *shape)."""
+        def read(name: str, batch: bool = False) -> torch.Tensor:
+            outputs = self._aligned(record, name, done)
+            return (outputs if batch else outputs[0]).to(torch.float64)
+        return read
 
     def _record_dtype(self, p: NeuronLayer) -> torch.dtype:
         """Spikes as bool; sigma-delta messages and LI voltages as the state's numbers."""
