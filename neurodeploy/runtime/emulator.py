@@ -299,11 +299,11 @@ class EmulatorRunner:
         return EmulatorRun(spikes, raw, state, wall, saturation)
 
     def _reader(self, record: dict[str, torch.Tensor], done: int) -> Callable:
-        """``read(name, batch=False)``: a population's outputs so far as float64, aligned to the input:
-        (steps, *shape) of the first sample (as :meth:`LavaRunner.run_sample` reads), with ``batch``
-        (B, steps, *shape)."""
-        def read(name: str, batch: bool = False) -> torch.Tensor:
-            outputs = self._aligned(record, name, done)
+        """``read(name, batch=False, since=0)``: a population's outputs so far as float64, aligned to the
+        input, from aligned step ``since`` on: (steps, *shape) of the first sample (as
+        :meth:`LavaRunner.run_sample` reads), with ``batch`` (B, steps, *shape)."""
+        def read(name: str, batch: bool = False, since: int = 0) -> torch.Tensor:
+            outputs = self._aligned(record, name, done)[:, since:]
             return (outputs if batch else outputs[0]).to(torch.float64)
         return read
 
