@@ -52,7 +52,7 @@ def _bundle(bundle: Bundle | str | Path) -> Bundle:
 def compile(model: Any, out: str | Path, *, inputs: Any = None, dt_s: float | None = None, cut: str | None = None,
             profile: str = "loihi2", schedule: str | None = None, samples: int = DEFAULT_SAMPLES,
             weights: str | Path | None = None, name: str | None = None, discretisation: str = "euler",
-            fixes: tuple[str, ...] | list[str] = ()) -> Bundle:
+            fixes: tuple[str, ...] | list[str] = (), precision: str = "auto", calibration: Any = None) -> Bundle:
     """Compile ``model`` into a deployment bundle at ``out`` and return it.
 
     ``model`` is one of: an ``nn.Module`` (with ``inputs`` (B, T, *input_shape), the examples stored as the
@@ -65,6 +65,10 @@ def compile(model: Any, out: str | Path, *, inputs: Any = None, dt_s: float | No
     For a NIR graph, ``discretisation`` is how NIR's ODEs are stepped (``euler``, as snnTorch, norse and
     SpikingJelly; ``exact``, zero-order hold, as sinabs) and ``fixes`` names known exporter defects to
     correct (``["norse"]``); both are recorded in the bundle. A PyTorch model is stepped as it steps itself.
+    Fixed point (:mod:`neurodeploy.spiking.quantize`): ``precision`` ``"auto"`` (two synapses per weight,
+    about 14-bit weights, where the profile's cores hold them), ``"double"`` or ``"single"`` (8-bit);
+    ``calibration``: inputs (B, T, *input_shape) whose float run bounds each population's current instead of
+    the worst case (a finer grid), or ``True`` for a model's example ``inputs``. The choice is stored in the bundle.
     """
     from neurodeploy.compiler import pipeline
 
@@ -73,7 +77,7 @@ def compile(model: Any, out: str | Path, *, inputs: Any = None, dt_s: float | No
     if graph or isinstance(model, (str, Path)) and Path(model).suffix.lower() in SPIKING_SUFFIXES:
         _refuse({"inputs": inputs, "cut": cut, "weights": weights, "schedule": schedule}, "a NIR graph or .net file")
         return load(pipeline.compile_spiking(model if graph else Path(model), out, dt_s, profile, discretisation,
-                                             fixes))
+                                             fixes, precision, None if calibration is True else calibration))
     if discretisation != "euler" or fixes:
         raise UsageError("discretisation and fixes apply to .nir files; a PyTorch model is exported with the "
                          "update its own neurons compute")
@@ -93,7 +97,8 @@ def compile(model: Any, out: str | Path, *, inputs: Any = None, dt_s: float | No
 
     return load(pipeline.compile_hybrid(model, torch.as_tensor(inputs).float(), out, dt_s or DEFAULT_DT_S,
                                         name or type(model).__name__, cut=cut, profile=profile, schedule=schedule,
-                                        weights=None if weights is None else str(weights)))
+                                        weights=None if weights is None else str(weights), precision=precision,
+                                        calibration=calibration))
 
 
 def _refuse(given: dict[str, Any], what: str) -> None:
@@ -255,17 +260,18 @@ def parity(source: Bundle | str | Path, inputs: np.ndarray, *, dt_s: float | Non
            backend: str = "lava", discretisation: str = "euler", fixes: tuple[str, ...] | list[str] = ()
            ) -> ParityResult:
     """Layer by layer: the float reference against ``backend``'s float and fixed runs of a ``.nir``/``.net``
-    file (fixed point for Loihi 2) or of a bundle's spiking part (for the profile it was compiled for),
-    naming the first population that diverges."""
+    file (fixed point for Loihi 2, precision ``auto``) or of a bundle's spiking part (for the profile and with
+    the quantizer options it was compiled with), naming the first population that diverges; with options
+    beyond 8-bit weights, also the plain 8-bit fixed run (the disagreement before and after)."""
     from neurodeploy.analysis.parity import compare_layers
     from neurodeploy.bundle import Bundle
 
-    profile, reading = "loihi2", {"discretisation": discretisation, "fixes": tuple(fixes)}
+    profile, reading, quantizer = "loihi2", {"discretisation": discretisation, "fixes": tuple(fixes)}, None
     if isinstance(source, Bundle) or Path(source).is_dir():
         bundle = _bundle(source)
         m = bundle.manifest.spiking
-        source, dt_s, profile, reading = bundle.spiking_path, m.dt_s, m.profile, m.reading
-    return compare_layers(Path(source), inputs, dt_s, backend, profile, reading)
+        source, dt_s, profile, reading, quantizer = bundle.spiking_path, m.dt_s, m.profile, m.reading, m.quantizer
+    return compare_layers(Path(source), inputs, dt_s, backend, profile, reading, quantizer)
 
 
 def zoo_models() -> dict[str, str]:

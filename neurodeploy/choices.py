@@ -8,6 +8,8 @@
 - ``Mode``: ``float`` (Lava ``floating_pt``) or ``fixed`` (Loihi integers, Lava ``fixed_pt``).
 - ``Discretisation``: how a NIR graph's ODEs are stepped: ``euler`` (forward Euler, as snnTorch, norse and
   SpikingJelly) or ``exact`` (zero-order hold, as sinabs); :mod:`neurodeploy.exporters.nir_import`.
+- ``Precision``: fixed-point weights: ``single`` (8-bit mantissas), ``double`` (two synapses per weight,
+  about 14 bits) or ``auto`` (double where the profile's cores hold it); :mod:`neurodeploy.spiking.quantize`.
 """
 from __future__ import annotations
 
@@ -17,8 +19,10 @@ Schedule = Literal["end", "window", "event"]
 Backend = Literal["lava", "emulator"]
 Mode = Literal["float", "fixed"]
 Discretisation = Literal["euler", "exact"]
+Precision = Literal["single", "double", "auto"]
 
 SCHEDULES: tuple[str, ...] = get_args(Schedule)
 BACKENDS: tuple[str, ...] = get_args(Backend)
 MODES: tuple[str, ...] = get_args(Mode)
 DISCRETISATIONS: tuple[str, ...] = get_args(Discretisation)
+PRECISIONS: tuple[str, ...] = get_args(Precision)

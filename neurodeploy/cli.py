@@ -26,7 +26,7 @@ import json
 import sys
 from pathlib import Path
 
-from neurodeploy.choices import BACKENDS, DISCRETISATIONS, MODES, SCHEDULES
+from neurodeploy.choices import BACKENDS, DISCRETISATIONS, MODES, PRECISIONS, SCHEDULES
 from neurodeploy.errors import NeurodeployError, UsageError, one_line
 
 DEFAULT_SAMPLES = 8
@@ -38,7 +38,7 @@ def _console():
     return Console(stderr=True)
 
 
-def _load_input(path: str | None):
+def _load_input(path: str | None, option: str = "--input"):
     if path is None:
         return None
     import numpy as np
@@ -46,7 +46,7 @@ def _load_input(path: str | None):
     try:
         return np.load(path, allow_pickle=False)
     except (OSError, ValueError) as exc:
-        raise UsageError(f"cannot read --input {path}: {exc}; save the array with np.save(path, x)") from exc
+        raise UsageError(f"cannot read {option} {path}: {exc}; save the array with np.save(path, x)") from exc
 
 
 def _cmd_compile(args: argparse.Namespace) -> int:
@@ -55,7 +55,8 @@ def _cmd_compile(args: argparse.Namespace) -> int:
 
     bundle = nd.compile(args.model, args.out, dt_s=args.dt, cut=args.cut, profile=args.profile,
                         schedule=args.schedule, samples=args.samples, weights=args.weights,
-                        discretisation=args.discretisation, fixes=args.fix)
+                        discretisation=args.discretisation, fixes=args.fix, precision=args.precision,
+                        calibration=_load_input(args.calibration, "--calibration"))
     console, m = _console(), bundle.manifest.spiking
     console.print(f"dt = {m.dt_s:g} s; input shape {tuple(m.input_shape)}; delay compensation {m.total_delay_steps} "
                   f"steps; schedule {bundle.manifest.default_schedule}")
@@ -268,6 +269,12 @@ def _add_compile(sub) -> None:
                                                                "(default: window for a streaming back-end, else end)")
     p.add_argument("--weights", help="state_dict (.pt) to load into a module:function or zoo model")
     p.add_argument("--cut", help="name of the last spiking module (default: found automatically)")
+    p.add_argument("--precision", choices=list(PRECISIONS), default="auto",
+                   help="fixed-point weights: auto (default: two synapses per weight, about 14 bits, where the "
+                        "profile's cores hold them), double, or single (8-bit mantissas)")
+    p.add_argument("--calibration", metavar="FILE.npy",
+                   help="inputs (B, T, ...) whose float run bounds each population's current (a finer grid than "
+                        "the worst case)")
     _reading_args(p)
     p.set_defaults(func=_cmd_compile)
 

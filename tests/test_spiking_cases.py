@@ -49,13 +49,15 @@ def test_braille_recurrent_float_is_exact_and_fixed_is_reported():
         got = run.run_sample(x).spikes["lif1.lif"]
     assert want.sum() == 119 and np.array_equal(got, want)
     mismatches = {}
-    for per_synapse in (True, False):
-        q = quantize(plan, per_synapse_exponents=per_synapse)
+    for per_synapse, precision in ((True, "single"), (False, "single"), (True, "double")):
+        q = quantize(plan, per_synapse_exponents=per_synapse, precision=precision)
         with LavaRunner(q.plan, len(x), "fixed") as run:
-            mismatches[per_synapse] = int(np.abs(run.run_sample(x).spikes["lif1.lif"] - want).sum())
-    print(f"braille fixed-point spike mismatches vs snnTorch: per-synapse exponents {mismatches[True]}, "
-          f"shared exponent {mismatches[False]} (of {int(want.sum())} reference spikes)")
-    assert mismatches[True] < mismatches[False]  # what per-synapse exponents buy
+            mismatches[per_synapse, precision] = int(np.abs(run.run_sample(x).spikes["lif1.lif"] - want).sum())
+    print(f"braille fixed-point spike mismatches vs snnTorch (of {int(want.sum())} reference spikes): 8-bit weights "
+          f"with per-synapse exponents {mismatches[True, 'single']}, with a shared exponent "
+          f"{mismatches[False, 'single']}; two synapses per weight {mismatches[True, 'double']}")
+    assert mismatches[True, "single"] < mismatches[False, "single"]  # what per-synapse exponents buy
+    assert mismatches[True, "double"] == 0 < mismatches[True, "single"]  # and precision "double" (was 108)
 
 
 def _torch_reference(graph: nir.NIRGraph, x: np.ndarray) -> dict[str, np.ndarray]:

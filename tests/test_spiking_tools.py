@@ -87,8 +87,11 @@ def test_parity_tool_names_the_first_divergent_layer():
     x = np.load(CASES / "nir" / "03_rnn" / "braille_test0_input_recovered.npy").astype(np.float64)[:64]
     result = compare_layers(BRAILLE, x)
     assert [layer.mismatches["lava_float"] for layer in result.layers] == [0, 0]
-    assert result.first_divergent == {"lava_float": None, "lava_fixed": "lif1.lif"}
-    assert result.layers[0].first_step["lava_fixed"] is not None and result.quantization
+    assert result.first_divergent["lava_float"] is None
+    assert result.first_divergent["lava_fixed_single"] == "lif1.lif"  # 8-bit weights: the hidden layer diverges
+    assert result.layers[0].first_step["lava_fixed_single"] is not None and result.quantization
+    after, before = (sum(layer.mismatches[k] for layer in result.layers) for k in ("lava_fixed", "lava_fixed_single"))
+    assert after < before  # per layer before and after the automatic options (two synapses per weight)
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess:

@@ -44,33 +44,40 @@ def _first_step(a: np.ndarray, b: np.ndarray) -> int | None:
 
 
 def compare_layers(source: str | Path, x: np.ndarray, dt: float | None = None, backend: str = "lava",
-                   profile: str = "loihi2", reading: dict | None = None) -> ParityResult:
+                   profile: str = "loihi2", reading: dict | None = None, quantizer: dict | None = None) -> ParityResult:
     """Run ``x`` (T, *input_shape) through the reference and ``backend`` in float and fixed mode (in the
-    integers of the neuromorphic ``profile``); compare per layer. Runs are keyed ``"<backend>_float"`` and
-    ``"<backend>_fixed"``. ``reading`` is how the file is read (``discretisation``, ``fixes``)."""
+    integers of the neuromorphic ``profile``, with the quantizer's options ``quantizer``: a bundle's, or
+    precision ``auto``); compare per layer. Runs are keyed ``"<backend>_float"`` and ``"<backend>_fixed"``;
+    where the options are not plain 8-bit weights, ``"<backend>_fixed_single"`` is the fixed run without them
+    (single precision, no calibration): the per-layer disagreement before and after.
+    ``reading`` is how the file is read (``discretisation``, ``fixes``)."""
     plan = load_spiking(source, dt, **(reading or {}))
     x = np.asarray(x, dtype=np.float64)
     steps = x.shape[0]
     reference = simulate_float(plan, x)
     runs: dict[str, dict[str, np.ndarray]] = {}
-    keys = (f"{backend}_float", f"{backend}_fixed")
+    keys = [f"{backend}_float", f"{backend}_fixed"]
     report = None
     if all(p.model in ("lif", "li") for p in plan.neurons):
         with open_runner(backend, plan, steps, "float") as run:
             runs[keys[0]] = run.run_sample(x).spikes
-    fixed_plan = plan
+    fixed_plans = {keys[1]: plan}
     if not plan.is_quantized:
-        q = quantize_for(plan, profile)
-        fixed_plan, report = q.plan, q.as_dict()
-    with open_runner(backend, fixed_plan, steps, "fixed") as run:
-        runs[keys[1]] = run.run_sample(x).spikes
+        q = quantize_for(plan, profile, **(quantizer or {}))
+        fixed_plans[keys[1]], report = q.plan, q.as_dict()
+        if q.options != {"precision": "single", "peaks": None}:
+            keys.append(f"{backend}_fixed_single")
+            fixed_plans[keys[2]] = quantize_for(plan, profile, precision="single").plan
+    for key, fixed_plan in fixed_plans.items():
+        with open_runner(backend, fixed_plan, steps, "fixed") as run:
+            runs[key] = run.run_sample(x).spikes
     layers, first = [], dict.fromkeys(keys)
     for pop in plan.neurons:
         ref = reference.get(pop.name)
         mism, step = {}, {}
         for key in keys:
             got = runs.get(key, {}).get(pop.name)
-            if ref is None or got is None or (pop.model == "li" and key.endswith("fixed")):
+            if ref is None or got is None or (pop.model == "li" and "_fixed" in key):
                 mism[key] = step[key] = None  # a fixed-point voltage is in Loihi's integer units
                 continue
             if pop.model == "li":  # a voltage readout: equal to float rounding

@@ -104,18 +104,33 @@ def _feedback_part(model: nn.Module, cut_delay: int, tmp: Path) -> FeedbackPart 
     return FeedbackPart(n_fb=model.n_fb, latency_steps=model.latency_steps)
 
 
-def _spiking_fixed_point(plan, profile: str) -> dict:
-    """The quantization report and resource map of the spiking part on ``profile``, for the manifest.
-    A plan with no fixed-point form keeps its float use: the reason is recorded, fixed runs refuse it."""
+def _spiking_fixed_point(plan, profile: str, precision: str = "auto", calibration=None) -> dict:
+    """The quantization report, the quantizer's options and the resource map of the spiking part on
+    ``profile``, for the manifest (the resources of the quantized plan: precision ``double`` stores more
+    synapses). A plan with no fixed-point form keeps its float use: the reason is recorded, fixed runs refuse it."""
     from neurodeploy.spiking.quantize import quantize_for
     from neurodeploy.spiking.resources import map_resources
 
     out = {"profile": profile, "resources": map_resources(plan, profile).as_dict()}
     try:
-        out["quantization"] = quantize_for(plan, profile).as_dict()
+        q = quantize_for(plan, profile, precision=precision, calibration=calibration)
     except QuantizationError as exc:
         out["quantization_error"] = str(exc)
+        return out
+    out.update(quantization=q.as_dict(), quantizer=q.options, resources=map_resources(q.plan, profile).as_dict())
     return out
+
+
+def _calibration_inputs(plan, calibration, inputs: torch.Tensor) -> np.ndarray | None:
+    """Calibration inputs of the spiking part: ``True`` = the example inputs, else an array (B, T, ...) in
+    the bundle's layout; feedback channels (inputs the runtime adds) are zero."""
+    if calibration is None or calibration is False:
+        return None
+    x = inputs.numpy() if calibration is True else np.asarray(calibration)
+    x = x.reshape(*x.shape[:2], -1).astype(np.float64)
+    if x.shape[2] < plan.n_in:
+        x = np.concatenate([x, np.zeros((*x.shape[:2], plan.n_in - x.shape[2]))], axis=2)
+    return x.reshape(*x.shape[:2], *plan.input_shape)
 
 
 def _default_schedule(dense_part: DensePart, feedback: FeedbackPart | None, schedule: str | None) -> str:
@@ -158,13 +173,14 @@ def split(model: nn.Module, inputs: torch.Tensor, cut: str | None = None, dt_s: 
 
 def compile_hybrid(model: nn.Module, inputs: torch.Tensor, out: Path, dt_s: float, name: str,
                    cut: str | None = None, profile: str = "loihi2", schedule: str | None = None,
-                   weights: str | None = None) -> Path:
+                   weights: str | None = None, precision: str = "auto", calibration=None) -> Path:
     """Partition ``model``, export both halves, verify them, write the bundle at ``out``.
 
     ``inputs`` are in the layout the model takes (``(B, T, ...)``, or ``(T, B, ...)`` for a captured model
     that loops over dim 0); ``profile``: the neuromorphic profile the spiking part is quantized and mapped
     for; ``schedule``: the bundle's deployment schedule (default ``window`` for a streaming back-end, else
-    ``end``); ``weights``: the state_dict file loaded into the model, recorded in the provenance.
+    ``end``); ``weights``: the state_dict file loaded into the model, recorded in the provenance;
+    ``precision`` and ``calibration`` (``True``: the example inputs) as :func:`neurodeploy.spiking.quantize.quantize_for`.
     """
     model = model.eval()
     part, inputs, layout = split(model, inputs, cut, dt_s)
@@ -197,7 +213,8 @@ def compile_hybrid(model: nn.Module, inputs: torch.Tensor, out: Path, dt_s: floa
                                 cut_output=cut_output, outputs=plan.outputs,
                                 delay_steps={n.name: n.delay_steps for n in plan.neurons},
                                 total_delay_steps=plan.max_delay_steps, module_paths=part.module_paths,
-                                **_spiking_fixed_point(plan, profile)),
+                                **_spiking_fixed_point(plan, profile, precision,
+                                                       _calibration_inputs(plan, calibration, inputs))),
             dense=dense_part, feedback=feedback, schedule=_default_schedule(dense_part, feedback, schedule),
             adapter=None if part.adapter is None else Adapter(kind=ADAPTER_KINDS[type(part.adapter)], window=window),
             placement=part.placement, cut=cut,
@@ -213,25 +230,29 @@ def compile_hybrid(model: nn.Module, inputs: torch.Tensor, out: Path, dt_s: floa
 
 
 def compile_spiking(source, out: Path, dt_s: float | None = None, profile: str = "loihi2",
-                    discretisation: str = "euler", fixes: tuple[str, ...] | list[str] = ()) -> Path:
+                    discretisation: str = "euler", fixes: tuple[str, ...] | list[str] = (),
+                    precision: str = "auto", calibration: np.ndarray | None = None) -> Path:
     """A spiking-only bundle from a ``.nir`` or netx ``.net`` file, or an in-memory ``nir.NIRGraph`` (as a
     framework's ``to_nir`` returns it; missing types are filled before it is written): design rules, Loihi
     quantization (NIR sources; netx files carry their own integers), resource map on ``profile``. A graph
     without a fixed-point form still gets its float bundle; the reason is recorded and fixed-point runs
-    refuse it. ``discretisation`` and the exporter ``fixes`` are recorded in the bundle and used on every read."""
+    refuse it. ``discretisation`` and the exporter ``fixes`` are recorded in the bundle and used on every read;
+    ``precision`` and ``calibration`` (inputs (B, T, *input_shape)) as :func:`neurodeploy.spiking.quantize.quantize_for`."""
     if isinstance(source, nir.NIRGraph):
         from neurodeploy.exporters.nir_types import complete_types
 
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / "graph.nir"
             write_nir(complete_types(source), path)
-            return compile_spiking(path, out, dt_s, profile, discretisation, fixes)
+            return compile_spiking(path, out, dt_s, profile, discretisation, fixes, precision, calibration)
     from neurodeploy.exporters import SPIKING_FORMATS, load_spiking
     from neurodeploy.spiking.resources import map_resources
 
     source = Path(source)
     plan = load_spiking(source, dt_s, discretisation, fixes)
-    fixed_point = _spiking_fixed_point(plan, profile) if not plan.is_quantized else \
+    calibration = None if calibration is None else \
+        np.asarray(calibration, dtype=np.float64).reshape(*np.shape(calibration)[:2], *plan.input_shape)
+    fixed_point = _spiking_fixed_point(plan, profile, precision, calibration) if not plan.is_quantized else \
         {"profile": profile, "resources": map_resources(plan, profile).as_dict()}
     fmt = SPIKING_FORMATS[source.suffix.lower()]
     file = f"spiking{source.suffix.lower()}"

@@ -207,7 +207,7 @@ def counts_from_run(plan: SpikingPlan, inputs: np.ndarray, spikes: dict[str, np.
         target = plan.layer(layer.layer).target
         synops[target] = synops.get(target, 0.0) + layer.effective
     counts = Counts(
-        num_steps=steps, synops=synops, dense_synops=sum(s.dense for s in per_layer),
+        num_steps=steps, synops=synops, dense_synops=sum(s.dense for s in per_layer if not s.refines),
         neurobench_synops=neurobench_sops(per_layer),
         spikes={name: float(np.sum(s != 0) / batch) for name, s in plan.spikes_only(spikes).items()},
         neurons={p.name: p.n for p in plan.neurons},

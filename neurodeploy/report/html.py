@@ -143,9 +143,12 @@ def _quantization_rows(data: dict) -> list[dict]:
         for s in q["synapses"]:
             rows.append({"population": labels.get(q["name"], q["name"]), "scale": f"{q['scale']:.4g}",
                          "limited by": q["limited_by"], "threshold": q["vth_mant"],
-                         "synapse": labels.get(s["name"], s["name"]), "weight exponent": s["weight_exp"],
+                         "synapse": labels.get(s["name"], s["name"]), "precision": s.get("precision", "single"),
+                         "weight exponent": s["weight_exp"] if s.get("fine_exp") is None else
+                         f"{s['weight_exp']} + {s['fine_exp']}",
                          "largest mantissa": s["mantissa_max"], "weights rounded to 0": s["zeroed"],
-                         "clipped": s["clipped"], "rms error": f"{s['rel_rms_err']:.2%}"})
+                         "clipped": s["clipped"], "rms error": f"{s['rel_rms_err']:.2%}",
+                         "synapses / weights": f"{s.get('synapses', 0):,} / {s.get('weights', 0):,}"})
     return rows
 
 

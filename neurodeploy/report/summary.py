@@ -202,10 +202,18 @@ def print_quantization(report: list[dict], names: dict[str, str], console: Conso
 
     console.print("fixed point (Loihi integers) per population:")
     for q in report:
-        syn = "; ".join(f"{label(s['name'])}: exp {s['weight_exp']}, rms error {s['rel_rms_err']:.2%}"
+        syn = "; ".join(f"{label(s['name'])}: {_grid(s)}, rms error {s['rel_rms_err']:.2%}"
                         + (f", {s['zeroed']} weights rounded to 0" if s["zeroed"] else "") for s in q["synapses"])
         limit = q["limited_by"]
         if limit.startswith("weights of "):
             limit = "weights of " + label(limit.removeprefix("weights of "))
         console.print(f"  {label(q['name'])}: scale {q['scale']:.4g} (limited by {limit}), "
                       f"threshold {q['vth_mant']}; {syn}")
+
+
+def _grid(synapse: dict) -> str:
+    """A synapse's weight grid in words: its exponent(s) and, for precision ``double``, the synapse count."""
+    if synapse.get("precision", "single") == "single":
+        return f"exp {synapse['weight_exp']}"
+    return (f"two synapses, exp {synapse['weight_exp']} and {synapse['fine_exp']} "
+            f"({synapse['synapses']:,} synapses for {synapse['weights']:,} weights)")

@@ -239,7 +239,7 @@ def _plan(bundle: Bundle, mode: str) -> SpikingPlan:
     if mode == "fixed" and not plan.is_quantized:
         from neurodeploy.spiking.quantize import quantize_for
 
-        plan = quantize_for(plan, m.spiking.profile).plan
+        plan = quantize_for(plan, m.spiking.profile, **m.spiking.quantizer).plan
     return plan
 
 

@@ -52,6 +52,7 @@ class SynapseLayer:
     recurrent: bool = False
     graded: bool = False  # the source sends graded (multi-bit) spikes
     start_step: int = 0  # for source == "bias": the always-on line is on from this step (0-based)
+    refines: str | None = None  # a second synapse layer that adds precision to this one (the quantizer's "double")
 
     @property
     def carries_values(self) -> bool:

@@ -20,21 +20,46 @@ largest exponent (Lava's Conv fixed model has no weight exponent, so a conv fixe
 weight), and a bound on ``|u|`` (24-bit, wraps). The largest ``S`` gives the smallest rounding error. With
 ``per_synapse_exponents=False`` all synapses into a population share one exponent (the largest), which
 shows what the per-synapse exponents buy.
+
+Options (each reported per layer):
+
+- ``precision="double"`` spends synapses for bits: each dense synapse whose weight grid is coarser than
+  one unit of ``a_in`` becomes two synapse layers between the same populations. The first holds the grid
+  point at or below ``W S`` at exponent ``e`` (8-bit mantissas, even when mixed-sign); the second,
+  one-signed (excitatory: 8 full bits), holds the rest at the smallest exponent ``e_lo >= 0`` that fits
+  it, so that both sums stay exact integers (Lava floors a sum shifted right)::
+
+      hi = step * floor(W S / (step 2**e)),   lo = round((W S - hi 2**e) / 2**e_lo),   lo in [0, 255]
+
+  The effective weight ``hi 2**e + lo 2**e_lo`` is within half a unit of ``a_in`` of ``W S`` (about 14
+  bits), at no more than twice the synapses (a weight on the first grid needs no second synapse). On the
+  chip the second layer shares the first one's axons (no extra fan-in). ``"single"``: one synapse per
+  weight. ``"auto"`` (:func:`quantize_for`): ``double`` where the profile's cores hold it (no more cores
+  than ``single``), else ``single``.
+- ``peaks`` (calibration, :func:`calibration_peaks` of inputs run through the float model): the bound
+  on ``|u|`` is the largest ``|u|`` seen times :data:`CALIBRATION_MARGIN` instead of every input at once,
+  and ``|v|`` gets the same bound (Lava clips v at 24 bits). A larger ``S`` is a finer grid; inputs far
+  beyond the calibration set may then wrap ``u``, which the emulator counts (``saturation``).
 """
 from __future__ import annotations
 
 import copy
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from neurodeploy.choices import PRECISIONS
 from neurodeploy.errors import QuantizationError
 from neurodeploy.spiking.loihi import LAVA, LoihiNumerics
 from neurodeploy.spiking.plan import FixedNeuron, FixedSynapse, NeuronLayer, SpikingPlan, SynapseLayer
 
 GRADED_MESSAGE_BITS = 16
 """Bits of a graded message into a synapse (graded input or sigma-delta sources), at most the chip's."""
+
+CALIBRATION_MARGIN = 2.0
+"""Calibrated peaks of |u| and |v| are multiplied by this before they bound a population's scale."""
+FINE_SUFFIX = ".fine"  # the name of the second synapse layer of precision "double"
 
 
 @dataclass
@@ -46,6 +71,10 @@ class SynapseReport:
     clipped: int  # weights beyond the mantissa range
     max_abs_err: float  # in float weight units
     rel_rms_err: float  # rms error / rms weight
+    precision: str = "single"  # "double": a second synapse layer at fine_exp holds the rest
+    fine_exp: int | None = None
+    weights: int = 0  # nonzero weights of the model's layer
+    synapses: int = 0  # synapses on the chip: nonzero mantissas, both layers for "double"
 
 
 @dataclass
@@ -62,12 +91,26 @@ class NeuronReport:
     bias_exp: int
     bias_max_abs_err: float
     synapses: list[SynapseReport] = field(default_factory=list)
+    calibrated: bool = False  # the scale's |u| and |v| bounds come from calibration peaks
 
 
 @dataclass
 class Quantized:
     plan: SpikingPlan
     report: list[NeuronReport]
+    precision: str = "single"  # what was chosen ("auto" resolved)
+    peaks: dict[str, dict[str, float]] | None = None  # the calibration peaks used, per population
+
+    @property
+    def options(self) -> dict:
+        """What a later run needs to rebuild exactly this grid (the bundle's ``spiking.quantizer``)."""
+        return {"precision": self.precision, "peaks": self.peaks}
+
+    @property
+    def synapse_ratio(self) -> float:
+        """Synapses on the chip / nonzero weights of the model."""
+        weights = sum(r.weights for n in self.report for r in n.synapses)
+        return sum(r.synapses for n in self.report for r in n.synapses) / max(weights, 1)
 
     def as_dict(self) -> list[dict]:
         from dataclasses import asdict
@@ -113,7 +156,8 @@ def _input_bound(plan: SpikingPlan, syns: list[SynapseLayer]) -> float:
     return total
 
 
-def _scale(layer: NeuronLayer, syns: list[SynapseLayer], a_max: float, nx: LoihiNumerics) -> tuple[float, str]:
+def _scale(layer: NeuronLayer, syns: list[SynapseLayer], a_max: float, nx: LoihiNumerics,
+           observed: dict[str, float] | None = None) -> tuple[float, str]:
     limits = {}
     if layer.model == "lif" and layer.vth > 0:
         limits["threshold"] = nx.vth_max / layer.vth
@@ -125,7 +169,10 @@ def _scale(layer: NeuronLayer, syns: list[SynapseLayer], a_max: float, nx: Loihi
         if peak > 0:
             top_exp = 0 if syn.kind == "conv" else nx.weight_exp_max
             limits[f"weights of {syn.name}"] = _mantissa_limit(syn.weights, nx) * 2 ** top_exp / peak
-    if a_max > 0:
+    if observed is not None and observed["u"] > 0:
+        limits[f"{nx.state_bits}-bit current (calibrated)"] = \
+            nx.state_max / (observed["u"] * CALIBRATION_MARGIN * 2 ** nx.act_shift)
+    elif a_max > 0:
         u_peak = a_max / max(layer.du, 1.0 / nx.decay_one)
         limits[f"{nx.state_bits}-bit current"] = nx.state_max / (u_peak * 2 ** nx.act_shift)
     if not limits:
@@ -161,14 +208,51 @@ def _synapse(syn: SynapseLayer, scale: float, exp: int, graded: bool,
              nx: LoihiNumerics) -> tuple[FixedSynapse, SynapseReport]:
     """The synapse's mantissas on the chip's weight grid at exponent ``exp``, and their report."""
     mant, clipped = quantize_weights(syn.weights * scale, exp, nx)
-    err = mant * 2.0 ** exp / scale - syn.weights
-    rms = float(np.sqrt(np.mean(syn.weights ** 2))) or 1.0
-    report = SynapseReport(
-        name=syn.name, weight_exp=exp, mantissa_max=int(np.abs(mant).max(initial=0)),
-        zeroed=int(np.count_nonzero((mant == 0) & (syn.weights != 0))), clipped=clipped,
-        max_abs_err=float(np.abs(err).max(initial=0)), rel_rms_err=float(np.sqrt(np.mean(err ** 2)) / rms))
     bits = min(GRADED_MESSAGE_BITS, nx.graded_spike_bits) if graded else 0
-    return FixedSynapse(weights=mant, weight_exp=exp, num_weight_bits=nx.weight_bits, num_message_bits=bits), report
+    fixed = FixedSynapse(weights=mant, weight_exp=exp, num_weight_bits=nx.weight_bits, num_message_bits=bits)
+    return fixed, _synapse_report(syn, scale, [fixed], clipped)
+
+
+def _synapse_report(syn: SynapseLayer, scale: float, parts: list[FixedSynapse], clipped: int) -> SynapseReport:
+    """Errors of the effective weights ``sum(mantissas 2**exp) / S`` against the model's, and the synapse count."""
+    effective = sum(part.weights * 2.0 ** part.weight_exp for part in parts)
+    err = effective / scale - syn.weights
+    rms = float(np.sqrt(np.mean(syn.weights ** 2))) or 1.0
+    return SynapseReport(
+        name=syn.name, weight_exp=parts[0].weight_exp, mantissa_max=int(np.abs(parts[0].weights).max(initial=0)),
+        zeroed=int(np.count_nonzero((effective == 0) & (syn.weights != 0))), clipped=clipped,
+        max_abs_err=float(np.abs(err).max(initial=0)), rel_rms_err=float(np.sqrt(np.mean(err ** 2)) / rms),
+        precision="double" if len(parts) > 1 else "single",
+        fine_exp=parts[1].weight_exp if len(parts) > 1 else None, weights=int(np.count_nonzero(syn.weights)),
+        synapses=sum(int(np.count_nonzero(part.weights)) for part in parts))
+
+
+def _fine_exponent(lsb: float, nx: LoihiNumerics) -> int:
+    """The smallest exponent >= 0 at which a one-signed mantissa holds a rest below ``lsb``."""
+    return max(0, math.ceil(math.log2(lsb / nx.weight_range(False)[1])))
+
+
+def _split(syn: SynapseLayer, scale: float, fixed: FixedSynapse, nx: LoihiNumerics
+           ) -> tuple[FixedSynapse, SynapseLayer, FixedSynapse] | None:
+    """Precision ``double`` for one dense synapse (the module docstring): its coarse part, the second layer
+    (float weights: the rest, so that the two sum to the model's) and that layer's mantissas; None where a
+    second layer would add nothing (a conv, or a grid already at one unit of ``a_in``)."""
+    ws = syn.weights * scale
+    mixed = _is_mixed(ws)
+    step, e = nx.weight_step(mixed), fixed.weight_exp
+    lsb = step * 2.0 ** e
+    e_lo = _fine_exponent(lsb, nx)
+    if syn.kind != "dense" or lsb <= 1 or e_lo >= e:
+        return None
+    low, high = nx.weight_range(mixed)
+    coarse = np.clip(step * np.floor(ws / lsb), low, high).astype(np.int64)
+    rest = ws - coarse * 2.0 ** e
+    fine_step, fine_high = nx.weight_step(False), nx.weight_range(False)[1]
+    fine = np.clip(fine_step * np.round(rest / 2.0 ** e_lo / fine_step), 0, fine_high).astype(np.int64)
+    coarse_w = coarse * 2.0 ** e / scale
+    layer = replace(syn, name=syn.name + FINE_SUFFIX, weights=syn.weights - coarse_w, refines=syn.name)
+    syn.weights = coarse_w  # the two layers' float weights sum to the model's
+    return replace(fixed, weights=coarse), layer, replace(fixed, weights=fine, weight_exp=e_lo)
 
 
 def _population_problems(layer: NeuronLayer, vth_mant: int, scale: float, graded: list[str],
@@ -182,9 +266,14 @@ def _population_problems(layer: NeuronLayer, vth_mant: int, scale: float, graded
     return problems
 
 
-def quantize(plan: SpikingPlan, per_synapse_exponents: bool = True, numerics: LoihiNumerics = LAVA) -> Quantized:
+def quantize(plan: SpikingPlan, per_synapse_exponents: bool = True, numerics: LoihiNumerics = LAVA,
+             precision: str = "single", peaks: dict[str, dict[str, float]] | None = None) -> Quantized:
     """Fixed-point parameters for every LIF population of ``plan`` and its incoming synapses, in the bit
-    widths of ``numerics`` (:func:`neurodeploy.spiking.loihi.numerics_of` a profile; Loihi 2's by default)."""
+    widths of ``numerics`` (:func:`neurodeploy.spiking.loihi.numerics_of` a profile; Loihi 2's by default).
+    ``precision`` (``single`` or ``double``) and ``peaks`` (calibration) as the module docstring says."""
+    if precision not in PRECISIONS[:2]:
+        raise QuantizationError([f"precision {precision!r}: one of {list(PRECISIONS[:2])} (auto: quantize_for)"],
+                                "cannot quantize the plan")
     out = copy.deepcopy(plan)
     reports, problems = [], []
     for layer in out.neurons:
@@ -192,26 +281,64 @@ def quantize(plan: SpikingPlan, per_synapse_exponents: bool = True, numerics: Lo
             problems.append(f"{layer.name}: {layer.model} populations come with their own integers (netx)")
             continue
         syns = out.incoming(layer.name)
-        scale, limited_by = _scale(layer, syns, _input_bound(out, syns), numerics)
+        peak = None if peaks is None else peaks.get(layer.name)
+        scale, limited_by = _scale(layer, syns, _input_bound(out, syns), numerics, peak)
         fixed, report = _neuron(layer, scale, limited_by, numerics)
+        report.calibrated = peak is not None
         exps = {s.name: (0 if s.kind == "conv" else _weight_exp(s.weights * scale, numerics)) for s in syns}
         if not per_synapse_exponents and exps:
             exps = dict.fromkeys(exps, max(exps.values()))
         graded = [s.name for s in syns if s.graded or (s.source == "input" and out.graded_input)]
         problems += _population_problems(layer, fixed.vth, scale, graded, numerics)
         for syn in syns:
-            out.fixed[syn.name], syn_report = _synapse(syn, scale, exps[syn.name], syn.name in graded, numerics)
-            report.synapses.append(syn_report)
+            report.synapses.append(_quantize_synapse(out, syn, scale, exps[syn.name], syn.name in graded,
+                                                     numerics, precision))
         out.fixed[layer.name] = fixed
         reports.append(report)
     if problems:
         raise QuantizationError(problems, "cannot quantize the plan for Loihi")
-    return Quantized(out, reports)
+    return Quantized(out, reports, precision, peaks)
 
 
-def quantize_for(plan: SpikingPlan, profile: str = "loihi2", per_synapse_exponents: bool = True) -> Quantized:
-    """:func:`quantize` in the bit widths of the neuromorphic profile ``profile`` (a name or a .json path)."""
+def _quantize_synapse(out: SpikingPlan, syn: SynapseLayer, scale: float, exp: int, graded: bool,
+                      nx: LoihiNumerics, precision: str) -> SynapseReport:
+    """``out.fixed[syn]`` (and, for ``double``, the second layer, inserted after ``syn``); the report."""
+    model_syn = replace(syn)
+    out.fixed[syn.name], report = _synapse(syn, scale, exp, graded, nx)
+    split = _split(syn, scale, out.fixed[syn.name], nx) if precision == "double" else None
+    if split is None:
+        return report
+    out.fixed[syn.name], layer, out.fixed[layer.name] = split
+    out.layers.insert(out.layers.index(syn) + 1, layer)
+    return _synapse_report(model_syn, scale, [out.fixed[syn.name], out.fixed[layer.name]], report.clipped)
+
+
+def calibration_peaks(plan: SpikingPlan, x: np.ndarray) -> dict[str, dict[str, float]]:
+    """The largest ``|u|`` and ``|v|`` of every population of the float model on inputs x (B, T, *input_shape)."""
+    from neurodeploy.spiking.reference import simulate_batch
+
+    peaks: dict[str, dict[str, float]] = {}
+    simulate_batch(plan, np.asarray(x, dtype=np.float64), peaks=peaks)
+    return peaks
+
+
+def quantize_for(plan: SpikingPlan, profile: str = "loihi2", per_synapse_exponents: bool = True,
+                 precision: str = "auto", calibration: np.ndarray | None = None,
+                 peaks: dict[str, dict[str, float]] | None = None) -> Quantized:
+    """:func:`quantize` in the bit widths of the neuromorphic profile ``profile`` (a name or a .json path).
+    ``precision="auto"``: ``double`` where it needs no more cores on ``profile`` than ``single``.
+    ``calibration`` (inputs (B, T, *input_shape)) gives the ``peaks``; pass ``peaks`` to rebuild a grid."""
     from neurodeploy.cost.profiles import load_profile
     from neurodeploy.spiking.loihi import numerics_of
+    from neurodeploy.spiking.resources import map_resources
 
-    return quantize(plan, per_synapse_exponents, numerics_of(load_profile(profile)))
+    if calibration is not None:
+        peaks = calibration_peaks(plan, calibration)
+    prof = load_profile(profile)
+    nx = numerics_of(prof)
+    if precision != "auto":
+        return quantize(plan, per_synapse_exponents, nx, precision, peaks)
+    single = quantize(plan, per_synapse_exponents, nx, "single", peaks)
+    double = quantize(plan, per_synapse_exponents, nx, "double", peaks)
+    fits = map_resources(double.plan, prof).cores <= map_resources(single.plan, prof).cores
+    return double if fits else single

@@ -39,10 +39,11 @@ def simulate_float(plan: SpikingPlan, x: np.ndarray) -> dict[str, np.ndarray]:
     return {name: s[0] for name, s in spikes.items()}
 
 
-def simulate_batch(plan: SpikingPlan, x: np.ndarray, voltages: bool = False
+def simulate_batch(plan: SpikingPlan, x: np.ndarray, voltages: bool = False, peaks: dict | None = None
                    ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
     """x (B, T, *input_shape) -> (spikes (B, T, *shape) of every LIF/LI population, and their voltages
-    v[t] after the reset when ``voltages``, else {})."""
+    v[t] after the reset when ``voltages``, else {}). ``peaks`` (a dict), when given, receives per population
+    the largest ``|u|`` and ``|v|`` (v before the threshold test and the reset) over the run."""
     batch, steps = x.shape[:2]
     inputs = torch.as_tensor(x.reshape(batch, steps, *plan.input_shape), dtype=torch.float64)
     pops = [p for p in plan.neurons if p.model in ("lif", "li")]
@@ -62,18 +63,22 @@ def simulate_batch(plan: SpikingPlan, x: np.ndarray, voltages: bool = False
                         src = inputs[:, t] if syn.source == "input" else \
                             spikes[syn.source][t if syn.recurrent else t + 1]
                         a += apply_synapse(syn, weights[syn.name], src)
-                spikes[p.name][t + 1] = _lif_step(p, u, v, a)
+                spikes[p.name][t + 1] = _lif_step(p, u, v, a, peaks)
                 if voltages:
                     trace[p.name][t] = v[p.name]
     return ({n: s[1:].transpose(0, 1).numpy() for n, s in spikes.items()},
             {n: tr.transpose(0, 1).numpy() for n, tr in trace.items()})
 
 
-def _lif_step(p, u: dict, v: dict, a: torch.Tensor) -> torch.Tensor:
+def _lif_step(p, u: dict, v: dict, a: torch.Tensor, peaks: dict | None = None) -> torch.Tensor:
     """One step of population ``p`` (u, v updated in place in the dicts); returns its spikes."""
     fired = fired_before(v[p.name], p.vth, p.reset)
     u[p.name] = u[p.name] * (1 - p.du) + a
     v[p.name] = v[p.name] * (1 - p.dv) + u[p.name] + torch.as_tensor(p.bias, dtype=torch.float64)
+    if peaks is not None:
+        seen = peaks.setdefault(p.name, {"u": 0.0, "v": 0.0})
+        seen["u"] = max(seen["u"], float(u[p.name].abs().max()))
+        seen["v"] = max(seen["v"], float(v[p.name].abs().max()))
     v[p.name] = subtract_delayed(v[p.name], fired, p.vth, p.reset)
     s = threshold(v[p.name], fired, p.vth, p.reset)
     v[p.name] = after_spike(v[p.name], s, p.vth, p.reset)

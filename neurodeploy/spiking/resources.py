@@ -7,7 +7,8 @@ Each population gets its own cores (no two populations share a core), as many as
 where ``synapses_stored`` counts every nonzero pre x post connection into the population, except that a
 convolution's kernel is stored once per core when the profile has ``shared_conv_weights``. Every core of
 a population receives the whole fan-in of its sources (``fan_in``: source neurons, summed over the
-incoming synapses) and sends to every core of the populations it feeds (``fan_out`` in target cores).
+incoming synapses; a second layer that refines another one, the quantizer's precision "double", shares
+its axons) and sends to every core of the populations it feeds (``fan_out`` in target cores).
 ``chips = ceil(total cores / cores_per_chip)``. A population whose fan-in or fan-out exceeds the per-core
 limit, or a plan needing more than ``max_chips``, raises :class:`ModelDoesNotFitError` with the numbers.
 """
@@ -58,7 +59,7 @@ def map_resources(plan: SpikingPlan, profile: str | NeuromorphicProfile = "loihi
     for pop in plan.neurons:
         syns = plan.incoming(pop.name)
         connections = sum(s.num_connections for s in syns)
-        fan_in = sum(int(math.prod(plan.source_shape(s.source))) for s in syns)
+        fan_in = sum(int(math.prod(plan.source_shape(s.source))) for s in syns if s.refines is None)  # same axons
         base_cores = math.ceil(pop.n / limit["neurons_per_core"])
         stored = sum(s.num_synapses if (shared and s.kind == "conv") else s.num_connections for s in syns)
         cores = max(base_cores, math.ceil(stored / limit["synapses_per_core"]), 1)
@@ -69,7 +70,7 @@ def map_resources(plan: SpikingPlan, profile: str | NeuromorphicProfile = "loihi
                                   neurons_per_core=math.ceil(pop.n / cores), synapses_per_core=math.ceil(stored / cores)))
     by_name = {p.name: p for p in pops}
     for syn in plan.synapses:
-        if syn.source in by_name:
+        if syn.source in by_name and syn.refines is None:
             by_name[syn.source].fan_out += by_name[syn.target].cores
     for p in pops:
         if p.fan_in > limit["fan_in_per_core"]:
