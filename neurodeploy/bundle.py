@@ -49,8 +49,8 @@ class SpikingPart(_Strict):
     total_delay_steps: int
     quantization: list[dict] | None = None  # per-population report of neurodeploy.spiking.quantize
     quantization_error: str | None = None  # why the spiking part has no fixed-point form (float runs still work)
-    quantizer: dict = {"precision": "single", "peaks": None}  # the options of neurodeploy.spiking.quantize that
-    # rebuild exactly the grid compiled (its Quantized.options; bundles from before they existed: single)
+    quantizer: dict = {"precision": "single"}  # the options of neurodeploy.spiking.quantize that rebuild exactly
+    # the integers compiled: precision, calibration peaks, the pinned grid (Quantized.options; older bundles: single)
     resources: dict | None = None  # neurodeploy.spiking.resources.ResourceMap for the profile it names
     profile: str = "loihi2"  # the neuromorphic profile it was quantized and mapped for
     module_paths: dict[str, str] = {}  # NIR node -> the module of the user's model, e.g. "frontend.1 (Leaky)"

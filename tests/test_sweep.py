@@ -43,7 +43,7 @@ def test_one_row_per_configuration_over_three_cuts(inline_sweep):
     assert sorted({r["cut"] for r in result.rows}) == CUTS
     assert len({r["config_id"] for r in result.rows}) == 12
     csv_lines = (folder / "results.csv").read_text().splitlines()
-    assert len(csv_lines) == 13 and csv_lines[0].startswith("config_id,cut,loihi,mode")
+    assert len(csv_lines) == 13 and csv_lines[0].startswith("config_id,cut,loihi,precision,mode")
     # moving populations to the GPU costs MACs there and saves synaptic operations on Loihi
     fixed = {r["cut"]: r for r in result.rows if r["mode"] == "fixed" and r["gpu"] == "h100"}
     assert fixed["frontend.1"]["macs_per_sample"] > fixed["frontend.3"]["macs_per_sample"] > \
@@ -61,7 +61,7 @@ def test_sampled_rows_equal_separate_evaluate_and_energy_calls(inline_sweep):
 
     x, labels = zoo.get(MODEL).dataset("test", 24)
     for row in (result.rows[1], result.rows[6]):  # (frontend.1, float, jetson), (frontend.3, fixed, h100)
-        bundle = nd.load(folder / "bundles" / f"{row['cut'].replace('.', '-')}__loihi2")
+        bundle = nd.load(folder / "bundles" / f"{row['cut'].replace('.', '-')}__loihi2__auto")
         ev = nd.evaluate(bundle, x, labels, model=MODEL, mode=row["mode"])
         assert (row["accuracy"], row["torch_accuracy"], row["agreement"], row["sops_per_sample"]) == \
             (ev.accuracy, ev.torch_accuracy, ev.agreement, ev.sops_per_sample)
@@ -73,7 +73,7 @@ def test_sampled_rows_equal_separate_evaluate_and_energy_calls(inline_sweep):
 
 def test_cut_before_the_last_population_cosimulates_as_pytorch(inline_sweep):
     _, folder = inline_sweep
-    bundle = nd.load(folder / "bundles" / "frontend-1__loihi2")
+    bundle = nd.load(folder / "bundles" / "frontend-1__loihi2__auto")
     assert bundle.manifest.cut == "frontend.1" and bundle.manifest.dense.schedules == ["end"]
     placement = {p.module: p.device for p in bundle.manifest.placement}
     assert placement["frontend.1"] == "loihi" and placement["frontend.3"] == placement["frontend.6"] == "gpu"
@@ -145,7 +145,7 @@ def test_evaluate_on_two_local_workers_equals_one(inline_sweep, monkeypatch):
     from neurodeploy.models import zoo
 
     x, labels = zoo.get(MODEL).dataset("test", 24)
-    bundle = folder / "bundles" / "frontend-6__loihi2"
+    bundle = folder / "bundles" / "frontend-6__loihi2__auto"
     one = nd.evaluate(bundle, x, labels, chunk=6)
     two = nd.evaluate(bundle, x, labels, chunk=6, workers=2)
     assert (one.accuracy, one.sops_per_sample) == (two.accuracy, two.sops_per_sample)
@@ -178,7 +178,7 @@ def test_thresholds_are_set_in_memory_and_refused_where_they_do_not_apply(inline
     from neurodeploy.sweeps.tasks import with_thresholds
 
     _, folder = inline_sweep
-    bundle = nd.load(folder / "bundles" / "frontend-6__loihi2")
+    bundle = nd.load(folder / "bundles" / "frontend-6__loihi2__auto")
     own = bundle.manifest.dense.exit_threshold
     task = {"exit_threshold": 0.5, "event_threshold": "bundle", "early_exit": True}
     lower = with_thresholds(bundle, task, "window")
@@ -191,6 +191,6 @@ def test_thresholds_are_set_in_memory_and_refused_where_they_do_not_apply(inline
         with_thresholds(bundle, task | {"early_exit": False}, "window")
     with pytest.raises(ScheduleError, match="event_threshold applies to the event schedule"):
         with_thresholds(bundle, task | {"event_threshold": 3}, "window")
-    tail = nd.load(folder / "bundles" / "frontend-1__loihi2")
+    tail = nd.load(folder / "bundles" / "frontend-1__loihi2__auto")
     with pytest.raises(ScheduleError, match="no early exits"):
         with_thresholds(tail, task, "end")

@@ -65,7 +65,7 @@ def compare_layers(source: str | Path, x: np.ndarray, dt: float | None = None, b
     if not plan.is_quantized:
         q = quantize_for(plan, profile, **(quantizer or {}))
         fixed_plans[keys[1]], report = q.plan, q.as_dict()
-        if q.options != {"precision": "single", "peaks": None}:
+        if q.precision != "single" or q.peaks is not None:
             keys.append(f"{backend}_fixed_single")
             fixed_plans[keys[2]] = quantize_for(plan, profile, precision="single").plan
     for key, fixed_plan in fixed_plans.items():

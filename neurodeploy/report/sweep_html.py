@@ -12,7 +12,7 @@ from neurodeploy.report.html import html_page, html_table, plt, png_img
 from neurodeploy.report.units import si
 from neurodeploy.sweeps.pareto import pareto_front
 
-CONFIG_COLUMNS = ("cut", "loihi", "mode", "schedule", "early_exit", "exit_threshold", "event_threshold", "gpu")
+CONFIG_COLUMNS = ("cut", "loihi", "precision", "mode", "schedule", "early_exit", "exit_threshold", "event_threshold", "gpu")
 COSTS = {"energy_j": ("energy per sample", "J"), "latency_s": ("latency per sample", "s")}
 
 
@@ -22,7 +22,9 @@ def label(row: dict) -> str:
     if row["early_exit"] and row.get("exit_threshold", "bundle") != "bundle":
         exits += f" at {row['exit_threshold']}"
     events = f" (threshold {row['event_threshold']})" if row.get("event_threshold", "bundle") != "bundle" else ""
-    return f"cut {row['cut']}, {row['mode']}, {row['loihi']} + {row['gpu']}, {row['schedule']}{events}{exits}"
+    precision = f" ({row['precision']} precision)" if row.get("precision", "auto") != "auto" else ""
+    return (f"cut {row['cut']}, {row['mode']}, {row['loihi']}{precision} + {row['gpu']}, "
+            f"{row['schedule']}{events}{exits}")
 
 
 def pareto_plot(rows: list[dict], cost: str, png: Path | None = None) -> str:

@@ -36,6 +36,9 @@ Options (each reported per layer):
   chip the second layer shares the first one's axons (no extra fan-in). ``"single"``: one synapse per
   weight. ``"auto"`` (:func:`quantize_for`): ``double`` where the profile's cores hold it (no more cores
   than ``single``), else ``single``.
+- ``grid`` pins each population's scale and each synapse's exponent (a bundle stores the grid it was
+  compiled on, :attr:`Quantized.options`, so that every later run rebuilds exactly those integers
+  rather than re-deriving them from the weights).
 - ``peaks`` (calibration, :func:`calibration_peaks` of inputs run through the float model): the bound
   on ``|u|`` is the largest ``|u|`` seen times :data:`CALIBRATION_MARGIN` instead of every input at once,
   and ``|v|`` gets the same bound (Lava clips v at 24 bits). A larger ``S`` is a finer grid; inputs far
@@ -103,8 +106,10 @@ class Quantized:
 
     @property
     def options(self) -> dict:
-        """What a later run needs to rebuild exactly this grid (the bundle's ``spiking.quantizer``)."""
-        return {"precision": self.precision, "peaks": self.peaks}
+        """What a later run needs to rebuild exactly these integers (the bundle's ``spiking.quantizer``)."""
+        grid = {"scales": {r.name: r.scale for r in self.report},
+                "exponents": {s.name: s.weight_exp for r in self.report for s in r.synapses}}
+        return {"precision": self.precision, "peaks": self.peaks, "grid": grid}
 
     @property
     def synapse_ratio(self) -> float:
@@ -245,7 +250,7 @@ def _split(syn: SynapseLayer, scale: float, fixed: FixedSynapse, nx: LoihiNumeri
     if syn.kind != "dense" or lsb <= 1 or e_lo >= e:
         return None
     low, high = nx.weight_range(mixed)
-    coarse = np.clip(step * np.floor(ws / lsb), low, high).astype(np.int64)
+    coarse = np.clip(step * np.floor(ws / lsb + 1e-9), low, high).astype(np.int64)  # a weight on the grid stays on it
     rest = ws - coarse * 2.0 ** e
     fine_step, fine_high = nx.weight_step(False), nx.weight_range(False)[1]
     fine = np.clip(fine_step * np.round(rest / 2.0 ** e_lo / fine_step), 0, fine_high).astype(np.int64)
@@ -267,10 +272,12 @@ def _population_problems(layer: NeuronLayer, vth_mant: int, scale: float, graded
 
 
 def quantize(plan: SpikingPlan, per_synapse_exponents: bool = True, numerics: LoihiNumerics = LAVA,
-             precision: str = "single", peaks: dict[str, dict[str, float]] | None = None) -> Quantized:
+             precision: str = "single", peaks: dict[str, dict[str, float]] | None = None,
+             grid: dict | None = None) -> Quantized:
     """Fixed-point parameters for every LIF population of ``plan`` and its incoming synapses, in the bit
     widths of ``numerics`` (:func:`neurodeploy.spiking.loihi.numerics_of` a profile; Loihi 2's by default).
-    ``precision`` (``single`` or ``double``) and ``peaks`` (calibration) as the module docstring says."""
+    ``precision`` (``single`` or ``double``), ``peaks`` (calibration) and ``grid`` (pinned scales and
+    exponents) as the module docstring says."""
     if precision not in PRECISIONS[:2]:
         raise QuantizationError([f"precision {precision!r}: one of {list(PRECISIONS[:2])} (auto: quantize_for)"],
                                 "cannot quantize the plan")
@@ -283,11 +290,15 @@ def quantize(plan: SpikingPlan, per_synapse_exponents: bool = True, numerics: Lo
         syns = out.incoming(layer.name)
         peak = None if peaks is None else peaks.get(layer.name)
         scale, limited_by = _scale(layer, syns, _input_bound(out, syns), numerics, peak)
+        pinned = (grid or {}).get("scales", {})
+        if layer.name in pinned:
+            scale, limited_by = float(pinned[layer.name]), f"the grid it was compiled on ({limited_by} now)"
         fixed, report = _neuron(layer, scale, limited_by, numerics)
         report.calibrated = peak is not None
         exps = {s.name: (0 if s.kind == "conv" else _weight_exp(s.weights * scale, numerics)) for s in syns}
         if not per_synapse_exponents and exps:
             exps = dict.fromkeys(exps, max(exps.values()))
+        exps.update({k: int(v) for k, v in (grid or {}).get("exponents", {}).items() if k in exps})
         graded = [s.name for s in syns if s.graded or (s.source == "input" and out.graded_input)]
         problems += _population_problems(layer, fixed.vth, scale, graded, numerics)
         for syn in syns:
@@ -324,10 +335,11 @@ def calibration_peaks(plan: SpikingPlan, x: np.ndarray) -> dict[str, dict[str, f
 
 def quantize_for(plan: SpikingPlan, profile: str = "loihi2", per_synapse_exponents: bool = True,
                  precision: str = "auto", calibration: np.ndarray | None = None,
-                 peaks: dict[str, dict[str, float]] | None = None) -> Quantized:
+                 peaks: dict[str, dict[str, float]] | None = None, grid: dict | None = None) -> Quantized:
     """:func:`quantize` in the bit widths of the neuromorphic profile ``profile`` (a name or a .json path).
     ``precision="auto"``: ``double`` where it needs no more cores on ``profile`` than ``single``.
-    ``calibration`` (inputs (B, T, *input_shape)) gives the ``peaks``; pass ``peaks`` to rebuild a grid."""
+    ``calibration`` (inputs (B, T, *input_shape)) gives the ``peaks``; ``grid`` pins the scales and exponents
+    (a bundle's ``spiking.quantizer`` holds all three: ``quantize_for(plan, profile, **quantizer)``)."""
     from neurodeploy.cost.profiles import load_profile
     from neurodeploy.spiking.loihi import numerics_of
     from neurodeploy.spiking.resources import map_resources
@@ -337,8 +349,8 @@ def quantize_for(plan: SpikingPlan, profile: str = "loihi2", per_synapse_exponen
     prof = load_profile(profile)
     nx = numerics_of(prof)
     if precision != "auto":
-        return quantize(plan, per_synapse_exponents, nx, precision, peaks)
-    single = quantize(plan, per_synapse_exponents, nx, "single", peaks)
-    double = quantize(plan, per_synapse_exponents, nx, "double", peaks)
+        return quantize(plan, per_synapse_exponents, nx, precision, peaks, grid)
+    single = quantize(plan, per_synapse_exponents, nx, "single", peaks, grid)
+    double = quantize(plan, per_synapse_exponents, nx, "double", peaks, grid)
     fits = map_resources(double.plan, prof).cores <= map_resources(single.plan, prof).cores
     return double if fits else single

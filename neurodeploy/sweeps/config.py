@@ -12,13 +12,14 @@
     cut = "all"                      # "all": every valid cut of the spiking chain; or a list of names
     mode = ["float", "fixed"]
     loihi = ["loihi2"]               # neuromorphic profiles (the bundle is compiled for each)
+    precision = ["auto"]             # fixed-point weights: auto, double (two synapses per weight) or single (8-bit)
     gpu = ["h100", "jetson_orin_nano"]
     schedule = ["bundle"]            # "bundle": the bundle's own; or end / window / event
     early_exit = [false]
     exit_threshold = ["bundle"]      # early-exit confidence: the bundle's own, or values (with early_exit = true)
     event_threshold = ["bundle"]     # cut spikes per window that wake the dense part (with schedule "event")
 
-Axes that change the bundle (cut, loihi) compile one bundle each; the others reuse it. A
+Axes that change the bundle (cut, loihi, precision) compile one bundle each; the others reuse it. A
 configuration's identity (``config_id``) is a hash of its axis values, so a result table can be
 resumed and rows are never counted twice.
 """
@@ -33,12 +34,12 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from neurodeploy.choices import Backend, Mode, Schedule
+from neurodeploy.choices import Backend, Mode, Precision, Schedule
 from neurodeploy.errors import UsageError
 
-AXES = ("cut", "loihi", "mode", "schedule", "early_exit", "exit_threshold", "event_threshold", "gpu")
+AXES = ("cut", "loihi", "precision", "mode", "schedule", "early_exit", "exit_threshold", "event_threshold", "gpu")
 RUN_AXES = ("mode", "schedule", "early_exit", "exit_threshold", "event_threshold")  # one task each (with a bundle)
-BUNDLE_AXES = ("cut", "loihi")  # axes that need their own bundle
+BUNDLE_AXES = ("cut", "loihi", "precision")  # axes that need their own bundle
 DEFAULT_CUT = "default"  # the cut the partitioner finds itself (the whole chain on Loihi)
 
 
@@ -47,13 +48,14 @@ class Grid(BaseModel):
     cut: Literal["all"] | list[str] = [DEFAULT_CUT]
     mode: list[Mode] = ["fixed"]
     loihi: list[str] = ["loihi2"]
+    precision: list[Precision] = ["auto"]
     gpu: list[str] = ["h100"]
     schedule: list[Schedule | Literal["bundle"]] = ["bundle"]
     early_exit: list[bool] = [False]
     exit_threshold: list[float | Literal["bundle"]] = ["bundle"]
     event_threshold: list[float | Literal["bundle"]] = ["bundle"]
 
-    @field_validator("mode", "loihi", "gpu", "schedule", "early_exit", "exit_threshold", "event_threshold")
+    @field_validator("mode", "loihi", "precision", "gpu", "schedule", "early_exit", "exit_threshold", "event_threshold")
     @classmethod
     def _not_empty(cls, v: list) -> list:
         if not v:

@@ -81,7 +81,7 @@ def _tasks(configs: list[dict], done: set[str]) -> list[dict]:
         if c["config_id"] in done:
             continue
         key = (bundle_key(c), *(c[k] for k in RUN_AXES))
-        task = tasks.setdefault(key, {"bundle": key[0], **{k: c[k] for k in ("cut", "loihi", *RUN_AXES)},
+        task = tasks.setdefault(key, {"bundle": key[0], **{k: c[k] for k in ("cut", "loihi", "precision", *RUN_AXES)},
                                       "gpus": [], "ids": {}})
         task["gpus"].append(c["gpu"])
         task["ids"][c["gpu"]] = c["config_id"]
@@ -100,10 +100,10 @@ def _compile(cfg: SweepConfig, folder: Path, tasks: list[dict], x: np.ndarray, d
             continue
         path = folder / "bundles" / key
         if not (path / "manifest.json").exists():
-            console.print(f"compiling {cfg.model} (cut {task['cut']}, {task['loihi']})")
+            console.print(f"compiling {cfg.model} (cut {task['cut']}, {task['loihi']}, precision {task['precision']})")
             try:
                 nd.compile(cfg.model, path, inputs=x[:8], dt_s=dt_s, weights=cfg.weights, profile=task["loihi"],
-                           cut=None if task["cut"] == DEFAULT_CUT else task["cut"])
+                           cut=None if task["cut"] == DEFAULT_CUT else task["cut"], precision=task["precision"])
             except NeurodeployError as exc:
                 errors[key] = f"{type(exc).__name__}: {one_line(exc)}"
                 continue

@@ -12,7 +12,7 @@ import time
 
 import numpy as np
 
-ROW_FIELDS = ("config_id", "cut", "loihi", "mode", "schedule", "early_exit", "exit_threshold", "event_threshold",
+ROW_FIELDS = ("config_id", "cut", "loihi", "precision", "mode", "schedule", "early_exit", "exit_threshold", "event_threshold",
               "gpu", "backend", "samples",
               "accuracy", "torch_accuracy", "agreement", "sops_per_sample", "macs_per_sample", "energy_j",
               "energy_loihi_j", "energy_transfer_j", "energy_gpu_j", "latency_s", "gpu_only_energy_j",
@@ -72,7 +72,8 @@ def _row(task: dict, gpu: str, bundle, ev, figures: dict, shared: dict, t0: floa
     energy, latency = figures["energy_j"], figures["latency_s"]
     resources = bundle.manifest.spiking.resources or {}
     return {
-        "config_id": task["ids"][gpu], "cut": task["cut"], "loihi": task["loihi"], "mode": task["mode"],
+        "config_id": task["ids"][gpu], "cut": task["cut"], "loihi": task["loihi"], "precision": task["precision"],
+        "mode": task["mode"],
         "schedule": task["schedule"], "early_exit": task["early_exit"], "exit_threshold": task["exit_threshold"],
         "event_threshold": task["event_threshold"], "gpu": gpu, "backend": shared["backend"],
         "samples": ev.samples, "accuracy": ev.accuracy, "torch_accuracy": ev.torch_accuracy,
