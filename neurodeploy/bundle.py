@@ -49,6 +49,7 @@ class SpikingPart(_Strict):
     total_delay_steps: int
     quantization: list[dict] | None = None  # per-population report of neurodeploy.spiking.quantize
     quantization_error: str | None = None  # why the spiking part has no fixed-point form (float runs still work)
+    weights_file: str | None = None  # weights replacing the spiking file's (fine-tuned on its grid: neurodeploy.qat)
     quantizer: dict = {"precision": "single"}  # the options of neurodeploy.spiking.quantize that rebuild exactly
     # the integers compiled: precision, calibration peaks, the pinned grid (Quantized.options; older bundles: single)
     resources: dict | None = None  # neurodeploy.spiking.resources.ResourceMap for the profile it names

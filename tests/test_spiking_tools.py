@@ -92,6 +92,8 @@ def test_parity_tool_names_the_first_divergent_layer():
     assert result.layers[0].first_step["lava_fixed_single"] is not None and result.quantization
     after, before = (sum(layer.mismatches[k] for layer in result.layers) for k in ("lava_fixed", "lava_fixed_single"))
     assert after < before  # per layer before and after the automatic options (two synapses per weight)
+    assert list(result.first_divergent) == ["lava_float", "lava_float_quantized_weights", "lava_fixed",
+                                            "lava_fixed_single"]  # stage by stage
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess:

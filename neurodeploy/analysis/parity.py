@@ -16,7 +16,7 @@ from rich.table import Table
 
 from neurodeploy.exporters import load_spiking
 from neurodeploy.runtime.runners import open_runner
-from neurodeploy.spiking.quantize import quantize_for
+from neurodeploy.spiking.quantize import dequantized, quantize_for
 from neurodeploy.spiking.reference import simulate_float
 
 
@@ -47,9 +47,10 @@ def compare_layers(source: str | Path, x: np.ndarray, dt: float | None = None, b
                    profile: str = "loihi2", reading: dict | None = None, quantizer: dict | None = None) -> ParityResult:
     """Run ``x`` (T, *input_shape) through the reference and ``backend`` in float and fixed mode (in the
     integers of the neuromorphic ``profile``, with the quantizer's options ``quantizer``: a bundle's, or
-    precision ``auto``); compare per layer. Runs are keyed ``"<backend>_float"`` and ``"<backend>_fixed"``;
-    where the options are not plain 8-bit weights, ``"<backend>_fixed_single"`` is the fixed run without them
-    (single precision, no calibration): the per-layer disagreement before and after.
+    precision ``auto``); compare per layer, stage by stage as hls4ml's trace: ``"<backend>_float"``, then
+    ``"<backend>_float_quantized_weights"`` (the float model with only its weights on the fixed-point grid),
+    then ``"<backend>_fixed"``; where the options are not plain 8-bit weights, ``"<backend>_fixed_single"`` is
+    the fixed run without them (single precision, no calibration): the per-layer disagreement before and after.
     ``reading`` is how the file is read (``discretisation``, ``fixes``)."""
     plan = load_spiking(source, dt, **(reading or {}))
     x = np.asarray(x, dtype=np.float64)
@@ -65,9 +66,13 @@ def compare_layers(source: str | Path, x: np.ndarray, dt: float | None = None, b
     if not plan.is_quantized:
         q = quantize_for(plan, profile, **(quantizer or {}))
         fixed_plans[keys[1]], report = q.plan, q.as_dict()
+        if keys[0] in runs:
+            keys.insert(1, f"{backend}_float_quantized_weights")
+            with open_runner(backend, dequantized(plan, q), steps, "float") as run:
+                runs[keys[1]] = run.run_sample(x).spikes
         if q.precision != "single" or q.peaks is not None:
             keys.append(f"{backend}_fixed_single")
-            fixed_plans[keys[2]] = quantize_for(plan, profile, precision="single").plan
+            fixed_plans[keys[-1]] = quantize_for(plan, profile, precision="single").plan
     for key, fixed_plan in fixed_plans.items():
         with open_runner(backend, fixed_plan, steps, "fixed") as run:
             runs[key] = run.run_sample(x).spikes
@@ -95,7 +100,7 @@ def print_parity(result: ParityResult, console: Console | None = None) -> None:
     keys = list(result.first_divergent)
     table = Table(title="layer-by-layer parity against the float64 reference (spike mismatches, first step)")
     for col in ("population", "reference spikes", *keys):
-        table.add_column(col, justify="right")
+        table.add_column(col.replace("_", " "), justify="right")  # words, so that narrow terminals wrap them
     for layer in result.layers:
         cells = [f"{layer.mismatches[k]} (t={layer.first_step[k]})" if layer.mismatches[k] else
                  ("n/a" if layer.mismatches[k] is None else "0") for k in keys]

@@ -118,7 +118,22 @@ def _spiking_fixed_point(plan, profile: str, precision: str = "auto", calibratio
         out["quantization_error"] = str(exc)
         return out
     out.update(quantization=q.as_dict(), quantizer=q.options, resources=map_resources(q.plan, profile).as_dict())
+    if calibration is not None and all(p.model in ("lif", "li") for p in plan.neurons):
+        _calibration_disagreement(plan, q, profile, calibration, out["quantization"])
     return out
+
+
+def _calibration_disagreement(plan, q, profile: str, x: np.ndarray, report: list[dict]) -> None:
+    """Per population in the report: its spike disagreement with the float model on the calibration inputs,
+    before (8-bit weights, worst-case scale) and after the chosen options."""
+    from neurodeploy.analysis.quantization import disagreement
+    from neurodeploy.spiking.quantize import quantize_for
+
+    plain = quantize_for(plan, profile, precision="single").plan
+    measured = disagreement(plan, {"before": plain, "after": q.plan}, x)
+    for population in report:
+        if population["name"] in measured:
+            population["calibration_disagreement"] = measured[population["name"]]
 
 
 def _calibration_inputs(plan, calibration, inputs: torch.Tensor) -> np.ndarray | None:

@@ -141,6 +141,7 @@ def _quantization_rows(data: dict) -> list[dict]:
     labels, rows = data.get("layer_names", {}), []
     for q in data.get("quantization") or []:
         for s in q["synapses"]:
+            measured = q.get("calibration_disagreement") or {}
             rows.append({"population": labels.get(q["name"], q["name"]), "scale": f"{q['scale']:.4g}",
                          "limited by": q["limited_by"], "threshold": q["vth_mant"],
                          "synapse": labels.get(s["name"], s["name"]), "precision": s.get("precision", "single"),
@@ -148,7 +149,9 @@ def _quantization_rows(data: dict) -> list[dict]:
                          f"{s['weight_exp']} + {s['fine_exp']}",
                          "largest mantissa": s["mantissa_max"], "weights rounded to 0": s["zeroed"],
                          "clipped": s["clipped"], "rms error": f"{s['rel_rms_err']:.2%}",
-                         "synapses / weights": f"{s.get('synapses', 0):,} / {s.get('weights', 0):,}"})
+                         "synapses / weights": f"{s.get('synapses', 0):,} / {s.get('weights', 0):,}",
+                         "spikes unlike float, before / after (calibration inputs)":
+                         " / ".join(f"{measured[k]:.2%}" for k in ("before", "after")) if measured else "n/a"})
     return rows
 
 

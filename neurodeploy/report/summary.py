@@ -207,8 +207,11 @@ def print_quantization(report: list[dict], names: dict[str, str], console: Conso
         limit = q["limited_by"]
         if limit.startswith("weights of "):
             limit = "weights of " + label(limit.removeprefix("weights of "))
+        measured = q.get("calibration_disagreement")
+        spikes = "" if not measured else (f"; spikes unlike float on the calibration inputs: {measured['after']:.2%} "
+                                          f"(8-bit, uncalibrated: {measured['before']:.2%})")
         console.print(f"  {label(q['name'])}: scale {q['scale']:.4g} (limited by {limit}), "
-                      f"threshold {q['vth_mant']}; {syn}")
+                      f"threshold {q['vth_mant']}; {syn}{spikes}")
 
 
 def _grid(synapse: dict) -> str:

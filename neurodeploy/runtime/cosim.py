@@ -232,6 +232,10 @@ def _plan(bundle: Bundle, mode: str) -> SpikingPlan:
     """The bundle's spiking plan; for fixed mode in the integers of the profile it was compiled for."""
     m = bundle.manifest
     plan = load_spiking(bundle.spiking_path, m.spiking.dt_s, **m.spiking.reading)
+    if m.spiking.weights_file:  # fine-tuned on the bundle's grid (neurodeploy.qat)
+        with np.load(bundle.path / m.spiking.weights_file) as trained:
+            for syn in plan.synapses:
+                syn.weights = trained[syn.name]
     if mode == "fixed" and m.spiking.quantization_error:
         reasons = [line.strip().removeprefix("- ") for line in m.spiking.quantization_error.splitlines()[1:]]
         raise QuantizationError(reasons or [m.spiking.quantization_error],

@@ -94,7 +94,8 @@ class NeuronReport:
     bias_exp: int
     bias_max_abs_err: float
     synapses: list[SynapseReport] = field(default_factory=list)
-    calibrated: bool = False  # the scale's |u| and |v| bounds come from calibration peaks
+    calibrated: bool = False  # the scale's |u| bound comes from calibration peaks
+    calibration_disagreement: dict[str, float] | None = None  # spikes vs float on the calibration inputs (compile)
 
 
 @dataclass
@@ -322,6 +323,17 @@ def _quantize_synapse(out: SpikingPlan, syn: SynapseLayer, scale: float, exp: in
     out.fixed[syn.name], layer, out.fixed[layer.name] = split
     out.layers.insert(out.layers.index(syn) + 1, layer)
     return _synapse_report(model_syn, scale, [out.fixed[syn.name], out.fixed[layer.name]], report.clipped)
+
+
+def dequantized(plan: SpikingPlan, q: Quantized) -> SpikingPlan:
+    """``plan`` (float) with every weight replaced by its fixed-point value ``sum(mantissas 2**exp) / S``
+    (both layers for precision ``double``): the float model with only the weights quantized, the middle
+    stage between float and fixed point."""
+    out, scales = copy.deepcopy(plan), {r.name: r.scale for r in q.report}
+    for syn in out.synapses:
+        parts = [q.plan.fixed[syn.name]] + [q.plan.fixed[s.name] for s in q.plan.synapses if s.refines == syn.name]
+        syn.weights = sum(np.asarray(p.weights, dtype=np.float64) * 2.0 ** p.weight_exp for p in parts) / scales[syn.target]
+    return out
 
 
 def calibration_peaks(plan: SpikingPlan, x: np.ndarray) -> dict[str, dict[str, float]]:
