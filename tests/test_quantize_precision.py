@@ -121,11 +121,11 @@ def test_fixed_point_hidden_spikes_follow_snntorch_on_digits(digits, trained, tm
           f"{np.mean(out.sum(1).argmax(-1) == y_test):.4f}")
     assert disagreement["auto"] <= bound < disagreement["plain"] / 3
     assert abs(accuracy - np.mean(out.sum(1).argmax(-1) == y_test)) <= 0.005
-    assert m.quantizer["precision"] == "double" and set(m.quantizer["peaks"]) == {hidden_pop, out_pop}
+    assert m.quantizer["precision"] == "double" and set(m.quantizer["peaks"]) <= {hidden_pop, out_pop}
     synapses = [s for q in m.quantization for s in q["synapses"]]
     assert all(s["precision"] == "double" for s in synapses)
     assert sum(s["synapses"] for s in synapses) <= 2 * sum(s["weights"] for s in synapses)
-    assert all(q["limited_by"].endswith("(calibrated)") for q in m.quantization)
+    assert all(q["calibrated"] == (q["name"] in m.quantizer["peaks"]) for q in m.quantization)  # chosen per layer
     measured = {q["name"]: q["calibration_disagreement"] for q in m.quantization}  # per layer, before and after
     assert measured[hidden_pop]["after"] < measured[hidden_pop]["before"] / 3
     assert sops["precision"]["effective"] > 0 and not any(k.endswith(".fine") for k in sops["per_layer"])
@@ -154,7 +154,7 @@ def float_networks(draw):
     return plan, x, draw(st.sampled_from(["double", "auto", "single"])), draw(st.booleans())
 
 
-@settings(max_examples=25, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=15, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
 @given(float_networks())
 def test_every_quantizer_option_is_bit_exact_between_lava_and_the_emulator(net):
     plan, x, precision, calibrated = net

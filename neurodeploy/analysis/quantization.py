@@ -6,7 +6,9 @@ fixed-point run differs from the float run, as a fraction of the float run's spi
     disagreement = sum |s_fixed - s_float| / sum s_float
 
 The quantizer's report uses it on calibration inputs to show each population before (8-bit weights,
-the worst-case scale) and after the chosen options.
+the worst-case scale) and after the chosen options; :func:`calibrated` uses it to choose, population by
+population in network order, the bound of its scale (the calibrated current or the worst case) that
+disagrees least.
 """
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ import numpy as np
 
 from neurodeploy.runtime.emulator import EmulatorRunner
 from neurodeploy.spiking.plan import SpikingPlan
+from neurodeploy.spiking.quantize import Quantized, calibration_peaks, quantize_for
 
 
 def disagreement(float_plan: SpikingPlan, fixed_plans: dict[str, SpikingPlan], x: np.ndarray) -> dict[str, dict[str, float]]:
@@ -28,3 +31,27 @@ def disagreement(float_plan: SpikingPlan, fixed_plans: dict[str, SpikingPlan], x
     return {p.name: {key: float(np.sum(run[p.name] != reference[p.name]) / max(int(np.sum(reference[p.name])), 1))
                      for key, run in runs.items()}
             for p in float_plan.neurons if p.model == "lif"}
+
+
+def _spikes(plan: SpikingPlan, x: np.ndarray, mode: str) -> dict[str, np.ndarray]:
+    with EmulatorRunner(plan, x.shape[1], mode) as runner:
+        return runner.run_many(x)[0]
+
+
+def calibrated(plan: SpikingPlan, profile: str, precision: str, x: np.ndarray) -> Quantized:
+    """The quantization of ``plan`` on ``profile`` at ``precision`` whose populations each take the scale
+    bound that makes their spikes on x (B, T, *input_shape) disagree least with the float model's: the
+    calibrated current (:func:`~neurodeploy.spiking.quantize.calibration_peaks`, which usually allows a
+    finer grid) or the worst case, chosen in network order with the populations before it fixed (a tie:
+    calibrated)."""
+    x = np.asarray(x, dtype=np.float64)
+    peaks, reference, chosen = calibration_peaks(plan, x), _spikes(plan, x, "float"), {}
+    for population in (p for p in plan.neurons if p.model == "lif"):
+        options = {}
+        for use in (True, False):
+            trial = {**chosen, population.name: peaks[population.name]} if use else dict(chosen)
+            q = quantize_for(plan, profile, precision=precision, peaks=trial or None)
+            options[use] = np.sum(_spikes(q.plan, x, "fixed")[population.name] != reference[population.name])
+        if options[True] <= options[False]:
+            chosen[population.name] = peaks[population.name]
+    return quantize_for(plan, profile, precision=precision, peaks=chosen or None)

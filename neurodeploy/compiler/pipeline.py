@@ -112,13 +112,19 @@ def _spiking_fixed_point(plan, profile: str, precision: str = "auto", calibratio
     from neurodeploy.spiking.resources import map_resources
 
     out = {"profile": profile, "resources": map_resources(plan, profile).as_dict()}
+    runnable = all(p.model in ("lif", "li") for p in plan.neurons)
     try:
-        q = quantize_for(plan, profile, precision=precision, calibration=calibration)
+        if calibration is not None and runnable:
+            from neurodeploy.analysis.quantization import calibrated
+
+            q = calibrated(plan, profile, precision, calibration)
+        else:
+            q = quantize_for(plan, profile, precision=precision, calibration=calibration)
     except QuantizationError as exc:
         out["quantization_error"] = str(exc)
         return out
     out.update(quantization=q.as_dict(), quantizer=q.options, resources=map_resources(q.plan, profile).as_dict())
-    if calibration is not None and all(p.model in ("lif", "li") for p in plan.neurons):
+    if calibration is not None and runnable:
         _calibration_disagreement(plan, q, profile, calibration, out["quantization"])
     return out
 

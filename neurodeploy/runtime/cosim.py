@@ -173,7 +173,7 @@ class StepRunner:
 
     def step(self, window: np.ndarray) -> np.ndarray:
         """One window (1, K, n) -> y (n_out,), advancing the state."""
-        y, *new = self.session.run(None, {self.input_name: window.astype(np.float32), **self.state})
+        y, *new = self.session.run(None, {self.input_name: np.asarray(window, dtype=np.float32), **self.state})
         self.state = dict(zip(self.state, new))
         self.invocations += 1
         return y[0]
@@ -397,7 +397,7 @@ def _dense_outputs(run: _Run, spikes: dict[str, np.ndarray], b: int, wall: dict[
 def run_cosim(bundle: Bundle, inputs: np.ndarray | None = None, mode: str = "float",
               backend: str = "lava", progress: bool = True, schedule: str = "end",
               checkpoint: str | Path | None = None, early_exit: bool = False,
-              reference_for: ReferenceFn | None = None) -> CosimResult:
+              reference_for: ReferenceFn | None = None, stream: bool = True) -> CosimResult:
     """Co-simulate ``inputs`` (default: the bundle's reference inputs) and compare with the reference.
 
     With ``checkpoint`` (a folder), results are saved after every sample and a rerun of the same
@@ -406,7 +406,8 @@ def run_cosim(bundle: Bundle, inputs: np.ndarray | None = None, mode: str = "flo
     ``exit_threshold``): ``exit_windows`` says where; the report prices the run up to there.
     ``reference_for(x)``: the PyTorch model's outputs on the normalised inputs ``x`` (B, T, ...), as
     :func:`neurodeploy.compiler.pipeline.reference_outputs` gives them, or None; called only for inputs
-    that are not the bundle's own.
+    that are not the bundle's own. ``stream=False`` runs sample by sample even where the batch could stream
+    (the same outputs, no measured timeline).
     """
     _check_request(bundle, backend, schedule, early_exit)
     m = bundle.manifest
@@ -427,7 +428,7 @@ def run_cosim(bundle: Bundle, inputs: np.ndarray | None = None, mode: str = "flo
     saved = None if checkpoint is None else \
         Checkpoint(checkpoint, run_key(x, mode, schedule, sorted(m.checksums.items())))
     t_start, notes = time.perf_counter(), []
-    streamed, timeline = _streamed(run, saved), None
+    streamed, timeline = (_streamed(run, saved) if stream else None), None
     if streamed is not None:
         spikes, y, stream_wall, measured = streamed
         wall, x_sops, timeline = {"lava": 0.0, backend: stream_wall["spiking"], "transfer": 0.0,

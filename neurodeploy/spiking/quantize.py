@@ -39,10 +39,11 @@ Options (each reported per layer):
 - ``grid`` pins each population's scale and each synapse's exponent (a bundle stores the grid it was
   compiled on, :attr:`Quantized.options`, so that every later run rebuilds exactly those integers
   rather than re-deriving them from the weights).
-- ``peaks`` (calibration, :func:`calibration_peaks` of inputs run through the float model): the bound
-  on ``|u|`` is the largest ``|u|`` seen times :data:`CALIBRATION_MARGIN` instead of every input at once,
-  and ``|v|`` gets the same bound (Lava clips v at 24 bits). A larger ``S`` is a finer grid; inputs far
-  beyond the calibration set may then wrap ``u``, which the emulator counts (``saturation``).
+- ``peaks`` (calibration, :func:`calibration_peaks` of inputs run through the float model; for the
+  populations it names): the bound on ``|u|`` is the largest ``|u|`` seen times :data:`CALIBRATION_MARGIN`
+  instead of every input at once. A larger ``S`` is a finer grid (v may then reach Lava's 24-bit clip,
+  which the emulator counts, as it counts wraps of u by inputs far beyond the calibration set).
+  :func:`neurodeploy.analysis.quantization.calibrated` chooses per population whether to use its peak.
 """
 from __future__ import annotations
 
