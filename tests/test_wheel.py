@@ -26,6 +26,16 @@ def _run(args: list[str], cwd: Path, timeout: int = 600) -> subprocess.Completed
     return done
 
 
+def test_every_subpackage_is_in_the_wheel():
+    """pyproject lists the packages by hand (the repo maps exporters/ and hw_profiles/ into the package):
+    each folder of neurodeploy/ with an __init__.py must be listed, or the wheel silently lacks it."""
+    import tomllib
+
+    listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    found = {".".join(p.parent.relative_to(ROOT).parts) for p in (ROOT / "neurodeploy").rglob("__init__.py")}
+    assert found <= listed, f"add to pyproject.toml [tool.setuptools] packages: {sorted(found - listed)}"
+
+
 def test_wheel_installs_and_runs_outside_the_checkout(tmp_path):
     source = tmp_path / "source"  # a copy: setuptools' build/ folder stays out of the checkout and holds nothing stale
     shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(".git", ".venv", "build", "out", "*.egg-info",
@@ -49,7 +59,7 @@ def test_wheel_installs_and_runs_outside_the_checkout(tmp_path):
     assert energy["schedule"] == "window" and energy["assumptions"]
 
     probe = _run([python, "-c", (
-        "import importlib.util, json, neurodeploy as nd\n"
+        "import importlib.util, json, neurodeploy as nd, neurodeploy.qat\n"
         "from neurodeploy.cost.profiles import PROFILE_DIR\n"
         "b = nd.compile('tiny_hybrid', 'api_bundle', samples=2)\n"
         "r = nd.cosimulate(b, backend='emulator')\n"
