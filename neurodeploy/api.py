@@ -257,12 +257,13 @@ def torch_model(bundle: Bundle, model: Any = None, weights: str | Path | None = 
 
 
 def parity(source: Bundle | str | Path, inputs: np.ndarray, *, dt_s: float | None = None,
-           backend: str = "lava", discretisation: str = "euler", fixes: tuple[str, ...] | list[str] = ()
-           ) -> ParityResult:
+           backend: str = "lava", discretisation: str = "euler", fixes: tuple[str, ...] | list[str] = (),
+           labels: np.ndarray | None = None) -> ParityResult:
     """Layer by layer: the float reference against ``backend``'s float and fixed runs of a ``.nir``/``.net``
     file (fixed point for Loihi 2, precision ``auto``) or of a bundle's spiking part (for the profile and with
     the quantizer options it was compiled with), naming the first population that diverges; with options
-    beyond 8-bit weights, also the plain 8-bit fixed run (the disagreement before and after)."""
+    beyond 8-bit weights, also the plain 8-bit fixed run (the disagreement before and after). ``inputs``: one
+    sample (T, *input_shape) or a batch (B, T, *input_shape); with ``labels`` (B,), each stage's accuracy."""
     from neurodeploy.analysis.parity import compare_layers
     from neurodeploy.bundle import Bundle
 
@@ -271,7 +272,7 @@ def parity(source: Bundle | str | Path, inputs: np.ndarray, *, dt_s: float | Non
         bundle = _bundle(source)
         m = bundle.manifest.spiking
         source, dt_s, profile, reading, quantizer = bundle.spiking_path, m.dt_s, m.profile, m.reading, m.quantizer
-    return compare_layers(Path(source), inputs, dt_s, backend, profile, reading, quantizer)
+    return compare_layers(Path(source), inputs, dt_s, backend, profile, reading, quantizer, labels)
 
 
 def zoo_models() -> dict[str, str]:

@@ -11,7 +11,7 @@
     neurodeploy evaluate BUNDLE --data D.npz [--backend emulator|lava] [--mode fixed|float] [--model NAME] [--json]
                          [--workers N] [--ray auto|local|ADDRESS]
     neurodeploy sweep CONFIG.toml --out DIR [--workers N] [--ray auto|local|ADDRESS] [--json]
-    neurodeploy parity FILE.nir|FILE.net|BUNDLE --input X.npy [--dt SECONDS] [--backend lava|emulator] [--json]
+    neurodeploy parity FILE.nir|FILE.net|BUNDLE --input X.npy [--labels Y.npy] [--dt SECONDS] [--backend lava|emulator] [--json]
                        [--discretisation euler|exact] [--fix EXPORTER]
 
 A thin layer over the public API (:mod:`neurodeploy.api`): each sub-command parses its arguments,
@@ -188,7 +188,8 @@ def _cmd_parity(args: argparse.Namespace) -> int:
     from neurodeploy.analysis.parity import print_parity
 
     result = nd.parity(args.source, _load_input(args.input), dt_s=args.dt, backend=args.backend,
-                       discretisation=args.discretisation, fixes=args.fix)
+                       discretisation=args.discretisation, fixes=args.fix,
+                       labels=_load_input(args.labels, "--labels"))
     if args.json:
         print(json.dumps(result.as_dict(), indent=2))
     else:
@@ -341,7 +342,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("parity", help="layer-by-layer: float reference vs the back-end's float and fixed runs")
     p.add_argument("source", help="a .nir / .net file or a bundle folder")
-    p.add_argument("--input", required=True, help=".npy, time-major (T, *input_shape)")
+    p.add_argument("--input", required=True, help=".npy, time-major (T, *input_shape), or a batch (B, T, ...)")
+    p.add_argument("--labels", help=".npy (B,): the classes of a batch; prints each stage's accuracy")
     p.add_argument("--dt", type=float, help="time step in seconds (as for compile)")
     _reading_args(p)
     _backend_arg(p)

@@ -129,6 +129,14 @@ def test_fixed_point_hidden_spikes_follow_snntorch_on_digits(digits, trained, tm
     measured = {q["name"]: q["calibration_disagreement"] for q in m.quantization}  # per layer, before and after
     assert measured[hidden_pop]["after"] < measured[hidden_pop]["before"] / 3
     assert sops["precision"]["effective"] > 0 and not any(k.endswith(".fine") for k in sops["per_layer"])
+    trace = nd.parity(bundle, x_test[:64], labels=y_test[:64], backend="emulator")  # accuracy at every stage
+    assert list(trace.accuracy) == ["reference", "emulator_float", "emulator_float_quantized_weights",
+                                    "emulator_fixed", "emulator_fixed_single"]
+    assert trace.accuracy["reference"] == trace.accuracy["emulator_float"] == np.mean(
+        out[:64].sum(1).argmax(-1) == y_test[:64])
+    assert sum(layer.mismatches["emulator_float"] for layer in trace.layers) == 0
+    assert sum(layer.mismatches["emulator_fixed"] for layer in trace.layers) < \
+        sum(layer.mismatches["emulator_fixed_single"] for layer in trace.layers)
 
 
 @st.composite

@@ -1,5 +1,6 @@
 """Layer-by-layer parity: float reference (PyTorch) vs the float and the fixed-point run of a back-end
-(Lava ``floating_pt`` / ``fixed_pt``, or the emulator's float and bit-exact fixed models).
+(Lava ``floating_pt`` / ``fixed_pt``, or the emulator's float and bit-exact fixed models), on one
+sample or a batch, with the accuracy of every stage where labels are given.
 
 For every population, in network order, the spike mismatches of each Lava run against the float
 reference and the first aligned step where they differ; the first population that diverges is named,
@@ -17,7 +18,7 @@ from rich.table import Table
 from neurodeploy.exporters import load_spiking
 from neurodeploy.runtime.runners import open_runner
 from neurodeploy.spiking.quantize import dequantized, quantize_for
-from neurodeploy.spiking.reference import simulate_float
+from neurodeploy.spiking.reference import simulate_batch
 
 
 @dataclass
@@ -33,49 +34,68 @@ class ParityResult:
     layers: list[LayerParity]
     first_divergent: dict[str, str | None]  # run -> first population with any mismatch
     quantization: list[dict] | None
+    accuracy: dict[str, float] | None = None  # with labels: "reference" and each run -> fraction correct
 
     def as_dict(self) -> dict:
         return asdict(self)
 
 
 def _first_step(a: np.ndarray, b: np.ndarray) -> int | None:
-    bad = np.flatnonzero((a != b).reshape(len(a), -1).any(axis=1))
+    """The first step (axis 1 of (B, T, ...)) where any sample differs."""
+    bad = np.flatnonzero((a != b).reshape(a.shape[0], a.shape[1], -1).any(axis=(0, 2)))
     return int(bad[0]) if len(bad) else None
 
 
+def _runs(backend: str, plan, x: np.ndarray, mode: str) -> dict[str, np.ndarray]:
+    """Outputs per population (B, T, ...) of ``backend`` on x (B, T, ...): the emulator as a batch, Lava
+    one sample after another."""
+    with open_runner(backend, plan, x.shape[1], mode) as run:
+        if backend == "emulator":
+            return run.run_many(x)[0]
+        samples = [run.run_sample(sample).spikes for sample in x]
+    return {name: np.stack([s[name] for s in samples]) for name in samples[0]}
+
+
+def _accuracy(plan, runs: dict[str, dict[str, np.ndarray]], labels: np.ndarray) -> dict[str, float]:
+    """Per run, the fraction of samples whose first Output population fired most (summed over time) in
+    the labelled class."""
+    out = next(iter(plan.outputs.values()))
+    return {key: float(np.mean(r[out].sum(axis=1).reshape(len(labels), -1).argmax(-1) == labels))
+            for key, r in runs.items() if out in r}
+
+
 def compare_layers(source: str | Path, x: np.ndarray, dt: float | None = None, backend: str = "lava",
-                   profile: str = "loihi2", reading: dict | None = None, quantizer: dict | None = None) -> ParityResult:
-    """Run ``x`` (T, *input_shape) through the reference and ``backend`` in float and fixed mode (in the
-    integers of the neuromorphic ``profile``, with the quantizer's options ``quantizer``: a bundle's, or
-    precision ``auto``); compare per layer, stage by stage as hls4ml's trace: ``"<backend>_float"``, then
-    ``"<backend>_float_quantized_weights"`` (the float model with only its weights on the fixed-point grid),
-    then ``"<backend>_fixed"``; where the options are not plain 8-bit weights, ``"<backend>_fixed_single"`` is
-    the fixed run without them (single precision, no calibration): the per-layer disagreement before and after.
+                   profile: str = "loihi2", reading: dict | None = None, quantizer: dict | None = None,
+                   labels: np.ndarray | None = None) -> ParityResult:
+    """Run ``x`` (T, *input_shape), or a batch (B, T, *input_shape), through the reference and ``backend`` in
+    float and fixed mode (in the integers of the neuromorphic ``profile``, with the quantizer's options
+    ``quantizer``: a bundle's, or precision ``auto``); compare per layer, stage by stage as hls4ml's trace:
+    ``"<backend>_float"``, then ``"<backend>_float_quantized_weights"`` (the float model with only its
+    weights on the fixed-point grid), then ``"<backend>_fixed"``; where the options are not plain 8-bit
+    weights, ``"<backend>_fixed_single"`` is the fixed run without them (single precision, no calibration):
+    the per-layer disagreement before and after. With ``labels`` (B,), the accuracy of every stage.
     ``reading`` is how the file is read (``discretisation``, ``fixes``)."""
     plan = load_spiking(source, dt, **(reading or {}))
     x = np.asarray(x, dtype=np.float64)
-    steps = x.shape[0]
-    reference = simulate_float(plan, x)
+    batch = x if x.ndim == len(plan.input_shape) + 2 or (x.ndim == 3 and x.shape[2:] == (plan.n_in,)) else x[None]
+    reference = simulate_batch(plan, batch)[0]
     runs: dict[str, dict[str, np.ndarray]] = {}
     keys = [f"{backend}_float", f"{backend}_fixed"]
     report = None
     if all(p.model in ("lif", "li") for p in plan.neurons):
-        with open_runner(backend, plan, steps, "float") as run:
-            runs[keys[0]] = run.run_sample(x).spikes
+        runs[keys[0]] = _runs(backend, plan, batch, "float")
     fixed_plans = {keys[1]: plan}
     if not plan.is_quantized:
         q = quantize_for(plan, profile, **(quantizer or {}))
         fixed_plans[keys[1]], report = q.plan, q.as_dict()
         if keys[0] in runs:
             keys.insert(1, f"{backend}_float_quantized_weights")
-            with open_runner(backend, dequantized(plan, q), steps, "float") as run:
-                runs[keys[1]] = run.run_sample(x).spikes
+            runs[keys[1]] = _runs(backend, dequantized(plan, q), batch, "float")
         if q.precision != "single" or q.peaks is not None:
             keys.append(f"{backend}_fixed_single")
             fixed_plans[keys[-1]] = quantize_for(plan, profile, precision="single").plan
     for key, fixed_plan in fixed_plans.items():
-        with open_runner(backend, fixed_plan, steps, "fixed") as run:
-            runs[key] = run.run_sample(x).spikes
+        runs[key] = _runs(backend, fixed_plan, batch, "fixed")
     layers, first = [], dict.fromkeys(keys)
     for pop in plan.neurons:
         ref = reference.get(pop.name)
@@ -92,7 +112,8 @@ def compare_layers(source: str | Path, x: np.ndarray, dt: float | None = None, b
             if mism[key] and first[key] is None:
                 first[key] = pop.name
         layers.append(LayerParity(pop.name, None if ref is None else int(np.sum(ref != 0)), mism, step))
-    return ParityResult(layers, first, report)
+    accuracy = None if labels is None else _accuracy(plan, {"reference": reference, **runs}, np.asarray(labels))
+    return ParityResult(layers, first, report, accuracy)
 
 
 def print_parity(result: ParityResult, console: Console | None = None) -> None:
@@ -108,3 +129,5 @@ def print_parity(result: ParityResult, console: Console | None = None) -> None:
     console.print(table)
     for run, name in result.first_divergent.items():
         console.print(f"{run}: " + (f"first diverges at population {name}" if name else "no divergence"))
+    if result.accuracy:
+        console.print("accuracy per stage: " + ", ".join(f"{k.replace('_', ' ')} {v:.2%}" for k, v in result.accuracy.items()))
