@@ -14,8 +14,9 @@ Stages, one subpackage each: ``models`` (what users build and train, and the zoo
 (partition and the compile pipeline), ``spiking`` (the backend-neutral plan, Loihi numerics,
 quantizer, resource map, float reference), ``runtime`` (Lava, the emulator, ONNX Runtime, the
 co-simulation), ``cost`` (profiles, counts, energy and latency), ``report`` (JSON, terminal, HTML),
-``analysis`` (parity, evaluate), ``sweeps`` (design-space sweeps),
-``scale`` (process pool and Ray); file formats in ``neurodeploy.exporters``; errors in
+``analysis`` (parity, evaluate, quantization), ``sweeps`` (design-space sweeps),
+``scale`` (process pool and Ray), ``qat`` (fine-tuning on the chip's integer grid:
+``neurodeploy.qat.FixedPointNetwork``); file formats in ``neurodeploy.exporters``; errors in
 ``neurodeploy.errors``, all under :class:`NeurodeployError`.
 """
 from neurodeploy.api import compile, cosimulate, estimate, evaluate, load, parity, sweep, write_report, zoo_models

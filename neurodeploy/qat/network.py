@@ -63,8 +63,8 @@ class FixedPointNetwork(nn.Module):
         self.synapses = [s for s in plan.synapses if s.refines is None]
         if any(s.kind != "dense" for s in self.synapses):
             raise UsageError("fixed-point fine-tuning runs dense synapses (no conv yet)")
-        self.weights = nn.ParameterDict({_key(s.name): nn.Parameter(torch.as_tensor(float_weights[s.name]))
-                                         for s in self.synapses})
+        self.weights = nn.ParameterDict({_key(s.name): nn.Parameter(torch.tensor(np.array(float_weights[s.name])))
+                                         for s in self.synapses})  # copies: training leaves the plan alone
         self.grids = {s.name: self._grid(s, scales[s.target], float_weights[s.name]) for s in self.synapses}
 
     def _grid(self, syn, scale: float, w: np.ndarray) -> _Grid:
