@@ -10,6 +10,7 @@ A dataset file is an ``.npz`` with ``x`` (B, T, *input_shape), time-major per sa
 """
 from __future__ import annotations
 
+import functools
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -129,14 +130,20 @@ def _release_freed_memory() -> None:
     """Hand the pages a chunk freed back to the system (glibc's ``malloc_trim``; elsewhere nothing): the
     stream's two threads leave the heap fragmented, and without this a 2,000-sample evaluation peaked 10.5 %
     above a 200-sample one (measured with ``benchmarks/evaluate_memory.py``)."""
-    import ctypes
-    import ctypes.util
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
 
-    name = ctypes.util.find_library("c")
+
+@functools.cache
+def _malloc_trim():
+    """glibc's ``malloc_trim`` from the running process's own symbols (looked up once), or None."""
+    import ctypes
+
     try:
-        ctypes.CDLL(name).malloc_trim(0)
-    except (OSError, AttributeError, TypeError):  # not glibc
-        pass
+        return ctypes.CDLL(None).malloc_trim
+    except (OSError, AttributeError):  # not glibc
+        return None
 
 
 def _chunk_task(span: tuple[int, int], shared: dict) -> ChunkOutcome:

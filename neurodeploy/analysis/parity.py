@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.table import Table
 
 from neurodeploy.exporters import load_spiking
-from neurodeploy.runtime.runners import open_runner
+from neurodeploy.runtime.runners import run_spikes
 from neurodeploy.spiking.quantize import dequantized, quantize_for
 from neurodeploy.spiking.reference import simulate_batch
 
@@ -46,16 +46,6 @@ def _first_step(a: np.ndarray, b: np.ndarray) -> int | None:
     return int(bad[0]) if len(bad) else None
 
 
-def _runs(backend: str, plan, x: np.ndarray, mode: str) -> dict[str, np.ndarray]:
-    """Outputs per population (B, T, ...) of ``backend`` on x (B, T, ...): the emulator as a batch, Lava
-    one sample after another."""
-    with open_runner(backend, plan, x.shape[1], mode) as run:
-        if backend == "emulator":
-            return run.run_many(x)[0]
-        samples = [run.run_sample(sample).spikes for sample in x]
-    return {name: np.stack([s[name] for s in samples]) for name in samples[0]}
-
-
 def _accuracy(plan, runs: dict[str, dict[str, np.ndarray]], labels: np.ndarray) -> dict[str, float]:
     """Per run, the fraction of samples whose first Output population fired most (summed over time) in
     the labelled class."""
@@ -83,19 +73,19 @@ def compare_layers(source: str | Path, x: np.ndarray, dt: float | None = None, b
     keys = [f"{backend}_float", f"{backend}_fixed"]
     report = None
     if all(p.model in ("lif", "li") for p in plan.neurons):
-        runs[keys[0]] = _runs(backend, plan, batch, "float")
+        runs[keys[0]] = run_spikes(backend, plan, batch, "float")
     fixed_plans = {keys[1]: plan}
     if not plan.is_quantized:
         q = quantize_for(plan, profile, **(quantizer or {}))
         fixed_plans[keys[1]], report = q.plan, q.as_dict()
         if keys[0] in runs:
             keys.insert(1, f"{backend}_float_quantized_weights")
-            runs[keys[1]] = _runs(backend, dequantized(plan, q), batch, "float")
+            runs[keys[1]] = run_spikes(backend, dequantized(plan, q), batch, "float")
         if q.precision != "single" or q.peaks is not None:
             keys.append(f"{backend}_fixed_single")
             fixed_plans[keys[-1]] = quantize_for(plan, profile, precision="single").plan
     for key, fixed_plan in fixed_plans.items():
-        runs[key] = _runs(backend, fixed_plan, batch, "fixed")
+        runs[key] = run_spikes(backend, fixed_plan, batch, "fixed")
     layers, first = [], dict.fromkeys(keys)
     for pop in plan.neurons:
         ref = reference.get(pop.name)

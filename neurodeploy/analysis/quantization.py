@@ -14,44 +14,38 @@ from __future__ import annotations
 
 import numpy as np
 
-from neurodeploy.runtime.emulator import EmulatorRunner
+from neurodeploy.runtime.runners import run_spikes
 from neurodeploy.spiking.plan import SpikingPlan
 from neurodeploy.spiking.quantize import Quantized, calibration_peaks, quantize_for
 
 
-def disagreement(float_plan: SpikingPlan, fixed_plans: dict[str, SpikingPlan], x: np.ndarray) -> dict[str, dict[str, float]]:
-    """{population: {name of a fixed plan: its disagreement with the float run}} for LIF populations."""
-    x = np.asarray(x, dtype=np.float64)
-    with EmulatorRunner(float_plan, x.shape[1], "float") as runner:
-        reference = runner.run_many(x)[0]
-    runs = {}
-    for key, plan in fixed_plans.items():
-        with EmulatorRunner(plan, x.shape[1], "fixed") as runner:
-            runs[key] = runner.run_many(x)[0]
+def disagreement(plan: SpikingPlan, reference: dict[str, np.ndarray], runs: dict[str, dict[str, np.ndarray]]
+                 ) -> dict[str, dict[str, float]]:
+    """{population: {run: its disagreement with ``reference``}} for the LIF populations of ``plan``."""
     return {p.name: {key: float(np.sum(run[p.name] != reference[p.name]) / max(int(np.sum(reference[p.name])), 1))
                      for key, run in runs.items()}
-            for p in float_plan.neurons if p.model == "lif"}
+            for p in plan.neurons if p.model == "lif"}
 
 
-def _spikes(plan: SpikingPlan, x: np.ndarray, mode: str) -> dict[str, np.ndarray]:
-    with EmulatorRunner(plan, x.shape[1], mode) as runner:
-        return runner.run_many(x)[0]
-
-
-def calibrated(plan: SpikingPlan, profile: str, precision: str, x: np.ndarray) -> Quantized:
+def calibrated(plan: SpikingPlan, profile: str, precision: str, x: np.ndarray
+               ) -> tuple[Quantized, dict[str, dict[str, float]]]:
     """The quantization of ``plan`` on ``profile`` at ``precision`` whose populations each take the scale
     bound that makes their spikes on x (B, T, *input_shape) disagree least with the float model's: the
     calibrated current (:func:`~neurodeploy.spiking.quantize.calibration_peaks`, which usually allows a
     finer grid) or the worst case, chosen in network order with the populations before it fixed (a tie:
-    calibrated)."""
+    calibrated); and per population its disagreement on x ``before`` (8-bit weights, the worst-case
+    scale) and ``after``."""
     x = np.asarray(x, dtype=np.float64)
-    peaks, reference, chosen = calibration_peaks(plan, x), _spikes(plan, x, "float"), {}
+    peaks, reference, chosen = calibration_peaks(plan, x), run_spikes("emulator", plan, x, "float"), {}
     for population in (p for p in plan.neurons if p.model == "lif"):
         options = {}
         for use in (True, False):
             trial = {**chosen, population.name: peaks[population.name]} if use else dict(chosen)
             q = quantize_for(plan, profile, precision=precision, peaks=trial or None)
-            options[use] = np.sum(_spikes(q.plan, x, "fixed")[population.name] != reference[population.name])
+            options[use] = np.sum(run_spikes("emulator", q.plan, x, "fixed")[population.name] != reference[population.name])
         if options[True] <= options[False]:
             chosen[population.name] = peaks[population.name]
-    return quantize_for(plan, profile, precision=precision, peaks=chosen or None)
+    q = quantize_for(plan, profile, precision=precision, peaks=chosen or None)
+    plain = quantize_for(plan, profile, precision="single").plan
+    runs = {"before": run_spikes("emulator", plain, x, "fixed"), "after": run_spikes("emulator", q.plan, x, "fixed")}
+    return q, disagreement(plan, reference, runs)

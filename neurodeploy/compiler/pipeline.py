@@ -112,34 +112,20 @@ def _spiking_fixed_point(plan, profile: str, precision: str = "auto", calibratio
     from neurodeploy.spiking.resources import map_resources
 
     out = {"profile": profile, "resources": map_resources(plan, profile).as_dict()}
-    runnable = all(p.model in ("lif", "li") for p in plan.neurons)
+    measured = {}  # per population, on the calibration inputs: spikes unlike float before and after
     try:
-        if calibration is not None and runnable:
+        if calibration is not None and all(p.model in ("lif", "li") for p in plan.neurons):
             from neurodeploy.analysis.quantization import calibrated
 
-            q = calibrated(plan, profile, precision, calibration)
+            q, measured = calibrated(plan, profile, precision, calibration)
         else:
             q = quantize_for(plan, profile, precision=precision, calibration=calibration)
     except QuantizationError as exc:
         out["quantization_error"] = str(exc)
         return out
-    out.update(quantization=q.as_dict(), quantizer=q.options, resources=map_resources(q.plan, profile).as_dict())
-    if calibration is not None and runnable:
-        _calibration_disagreement(plan, q, profile, calibration, out["quantization"])
+    report = [{**population, "calibration_disagreement": measured.get(population["name"])} for population in q.as_dict()]
+    out.update(quantization=report, quantizer=q.options, resources=map_resources(q.plan, profile).as_dict())
     return out
-
-
-def _calibration_disagreement(plan, q, profile: str, x: np.ndarray, report: list[dict]) -> None:
-    """Per population in the report: its spike disagreement with the float model on the calibration inputs,
-    before (8-bit weights, worst-case scale) and after the chosen options."""
-    from neurodeploy.analysis.quantization import disagreement
-    from neurodeploy.spiking.quantize import quantize_for
-
-    plain = quantize_for(plan, profile, precision="single").plan
-    measured = disagreement(plan, {"before": plain, "after": q.plan}, x)
-    for population in report:
-        if population["name"] in measured:
-            population["calibration_disagreement"] = measured[population["name"]]
 
 
 def _calibration_inputs(plan, calibration, inputs: torch.Tensor) -> np.ndarray | None:

@@ -29,8 +29,10 @@ from torch import nn
 
 from neurodeploy.errors import UsageError
 from neurodeploy.qat.arith import decay, shift, spike, straight_through
+from neurodeploy.runtime.emulator import fixed_lif_constants
 from neurodeploy.spiking.loihi import LAVA, LoihiNumerics
-from neurodeploy.spiking.quantize import FINE_SUFFIX, Quantized, _is_mixed
+from neurodeploy.spiking.quantize import (FINE_SUFFIX, Quantized, _is_mixed, double_mantissas, effective_weights,
+                                          quantize_weights)
 from neurodeploy.spiking.resets import after_spike, fired_before, subtract_delayed, threshold
 
 WEIGHTS_FILE = "spiking_weights.npz"
@@ -91,22 +93,23 @@ class FixedPointNetwork(nn.Module):
 
     # -- the integer arithmetic -------------------------------------------------------------------------
     def mantissas(self, name: str) -> tuple[torch.Tensor, int]:
-        """(M, E): the synapse's integer weights with ``a = shift(M s, E)``, straight-through in W."""
+        """(M, E): the synapse's integer weights with ``a = shift(M s, E)``, straight-through in W. The
+        integers are the quantizer's own (:func:`~neurodeploy.spiking.quantize.quantize_weights`,
+        :func:`~neurodeploy.spiking.quantize.double_mantissas`) on the pinned exponents: what deployment makes."""
         g, w = self.grids[name], self.weights[_key(name)]
         w = w.clamp(min=0) if (not g.mixed and g.sign > 0) else (w.clamp(max=0) if not g.mixed else w)
-        ws, nx = w * g.scale, self.nx
-        step = nx.weight_step(g.mixed)
-        low, high = nx.weight_range(g.mixed)
+        ws = w * g.scale
+        exact, exp = ws.detach().numpy(), g.exp
         if g.fine_exp is None:
-            m = torch.clamp(step * torch.round(ws / 2.0 ** g.exp / step), low, high)
-            return straight_through(m, ws / 2.0 ** g.exp), g.exp
-        lsb = step * 2.0 ** g.exp
-        coarse = torch.clamp(step * torch.floor(ws / lsb + 1e-9), low, high)
-        rest = ws - coarse * 2.0 ** g.exp
-        fine_step, fine_high = nx.weight_step(False), nx.weight_range(False)[1]
-        fine = torch.clamp(fine_step * torch.round(rest / 2.0 ** g.fine_exp / fine_step), 0, fine_high)
-        m = coarse * 2.0 ** (g.exp - g.fine_exp) + fine
-        return straight_through(m, ws / 2.0 ** g.fine_exp), g.fine_exp
+            m = quantize_weights(exact, exp, self.nx)[0]
+        else:
+            parts = double_mantissas(exact, exp, self.nx)
+            if parts is None:
+                raise UsageError(f"{name}: its weights left the two-synapse grid it was compiled on (a layer's "
+                                 "sign mode changed while training?); fine-tune with the layer's signs kept")
+            coarse, fine, exp = parts
+            m = coarse * 2.0 ** (g.exp - exp) + fine
+        return straight_through(torch.as_tensor(m, dtype=torch.float64), ws / 2.0 ** exp), exp
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         x = torch.as_tensor(x, dtype=torch.float64)
@@ -114,6 +117,7 @@ class FixedPointNetwork(nn.Module):
         nx, pops = self.nx, self.plan.neurons
         limit = 1 << (nx.state_bits - 1)
         grids = {s.name: self.mantissas(s.name) for s in self.synapses}
+        constants = {p.name: fixed_lif_constants(p, self.plan.fixed[p.name]) for p in pops}
         state = {p.name: [torch.zeros(batch, p.n, dtype=torch.float64) for _ in range(2)] for p in pops}
         spikes = {p.name: [] for p in pops}
         last = {p.name: torch.zeros(batch, p.n, dtype=torch.float64) for p in pops}
@@ -129,21 +133,20 @@ class FixedPointNetwork(nn.Module):
                         x[:, t].reshape(batch, -1) if syn.source == "input" else \
                         (last[syn.source] if syn.recurrent else now[syn.source])
                     a = a + shift(src @ m.T, e)
-                now[p.name] = self._lif(p, state[p.name], a, limit)
+                now[p.name] = self._lif(p, state[p.name], a, constants[p.name], limit)
                 spikes[p.name].append(now[p.name])
             last = now
         return {name: torch.stack(s, 1).reshape(batch, steps, *self.plan.layer(name).shape) for name, s in spikes.items()}
 
-    def _lif(self, p, uv: list[torch.Tensor], a: torch.Tensor, limit: int) -> torch.Tensor:
-        """One step of population p (uv = [u, v], replaced): the emulator's ``_lif_fixed`` in float64."""
-        q, nx = self.plan.fixed[p.name], self.nx
-        one, vth = nx.decay_one, int(q.vth) << nx.act_shift
+    def _lif(self, p, uv: list[torch.Tensor], a: torch.Tensor, c: dict, limit: int) -> torch.Tensor:
+        """One step of population p (uv = [u, v], replaced): the emulator's ``_lif_fixed`` in float64, with its
+        constants ``c`` (:func:`~neurodeploy.runtime.emulator.fixed_lif_constants`)."""
+        one, vth = self.nx.decay_one, c["vth"]
         u, v = uv
         fired = fired_before(v, vth, p.reset)
-        u = decay(u, one - (int(q.du) + 1), one) + a * 2 ** nx.act_shift
+        u = decay(u, c["keep_u"], one) + a * 2 ** self.nx.act_shift
         u = straight_through(torch.remainder(u + limit - 1, 2 * limit) - (limit - 1), u)  # 24-bit wrap
-        bias = torch.as_tensor(np.broadcast_to(q.bias_mant, p.shape).reshape(-1) * 2.0 ** q.bias_exp)
-        v = decay(v, one - int(q.dv), one) + u + bias
+        v = decay(v, c["keep_v"], one) + u + c["bias"].reshape(-1).to(torch.float64)
         v = straight_through(v.clamp(1 - limit, limit - 1), v)
         v = subtract_delayed(v, fired, vth, p.reset, low=1 - limit)
         fired_now = threshold(v, fired, vth, p.reset)
@@ -193,9 +196,6 @@ def _check_grid(plan, net: FixedPointNetwork) -> None:
     """The deployed integers equal the module's (a recompile may not re-round them)."""
     for syn in net.synapses:
         m, e = net.mantissas(syn.name)
-        parts = [plan.fixed[syn.name]] + ([plan.fixed[syn.name + FINE_SUFFIX]] if syn.name + FINE_SUFFIX in plan.fixed
-                                          else [])
-        deployed = sum(np.asarray(p.weights, dtype=np.float64) * 2.0 ** p.weight_exp for p in parts)
-        if not np.array_equal(deployed, m.detach().numpy() * 2.0 ** e):
+        if not np.array_equal(effective_weights(plan, syn.name), m.detach().numpy() * 2.0 ** e):
             raise UsageError(f"{syn.name}: the deployed integer weights differ from the fine-tuned module's (a sign "
                              "mode changed while training?); fine-tune with the layer's signs kept")

@@ -342,7 +342,7 @@ def _streamed(run: _Run, saved: Checkpoint | None):
 def _sample_by_sample(run: _Run, saved: Checkpoint | None, notes: list[str]):
     """Spikes, outputs per sample, wall times and the input with its feedback currents, one sample after
     another (the emulator: the batch at once, then the dense part per sample), resuming a checkpoint."""
-    m, x, plan, backend, stepper = run.bundle.manifest, run.x, run.plan, run.backend, run.stepper
+    x, plan, backend = run.x, run.plan, run.backend
     batch, steps = x.shape[:2]
     spikes = {n.name: np.zeros((batch, steps, *n.shape), dtype=n.output_dtype) for n in plan.neurons}
     ys, wall, start = [], {"lava": 0.0, backend: 0.0, "transfer": 0.0, "dense": 0.0}, 0

@@ -221,10 +221,8 @@ class EmulatorRunner:
         q = self.plan.fixed[p.name]
         mant = np.broadcast_to(np.asarray(q.bias_mant), p.shape)
         if p.model in ("lif", "li"):
-            mant16 = wrap_int(torch.as_tensor(mant.astype(np.int64), device=dev), 16)  # an int16 Var
-            bias = mant16 << q.bias_exp if q.bias_exp >= 0 else mant16 >> -q.bias_exp
-            return {"bias": bias, "reset": p.zeroed_at_step(mant), "keep_u": DECAY_ONE - (int(q.du) + 1),
-                    "keep_v": DECAY_ONE - int(q.dv), "vth": int(q.vth) << ACT_SHIFT,
+            constants = fixed_lif_constants(p, q)
+            return {**constants, "bias": constants["bias"].to(dev), "reset": p.zeroed_at_step(mant),
                     "saturated": torch.zeros(2, dtype=torch.int64, device=dev),
                     "small_input": self.input_bound(p) < 1 << (STATE_BITS - 1 - ACT_SHIFT), "has_bias": bool(np.any(mant != 0)),
                     "branch_free": self.branch_free}
@@ -381,6 +379,18 @@ class EmulatorRunner:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def fixed_lif_constants(p: NeuronLayer, q) -> dict:
+    """A fixed-point LIF population's constants as Lava's bit-accurate model uses them: the decays' keep
+    factors ``keep_u = 4096 - (du + 1)`` and ``keep_v = 4096 - dv``, ``vth << 6``, and the bias
+    ``mant << bias_exp`` (the mantissa held in an int16 Var; a negative exponent shifts right), int64 of
+    the population's shape on the CPU."""
+    mant = np.broadcast_to(np.asarray(q.bias_mant), p.shape)
+    mant16 = wrap_int(torch.as_tensor(mant.astype(np.int64)), 16)  # an int16 Var
+    bias = mant16 << q.bias_exp if q.bias_exp >= 0 else mant16 >> -q.bias_exp
+    return {"bias": bias, "keep_u": DECAY_ONE - (int(q.du) + 1), "keep_v": DECAY_ONE - int(q.dv),
+            "vth": int(q.vth) << ACT_SHIFT}
 
 
 def _compact(x: torch.Tensor, dtype: type) -> np.ndarray:

@@ -6,6 +6,8 @@ Lava's own processes; ``emulator`` (:mod:`neurodeploy.runtime.emulator`) runs ba
 """
 from __future__ import annotations
 
+import numpy as np
+
 from neurodeploy.choices import BACKENDS
 from neurodeploy.errors import UsageError
 from neurodeploy.spiking.plan import SpikingPlan
@@ -23,3 +25,13 @@ def open_runner(backend: str, plan: SpikingPlan, num_steps: int, mode: str = "fl
 
         return EmulatorRunner(plan, num_steps, mode=mode)
     raise UsageError(f"unknown backend {backend!r}; backends: {list(BACKENDS)}")
+
+
+def run_spikes(backend: str, plan: SpikingPlan, x: np.ndarray, mode: str) -> dict[str, np.ndarray]:
+    """Outputs per population (B, T, *shape) of ``backend`` on x (B, T, *input_shape): the emulator as a
+    batch, Lava one sample after another."""
+    with open_runner(backend, plan, x.shape[1], mode) as run:
+        if backend == "emulator":
+            return run.run_many(x)[0]
+        samples = [run.run_sample(sample).spikes for sample in x]
+    return {name: np.stack([s[name] for s in samples]) for name in samples[0]}

@@ -220,9 +220,19 @@ def _synapse(syn: SynapseLayer, scale: float, exp: int, graded: bool,
     return fixed, _synapse_report(syn, scale, [fixed], clipped)
 
 
+def _effective(parts: list[FixedSynapse]) -> np.ndarray:
+    """``sum(mantissas 2**exp)`` over a synapse's layers: its weights in units of ``a_in``."""
+    return sum(np.asarray(part.weights, dtype=np.float64) * 2.0 ** part.weight_exp for part in parts)
+
+
+def effective_weights(plan: SpikingPlan, name: str) -> np.ndarray:
+    """A quantized plan's weights of synapse ``name`` in units of ``a_in``, both layers for precision ``double``."""
+    return _effective([plan.fixed[name]] + [plan.fixed[s.name] for s in plan.synapses if s.refines == name])
+
+
 def _synapse_report(syn: SynapseLayer, scale: float, parts: list[FixedSynapse], clipped: int) -> SynapseReport:
     """Errors of the effective weights ``sum(mantissas 2**exp) / S`` against the model's, and the synapse count."""
-    effective = sum(part.weights * 2.0 ** part.weight_exp for part in parts)
+    effective = _effective(parts)
     err = effective / scale - syn.weights
     rms = float(np.sqrt(np.mean(syn.weights ** 2))) or 1.0
     return SynapseReport(
@@ -239,23 +249,34 @@ def _fine_exponent(lsb: float, nx: LoihiNumerics) -> int:
     return max(0, math.ceil(math.log2(lsb / nx.weight_range(False)[1])))
 
 
-def _split(syn: SynapseLayer, scale: float, fixed: FixedSynapse, nx: LoihiNumerics
-           ) -> tuple[FixedSynapse, SynapseLayer, FixedSynapse] | None:
-    """Precision ``double`` for one dense synapse (the module docstring): its coarse part, the second layer
-    (float weights: the rest, so that the two sum to the model's) and that layer's mantissas; None where a
-    second layer would add nothing (a conv, or a grid already at one unit of ``a_in``)."""
-    ws = syn.weights * scale
+def double_mantissas(ws: np.ndarray, e: int, nx: LoihiNumerics = LAVA) -> tuple[np.ndarray, np.ndarray, int] | None:
+    """Precision ``double`` of scaled weights ``ws = W S`` at exponent ``e`` (the module docstring): the coarse
+    mantissas at ``e``, the fine ones and their exponent ``e_lo``; None where a second layer would add
+    nothing (a grid already at one unit of ``a_in``)."""
     mixed = _is_mixed(ws)
-    step, e = nx.weight_step(mixed), fixed.weight_exp
+    step = nx.weight_step(mixed)
     lsb = step * 2.0 ** e
     e_lo = _fine_exponent(lsb, nx)
-    if syn.kind != "dense" or lsb <= 1 or e_lo >= e:
+    if lsb <= 1 or e_lo >= e:
         return None
     low, high = nx.weight_range(mixed)
     coarse = np.clip(step * np.floor(ws / lsb + 1e-9), low, high).astype(np.int64)  # a weight on the grid stays on it
     rest = ws - coarse * 2.0 ** e
     fine_step, fine_high = nx.weight_step(False), nx.weight_range(False)[1]
     fine = np.clip(fine_step * np.round(rest / 2.0 ** e_lo / fine_step), 0, fine_high).astype(np.int64)
+    return coarse, fine, e_lo
+
+
+def _split(syn: SynapseLayer, scale: float, fixed: FixedSynapse, nx: LoihiNumerics
+           ) -> tuple[FixedSynapse, SynapseLayer, FixedSynapse] | None:
+    """Precision ``double`` for one dense synapse: its coarse part, the second layer (float weights: the
+    rest, so that the two sum to the model's) and that layer's mantissas; None where a second layer would
+    add nothing (a conv, or :func:`double_mantissas` says so)."""
+    e = fixed.weight_exp
+    parts = double_mantissas(syn.weights * scale, e, nx) if syn.kind == "dense" else None
+    if parts is None:
+        return None
+    coarse, fine, e_lo = parts
     coarse_w = coarse * 2.0 ** e / scale
     layer = replace(syn, name=syn.name + FINE_SUFFIX, weights=syn.weights - coarse_w, refines=syn.name)
     syn.weights = coarse_w  # the two layers' float weights sum to the model's
@@ -332,8 +353,7 @@ def dequantized(plan: SpikingPlan, q: Quantized) -> SpikingPlan:
     stage between float and fixed point."""
     out, scales = copy.deepcopy(plan), {r.name: r.scale for r in q.report}
     for syn in out.synapses:
-        parts = [q.plan.fixed[syn.name]] + [q.plan.fixed[s.name] for s in q.plan.synapses if s.refines == syn.name]
-        syn.weights = sum(np.asarray(p.weights, dtype=np.float64) * 2.0 ** p.weight_exp for p in parts) / scales[syn.target]
+        syn.weights = effective_weights(q.plan, syn.name) / scales[syn.target]
     return out
 
 
