@@ -18,7 +18,7 @@ from pathlib import Path
 
 import neurodeploy as nd
 from neurodeploy.exporters import load_spiking
-from neurodeploy.runtime.cosim import normalize_inputs
+from neurodeploy.runtime.inputs import normalize_inputs
 from neurodeploy.runtime.lava_runner import LavaRunner  # the bare run: Lava with nothing of neurodeploy's around it
 
 

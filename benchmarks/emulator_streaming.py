@@ -37,7 +37,9 @@ def fastest(fn, repeat: int):
 
 def main() -> None:
     import neurodeploy as nd
-    from neurodeploy.runtime.cosim import StepRunner, _plan, run_cosim
+    from neurodeploy.runtime.bundle_plan import load_plan
+    from neurodeploy.runtime.cosim import run_cosim
+    from neurodeploy.runtime.dense_step import StepRunner
     from neurodeploy.runtime.emulator import EmulatorRunner
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -50,7 +52,7 @@ def main() -> None:
     m = bundle.manifest
     shape = (args.samples, m.num_steps, *m.spiking.input_shape)
     x = (np.random.default_rng(0).random(shape) < 0.2).astype(np.float64)
-    plan = _plan(bundle, "fixed")
+    plan = load_plan(bundle, "fixed")
     cut = plan.outputs[m.spiking.cut_output]
     with EmulatorRunner(plan, m.num_steps, "fixed") as runner:
         emulator_s, (spikes, _) = fastest(lambda: runner.run_many(x), args.repeat)

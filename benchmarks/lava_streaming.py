@@ -92,12 +92,12 @@ def compare(title: str, plan, x: np.ndarray, mode: str = "fixed", repeat: int = 
 
 def cosim(name: str, samples: int) -> None:
     import neurodeploy as nd
-    from neurodeploy.runtime.cosim import _plan
-    from neurodeploy.runtime.onnx_session import make_session
+    from neurodeploy.exporters.onnx_session import make_session
+    from neurodeploy.runtime.bundle_plan import load_plan
 
     bundle = nd.compile(name, Path(__import__("tempfile").mkdtemp()) / "b", samples=samples)
     x = bundle.reference_inputs().astype(np.float64)
-    plan = _plan(bundle, "fixed")
+    plan = load_plan(bundle, "fixed")
     compare(f"{name} (spiking part)", plan, x)
     build_bare, run_bare = bare_lava(plan, x, "fixed")
     t0 = time.perf_counter()

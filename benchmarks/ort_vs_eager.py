@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 
 from neurodeploy.exporters import INPUT_NAME, export_backend
-from neurodeploy.runtime.onnx_session import make_session
+from neurodeploy.exporters.onnx_session import make_session
 from neurodeploy.models.backends import StreamingBackend
 
 N_IN, N_OUT, K, TOKENS, D_MODEL = 128, 10, 4, 64, 128

@@ -1,4 +1,9 @@
-"""File formats, both directions where the format allows: NIR, lava-dl netx (HDF5) and ONNX.
+"""Stage 3, exporters: file formats only, both directions where the format allows: NIR, lava-dl netx (HDF5)
+and ONNX.
+
+Enters: PyTorch modules, plans, files. Leaves: files (``.nir``, ``.net``, ``.onnx``), plans read back
+from them (entry: :func:`load_spiking`), ONNX Runtime sessions (:mod:`~neurodeploy.exporters.onnx_session`).
+The design rules and lowering of a NIR graph are the spiking stage's (:mod:`neurodeploy.spiking.nir_lowering`).
 
 Installed as ``neurodeploy.exporters``. This module is the one registry through which the rest of
 neurodeploy reaches the formats: the names below are loaded on first use (so importing the registry
@@ -9,9 +14,10 @@ imports neither torch nor ONNX), and :func:`load_spiking` picks the reader by fi
 | ``load_spiking`` | a ``.nir`` or netx ``.net`` file -> :class:`~neurodeploy.spiking.plan.SpikingPlan` | here |
 | ``write_nir``, ``frontend_to_nir`` | neurodeploy ``SpikingSequential`` -> NIR file | ``nir_export`` |
 | ``sequential_to_nir``, ``conversion_problems`` | PyTorch modules (snnTorch, norse, ...) -> NIR | ``torch_to_nir`` |
-| ``nir_to_plan``, ``read_plan`` | NIR graph -> plan | ``nir_import`` |
+| ``read_plan`` | NIR file -> plan (lowered by :mod:`neurodeploy.spiking.nir_lowering`) | ``nir_read`` |
 | ``read_netx``, ``write_netx`` | netx HDF5 <-> plan | ``netx_hdf5`` |
 | ``export_backend``, ``export_dense``, ``check_parity``, ``check_dynamic_dims`` | dense part -> ONNX, verified | ``onnx_export`` |
+| ``make_session`` | an ONNX file -> an ONNX Runtime session (CUDA when present) | ``onnx_session`` |
 """
 from __future__ import annotations
 
@@ -23,10 +29,11 @@ SPIKING_FORMATS = {".nir": "nir", ".net": "netx"}
 _LAZY = {
     "write_nir": "nir_export", "frontend_to_nir": "nir_export",
     "sequential_to_nir": "torch_to_nir", "conversion_problems": "torch_to_nir",
-    "nir_to_plan": "nir_import", "read_plan": "nir_import",
+    "read_plan": "nir_read",
     "read_netx": "netx_hdf5", "write_netx": "netx_hdf5",
     "export_backend": "onnx_export", "export_dense": "onnx_export", "check_parity": "onnx_export",
     "check_dynamic_dims": "onnx_export", "INPUT_NAME": "onnx_export", "OUTPUT_NAME": "onnx_export",
+    "make_session": "onnx_session",
 }
 
 __all__ = ["SPIKING_FORMATS", "load_spiking", *_LAZY]
@@ -60,6 +67,6 @@ def load_spiking(path: str | Path, dt: float | None = None, discretisation: str 
         from neurodeploy.exporters.netx_hdf5 import read_netx
 
         return read_netx(path) if dt is None else read_netx(path, dt)
-    from neurodeploy.exporters.nir_import import read_plan
+    from neurodeploy.exporters.nir_read import read_plan
 
     return read_plan(path, dt, discretisation, fixes)

@@ -25,7 +25,7 @@ if TYPE_CHECKING:  # pragma: no cover
     import onnxruntime as ort
 
 from neurodeploy.errors import OnnxExportError
-from neurodeploy.runtime.onnx_session import make_session
+from neurodeploy.exporters.onnx_session import make_session
 
 INPUT_NAME, OUTPUT_NAME = "spikes", "y"
 

@@ -46,7 +46,7 @@ from torch import nn
 
 from neurodeploy.errors import SpikingPlanError
 from neurodeploy.exporters.nir_export import lif_to_nir, linear_to_nir
-from neurodeploy.exporters.nir_fixes import at_or_above
+from neurodeploy.spiking.nir_fixes import at_or_above
 from neurodeploy.models.neurons import LIFCell
 
 

@@ -1,4 +1,7 @@
-"""Hardware profiles shipped with neurodeploy: one JSON file per device, every figure with a label and a source.
+"""Stage 0 data, hardware profiles shipped with neurodeploy: one JSON file per device, every figure with a label
+and a source.
 
-Installed as ``neurodeploy.hw_profiles``; read through :func:`neurodeploy.cost.profiles.load_profile`.
+Enters: nothing (data). Leaves: the JSON files, read by :func:`neurodeploy.profiles.load_profile`.
+
+Installed as ``neurodeploy.hw_profiles``; read through :func:`neurodeploy.profiles.load_profile`.
 """

@@ -20,9 +20,8 @@ co-simulation), ``cost`` (profiles, counts, energy and latency), ``report`` (JSO
 ``neurodeploy.errors``, all under :class:`NeurodeployError`.
 """
 from neurodeploy.api import compile, cosimulate, estimate, evaluate, load, parity, sweep, write_report, zoo_models
+from neurodeploy._version import __version__
 from neurodeploy.errors import NeurodeployError
-
-__version__ = "0.2.0"
 
 __all__ = ["compile", "cosimulate", "estimate", "evaluate", "load", "parity", "sweep", "write_report", "zoo_models",
            "NeurodeployError", "__version__"]

@@ -17,25 +17,18 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from neurodeploy.choices import DEFAULT_SAMPLES
 from neurodeploy.errors import UsageError
 
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
-    from torch import nn
 
     from neurodeploy.analysis.evaluate import Evaluation
     from neurodeploy.analysis.parity import ParityResult
     from neurodeploy.bundle import Bundle
-    from neurodeploy.report.summary import CostReport
+    from neurodeploy.cost.pricing import CostReport
     from neurodeploy.runtime.cosim import CosimResult
     from neurodeploy.sweeps.run import SweepResult
-
-DEFAULT_SAMPLES = 8
-DEFAULT_DT_S = 1e-3
-"""dt given to the NIR graph of a model compiled without ``dt_s``: the discrete-time neurons of snnTorch
-and neurodeploy step once per sample whatever dt is; it sets only the time constants written to NIR."""
-
-SPIKING_SUFFIXES = (".nir", ".net")
 
 
 def load(path: str | Path) -> Bundle:
@@ -70,62 +63,11 @@ def compile(model: Any, out: str | Path, *, inputs: Any = None, dt_s: float | No
     ``calibration``: inputs (B, T, *input_shape) whose float run bounds each population's current instead of
     the worst case (a finer grid), or ``True`` for a model's example ``inputs``. The choice is stored in the bundle.
     """
-    from neurodeploy.compiler import pipeline
+    from neurodeploy.compiler.any_model import compile_model
 
-    out = Path(out)
-    graph = type(model).__name__ == "NIRGraph"
-    if graph or isinstance(model, (str, Path)) and Path(model).suffix.lower() in SPIKING_SUFFIXES:
-        _refuse({"inputs": inputs, "cut": cut, "weights": weights, "schedule": schedule}, "a NIR graph or .net file")
-        return load(pipeline.compile_spiking(model if graph else Path(model), out, dt_s, profile, discretisation,
-                                             fixes, precision, None if calibration is True else calibration))
-    if discretisation != "euler" or fixes:
-        raise UsageError("discretisation and fixes apply to .nir files; a PyTorch model is exported with the "
-                         "update its own neurons compute")
-    if isinstance(model, str):
-        from neurodeploy.compiler.partition import cuts
-
-        model, inputs, dt_s, name, own_schedule = _resolve(model, inputs, dt_s, samples, weights, name)
-        schedule = schedule or (own_schedule if cut is None or cut == cuts(model)[-1] else None)
-    elif weights is not None:
-        from neurodeploy.compiler.factories import load_weights
-
-        load_weights(model, Path(weights))
-    if inputs is None:
-        raise UsageError("compile(model, ...) of an nn.Module needs inputs=: example inputs (B, T, *input_shape), "
-                         "stored in the bundle as its reference")
-    import torch
-
-    return load(pipeline.compile_hybrid(model, torch.as_tensor(inputs).float(), out, dt_s or DEFAULT_DT_S,
-                                        name or type(model).__name__, cut=cut, profile=profile, schedule=schedule,
-                                        weights=None if weights is None else str(weights), precision=precision,
-                                        calibration=calibration))
-
-
-def _refuse(given: dict[str, Any], what: str) -> None:
-    extra = [k for k, v in given.items() if v is not None]
-    if extra:
-        raise UsageError(f"{', '.join(extra)} {'does' if len(extra) == 1 else 'do'} not apply to {what}: its graph "
-                         "carries its own inputs, weights and time step")
-
-
-def _resolve(spec: str, inputs, dt_s, samples: int, weights, name):
-    """A zoo name or a factory -> (model, inputs, dt_s, name, schedule); explicit ``inputs``/``dt_s`` win.
-    ``schedule`` is the one a zoo model is deployed with (None for a factory: the compile default)."""
-    from neurodeploy.compiler.factories import load_factory, load_weights
-    from neurodeploy.models import zoo
-
-    if spec in zoo.ZOO:
-        entry = zoo.get(spec)
-        model = entry.build()
-        if weights is not None:
-            load_weights(model, Path(weights))
-        examples = entry.example_inputs(samples) if inputs is None else inputs
-        return model, examples, dt_s or entry.dt_s, name or spec, entry.schedule
-    if ":" in spec:
-        model, made_inputs, made_dt, _ = load_factory(spec, Path(weights) if weights else None, samples)
-        return model, made_inputs if inputs is None else inputs, dt_s or made_dt, name or spec, None
-    raise UsageError(f"model {spec!r} is neither a bundled model ({', '.join(sorted(zoo.ZOO))}), a .nir/.net file, "
-                     "nor a 'package.module:function' factory")
+    return load(compile_model(model, out, inputs=inputs, dt_s=dt_s, cut=cut, profile=profile, schedule=schedule,
+                              samples=samples, weights=weights, name=name, discretisation=discretisation, fixes=fixes,
+                              precision=precision, calibration=calibration))
 
 
 def cosimulate(bundle: Bundle | str | Path, inputs: np.ndarray | None = None, *, mode: str = "float",
@@ -140,39 +82,25 @@ def cosimulate(bundle: Bundle | str | Path, inputs: np.ndarray | None = None, *,
     bundle; on any other inputs against ``model`` (an ``nn.Module``, a zoo name or a factory, with
     ``weights``) run on them, by default the zoo model or factory the bundle was compiled from.
     """
+    from neurodeploy.analysis.agreement import compare_with_torch
+    from neurodeploy.compiler.resolve import torch_reference_for
     from neurodeploy.runtime.cosim import run_cosim
 
     bundle = _bundle(bundle)
-    return run_cosim(bundle, inputs, mode=mode, backend=backend, progress=progress,
-                     schedule=schedule or bundle.manifest.default_schedule, checkpoint=checkpoint,
-                     early_exit=early_exit, reference_for=lambda x: _reference_on(bundle, x, model, weights))
-
-
-def _reference_on(bundle: Bundle, x: np.ndarray, model: Any, weights: str | Path | None) -> dict | None:
-    """The PyTorch model's outputs (float64, per population and ``y``) on ``x`` (B, T, ...), as stored at
-    compile; None when no model is at hand (see :func:`torch_model`)."""
-    model = torch_model(bundle, model, weights)
-    if model is None:
-        return None
-    import torch
-
-    from neurodeploy.compiler.pipeline import reference_outputs, split
-
-    x = torch.as_tensor(x)
-    as_model_takes = x if bundle.manifest.input_layout == "BT" else x.transpose(0, 1)
-    part, x, _ = split(model.eval(), as_model_takes.float(), bundle.manifest.cut, bundle.manifest.spiking.dt_s)
-    return reference_outputs(part, x.double(), model)
+    result = run_cosim(bundle, inputs, mode=mode, backend=backend, progress=progress,
+                       schedule=schedule or bundle.manifest.default_schedule, checkpoint=checkpoint,
+                       early_exit=early_exit)
+    result.agreement = compare_with_torch(bundle, result, inputs, torch_reference_for(bundle, model, weights))
+    return result
 
 
 def estimate(bundle: Bundle | str | Path, result: CosimResult, *, loihi: str | None = None,
              gpu: str = "h100") -> CostReport:
     """Price ``result``: SOPs, MACs, energy and latency per sample by device, the all-GPU baseline and the
     45 nm tier, every figure's source listed (``loihi``: default the profile the bundle was compiled for)."""
-    from neurodeploy.report.summary import CostReport, summary
+    from neurodeploy.cost.pricing import price
 
-    bundle = _bundle(bundle)
-    loihi = loihi or bundle.manifest.spiking.profile
-    return CostReport(summary(bundle, result, loihi, gpu), loihi)
+    return price(_bundle(bundle), result, loihi, gpu)
 
 
 def write_report(bundle: Bundle | str | Path, result: CosimResult, cost: CostReport,
@@ -180,7 +108,7 @@ def write_report(bundle: Bundle | str | Path, result: CosimResult, cost: CostRep
     """The report of a priced run: printed to the terminal when ``path`` is None, else written as a
     self-contained HTML page (``.html``) or as the JSON contract (``.json``). Returns the path written."""
     if path is None:
-        from neurodeploy.report.summary import print_summary
+        from neurodeploy.report.terminal import print_summary
 
         print_summary(cost.figures)
         return None
@@ -216,12 +144,13 @@ def evaluate(bundle: Bundle | str | Path, x: np.ndarray, labels: np.ndarray, *, 
     the ``ray`` extra)."""
     from neurodeploy.analysis.evaluate import DEFAULT_CHUNK
     from neurodeploy.analysis.evaluate import evaluate as run_evaluation
+    from neurodeploy.compiler.resolve import model_for_bundle
 
     bundle = _bundle(bundle)
     if chunk is not None and chunk < 1:
         raise UsageError(f"chunk must be >= 1 sample, got {chunk}")
     return run_evaluation(bundle, x, labels, backend, mode, schedule or bundle.manifest.default_schedule,
-                          torch_model(bundle, model, weights), chunk or DEFAULT_CHUNK, progress=progress,
+                          model_for_bundle(bundle, model, weights), chunk or DEFAULT_CHUNK, progress=progress,
                           early_exit=early_exit, workers=workers, ray=ray)
 
 
@@ -236,24 +165,6 @@ def sweep(config: str | Path | dict, out: str | Path, *, workers: int = 1, ray: 
     if workers < 1:
         raise UsageError(f"workers must be >= 1, got {workers}")
     return run_sweep(config, out, workers, ray, progress)
-
-
-def torch_model(bundle: Bundle, model: Any = None, weights: str | Path | None = None) -> nn.Module | None:
-    """The PyTorch model to compare with: ``model`` itself, a zoo name or factory, else the zoo model or
-    factory the bundle was compiled from (unless it was compiled with other weights), else None."""
-    if model is not None and not isinstance(model, str):
-        return model
-    from neurodeploy.models import zoo
-
-    provenance = bundle.manifest.provenance or {}
-    same_weights = weights is not None or "weights" not in provenance  # else compiled with weights we do not have
-    spec = model or (provenance.get("model") if same_weights else None)
-    if spec is None or (spec not in zoo.ZOO and ":" not in spec):
-        if model is not None:
-            raise UsageError(f"model {model!r} is neither a zoo name ({', '.join(sorted(zoo.ZOO))}) nor a "
-                             "'package.module:function' factory")
-        return None
-    return _resolve(spec, None, None, 1, weights, None)[0]
 
 
 def parity(source: Bundle | str | Path, inputs: np.ndarray, *, dt_s: float | None = None,

@@ -7,7 +7,7 @@
   ``emulator`` (batched, bit-exact with Lava ``fixed_pt``, on a GPU when present).
 - ``Mode``: ``float`` (Lava ``floating_pt``) or ``fixed`` (Loihi integers, Lava ``fixed_pt``).
 - ``Discretisation``: how a NIR graph's ODEs are stepped: ``euler`` (forward Euler, as snnTorch, norse and
-  SpikingJelly) or ``exact`` (zero-order hold, as sinabs); :mod:`neurodeploy.exporters.nir_import`.
+  SpikingJelly) or ``exact`` (zero-order hold, as sinabs); :mod:`neurodeploy.spiking.nir_lowering`.
 - ``Precision``: fixed-point weights: ``single`` (8-bit mantissas), ``double`` (two synapses per weight,
   about 14 bits) or ``auto`` (double where the profile's cores hold it); :mod:`neurodeploy.spiking.quantize`.
 """
@@ -26,3 +26,6 @@ BACKENDS: tuple[str, ...] = get_args(Backend)
 MODES: tuple[str, ...] = get_args(Mode)
 DISCRETISATIONS: tuple[str, ...] = get_args(Discretisation)
 PRECISIONS: tuple[str, ...] = get_args(Precision)
+
+DEFAULT_SAMPLES = 8
+"""Example inputs a zoo model or factory is compiled with (stored in the bundle as its reference)."""

@@ -26,10 +26,8 @@ import json
 import sys
 from pathlib import Path
 
-from neurodeploy.choices import BACKENDS, DISCRETISATIONS, MODES, PRECISIONS, SCHEDULES
+from neurodeploy.choices import BACKENDS, DEFAULT_SAMPLES, DISCRETISATIONS, MODES, PRECISIONS, SCHEDULES
 from neurodeploy.errors import NeurodeployError, UsageError, one_line
-
-DEFAULT_SAMPLES = 8
 
 
 def _console():
@@ -51,7 +49,7 @@ def _load_input(path: str | None, option: str = "--input"):
 
 def _cmd_compile(args: argparse.Namespace) -> int:
     import neurodeploy as nd
-    from neurodeploy.report.summary import print_quantization
+    from neurodeploy.report.terminal import print_quantization
 
     bundle = nd.compile(args.model, args.out, dt_s=args.dt, cut=args.cut, profile=args.profile,
                         schedule=args.schedule, samples=args.samples, weights=args.weights,
@@ -141,7 +139,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     import neurodeploy as nd
     from neurodeploy.analysis.evaluate import load_dataset
-    from neurodeploy.report.units import number, si
+    from neurodeploy.units import number, si
 
     x, labels = load_dataset(args.data)
     result = nd.evaluate(args.bundle, x, labels, model=args.model, weights=args.weights, backend=args.backend,

@@ -18,7 +18,8 @@ import time
 import numpy as np
 import torch
 
-from neurodeploy.analysis.evaluate import torch_outputs, torch_predictions
+from neurodeploy.analysis.evaluate import torch_predictions
+from neurodeploy.compiler.torch_reference import torch_output
 from neurodeploy.models.dense_blocks import surrogate_gradients
 from neurodeploy.models.zoo.common import WEIGHTS, calibrate
 
@@ -49,7 +50,7 @@ def train(name: str, mode: str | None, adapter: str | None, epochs: int | None) 
         t0, total = time.perf_counter(), 0.0
         for idx in np.array_split(order_rng.permutation(len(x)), len(x) // cfg["batch"]):
             with surrogate_gradients():
-                y = torch_outputs(model, torch.as_tensor(x[idx]), event)
+                y = torch_output(model, torch.as_tensor(x[idx]), event=event)
                 loss = zoo.loss(y, torch.as_tensor(labels[idx]))
             opt.zero_grad()
             loss.backward()

@@ -64,13 +64,15 @@ def neuro_svt_extras(bundle, model, x, labels, cosim, tmp: Path) -> dict:
     from neurodeploy.cost.macs import count_macs
     from neurodeploy.exporters import export_dense
     from neurodeploy.models.zoo import datasets, neuro_svt
-    from neurodeploy.report.summary import cost
+    from neurodeploy.cost.counts import synaptic_ops
+    from neurodeploy.cost.pricing import cost
 
     with torch.no_grad():
         y = model(torch.as_tensor(x)).numpy()
     visible = datasets.VISIBLE_STEPS // neuro_svt.WINDOW - 1
     _, counts = cost(bundle, cosim)
-    svt_ops = sum(s.effective for s in cosim.sops) + counts.dense_macs
+    svt_sops = sum(s.effective for s in synaptic_ops(cosim.plan, cosim.inputs, cosim.spikes))
+    svt_ops = svt_sops + counts.dense_macs
     twin = neuro_svt.dense_baseline().eval()
     steps = neuro_svt.NUM_STEPS
     export_dense(twin, torch.zeros(2, steps, *neuro_svt.INPUT_SHAPE), tmp / "vit.onnx", {0: "batch", 1: "steps"})
@@ -78,7 +80,7 @@ def neuro_svt_extras(bundle, model, x, labels, cosim, tmp: Path) -> dict:
     return {"permanence_score": float(np.mean(predictions(y, False) == labels)),
             "acc_last_visible_window": float(np.mean(np.argmax(y[:, visible], -1) == labels)),
             "occluded_frames": steps - datasets.VISIBLE_STEPS,
-            "svt_sops_plus_macs": svt_ops, "svt_sops": sum(s.effective for s in cosim.sops),
+            "svt_sops_plus_macs": svt_ops, "svt_sops": svt_sops,
             "svt_backend_macs": counts.dense_macs, "vit_twin_macs": vit_macs,
             "ops_reduction": 1 - svt_ops / vit_macs}
 

@@ -9,7 +9,7 @@ from conftest import child_pids, new_child_pids
 
 from neurodeploy.bundle import read_bundle
 from neurodeploy.errors import LavaRunError
-from neurodeploy.exporters.nir_import import read_plan
+from neurodeploy.exporters.nir_read import read_plan
 from neurodeploy.runtime.lava_runner import LavaRunner, stopped_on_exit
 
 

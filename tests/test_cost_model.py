@@ -10,14 +10,14 @@ from conftest import check_in_chromium
 from torch import nn
 
 from neurodeploy.cost.counts import synaptic_ops
-from neurodeploy.cost.model import Counts, estimate, neuromorphic_cost
-from neurodeploy.cost.profiles import PROFILE_DIR, load_profile
+from neurodeploy.cost.energy_latency import Counts, estimate, neuromorphic_cost
+from neurodeploy.profiles import PROFILE_DIR, load_profile
 from neurodeploy.errors import ProfileError
 from neurodeploy.exporters.nir_export import frontend_to_nir
-from neurodeploy.exporters.nir_import import nir_to_plan
+from neurodeploy.spiking.nir_lowering import nir_to_plan
 from neurodeploy.models.frontend import SpikingSequential
 from neurodeploy.models.neurons import LIFCell
-from neurodeploy.spiking.reference import simulate_float
+from neurodeploy.spiking.float_simulation import simulate_float
 from neurodeploy.spiking.resources import map_resources
 
 SIZES, STEPS = [20, 256, 256, 256, 35], 200

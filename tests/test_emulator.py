@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from neurodeploy.errors import EmulatorError
 from neurodeploy.exporters.netx_hdf5 import read_netx
-from neurodeploy.exporters.nir_import import read_plan
+from neurodeploy.exporters.nir_read import read_plan
 from neurodeploy.runtime.emulator import EmulatorRunner, lava_dense_weights
 from neurodeploy.runtime.lava_net import from_lava
 from neurodeploy.runtime.lava_runner import LavaRunner
@@ -205,17 +205,19 @@ def test_a_sum_beyond_exact_arithmetic_is_refused():
 
 @pytest.mark.parametrize("bundle_fixture", ["demo_bundle", "mamba_bundle"])
 def test_zoo_cosim_with_the_emulator_equals_lava(bundle_fixture, request):
+    from neurodeploy import cosimulate
     from neurodeploy.bundle import read_bundle
-    from neurodeploy.runtime.cosim import run_cosim
+    from neurodeploy.cost.counts import synaptic_ops
 
     bundle = read_bundle(request.getfixturevalue(bundle_fixture))
     for mode in ("fixed", "float"):
-        lava = run_cosim(bundle, mode=mode, backend="lava", progress=False)
-        emu = run_cosim(bundle, mode=mode, backend="emulator", progress=False)
+        lava = cosimulate(bundle, mode=mode, backend="lava", schedule="end")
+        emu = cosimulate(bundle, mode=mode, backend="emulator", schedule="end")
         for name, spikes in lava.spikes.items():
             assert np.array_equal(emu.spikes[name], spikes), (mode, name)
         assert np.array_equal(emu.y, lava.y)
-        assert [s.effective for s in emu.sops] == [s.effective for s in lava.sops]
+        emu_sops, lava_sops = (synaptic_ops(r.plan, r.inputs, r.spikes) for r in (emu, lava))
+        assert [s.effective for s in emu_sops] == [s.effective for s in lava_sops]
         assert emu.agreement.spike_mismatches == lava.agreement.spike_mismatches
     assert lava.agreement.spike_mismatches == 0  # float mode reproduces PyTorch
 

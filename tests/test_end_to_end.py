@@ -12,11 +12,12 @@ import pytest
 
 from neurodeploy.bundle import read_bundle, sha256
 from neurodeploy.errors import BundleError, InputShapeError
+from neurodeploy import cosimulate
 from neurodeploy.runtime.cosim import run_cosim
 
 
 def test_cosim_matches_pytorch(demo_bundle):
-    result = run_cosim(read_bundle(demo_bundle), progress=False)
+    result = cosimulate(read_bundle(demo_bundle), schedule="end")
     assert result.y.shape == (8, 4)
     assert all(s.sum() > 50 for s in result.spikes.values())  # every population is active
     assert result.agreement.spike_mismatches == 0
@@ -66,7 +67,7 @@ def test_a_wrong_weight_is_detected(demo_bundle, tmp_path):
     manifest = json.loads((broken / "manifest.json").read_text())  # ... unless the manifest is re-signed
     manifest["checksums"]["spiking.nir"] = sha256(broken / "spiking.nir")
     (broken / "manifest.json").write_text(json.dumps(manifest))
-    result = run_cosim(read_bundle(broken), progress=False)
+    result = cosimulate(read_bundle(broken), schedule="end")
     assert result.agreement.spike_mismatches > 0  # then the agreement check still catches the wrong weight
 
 

@@ -6,7 +6,7 @@ sinabs ``to_nir``), compiles the returned graph with neurodeploy and compares ev
 by step, with the framework's own simulation of the same network on the same input (neurodeploy in float64;
 the frameworks in float64 where their spike functions allow, else float32).
 Where an exporter loses part of what the framework computes, the named exporter fix
-(:mod:`neurodeploy.exporters.nir_fixes`) is passed, and the test shows that without it the spikes differ.
+(:mod:`neurodeploy.spiking.nir_fixes`) is passed, and the test shows that without it the spikes differ.
 """
 from __future__ import annotations
 

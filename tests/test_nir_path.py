@@ -9,7 +9,8 @@ from conftest import CASES
 
 from neurodeploy.errors import SpikingPlanError
 from neurodeploy.exporters.nir_export import frontend_to_nir, write_nir
-from neurodeploy.exporters.nir_import import DEFAULT_DT_S, nir_to_plan, read_plan
+from neurodeploy.exporters.nir_read import read_plan
+from neurodeploy.spiking.nir_lowering import DEFAULT_DT_S, nir_to_plan
 from neurodeploy.models.zoo import tiny_hybrid
 
 

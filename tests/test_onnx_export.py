@@ -7,7 +7,7 @@ import torch
 from neurodeploy.errors import OnnxExportError
 from neurodeploy.exporters.onnx_export import check_dynamic_dims, check_parity, export_dense
 from neurodeploy.models.backends import TransformerBackend
-from neurodeploy.runtime.onnx_session import select_providers
+from neurodeploy.exporters.onnx_session import select_providers
 
 DIMS = {0: "batch", 1: "steps"}
 

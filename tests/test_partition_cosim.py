@@ -12,6 +12,7 @@ from neurodeploy.compiler.partition import partition
 from neurodeploy.errors import PartitionError, ScheduleError
 from neurodeploy.models.backends import StreamingBackend
 from neurodeploy.models.neurons import LIFCell
+from neurodeploy import cosimulate
 from neurodeploy.runtime.cosim import run_cosim
 
 
@@ -46,7 +47,7 @@ def test_unplaceable_layers_are_named():
 @pytest.mark.parametrize("schedule", ["end", "window", "event"])
 def test_mamba_hybrid_cosim_is_exact_for_every_schedule(mamba_bundle, schedule):
     bundle = read_bundle(mamba_bundle)
-    result = run_cosim(bundle, schedule=schedule, progress=False)
+    result = cosimulate(bundle, schedule=schedule)
     assert result.y.shape[0] == 8 and result.agreement.spike_mismatches == 0
     assert result.agreement.max_abs_err < 1e-4 and result.agreement.top1_match == 1.0
     assert all(s.sum() > 0 for s in result.spikes.values())
@@ -118,7 +119,7 @@ def test_feedback_channel_cosim_equals_pytorch(tmp_path):
     x = (torch.rand(8, 32, 10, generator=torch.Generator().manual_seed(3)) < 0.25).float()
     bundle = read_bundle(compile_hybrid(model, x, tmp_path / "fb", 1e-3, "fb"))
     assert bundle.manifest.dense.schedules == ["window"] and bundle.manifest.feedback.latency_steps == 2
-    result = run_cosim(bundle, schedule="window", progress=False)
+    result = cosimulate(bundle, schedule="window")
     assert result.agreement.spike_mismatches == 0 and result.agreement.max_abs_err < 1e-4
     with torch.no_grad():  # the feedback matters: without it the spikes are different
         model.feedback.weight.zero_()
@@ -132,9 +133,9 @@ def test_feedback_channel_cosim_equals_pytorch(tmp_path):
 def test_graded_input_is_not_binarised_by_lava_float():
     from conftest import CASES
 
-    from neurodeploy.exporters.nir_import import read_plan
+    from neurodeploy.exporters.nir_read import read_plan
     from neurodeploy.runtime.lava_runner import LavaRunner
-    from neurodeploy.spiking.reference import simulate_float
+    from neurodeploy.spiking.float_simulation import simulate_float
 
     plan = read_plan(CASES / "nir" / "03_rnn" / "braille_noDelay_bias_zero.nir")
     x = torch.rand(40, 12, generator=torch.Generator().manual_seed(0)).double().numpy() * 1.5

@@ -13,7 +13,7 @@ import pytest
 from conftest import CASES
 
 import neurodeploy as nd
-from neurodeploy.cost.profiles import PROFILE_DIR, load_profile
+from neurodeploy.profiles import PROFILE_DIR, load_profile
 from neurodeploy.errors import ProfileError, QuantizationError
 from neurodeploy.exporters import load_spiking, read_plan
 from neurodeploy.runtime.emulator import EmulatorRunner, lava_dense_weights

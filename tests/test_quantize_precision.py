@@ -177,16 +177,16 @@ def test_a_bundle_rebuilds_its_own_grid_even_for_changed_weights(tmp_path):
     integers, and weights changed after compiling (fine-tuned) land on that grid instead of a new one."""
     from conftest import CASES
 
-    from neurodeploy.runtime.cosim import _plan
+    from neurodeploy.runtime.bundle_plan import load_plan
 
     bundle = nd.compile(CASES / "nir" / "03_rnn" / "braille_noDelay_bias_zero.nir", tmp_path / "b")
     options = bundle.manifest.spiking.quantizer
     assert options["precision"] == "double" and set(options["grid"]["scales"]) == {"lif1.lif", "lif2"}
-    rebuilt = _plan(bundle, "fixed")
-    again = quantize_for(_plan(bundle, "float"), **options).plan
+    rebuilt = load_plan(bundle, "fixed")
+    again = quantize_for(load_plan(bundle, "float"), **options).plan
     assert all(np.array_equal(np.asarray(getattr(rebuilt.fixed[k], f)), np.asarray(getattr(again.fixed[k], f)))
                for k in rebuilt.fixed for f in ("weights", "weight_exp") if hasattr(rebuilt.fixed[k], "weights"))
-    changed = _plan(bundle, "float")
+    changed = load_plan(bundle, "float")
     for syn in changed.synapses:
         syn.weights = syn.weights * 1.7
     pinned, free = quantize_for(changed, **options), quantize_for(changed, precision="double")

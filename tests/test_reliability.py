@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 import neurodeploy.runtime.cosim as cosim
+from neurodeploy.runtime.lava_runner import LavaRunner
 from neurodeploy.bundle import read_bundle
 from neurodeploy.models import zoo
 
@@ -14,7 +15,7 @@ def test_interrupted_100_sample_run_resumes_to_the_same_results(demo_bundle, tmp
     x = zoo.get("tiny_hybrid").example_inputs(100, seed=7).numpy()
     full = cosim.run_cosim(bundle, x, progress=False)
 
-    real_run, calls = cosim.LavaRunner.run_sample, {"n": 0}
+    real_run, calls = LavaRunner.run_sample, {"n": 0}
 
     def interrupted(self, *args, **kwargs):
         calls["n"] += 1
@@ -22,10 +23,10 @@ def test_interrupted_100_sample_run_resumes_to_the_same_results(demo_bundle, tmp
             raise KeyboardInterrupt  # Ctrl-C in the middle of sample 41
         return real_run(self, *args, **kwargs)
 
-    monkeypatch.setattr(cosim.LavaRunner, "run_sample", interrupted)
+    monkeypatch.setattr(LavaRunner, "run_sample", interrupted)
     with pytest.raises(KeyboardInterrupt):
         cosim.run_cosim(bundle, x, progress=False, checkpoint=tmp_path / "ck")
-    monkeypatch.setattr(cosim.LavaRunner, "run_sample", real_run)
+    monkeypatch.setattr(LavaRunner, "run_sample", real_run)
     assert (tmp_path / "ck" / "progress.json").read_text().startswith('{"done": 40')
 
     resumed = cosim.run_cosim(bundle, x, progress=False, checkpoint=tmp_path / "ck")
@@ -100,10 +101,10 @@ def test_fuzzed_files_give_only_named_errors(loader, demo_bundle, tmp_path_facto
     from hypothesis import HealthCheck, given, settings
     from hypothesis import strategies as st
 
-    from neurodeploy.cost.profiles import load_profile
+    from neurodeploy.profiles import load_profile
     from neurodeploy.errors import BundleError, OnnxLoadError, ProfileError, SpikingPlanError
     from neurodeploy.exporters import load_spiking
-    from neurodeploy.runtime.onnx_session import make_session
+    from neurodeploy.exporters.onnx_session import make_session
 
     root = Path(__file__).resolve().parent.parent
     if loader in LOADERS:

@@ -17,13 +17,14 @@ from test_emulator import assert_bit_exact, fixed_networks
 from torch import nn
 
 import neurodeploy as nd
-from neurodeploy.exporters import nir_to_plan, sequential_to_nir, write_nir
+from neurodeploy.exporters import sequential_to_nir, write_nir
+from neurodeploy.spiking.nir_lowering import nir_to_plan
 from neurodeploy.models.adapters import RateAdapter
 from neurodeploy.runtime.emulator import EmulatorRunner
 from neurodeploy.runtime.lava_runner import LavaRunner
 from neurodeploy.spiking.plan import RESETS
 from neurodeploy.spiking.quantize import quantize
-from neurodeploy.spiking.reference import simulate_float
+from neurodeploy.spiking.float_simulation import simulate_float
 
 snn = pytest.importorskip("snntorch")
 T = 40

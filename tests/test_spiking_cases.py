@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from conftest import CASES
 
 from neurodeploy.exporters.netx_hdf5 import read_netx, write_netx
-from neurodeploy.exporters.nir_import import read_plan
+from neurodeploy.exporters.nir_read import read_plan
 from neurodeploy.runtime.lava_net import from_lava
 from neurodeploy.runtime.lava_runner import LavaRunner
 from neurodeploy.spiking.quantize import quantize

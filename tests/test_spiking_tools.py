@@ -11,11 +11,12 @@ import pytest
 from conftest import CASES
 
 from neurodeploy.analysis.parity import compare_layers
-from neurodeploy.cost.profiles import load_profile
+from neurodeploy.profiles import load_profile
 from neurodeploy.errors import ModelDoesNotFitError, ProfileError
-from neurodeploy.exporters.nir_import import nir_to_plan, read_plan
+from neurodeploy.exporters.nir_read import read_plan
+from neurodeploy.spiking.nir_lowering import nir_to_plan
 from neurodeploy.spiking.quantize import quantize, quantize_weights
-from neurodeploy.spiking.reference import simulate_float
+from neurodeploy.spiking.float_simulation import simulate_float
 from neurodeploy.spiking.resources import map_resources
 
 LIF_CASE = CASES / "nir" / "01_lif" / "lif_norse.nir"

@@ -18,7 +18,7 @@ from conftest import live_processes
 
 import neurodeploy as nd
 from neurodeploy.errors import DependencyError, PartitionError, UsageError
-from neurodeploy.sweeps.pareto import pareto_front
+from neurodeploy.analysis.pareto import pareto_front
 
 MODEL = "liquidspikeformer"  # three spiking populations: three cuts
 CONFIG = {"model": MODEL, "samples": 24, "price_samples": 8,

@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from neurodeploy.errors import SpikingPlanError
-from neurodeploy.exporters.nir_import import nir_to_plan
+from neurodeploy.spiking.nir_lowering import nir_to_plan
 from neurodeploy.exporters.torch_to_nir import sequential_to_nir
 from neurodeploy.runtime.lava_runner import LavaRunner
 

@@ -60,7 +60,7 @@ def test_wheel_installs_and_runs_outside_the_checkout(tmp_path):
 
     probe = _run([python, "-c", (
         "import importlib.util, json, neurodeploy as nd, neurodeploy.qat\n"
-        "from neurodeploy.cost.profiles import PROFILE_DIR\n"
+        "from neurodeploy.profiles import PROFILE_DIR\n"
         "b = nd.compile('tiny_hybrid', 'api_bundle', samples=2)\n"
         "r = nd.cosimulate(b, backend='emulator')\n"
         "print(json.dumps({'file': nd.__file__, 'profiles': str(PROFILE_DIR), 'schedule': b.manifest.default_schedule,\n"

@@ -81,8 +81,9 @@ def test_beats_chance_on_held_out_data_in_pytorch_and_fixed_point(name, zoo_bund
 
 def test_early_exit_saves_latency_and_energy(zoo_bundles):
     from neurodeploy.bundle import read_bundle
-    from neurodeploy.report.summary import summary
-    from neurodeploy.runtime.cosim import exit_windows, run_cosim
+    from neurodeploy.cost.pricing import summary
+    from neurodeploy.runtime.cosim import run_cosim
+    from neurodeploy.runtime.early_exit import exit_windows
 
     bundle = read_bundle(zoo_bundles["liquidspikeformer"])
     x, _ = zoo.get("liquidspikeformer").dataset("test", 16)

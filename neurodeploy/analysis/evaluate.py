@@ -21,9 +21,11 @@ from rich.console import Console
 from rich.progress import Progress
 
 from neurodeploy.bundle import Bundle
-from neurodeploy.cost.counts import neurobench_sops
+from neurodeploy.compiler.torch_reference import torch_output
+from neurodeploy.cost.counts import neurobench_sops, synaptic_ops
 from neurodeploy.errors import DatasetError
-from neurodeploy.runtime.cosim import exit_outputs, run_cosim
+from neurodeploy.runtime.cosim import run_cosim
+from neurodeploy.runtime.early_exit import exit_outputs
 
 DEFAULT_CHUNK = 256
 
@@ -75,24 +77,6 @@ def predictions(y: np.ndarray, spiking_only: bool) -> np.ndarray:
     return np.argmax(y, axis=-1)
 
 
-def torch_outputs(model: torch.nn.Module, x: torch.Tensor, event: bool = False, layout: str = "BT") -> torch.Tensor:
-    """The PyTorch model's output for x (B, T, ...); with ``event``, through the event schedule (the
-    back-end runs on salient windows only), as that model is deployed."""
-    from neurodeploy.compiler.partition import partition
-    from neurodeploy.models.feedback import FeedbackHybrid, run_with_feedback
-    from neurodeploy.models.frontend_runner import output_spikes
-    from neurodeploy.models.hybrid import HybridModel
-
-    if isinstance(model, FeedbackHybrid):
-        return run_with_feedback(model, x)[0]
-    if not isinstance(model, (HybridModel, torch.nn.Sequential)):  # a captured model: itself, as it takes inputs
-        y = model(x if layout == "BT" else x.transpose(0, 1))
-        return y[0] if isinstance(y, tuple) else y
-    part = partition(model)  # a flat nn.Sequential steps its neurons per time step, as the deployment does
-    cut = output_spikes(part.spiking, x, grad=True)
-    return part.dense.forward_event(cut)[0] if event else part.dense(cut)
-
-
 def torch_predictions(model: torch.nn.Module, x: np.ndarray, chunk: int = DEFAULT_CHUNK,
                       event: bool = False, layout: str = "BT") -> np.ndarray:
     """The PyTorch model's classes for x (B, T, ...), ``chunk`` samples at a time."""
@@ -100,7 +84,8 @@ def torch_predictions(model: torch.nn.Module, x: np.ndarray, chunk: int = DEFAUL
     out = []
     with torch.no_grad():
         for start in range(0, len(x), chunk):
-            y = torch_outputs(model, torch.as_tensor(x[start: start + chunk], dtype=torch.float32), event, layout)
+            y = torch_output(model, torch.as_tensor(x[start: start + chunk], dtype=torch.float32), layout=layout,
+                             event=event)
             out.append(predictions(y.numpy(), False))
     return np.concatenate(out)
 
@@ -120,7 +105,8 @@ def chunk_outcome(bundle: Bundle, x: np.ndarray, backend: str, mode: str, schedu
         preds = np.argmax(exit_outputs(result.y, result.exit_windows), axis=-1)
     else:
         preds = predictions(result.y, bundle.manifest.spiking_only)
-    outcome = ChunkOutcome(preds, result.exit_windows, neurobench_sops(result.sops) * len(x))
+    sops = neurobench_sops(synaptic_ops(result.plan, result.inputs, result.spikes))
+    outcome = ChunkOutcome(preds, result.exit_windows, sops * len(x))
     del result
     _release_freed_memory()
     return outcome
@@ -147,8 +133,8 @@ def _malloc_trim():
 
 
 def _chunk_task(span: tuple[int, int], shared: dict) -> ChunkOutcome:
-    """One evaluation chunk on a worker (:func:`neurodeploy.scale.executor.map_tasks`)."""
-    from neurodeploy.scale.shipping import unpack
+    """One evaluation chunk on a worker (:func:`neurodeploy.parallel.executor.map_tasks`)."""
+    from neurodeploy.parallel.shipping import unpack
 
     start, stop = span
     return chunk_outcome(unpack(shared["bundle"]), shared["x"][start:stop], **shared["run"])
@@ -162,8 +148,8 @@ def evaluate(bundle: Bundle, x: np.ndarray, labels: np.ndarray, backend: str = "
     computed before), PyTorch's beside it (always read from the last window: what the PyTorch model computes
     without exits). Chunks of ``chunk`` samples run on ``workers`` local processes or on Ray (``ray``: an
     address, ``auto`` or ``local``); the figures do not depend on where they ran."""
-    from neurodeploy.scale.executor import map_tasks
-    from neurodeploy.scale.shipping import for_workers
+    from neurodeploy.parallel.executor import map_tasks
+    from neurodeploy.parallel.shipping import for_workers
 
     spans = [(start, min(start + chunk, len(x))) for start in range(0, len(x), chunk)]
     shared = {"bundle": for_workers(bundle.path, workers, ray), "x": x,

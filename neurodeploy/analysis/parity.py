@@ -18,7 +18,7 @@ from rich.table import Table
 from neurodeploy.exporters import load_spiking
 from neurodeploy.runtime.runners import run_spikes
 from neurodeploy.spiking.quantize import dequantized, quantize_for
-from neurodeploy.spiking.reference import simulate_batch
+from neurodeploy.spiking.float_simulation import simulate_batch
 
 
 @dataclass

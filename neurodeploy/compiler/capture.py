@@ -35,7 +35,9 @@ from torch import nn
 
 from neurodeploy.compiler.partition import blocking_problems
 from neurodeploy.errors import PartitionError
-from neurodeploy.models.frontend_runner import is_neuron, output_spikes
+from neurodeploy.models.time_stepping import is_neuron, output_spikes
+
+PACKAGE_DIR = Path(__file__).resolve().parents[1]  # neurodeploy/, skipped when finding the user's frame
 
 
 @dataclass
@@ -49,9 +51,7 @@ class Call:
 
 def _user_line() -> str:
     """``file:line: code`` of the innermost frame outside torch and neurodeploy: where the user's code called."""
-    import neurodeploy
-
-    skip = (str(Path(torch.__file__).parent), str(Path(neurodeploy.__file__).parent))
+    skip = (str(Path(torch.__file__).parent), str(PACKAGE_DIR))
     for frame in reversed(traceback.extract_stack()[:-1]):
         if not frame.filename.startswith(skip):
             return f"{frame.filename}:{frame.lineno}: {(frame.line or '').strip()}"

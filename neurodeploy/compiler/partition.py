@@ -22,13 +22,13 @@ from dataclasses import dataclass, field
 
 from torch import nn
 
-from neurodeploy.bundle import Placement
+from neurodeploy.bundle import TAIL_REASON, Placement
 from neurodeploy.errors import PartitionError
 from neurodeploy.models.adapters import ADAPTER_TYPES
 from neurodeploy.models.dense_blocks import (AttentionBlock, CfCBlock, ExchangeBlock, FusionBlock, MambaBlock,
                                              SDSABlock, SSABlock)
 from neurodeploy.models.frontend import SpikingSequential
-from neurodeploy.models.frontend_runner import chain_modules, is_neuron
+from neurodeploy.models.time_stepping import chain_modules, is_neuron
 from neurodeploy.models.hybrid import HybridModel
 
 
@@ -58,12 +58,9 @@ class GpuTail(nn.Module):
         self.tail, self.dense = tail, dense
 
     def forward(self, spikes):
-        from neurodeploy.models.frontend_runner import output_spikes
+        from neurodeploy.models.time_stepping import output_spikes
 
         return self.dense(output_spikes(self.tail, spikes))
-
-
-TAIL_REASON = "spiking population after the chosen cut: stepped on the GPU (dense, every MAC)"
 
 
 def module_label(path: str, module: nn.Module) -> str:

@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from neurodeploy.models.backends import StreamingBackend
-from neurodeploy.models.frontend_runner import FrontendStepper
+from neurodeploy.models.time_stepping import FrontendStepper
 from neurodeploy.models.hybrid import HybridModel
 
 

@@ -16,7 +16,7 @@ class HybridModel(nn.Module):
 
     ``frontend`` is a :class:`SpikingSequential` or an ``nn.Sequential`` of per-step modules (snnTorch,
     norse, neurodeploy cells with Linear/Conv/pooling), stepped over T by
-    :func:`neurodeploy.models.frontend_runner.output_spikes`.
+    :func:`neurodeploy.models.time_stepping.output_spikes`.
     """
 
     def __init__(self, frontend: nn.Module, backend: nn.Module) -> None:
@@ -27,6 +27,6 @@ class HybridModel(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if isinstance(self.frontend, SpikingSequential):
             return self.backend(self.frontend(x))
-        from neurodeploy.models.frontend_runner import output_spikes  # an nn.Sequential of per-step modules
+        from neurodeploy.models.time_stepping import output_spikes  # an nn.Sequential of per-step modules
 
         return self.backend(output_spikes(self.frontend, x, grad=True))

@@ -1,7 +1,7 @@
 """A bundle's spiking part as a trainable PyTorch module that computes what Loihi computes.
 
 :class:`FixedPointNetwork` holds the model's float weights as parameters and runs, per step and in
-aligned time (the order of :func:`neurodeploy.spiking.reference.simulate_batch`), the integer arithmetic
+aligned time (the order of :func:`neurodeploy.spiking.float_simulation.simulate_batch`), the integer arithmetic
 of the deployed network on the grid the bundle was compiled on (its pinned scales ``S`` and exponents,
 :mod:`neurodeploy.spiking.quantize`), exactly as :mod:`neurodeploy.runtime.emulator` and Lava ``fixed_pt``::
 
@@ -28,12 +28,10 @@ import torch
 from torch import nn
 
 from neurodeploy.errors import UsageError
-from neurodeploy.qat.arith import decay, shift, spike, straight_through
-from neurodeploy.runtime.emulator import fixed_lif_constants
-from neurodeploy.spiking.loihi import LAVA, LoihiNumerics
-from neurodeploy.spiking.quantize import (FINE_SUFFIX, Quantized, _is_mixed, double_mantissas, effective_weights,
-                                          quantize_weights)
-from neurodeploy.spiking.resets import after_spike, fired_before, subtract_delayed, threshold
+from neurodeploy.qat.arith import StraightThroughArithmetic, shift, straight_through
+from neurodeploy.runtime.bundle_plan import load_plan
+from neurodeploy.spiking.loihi import LAVA, LoihiNumerics, fixed_lif_constants, is_mixed, lif_fixed_step
+from neurodeploy.spiking.quantize import FINE_SUFFIX, Quantized, double_mantissas, effective_weights, quantize_weights
 
 WEIGHTS_FILE = "spiking_weights.npz"
 
@@ -71,7 +69,7 @@ class FixedPointNetwork(nn.Module):
 
     def _grid(self, syn, scale: float, w: np.ndarray) -> _Grid:
         fine = self.plan.fixed.get(syn.name + FINE_SUFFIX)
-        mixed = _is_mixed(w)
+        mixed = is_mixed(w)
         return _Grid(scale, int(self.plan.fixed[syn.name].weight_exp), None if fine is None else int(fine.weight_exp),
                      mixed, -1 if (not mixed and w.size and w.min() < 0) else 1)
 
@@ -79,14 +77,13 @@ class FixedPointNetwork(nn.Module):
     def from_bundle(cls, bundle) -> "FixedPointNetwork":
         """The spiking part of a spiking-only bundle, on the grid it was compiled on."""
         from neurodeploy.bundle import Bundle, read_bundle
-        from neurodeploy.runtime.cosim import _plan
         from neurodeploy.spiking.quantize import quantize_for
 
         bundle = bundle if isinstance(bundle, Bundle) else read_bundle(bundle)
         if not bundle.manifest.spiking_only:
             raise UsageError(f"bundle '{bundle.manifest.name}': fixed-point fine-tuning takes a spiking-only bundle "
                              "for now (compile the spiking front-end's NIR graph on its own)")
-        plan = _plan(bundle, "float")
+        plan = load_plan(bundle, "float")
         m = bundle.manifest.spiking
         quantized = quantize_for(plan, m.profile, **m.quantizer)
         return cls(quantized, {s.name: s.weights for s in plan.synapses}, source=bundle)
@@ -115,9 +112,9 @@ class FixedPointNetwork(nn.Module):
         x = torch.as_tensor(x, dtype=torch.float64)
         batch, steps = x.shape[:2]
         nx, pops = self.nx, self.plan.neurons
-        limit = 1 << (nx.state_bits - 1)
         grids = {s.name: self.mantissas(s.name) for s in self.synapses}
-        constants = {p.name: fixed_lif_constants(p, self.plan.fixed[p.name]) for p in pops}
+        constants = {p.name: self._constants(p) for p in pops}
+        arith = StraightThroughArithmetic(nx)
         state = {p.name: [torch.zeros(batch, p.n, dtype=torch.float64) for _ in range(2)] for p in pops}
         spikes = {p.name: [] for p in pops}
         last = {p.name: torch.zeros(batch, p.n, dtype=torch.float64) for p in pops}
@@ -133,26 +130,18 @@ class FixedPointNetwork(nn.Module):
                         x[:, t].reshape(batch, -1) if syn.source == "input" else \
                         (last[syn.source] if syn.recurrent else now[syn.source])
                     a = a + shift(src @ m.T, e)
-                now[p.name] = self._lif(p, state[p.name], a, constants[p.name], limit)
+                u, v = state[p.name]
+                u, v, now[p.name] = lif_fixed_step(u, v, a, constants[p.name], p.reset, arith)
+                state[p.name] = [u, v]
                 spikes[p.name].append(now[p.name])
             last = now
         return {name: torch.stack(s, 1).reshape(batch, steps, *self.plan.layer(name).shape) for name, s in spikes.items()}
 
-    def _lif(self, p, uv: list[torch.Tensor], a: torch.Tensor, c: dict, limit: int) -> torch.Tensor:
-        """One step of population p (uv = [u, v], replaced): the emulator's ``_lif_fixed`` in float64, with its
-        constants ``c`` (:func:`~neurodeploy.runtime.emulator.fixed_lif_constants`)."""
-        one, vth = self.nx.decay_one, c["vth"]
-        u, v = uv
-        fired = fired_before(v, vth, p.reset)
-        u = decay(u, c["keep_u"], one) + a * 2 ** self.nx.act_shift
-        u = straight_through(torch.remainder(u + limit - 1, 2 * limit) - (limit - 1), u)  # 24-bit wrap
-        v = decay(v, c["keep_v"], one) + u + c["bias"].reshape(-1).to(torch.float64)
-        v = straight_through(v.clamp(1 - limit, limit - 1), v)
-        v = subtract_delayed(v, fired, vth, p.reset, low=1 - limit)
-        fired_now = threshold(v, fired, vth, p.reset)
-        s = spike(v, fired_now, vth)
-        uv[0], uv[1] = u, after_spike(v, fired_now, vth, p.reset)
-        return s
+    def _constants(self, p) -> dict:
+        """Population p's constants (:func:`~neurodeploy.spiking.loihi.fixed_lif_constants`), its bias as a
+        flat float64 row (the module's populations are (B, n))."""
+        c = fixed_lif_constants(p, self.plan.fixed[p.name])
+        return {**c, "bias": c["bias"].reshape(-1).to(torch.float64)}
 
     # -- deployment ---------------------------------------------------------------------------------------
     def deployed_weights(self) -> dict[str, np.ndarray]:
@@ -168,7 +157,6 @@ class FixedPointNetwork(nn.Module):
         """A copy of the source bundle with the trained weights (``spiking_weights.npz``) and its grid pinned
         (``spiking.quantizer``); raises UsageError if the deployed integers would differ from the module's."""
         from neurodeploy.bundle import write_bundle
-        from neurodeploy.runtime.cosim import _plan
 
         bundle = self.source
         if bundle is None:
@@ -183,7 +171,7 @@ class FixedPointNetwork(nn.Module):
         from neurodeploy.bundle import read_bundle
 
         deployed = read_bundle(out)
-        _check_grid(_plan(deployed, "fixed"), self)
+        _check_grid(load_plan(deployed, "fixed"), self)
         return deployed
 
 

@@ -18,7 +18,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from neurodeploy.report.units import number, si  # noqa: E402
+from neurodeploy.units import number, si  # noqa: E402
 
 
 def png_img(fig) -> str:
@@ -164,7 +164,7 @@ def html_page(title: str, body: str) -> str:
 
 
 def write_html(path: Path, data: dict, spikes: dict[str, np.ndarray], resources: dict | None, windows: int) -> Path:
-    """Write the report; ``data`` is :func:`neurodeploy.report.summary.summary`'s dict."""
+    """Write the report; ``data`` is :func:`neurodeploy.cost.pricing.summary`'s dict."""
     labels = data.get("layer_names", {})
     sections = [
         ("Summary", html_table(_summary_rows(data))),

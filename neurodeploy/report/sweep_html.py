@@ -9,8 +9,8 @@ from rich.console import Console
 from rich.table import Table
 
 from neurodeploy.report.html import html_page, html_table, plt, png_img
-from neurodeploy.report.units import si
-from neurodeploy.sweeps.pareto import pareto_front
+from neurodeploy.units import si
+from neurodeploy.analysis.pareto import pareto_front
 
 CONFIG_COLUMNS = ("cut", "loihi", "precision", "mode", "schedule", "early_exit", "exit_threshold", "event_threshold", "gpu")
 COSTS = {"energy_j": ("energy per sample", "J"), "latency_s": ("latency per sample", "s")}

@@ -38,55 +38,18 @@ import torch
 
 from neurodeploy.choices import MODES
 from neurodeploy.errors import EmulatorError, InputShapeError, SpikingPlanError, UsageError
-from neurodeploy.runtime.lava_runner import SampleSpikes
-from neurodeploy.spiking.loihi import LAVA, LAVA_WEIGHT_REGISTER_BITS
+from neurodeploy.runtime.runners import SampleSpikes
+from neurodeploy.spiking.loihi import (LAVA, UV_LIMIT, decay, fixed_lif_constants, lava_dense_weights, lif_fixed_step,
+                                      shift, wrap_int)
 from neurodeploy.spiking.plan import NEURON_STATE, NeuronLayer, SpikingPlan, SynapseLayer
-from neurodeploy.spiking.reference import apply_synapse
+from neurodeploy.spiking.float_simulation import apply_synapse
 from neurodeploy.spiking.resets import after_spike, fired_before, subtract_delayed, threshold
 
 FLOAT32_EXACT = 2 ** 24
 FLOAT64_EXACT = 2 ** 53
-UV_LIMIT = 1 << (LAVA.state_bits - 1)  # LIF u and v are 24-bit
-STATE_BITS, DECAY_BITS, DECAY_ONE, ACT_SHIFT = LAVA.state_bits, LAVA.decay_bits, LAVA.decay_one, LAVA.act_shift
+STATE_BITS, ACT_SHIFT = LAVA.state_bits, LAVA.act_shift
 GRADED_MAX = 2 ** 31  # a graded message is an int32
 DEFAULT_BATCH_SIZE = 256
-
-
-def wrap_int(x: torch.Tensor, bits: int = 32) -> torch.Tensor:
-    """Two's-complement wrap of an int64 tensor to ``bits`` bits (numpy's int32 overflow): the low bits,
-    sign-extended."""
-    return (x << (64 - bits)) >> (64 - bits)
-
-
-def _shift(x: torch.Tensor, exp: int) -> torch.Tensor:
-    """``x << exp`` (exp > 0) or ``x >> -exp`` (arithmetic, rounds toward -inf)."""
-    return x << exp if exp > 0 else x >> -exp
-
-
-def _decay(x: torch.Tensor, keep: int) -> torch.Tensor:
-    """Loihi's decay ``sign(x) (|x| keep >> 12)``, rounding toward zero (``keep`` in 0..4096)."""
-    if keep == DECAY_ONE:
-        return x
-    if keep == 0:
-        return torch.zeros_like(x)
-    y = x * keep
-    return (y + ((y >> 63) & (DECAY_ONE - 1))) >> DECAY_BITS  # a negative y is raised by 4095 first: the shift truncates toward 0
-
-
-def lava_dense_weights(weights: np.ndarray, num_weight_bits: int = 8) -> np.ndarray:
-    """The integer weights Lava's fixed Dense uses (``lava.utils.weightutils``, applied on its first step).
-
-    The sign mode comes from the whole matrix: excitatory (all >= 0), inhibitory (all <= 0) or mixed.
-    Magnitudes are clipped to 8 bits (``[-256, 255]`` mixed, ``[0, 255]`` one-signed, inhibitory
-    negated first) and the low ``8 - num_weight_bits + mixed`` bits are cleared.
-    """
-    w = np.asarray(weights).astype(np.int32)  # Lava's weight Var holds int32
-    sign = -1 if (w.size and w.min() < 0 and w.max() <= 0) else 1
-    mixed = int(bool(w.size) and w.min() < 0 < w.max())
-    top = 1 << LAVA_WEIGHT_REGISTER_BITS
-    w = np.clip(sign * w, -top * mixed, top - 1)
-    drop = LAVA_WEIGHT_REGISTER_BITS - num_weight_bits + mixed
-    return sign * ((w >> drop) << drop)
 
 
 @dataclass
@@ -200,7 +163,7 @@ class EmulatorRunner:
             return acc if syn.bound < UV_LIMIT else wrap_int(acc, STATE_BITS)  # Lava: signed_clamp(x, bits=24)
         if syn.graded:
             acc = wrap_int(acc)  # int32 dot product
-        acc = _shift(acc, syn.weight_exp)
+        acc = shift(acc, syn.weight_exp)
         return acc if syn.bound < GRADED_MAX else wrap_int(acc)  # int32 channel
 
     def _init_state(self, batch: int) -> _Populations:
@@ -221,11 +184,11 @@ class EmulatorRunner:
         q = self.plan.fixed[p.name]
         mant = np.broadcast_to(np.asarray(q.bias_mant), p.shape)
         if p.model in ("lif", "li"):
-            constants = fixed_lif_constants(p, q)
+            constants, saturated = fixed_lif_constants(p, q), torch.zeros(2, dtype=torch.int64, device=dev)
+            small_input = self.input_bound(p) < 1 << (STATE_BITS - 1 - ACT_SHIFT)
             return {**constants, "bias": constants["bias"].to(dev), "reset": p.zeroed_at_step(mant),
-                    "saturated": torch.zeros(2, dtype=torch.int64, device=dev),
-                    "small_input": self.input_bound(p) < 1 << (STATE_BITS - 1 - ACT_SHIFT), "has_bias": bool(np.any(mant != 0)),
-                    "branch_free": self.branch_free}
+                    "saturated": saturated, "has_bias": bool(np.any(mant != 0)) or not small_input,
+                    "arithmetic": IntegerArithmetic(saturated, small_input, self.branch_free)}
         scale = 1 << (int(q.spike_exp) + int(q.state_exp))  # Lava's sdn processes scale vth and bias by it
         return {"bias": torch.as_tensor(mant.astype(np.int64) * scale, device=dev), "vth": int(q.vth) * scale,
                 "spike_exp": int(q.spike_exp), "state_exp": int(q.state_exp)}
@@ -248,7 +211,8 @@ class EmulatorRunner:
             st["v"] = after_spike(st["v"], s, c["vth"], p.reset)
             return s
         if p.model in ("lif", "li"):
-            return _lif_fixed(st, a, c, p.reset)
+            st["u"], st["v"], s = lif_fixed_step(st["u"], st["v"], a, c, p.reset, c["arithmetic"])
+            return s
         return _sdn_fixed(p.model, st, wrap_int(a), c)
 
     # -- running --------------------------------------------------------------------------------------
@@ -381,73 +345,64 @@ class EmulatorRunner:
         self.close()
 
 
-def fixed_lif_constants(p: NeuronLayer, q) -> dict:
-    """A fixed-point LIF population's constants as Lava's bit-accurate model uses them: the decays' keep
-    factors ``keep_u = 4096 - (du + 1)`` and ``keep_v = 4096 - dv``, ``vth << 6``, and the bias
-    ``mant << bias_exp`` (the mantissa held in an int16 Var; a negative exponent shifts right), int64 of
-    the population's shape on the CPU."""
-    mant = np.broadcast_to(np.asarray(q.bias_mant), p.shape)
-    mant16 = wrap_int(torch.as_tensor(mant.astype(np.int64)), 16)  # an int16 Var
-    bias = mant16 << q.bias_exp if q.bias_exp >= 0 else mant16 >> -q.bias_exp
-    return {"bias": bias, "keep_u": DECAY_ONE - (int(q.du) + 1), "keep_v": DECAY_ONE - int(q.dv),
-            "vth": int(q.vth) << ACT_SHIFT}
-
-
 def _compact(x: torch.Tensor, dtype: type) -> np.ndarray:
     """A recorded output on the CPU in the population's storage dtype (uint8 spikes, float64 values)."""
     return x.cpu().to(torch.uint8 if dtype == np.uint8 else torch.float64).numpy()
 
 
-def _lif_fixed(st: dict[str, torch.Tensor], a: torch.Tensor, c: dict, reset: str = "zero") -> torch.Tensor:
-    """Lava ``PyLifModelBitAcc``: int32 arithmetic, u wrapped once to 24 bits, v clipped.
+class IntegerArithmetic:
+    """:func:`~neurodeploy.spiking.loihi.lif_fixed_step` exactly, on int64 tensors, as Lava's int32
+    arithmetic computes it; ``saturated`` counts the wraps of u and the clips of v (each a departure from
+    the float model).
 
-    ``c["saturated"]`` counts the wraps of u and the clips of v (each one a departure from the float model).
-    With ``c["small_input"]`` (|a_in| < 2**17, known from the weights) no int32 sum can overflow and
-    ``|u| < 2**24`` before the wrap, which is then the 24-bit wrap onto (-2**23, 2**23], done in place.
+    With ``small_input`` (|a_in| < 2**17, known from the weights) no int32 sum can overflow and ``|u| < 2**24``
+    before the wrap, which is then the 24-bit wrap onto (-2**23, 2**23], done in place; otherwise every sum
+    wraps to int32 and u is wrapped from any int32. On a CPU a cheap min/max skips the wrap and clip passes
+    where nothing saturated; on a GPU (``branch_free``) nothing is read back mid-run.
     """
-    fired = fired_before(st["v"], c["vth"], reset)  # read before the in-place update of v below
-    if c["small_input"]:
-        u = a << ACT_SHIFT if c["keep_u"] == 0 else _decay(st["u"], c["keep_u"]).add_(a << ACT_SHIFT)
-        u = _wrap_u(u, c)
-        v = _decay(st["v"], c["keep_v"]).add_(u)
-        if c["has_bias"]:
-            v.add_(c["bias"])
-    else:
-        u = wrap_int(_decay(st["u"], c["keep_u"]) + wrap_int(wrap_int(a) << ACT_SHIFT))
-        high, low = u > UV_LIMIT, u <= -UV_LIMIT
-        u = wrap_int(torch.where(high, u - 2 * UV_LIMIT, torch.where(low, u + 2 * UV_LIMIT, u)))
-        c["saturated"][0] += torch.count_nonzero(high | low)
-        v = wrap_int(_decay(st["v"], c["keep_v"]) + u + c["bias"])
-    v = subtract_delayed(_clip_v(v, c), fired, c["vth"], reset, low=1 - UV_LIMIT)  # after the clip, as ResetLIF
-    s = threshold(v, fired, c["vth"], reset)
-    st["u"], st["v"] = u, v.masked_fill_(s, 0) if reset == "zero" else after_spike(v, s, c["vth"], reset)  # in place
-    return s
 
+    def __init__(self, saturated: torch.Tensor, small_input: bool, branch_free: bool) -> None:
+        self.saturated, self.small, self.branch_free = saturated, small_input, branch_free
 
-def _in_range(x: torch.Tensor, low: int, high: int, c: dict) -> bool:
-    """Whether every element lies in [low, high]; on a GPU (``c["branch_free"]``) always False, so that the
-    caller takes the branch-free path and nothing waits for the device."""
-    if c["branch_free"]:
-        return False
-    lo, hi = torch.aminmax(x)
-    return bool(lo >= low and hi <= high)
+    def decay(self, x: torch.Tensor, keep: int) -> torch.Tensor:
+        return decay(x, keep)
 
+    def current(self, a: torch.Tensor) -> torch.Tensor:
+        return a << ACT_SHIFT if self.small else wrap_int(wrap_int(a) << ACT_SHIFT)
 
-def _wrap_u(u: torch.Tensor, c: dict) -> torch.Tensor:
-    """Lava's single wrap of u (|u| < 2**24 here) onto (-2**23, 2**23], in place, counted."""
-    if _in_range(u, 1 - UV_LIMIT, UV_LIMIT, c):
-        return u
-    t = u.add_(UV_LIMIT - 1)  # in [0, 2**24) exactly where u needs no wrap
-    c["saturated"][0] += torch.count_nonzero(t >> STATE_BITS)
-    return t.bitwise_and_(2 * UV_LIMIT - 1).sub_(UV_LIMIT - 1)
+    def add(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return x.add_(y) if self.small else wrap_int(x + y)  # x is a fresh tensor of the step's (the decay's)
 
+    def wrap_u(self, u: torch.Tensor) -> torch.Tensor:
+        if not self.small:
+            high, low = u > UV_LIMIT, u <= -UV_LIMIT
+            self.saturated[0] += torch.count_nonzero(high | low)
+            return wrap_int(torch.where(high, u - 2 * UV_LIMIT, torch.where(low, u + 2 * UV_LIMIT, u)))
+        if self._in_range(u, 1 - UV_LIMIT, UV_LIMIT):
+            return u
+        t = u.add_(UV_LIMIT - 1)  # in [0, 2**24) exactly where u needs no wrap
+        self.saturated[0] += torch.count_nonzero(t >> STATE_BITS)
+        return t.bitwise_and_(2 * UV_LIMIT - 1).sub_(UV_LIMIT - 1)
 
-def _clip_v(v: torch.Tensor, c: dict) -> torch.Tensor:
-    """v clipped to +-(2**23 - 1), in place, counted."""
-    if _in_range(v, 1 - UV_LIMIT, UV_LIMIT - 1, c):
-        return v
-    c["saturated"][1] += torch.count_nonzero(v > UV_LIMIT - 1) + torch.count_nonzero(v < 1 - UV_LIMIT)
-    return v.clamp_(1 - UV_LIMIT, UV_LIMIT - 1)
+    def clip_v(self, v: torch.Tensor) -> torch.Tensor:
+        if self._in_range(v, 1 - UV_LIMIT, UV_LIMIT - 1):
+            return v
+        self.saturated[1] += torch.count_nonzero(v > UV_LIMIT - 1) + torch.count_nonzero(v < 1 - UV_LIMIT)
+        return v.clamp_(1 - UV_LIMIT, UV_LIMIT - 1)
+
+    def output(self, v: torch.Tensor, fired: torch.Tensor, vth: int) -> torch.Tensor:
+        return fired
+
+    def reset(self, v: torch.Tensor, fired: torch.Tensor, vth: int, mode: str) -> torch.Tensor:
+        return v.masked_fill_(fired, 0) if mode == "zero" else after_spike(v, fired, vth, mode)  # in place
+
+    def _in_range(self, x: torch.Tensor, low: int, high: int) -> bool:
+        """Whether every element lies in [low, high]; on a GPU always False, so that the caller takes the
+        branch-free path and nothing waits for the device."""
+        if self.branch_free:
+            return False
+        lo, hi = torch.aminmax(x)
+        return bool(lo >= low and hi <= high)
 
 
 def _sdn_fixed(model: str, st: dict[str, torch.Tensor], a: torch.Tensor, c: dict) -> torch.Tensor:

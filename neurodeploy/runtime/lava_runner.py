@@ -15,27 +15,17 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass, field
 
 import numpy as np
 
 from neurodeploy.errors import InputShapeError, LavaRunError, UsageError
 from neurodeploy.runtime import worker_guard
 from neurodeploy.runtime.lava_compat import import_lava_core
+from neurodeploy.runtime.runners import SampleSpikes
 from neurodeploy.spiking.plan import SpikingPlan
 
 MODES = {"float": "floating_pt", "fixed": "fixed_pt"}
 DEFAULT_TIME_LIMIT_S = 600.0  # per Lava run call (one sample, or one chunk between feedback pauses)
-
-
-@dataclass
-class SampleSpikes:
-    """Spikes per population, (T, n) each, aligned to the input; wall time of the Lava run."""
-
-    spikes: dict[str, np.ndarray]
-    wall_s: float
-    timings: dict[str, float] = field(default_factory=dict)
-    raw: dict[str, np.ndarray] = field(default_factory=dict)  # (T + D, *shape), as recorded (not aligned)
 
 
 class LavaRunner:

@@ -1,4 +1,6 @@
-"""Loihi number formats in one place: bit widths, shifts and ranges of the fixed-point neuron and synapse.
+"""Loihi's numerics in one place: bit widths, shifts and ranges of the fixed-point neuron and synapse, the
+integer primitives (wraps, decays, shifts), Lava's weight truncation, the LIF constants, and the LIF step
+itself, which the emulator computes exactly and :mod:`neurodeploy.qat` with straight-through gradients.
 
 Lava's bit-accurate models (``lava.proc.lif.models.PyLifModelBitAcc``, ``lava.proc.dense.models
 .PyDenseModelBitAcc``, Lava 0.10.0), which the emulator reproduces, compute per step::
@@ -20,8 +22,13 @@ targets the chip the user names (``--profile loihi1`` quantizes for Loihi 1).
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
+from typing import Protocol
+
+import numpy as np
+import torch
 
 from neurodeploy.errors import ProfileError
+from neurodeploy.spiking.resets import fired_before, subtract_delayed, threshold
 
 
 @dataclass(frozen=True)
@@ -96,3 +103,101 @@ def numerics_of(profile) -> LoihiNumerics:
         raise ProfileError(f"profile {profile.name!r} cannot be run by Lava's fixed-point models:\n  - "
                            + "\n  - ".join(problems))
     return numerics
+
+
+# -- integer primitives on int64 tensors (Lava's int32 arithmetic, exactly) ---------------------------------
+
+UV_LIMIT = 1 << (LAVA.state_bits - 1)
+"""2**23: LIF u and v are 24-bit, so |u| <= 2**23 after the wrap, |v| <= 2**23 - 1 after the clip."""
+
+
+def wrap_int(x: torch.Tensor, bits: int = 32) -> torch.Tensor:
+    """Two's-complement wrap of an int64 tensor to ``bits`` bits (numpy's int32 overflow): the low bits,
+    sign-extended."""
+    return (x << (64 - bits)) >> (64 - bits)
+
+
+def shift(x: torch.Tensor, exp: int) -> torch.Tensor:
+    """``x << exp`` (exp > 0) or ``x >> -exp`` (arithmetic, rounds toward -inf): Lava's Dense after its sum."""
+    return x << exp if exp > 0 else x >> -exp
+
+
+def decay(x: torch.Tensor, keep: int) -> torch.Tensor:
+    """Loihi's decay ``sign(x) (|x| keep >> 12)``, rounding toward zero (``keep`` in 0..4096)."""
+    if keep == LAVA.decay_one:
+        return x
+    if keep == 0:
+        return torch.zeros_like(x)
+    y = x * keep
+    # a negative y is raised by 4095 first: the shift then truncates toward 0
+    return (y + ((y >> 63) & (LAVA.decay_one - 1))) >> LAVA.decay_bits
+
+
+def is_mixed(w: np.ndarray) -> bool:
+    """Whether a weight matrix has both signs (Lava's mixed sign mode: one bit of precision less)."""
+    return bool(w.min(initial=0) < 0 < w.max(initial=0))
+
+
+def lava_dense_weights(weights: np.ndarray, num_weight_bits: int = 8) -> np.ndarray:
+    """The integer weights Lava's fixed Dense uses (``lava.utils.weightutils``, applied on its first step).
+
+    The sign mode comes from the whole matrix: excitatory (all >= 0), inhibitory (all <= 0) or mixed.
+    Magnitudes are clipped to 8 bits (``[-256, 255]`` mixed, ``[0, 255]`` one-signed, inhibitory
+    negated first) and the low ``8 - num_weight_bits + mixed`` bits are cleared.
+    """
+    w = np.asarray(weights).astype(np.int32)  # Lava's weight Var holds int32
+    sign = -1 if (w.size and w.min() < 0 and w.max() <= 0) else 1
+    mixed = int(is_mixed(w))
+    top = 1 << LAVA_WEIGHT_REGISTER_BITS
+    w = np.clip(sign * w, -top * mixed, top - 1)
+    drop = LAVA_WEIGHT_REGISTER_BITS - num_weight_bits + mixed
+    return sign * ((w >> drop) << drop)
+
+
+def fixed_lif_constants(p, q) -> dict:
+    """A fixed-point LIF population's constants as Lava's bit-accurate model uses them: the decays' keep
+    factors ``keep_u = 4096 - (du + 1)`` and ``keep_v = 4096 - dv``, ``vth << 6``, and the bias
+    ``mant << bias_exp`` (the mantissa held in an int16 Var; a negative exponent shifts right), int64 of
+    the population's shape on the CPU. ``p``: the population (a NeuronLayer), ``q``: its FixedNeuron."""
+    mant = np.broadcast_to(np.asarray(q.bias_mant), p.shape)
+    mant16 = wrap_int(torch.as_tensor(mant.astype(np.int64)), 16)  # an int16 Var
+    bias = mant16 << q.bias_exp if q.bias_exp >= 0 else mant16 >> -q.bias_exp
+    return {"bias": bias, "keep_u": LAVA.decay_one - (int(q.du) + 1), "keep_v": LAVA.decay_one - int(q.dv),
+            "vth": int(q.vth) << LAVA.act_shift}
+
+
+# -- the LIF step, once, over an arithmetic --------------------------------------------------------------
+
+class LifArithmetic(Protocol):
+    """How the operations of :func:`lif_fixed_step` are computed: exactly on int64 tensors (the emulator),
+    or on float64 tensors with straight-through gradients (:mod:`neurodeploy.qat`)."""
+
+    def decay(self, x: torch.Tensor, keep: int) -> torch.Tensor: ...
+
+    def current(self, a: torch.Tensor) -> torch.Tensor: ...  # a_in << act_shift
+
+    def add(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor: ...  # an int32 sum
+
+    def wrap_u(self, u: torch.Tensor) -> torch.Tensor: ...  # the 24-bit wrap of u
+
+    def clip_v(self, v: torch.Tensor) -> torch.Tensor: ...  # v clipped to +-(2**23 - 1)
+
+    def output(self, v: torch.Tensor, fired: torch.Tensor, vth: int) -> torch.Tensor: ...  # the spikes sent
+
+    def reset(self, v: torch.Tensor, fired: torch.Tensor, vth: int, mode: str) -> torch.Tensor: ...
+
+
+def lif_fixed_step(u: torch.Tensor, v: torch.Tensor, a: torch.Tensor, c: dict, mode: str, arith: LifArithmetic
+                   ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """One step of Lava's ``PyLifModelBitAcc`` (the module docstring's equations) with the reset ``mode`` of
+    :mod:`neurodeploy.spiking.resets`; ``c``: :func:`fixed_lif_constants` (``has_bias`` False skips a zero
+    bias). Returns (u, v, the spikes sent)."""
+    fired = fired_before(v, c["vth"], mode)  # read before the arithmetic, which may update v in place
+    u = arith.wrap_u(arith.add(arith.decay(u, c["keep_u"]), arith.current(a)))
+    v = arith.add(arith.decay(v, c["keep_v"]), u)
+    if c.get("has_bias", True):
+        v = arith.add(v, c["bias"])
+    v = subtract_delayed(arith.clip_v(v), fired, c["vth"], mode, low=1 - UV_LIMIT)  # after the clip, as ResetLIF
+    fired_now = threshold(v, fired, c["vth"], mode)
+    s = arith.output(v, fired_now, c["vth"])
+    return u, arith.reset(v, fired_now, c["vth"], mode), s

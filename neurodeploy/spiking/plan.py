@@ -98,7 +98,7 @@ class NeuronLayer:
     delay_steps: int = 0
     model: str = "lif"
     driven_by_input: bool = False  # the external input enters a_in directly (netx input layers)
-    reset: str = "zero"  # one of neurodeploy.spiking.resets.RESETS
+    reset: str = "zero"  # one of RESETS
 
     @property
     def n(self) -> int:

@@ -43,7 +43,7 @@ Options (each reported per layer):
   populations it names): the bound on ``|u|`` is the largest ``|u|`` seen times :data:`CALIBRATION_MARGIN`
   instead of every input at once. A larger ``S`` is a finer grid (v may then reach Lava's 24-bit clip,
   which the emulator counts, as it counts wraps of u by inputs far beyond the calibration set).
-  :func:`neurodeploy.analysis.quantization.calibrated` chooses per population whether to use its peak.
+  :func:`neurodeploy.compiler.calibration.calibrated` chooses per population whether to use its peak.
 """
 from __future__ import annotations
 
@@ -55,7 +55,7 @@ import numpy as np
 
 from neurodeploy.choices import PRECISIONS
 from neurodeploy.errors import QuantizationError
-from neurodeploy.spiking.loihi import LAVA, LoihiNumerics
+from neurodeploy.spiking.loihi import LAVA, LoihiNumerics, is_mixed
 from neurodeploy.spiking.plan import FixedNeuron, FixedSynapse, NeuronLayer, SpikingPlan, SynapseLayer
 
 GRADED_MESSAGE_BITS = 16
@@ -125,18 +125,14 @@ class Quantized:
         return [asdict(r) for r in self.report]
 
 
-def _is_mixed(w: np.ndarray) -> bool:
-    return bool(w.min(initial=0) < 0 < w.max(initial=0))
-
-
 def _mantissa_limit(w: np.ndarray, nx: LoihiNumerics) -> float:
     """Largest positive mantissa usable for these weights: 254 mixed sign (even), 255 one-signed at 8 bits."""
-    return float(nx.weight_range(_is_mixed(w))[1])
+    return float(nx.weight_range(is_mixed(w))[1])
 
 
 def quantize_weights(w_scaled: np.ndarray, exp: int, nx: LoihiNumerics = LAVA) -> tuple[np.ndarray, int]:
     """Integer mantissas for ``w_scaled / 2**exp`` on ``nx``'s grid; returns (mantissas, clipped count)."""
-    mixed = _is_mixed(w_scaled)
+    mixed = is_mixed(w_scaled)
     step = nx.weight_step(mixed)
     m = step * np.round(w_scaled / 2.0 ** exp / step)
     lo, hi = nx.weight_range(mixed)
@@ -253,7 +249,7 @@ def double_mantissas(ws: np.ndarray, e: int, nx: LoihiNumerics = LAVA) -> tuple[
     """Precision ``double`` of scaled weights ``ws = W S`` at exponent ``e`` (the module docstring): the coarse
     mantissas at ``e``, the fine ones and their exponent ``e_lo``; None where a second layer would add
     nothing (a grid already at one unit of ``a_in``)."""
-    mixed = _is_mixed(ws)
+    mixed = is_mixed(ws)
     step = nx.weight_step(mixed)
     lsb = step * 2.0 ** e
     e_lo = _fine_exponent(lsb, nx)
@@ -359,7 +355,7 @@ def dequantized(plan: SpikingPlan, q: Quantized) -> SpikingPlan:
 
 def calibration_peaks(plan: SpikingPlan, x: np.ndarray) -> dict[str, dict[str, float]]:
     """The largest ``|u|`` and ``|v|`` of every population of the float model on inputs x (B, T, *input_shape)."""
-    from neurodeploy.spiking.reference import simulate_batch
+    from neurodeploy.spiking.float_simulation import simulate_batch
 
     peaks: dict[str, dict[str, float]] = {}
     simulate_batch(plan, np.asarray(x, dtype=np.float64), peaks=peaks)
@@ -373,7 +369,7 @@ def quantize_for(plan: SpikingPlan, profile: str = "loihi2", per_synapse_exponen
     ``precision="auto"``: ``double`` where it needs no more cores on ``profile`` than ``single``.
     ``calibration`` (inputs (B, T, *input_shape)) gives the ``peaks``; ``grid`` pins the scales and exponents
     (a bundle's ``spiking.quantizer`` holds all three: ``quantize_for(plan, profile, **quantizer)``)."""
-    from neurodeploy.cost.profiles import load_profile
+    from neurodeploy.profiles import load_profile
     from neurodeploy.spiking.loihi import numerics_of
     from neurodeploy.spiking.resources import map_resources
 

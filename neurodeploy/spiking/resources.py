@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass
 
-from neurodeploy.cost.profiles import NeuromorphicProfile, load_profile
+from neurodeploy.profiles import NeuromorphicProfile, load_profile
 from neurodeploy.errors import ModelDoesNotFitError
 from neurodeploy.spiking.plan import SpikingPlan
 

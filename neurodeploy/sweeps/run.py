@@ -6,7 +6,7 @@
 3. One bundle per cut and neuromorphic profile is compiled (or reused from ``bundles/``) in this
    process, and the PyTorch model's predictions are computed once.
 4. Tasks (one per bundle, mode, schedule and early-exit choice, each giving a row per GPU profile)
-   run inline, on a local process pool or on Ray (:mod:`neurodeploy.scale.executor`); bundles and the
+   run inline, on a local process pool or on Ray (:mod:`neurodeploy.parallel.executor`); bundles and the
    dataset are shipped to the workers once. Each finished row is appended to the table at once.
 5. A failed task (a named error) is listed in the summary, not in the table: a resumed sweep tries it
    again. A configuration the bundle cannot run by design (a :class:`~neurodeploy.errors.ScheduleError`:
@@ -27,7 +27,7 @@ from rich.progress import Progress
 from neurodeploy.errors import NeurodeployError, ScheduleError, UsageError, one_line
 from neurodeploy.sweeps.config import (DEFAULT_CUT, RUN_AXES, SweepConfig, bundle_key, configurations,
                                        load_config)
-from neurodeploy.sweeps.pareto import pareto_front
+from neurodeploy.analysis.pareto import pareto_front
 from neurodeploy.sweeps.results import ResultTable
 from neurodeploy.sweeps.tasks import run_task
 
@@ -52,10 +52,11 @@ class SweepResult:
 
 def _model_and_data(cfg: SweepConfig):
     """The PyTorch model, the dataset (x, labels) and the model's dt."""
-    from neurodeploy.api import _resolve
+    from neurodeploy.compiler.resolve import resolve_model
     from neurodeploy.models import zoo
 
-    model, _, dt_s, _, _ = _resolve(cfg.model, None, None, 1, cfg.weights, None)
+    resolved = resolve_model(cfg.model, weights=cfg.weights)
+    model, dt_s = resolved.model, resolved.dt_s
     if cfg.data is not None:
         from neurodeploy.analysis.evaluate import load_dataset
 
@@ -91,7 +92,7 @@ def _tasks(configs: list[dict], done: set[str]) -> list[dict]:
 def _compile(cfg: SweepConfig, folder: Path, tasks: list[dict], x: np.ndarray, dt_s: float,
              console: Console) -> tuple[dict[str, Path], dict[str, str]]:
     """Bundle paths by key (compiled, or reused from ``bundles/``), and the compile error by key."""
-    import neurodeploy as nd
+    from neurodeploy.compiler.any_model import compile_model
 
     paths, errors = {}, {}
     for task in tasks:
@@ -102,7 +103,7 @@ def _compile(cfg: SweepConfig, folder: Path, tasks: list[dict], x: np.ndarray, d
         if not (path / "manifest.json").exists():
             console.print(f"compiling {cfg.model} (cut {task['cut']}, {task['loihi']}, precision {task['precision']})")
             try:
-                nd.compile(cfg.model, path, inputs=x[:8], dt_s=dt_s, weights=cfg.weights, profile=task["loihi"],
+                compile_model(cfg.model, path, inputs=x[:8], dt_s=dt_s, weights=cfg.weights, profile=task["loihi"],
                            cut=None if task["cut"] == DEFAULT_CUT else task["cut"], precision=task["precision"])
             except NeurodeployError as exc:
                 errors[key] = f"{type(exc).__name__}: {one_line(exc)}"
@@ -141,7 +142,7 @@ def sweep(config: str | Path | dict, out: str | Path, workers: int = 1, ray: str
               if t["bundle"] in compile_errors]
     not_applicable: list[dict] = []
     runnable = [t for t in tasks if t["bundle"] in paths]
-    from neurodeploy.scale.shipping import for_workers
+    from neurodeploy.parallel.shipping import for_workers
 
     shared = {"bundles": {k: for_workers(p, workers, ray) for k, p in paths.items()}, "x": x, "labels": labels, "backend": cfg.backend, "chunk": cfg.chunk,
               "price_samples": cfg.price_samples,
@@ -160,7 +161,7 @@ def _run(tasks: list[dict], shared: dict, workers: int, ray: str | None, table: 
          failures: tuple[list, list], console: Console, progress: bool) -> int:
     """Run the tasks, appending each row as it arrives, and each failure to ``failures`` (failed, not
     applicable: a ScheduleError); the number of rows written."""
-    from neurodeploy.scale.executor import map_tasks
+    from neurodeploy.parallel.executor import map_tasks
 
     written = 0
     with Progress(console=console, disable=not progress) as bar:

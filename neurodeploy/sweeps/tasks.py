@@ -3,7 +3,7 @@
 A task is a bundle (one cut and neuromorphic profile) with one mode, schedule and early-exit choice;
 it gives one row per GPU profile. Every figure comes from the code the single-run commands use:
 accuracy and SOPs per sample from :func:`neurodeploy.analysis.evaluate.evaluate` over the whole
-dataset, energy, latency and MACs from :func:`neurodeploy.report.summary.summary` (what ``neurodeploy
+dataset, energy, latency and MACs from :func:`neurodeploy.cost.pricing.summary` (what ``neurodeploy
 energy`` prints) on the first ``price_samples`` samples, resources from the bundle's resource map.
 """
 from __future__ import annotations
@@ -24,9 +24,9 @@ to each sample's exit)."""
 def run_task(task: dict, shared: dict) -> list[dict]:
     """Rows of ``task`` (one per GPU profile in ``task["gpus"]``); ``shared``: bundles, data, run options."""
     from neurodeploy.analysis.evaluate import evaluate
-    from neurodeploy.report.summary import summary
+    from neurodeploy.cost.pricing import summary
     from neurodeploy.runtime.cosim import run_cosim
-    from neurodeploy.scale.shipping import unpack
+    from neurodeploy.parallel.shipping import unpack
 
     t0 = time.perf_counter()
     bundle = unpack(shared["bundles"][task["bundle"]])
@@ -45,26 +45,14 @@ def run_task(task: dict, shared: dict) -> list[dict]:
 
 def with_thresholds(bundle, task: dict, schedule: str):
     """``bundle`` with the task's early-exit and event thresholds in place of its own (in memory; the
-    files are untouched). A threshold that does not apply is a ScheduleError (not applicable)."""
+    files are untouched), by the rules of :func:`neurodeploy.bundle.schedules.with_thresholds` (a threshold
+    that does not apply is a ScheduleError: not applicable)."""
     from neurodeploy.bundle import Bundle
-    from neurodeploy.errors import ScheduleError
+    from neurodeploy.bundle.schedules import with_thresholds as thresholds_set
 
-    update = {}
-    if task["exit_threshold"] != "bundle":
-        if not task["early_exit"]:
-            raise ScheduleError("exit_threshold applies with early_exit = true")
-        update["exit_threshold"] = float(task["exit_threshold"])
-    if task["event_threshold"] != "bundle":
-        if schedule != "event":
-            raise ScheduleError(f"event_threshold applies to the event schedule, not {schedule!r}")
-        update["event_threshold"] = float(task["event_threshold"])
-    if not update:
-        return bundle
-    dense = bundle.manifest.dense
-    if dense is None or ("exit_threshold" in update and dense.exit_threshold is None):
-        raise ScheduleError(f"bundle '{bundle.manifest.name}' has no early exits to set a threshold for")
-    manifest = bundle.manifest.model_copy(update={"dense": dense.model_copy(update=update)})
-    return Bundle(bundle.path, manifest)
+    given = {k: None if task[k] == "bundle" else task[k] for k in ("exit_threshold", "event_threshold")}
+    manifest = thresholds_set(bundle.manifest, schedule, task["early_exit"], **given)
+    return bundle if manifest is bundle.manifest else Bundle(bundle.path, manifest)
 
 
 def _row(task: dict, gpu: str, bundle, ev, figures: dict, shared: dict, t0: float) -> dict:

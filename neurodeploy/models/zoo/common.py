@@ -39,7 +39,7 @@ def calibrate(frontend: nn.Sequential, x: torch.Tensor, target_rate: float = 0.0
     """Data-dependent initialisation: layer by layer, scale each synaptic layer's weights (bisection on a
     gain in [0, 64]) until the population after it fires at about ``target_rate`` on x (B, T, ...);
     otherwise the deeper populations of a fresh network stay silent and no surrogate gradient flows."""
-    from neurodeploy.models.frontend_runner import is_neuron, run_frontend
+    from neurodeploy.models.time_stepping import is_neuron, run_frontend
 
     for i, (name, module) in enumerate(frontend.named_children()):
         if not isinstance(module, (nn.Linear, nn.Conv2d)):

@@ -24,24 +24,23 @@ writes ``r = 1/dt``. A graph with IF nodes, no dt anywhere, and a per-step gain 
 therefore refused with both readings; pass dt to choose.
 
 Every path of linear nodes between two populations becomes one synaptic layer
-(:mod:`neurodeploy.exporters.nir_chains`). A path whose source is fed, through other populations, by its own target
+(:mod:`neurodeploy.spiking.nir_chains`). A path whose source is fed, through other populations, by its own target
 is a recurrent synapse. Before anything is built, :func:`check_design_rules` lists every construct
 Loihi cannot run (one :class:`SpikingPlanError` naming each node and a way out); known exporter defects
-are named there with the fix that corrects them (:mod:`neurodeploy.exporters.nir_fixes`).
+are named there with the fix that corrects them (:mod:`neurodeploy.spiking.nir_fixes`).
 """
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import nir
 import numpy as np
 
 from neurodeploy.choices import DISCRETISATIONS
 from neurodeploy.errors import SpikingPlanError
-from neurodeploy.exporters.nir_chains import LINEAR_NODES, compose
-from neurodeploy.exporters.nir_fixes import apply_fixes, defect_hints
-from neurodeploy.exporters.nir_types import complete_types, has_missing_types, input_node_shape
+from neurodeploy.spiking.nir_chains import LINEAR_NODES, compose
+from neurodeploy.spiking.nir_fixes import apply_fixes, defect_hints
+from neurodeploy.spiking.nir_types import complete_types, has_missing_types, input_node_shape
 from neurodeploy.spiking.plan import RESETS, NeuronLayer, SpikingPlan, SynapseLayer
 
 DEFAULT_DT_S = 1e-4  # the convention of snnTorch, SpikingJelly and the NIR paper
@@ -232,8 +231,8 @@ def nir_to_plan(graph: nir.NIRGraph, dt: float | None = None, discretisation: st
     """Map a NIR graph onto Lava synapses (Dense/Conv) and populations; raise one error listing every problem.
 
     ``discretisation`` is one of :data:`DISCRETISATIONS`; ``fixes`` names exporter defects to correct
-    (:data:`neurodeploy.exporters.nir_fixes.FIXES`), each recorded in the plan's metadata. Types an
-    exporter left empty are filled first (:mod:`neurodeploy.exporters.nir_types`).
+    (:data:`neurodeploy.spiking.nir_fixes.FIXES`), each recorded in the plan's metadata. Types an
+    exporter left empty are filled first (:mod:`neurodeploy.spiking.nir_types`).
     """
     dt_s = graph_dt(graph, dt)
     dated = dt is not None or "dt" in (getattr(graph, "metadata", None) or {})
@@ -362,16 +361,3 @@ def _apply_input_scale(synapses: list[SynapseLayer], scale: np.ndarray, shape: t
                                 "kernel is shared across positions")
             else:
                 syn.weights = syn.weights * per_channel[:, 0].reshape(-1, 1, 1, 1)
-
-
-def read_plan(path: Path, dt: float | None = None, discretisation: str = "euler",
-              fixes: tuple[str, ...] | list[str] = ()) -> SpikingPlan:
-    """A plan from a ``.nir`` file; an unreadable or malformed file is a SpikingPlanError."""
-    try:
-        graph = nir.read(str(path), type_check=False)  # shapes are propagated here from the Input
-    except Exception as exc:  # h5py and nir raise many kinds on damaged files
-        raise SpikingPlanError(f"{path}: not a readable NIR file ({type(exc).__name__}: {exc})",
-                               "cannot read the NIR graph") from exc
-    if not isinstance(graph, nir.NIRGraph):
-        raise SpikingPlanError(f"{path}: holds a {type(graph).__name__}, not a NIR graph", "cannot read the NIR graph")
-    return nir_to_plan(graph, dt, discretisation, fixes)

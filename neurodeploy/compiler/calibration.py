@@ -1,4 +1,6 @@
-"""Spike disagreement of fixed-point plans with the float model, per population, on the emulator.
+"""The fixed-point pass of a compile: quantization (calibrated where inputs are given) and the resource map.
+
+Spike disagreement of fixed-point plans with the float model, per population, on the emulator.
 
 For inputs x (B, T, *input_shape), per population: the spike entries (sample, step, neuron) where a
 fixed-point run differs from the float run, as a fraction of the float run's spikes::
@@ -14,9 +16,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from neurodeploy.errors import QuantizationError
 from neurodeploy.runtime.runners import run_spikes
 from neurodeploy.spiking.plan import SpikingPlan
 from neurodeploy.spiking.quantize import Quantized, calibration_peaks, quantize_for
+from neurodeploy.spiking.resources import map_resources
 
 
 def disagreement(plan: SpikingPlan, reference: dict[str, np.ndarray], runs: dict[str, dict[str, np.ndarray]]
@@ -49,3 +53,37 @@ def calibrated(plan: SpikingPlan, profile: str, precision: str, x: np.ndarray
     plain = quantize_for(plan, profile, precision="single").plan
     runs = {"before": run_spikes("emulator", plain, x, "fixed"), "after": run_spikes("emulator", q.plan, x, "fixed")}
     return q, disagreement(plan, reference, runs)
+
+
+def calibration_inputs(plan: SpikingPlan, calibration, inputs) -> np.ndarray | None:
+    """Calibration inputs of the spiking part: ``True`` = the example ``inputs`` (a tensor), else an array
+    (B, T, ...) in the bundle's layout; feedback channels (inputs the runtime adds) are zero."""
+    if calibration is None or calibration is False:
+        return None
+    x = inputs.numpy() if calibration is True else np.asarray(calibration)
+    x = x.reshape(*x.shape[:2], -1).astype(np.float64)
+    if x.shape[2] < plan.n_in:
+        x = np.concatenate([x, np.zeros((*x.shape[:2], plan.n_in - x.shape[2]))], axis=2)
+    return x.reshape(*x.shape[:2], *plan.input_shape)
+
+
+def fixed_point(plan: SpikingPlan, profile: str, precision: str = "auto", calibration: np.ndarray | None = None) -> dict:
+    """The quantization report, the quantizer's options and the resource map of the spiking part on
+    ``profile``, for the manifest (the resources of the quantized plan: precision ``double`` stores more
+    synapses). A plan with no fixed-point form keeps its float use: the reason is recorded, fixed runs refuse it.
+    A plan that carries its own integers (netx) is only mapped."""
+    out = {"profile": profile, "resources": map_resources(plan, profile).as_dict()}
+    if plan.is_quantized:
+        return out
+    measured = {}  # per population, on the calibration inputs: spikes unlike float before and after
+    try:
+        if calibration is not None and all(p.model in ("lif", "li") for p in plan.neurons):
+            q, measured = calibrated(plan, profile, precision, calibration)
+        else:
+            q = quantize_for(plan, profile, precision=precision, calibration=calibration)
+    except QuantizationError as exc:
+        out["quantization_error"] = str(exc)
+        return out
+    report = [{**population, "calibration_disagreement": measured.get(population["name"])} for population in q.as_dict()]
+    out.update(quantization=report, quantizer=q.options, resources=map_resources(q.plan, profile).as_dict())
+    return out

@@ -37,7 +37,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from neurodeploy.cost.profiles import GpuProfile, NeuromorphicProfile, ReferenceProfile, load_profile
+from neurodeploy.profiles import GpuProfile, NeuromorphicProfile, ReferenceProfile, load_profile
 from neurodeploy.errors import ProfileError
 from neurodeploy.spiking.plan import SpikingPlan
 from neurodeploy.spiking.resources import ResourceMap

@@ -4,7 +4,7 @@ sinabs 3.1.3's ``to_nir`` leaves ``Conv2d.input_shape``, the Conv2d and Flatten 
 LIF's ``tau`` as a 0-d value (type ``[]``); ``nir.write`` then fails ("One of data, shape or dtype must be
 specified") and NIR's own ``NIRGraph.infer_types`` stops at the 0-d LIF ("type mismatch"). Shapes are
 propagated here from the Input node instead: a linear node's output shape is that of the node applied to
-a zero input (:func:`neurodeploy.exporters.nir_chains.apply_node`), a neuron's is its input's, and
+a zero input (:func:`neurodeploy.spiking.nir_chains.apply_node`), a neuron's is its input's, and
 per-neuron parameters given as scalars are broadcast to the population's shape (``nir.write`` cannot store
 0-d datasets). The values are not changed.
 """
@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from neurodeploy.errors import SpikingPlanError
-from neurodeploy.exporters.nir_chains import LINEAR_NODES, apply_node
+from neurodeploy.spiking.nir_chains import LINEAR_NODES, apply_node
 
 NEURON_PARAMS = ("tau", "tau_mem", "tau_syn", "r", "v_leak", "v_threshold", "v_reset", "w_in")
 

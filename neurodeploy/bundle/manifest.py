@@ -1,0 +1,123 @@
+"""The bundle's manifest (``manifest.json``): a schema-versioned description of every part, as pydantic models.
+
+``Manifest.default_schedule`` and the other schedule rules are in :mod:`neurodeploy.bundle.schedules`.
+"""
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from neurodeploy.bundle.schedules import default_schedule
+from neurodeploy.choices import Discretisation, Schedule
+
+SCHEMA_VERSION = 1
+MANIFEST = "manifest.json"
+TAIL_REASON = "spiking population after the chosen cut: stepped on the GPU (dense, every MAC)"
+"""The placement reason of a spiking population that runs on the GPU because the model was cut before it."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class SpikingPart(_Strict):
+    file: str = "spiking.nir"
+    format: Literal["nir", "netx"] = "nir"
+    dt_s: float
+    n_in: int
+    input_shape: list[int] = []
+    cut_output: str | None = None  # the NIR Output node whose spikes cross the cut (hybrids)
+    outputs: dict[str, str] = {}  # Output node -> population
+    delay_steps: dict[str, int]  # Lava's synaptic delay per population (compensated on readout)
+    total_delay_steps: int
+    quantization: list[dict] | None = None  # per-population report of neurodeploy.spiking.quantize
+    quantization_error: str | None = None  # why the spiking part has no fixed-point form (float runs still work)
+    weights_file: str | None = None  # weights replacing the spiking file's (fine-tuned on its grid: neurodeploy.qat)
+    quantizer: dict = {"precision": "single"}  # the options of neurodeploy.spiking.quantize that rebuild exactly
+    # the integers compiled: precision, calibration peaks, the pinned grid (Quantized.options; older bundles: single)
+    resources: dict | None = None  # neurodeploy.spiking.resources.ResourceMap for the profile it names
+    profile: str = "loihi2"  # the neuromorphic profile it was quantized and mapped for
+    module_paths: dict[str, str] = {}  # NIR node -> the module of the user's model, e.g. "frontend.1 (Leaky)"
+    discretisation: Discretisation = "euler"  # how NIR's ODEs are stepped (neurodeploy.spiking.nir_lowering)
+    exporter_fixes: list[str] = []  # exporter defects corrected on reading (neurodeploy.spiking.nir_fixes.FIXES)
+
+    @property
+    def reading(self) -> dict:
+        """How the spiking file is read back: ``load_spiking(path, dt, **reading)``."""
+        return {"discretisation": self.discretisation, "fixes": tuple(self.exporter_fixes)}
+
+
+class ParityRecord(_Strict):
+    shape: list[int]
+    max_abs_err: float
+
+
+class DensePart(_Strict):
+    file: str = "dense.onnx"
+    input_name: str
+    output_name: str
+    dynamic_dims: dict[int, str]
+    parity: list[ParityRecord]
+    step_file: str | None = None  # streaming step model (window + states in, y + states out)
+    step_parity: list[ParityRecord] = []
+    sequence_form: str = "traced"  # or "scan_of_step"
+    schedules: list[Schedule] = ["end"]
+    event_threshold: float | None = None  # spikes of the cut per window that make it salient (event schedule)
+    exit_threshold: float | None = None  # softmax confidence of a window's output that ends the sample (early exit)
+
+
+class FeedbackPart(_Strict):
+    """``fb = weight @ y + bias`` joins the spiking input ``latency_steps`` after each window ends."""
+
+    file: str = "feedback.npz"
+    n_fb: int
+    latency_steps: int
+
+
+class Adapter(_Strict):
+    kind: Literal["rate", "exp", "membrane"]
+    window: int
+
+
+class Placement(_Strict):
+    module: str
+    device: Literal["loihi", "gpu"]
+    reason: str
+
+
+class TorchReference(_Strict):
+    """The PyTorch model's outputs on the example inputs, stored at compile (:mod:`neurodeploy.compiler.torch_reference`)."""
+
+    inputs: str = "reference/inputs.npy"
+    outputs: str = "reference/outputs.npz"
+    dtype: str
+    num_samples: int
+
+
+class Manifest(_Strict):
+    schema_version: Literal[1] = SCHEMA_VERSION
+    name: str
+    num_steps: int | None = None
+    num_tokens: int | None = None
+    spiking: SpikingPart
+    dense: DensePart | None = None
+    adapter: Adapter | None = None
+    placement: list[Placement] = []
+    reference: TorchReference | None = None
+    feedback: FeedbackPart | None = None
+    schedule: Schedule | None = None  # the schedule the model is deployed with (None: "end")
+    input_layout: Literal["BT", "TB"] = "BT"  # what the PyTorch model takes: (B, T, ...) or (T, B, ...)
+    cut: str | None = None  # the population the spiking part was cut after (None: found automatically)
+    provenance: dict[str, str]
+    checksums: dict[str, str] = {}  # relative path -> sha256 of every file in the bundle but the manifest
+
+    @property
+    def spiking_only(self) -> bool:
+        return self.dense is None
+
+    @property
+    def default_schedule(self) -> Schedule:
+        """The bundle's own deployment schedule: what ``schedule=None`` means everywhere
+        (:func:`neurodeploy.bundle.schedules.default_schedule`)."""
+        return default_schedule(self)

@@ -1,0 +1,34 @@
+"""The first pass of a compile: a PyTorch model split into the part Loihi runs and the part the GPU runs."""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from neurodeploy.compiler.partition import Partition, captured_placement, module_label, partition
+from neurodeploy.errors import UsageError
+from neurodeploy.models.hybrid import HybridModel
+
+
+def split(model: nn.Module, inputs: torch.Tensor, cut: str | None = None, dt_s: float | None = None
+          ) -> tuple[Partition, torch.Tensor, str]:
+    """The partition of ``model`` and the inputs in the bundle's layout (B, T, ...), with the layout the
+    model takes (``"BT"`` or ``"TB"``): a HybridModel or a flat nn.Sequential by :func:`partition`, any other
+    module by graph capture (:mod:`neurodeploy.compiler.capture`) on ``inputs``."""
+    if isinstance(model, (HybridModel, nn.Sequential)):
+        return partition(model, cut, dt_s), inputs, "BT"
+    if cut is not None:
+        raise UsageError("cut= applies to a flat nn.Sequential; a captured model is cut where its spikes first "
+                         "meet an operation Loihi cannot run")
+    from neurodeploy.compiler.capture import capture, dense_remainder, spiking_sequential
+
+    cap = capture(model, inputs, dt_s)
+    bundle_inputs = inputs if cap.time_dim == 1 else inputs.transpose(0, 1)
+    dense = dense_remainder(model, cap, inputs)
+    paths = {str(i): module_label(path, m) for i, (path, m) in enumerate(cap.chain)}
+    return Partition(spiking_sequential(cap), dense, None, captured_placement(model, cap), paths), bundle_inputs, \
+        "BT" if cap.time_dim == 1 else "TB"
+
+
+def as_model_takes(x: torch.Tensor, layout: str) -> torch.Tensor:
+    """Inputs in the bundle's layout (B, T, ...) -> the layout the model takes (``"BT"``, or ``"TB"``)."""
+    return x if layout == "BT" else x.transpose(0, 1)

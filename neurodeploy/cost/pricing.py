@@ -1,0 +1,139 @@
+"""Pricing a run: the JSON summary (the CLI's ``--json`` contract) and the :class:`CostReport` the API returns.
+
+Energy and latency come from :mod:`neurodeploy.cost.energy_latency` with the named hardware profiles; every
+figure it used is listed under ``assumptions`` with its source and label. The contract's keys are at
+least ``sops.{total,dense,effective,per_layer}``, ``macs.total``, ``spike_rate``,
+``latency_s.{neuromorphic,transfer,gpu,total}``, ``energy_j.{neuromorphic,gpu,total}``,
+``baseline_gpu_only.energy_j``, ``agreement.{spike_mismatches,max_abs_err,top1_match}``,
+``wall_s.{lava,dense,total}`` and ``profiles``. Layers are keyed by their NIR node names;
+``layer_names`` gives each one's module in the user's model, which the terminal and HTML reports show
+(:mod:`neurodeploy.report` renders it).
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, replace
+
+import numpy as np
+
+from neurodeploy.bundle import Bundle
+from neurodeploy.cost.counts import (LayerSops, activation_sparsity, membrane_updates, sops_summary, spike_rates,
+                                     synaptic_ops)
+from neurodeploy.cost.energy_latency import counts_from_run, estimate
+from neurodeploy.runtime.cosim import CosimResult
+from neurodeploy.spiking.float_simulation import simulate_batch
+from neurodeploy.spiking.resources import map_resources
+from neurodeploy.units import display_name
+
+
+@dataclass
+class CostReport:
+    """What :func:`neurodeploy.estimate` returns: the priced co-simulation, as the CLI's ``--json`` prints it.
+
+    ``figures`` is that JSON object; the attributes below are its main parts (per sample).
+    """
+
+    figures: dict
+    loihi: str = "loihi2"  # the neuromorphic profile priced (a name or a .json path), for the resource map
+
+    energy_j = property(lambda self: self.figures["energy_j"], doc="J per sample: neuromorphic, transfer, gpu, total")
+    latency_s = property(lambda self: self.figures["latency_s"], doc="s per sample, by device and total")
+    sops = property(lambda self: self.figures["sops"], doc="synaptic operations per sample, per layer")
+    macs = property(lambda self: self.figures["macs"], doc="MACs of the dense part per sample")
+    baseline_gpu_only = property(lambda self: self.figures["baseline_gpu_only"], doc="the all-GPU baseline")
+    early_exit = property(lambda self: self.figures.get("early_exit"), doc="priced early exits, when run with them")
+
+    def as_dict(self) -> dict:
+        return self.figures
+
+
+def cost(bundle: Bundle, result: CosimResult, loihi: str = "loihi2", gpu: str = "h100",
+         sops: list[LayerSops] | None = None):
+    """The cost model on the counts of ``result`` (``sops``: its synaptic operations, when already counted)."""
+    m, plan = bundle.manifest, result.plan
+    cut = plan.outputs.get(m.spiking.cut_output) if m.spiking.cut_output else None
+    counts = counts_from_run(plan, result.inputs, result.spikes, cut, m.adapter.window if m.adapter else None,
+                             None if m.dense is None else bundle.dense_path, sops=sops)
+    return estimate(plan, map_resources(plan, loihi), counts, loihi, gpu), counts
+
+
+def early_exit_cost(bundle: Bundle, result: CosimResult, full, loihi: str, gpu: str) -> dict:
+    """Energy and latency per sample when each sample stops at its exit window, against the full run.
+
+    Samples are grouped by exit window e; each group is priced by the cost model on its run cut to the
+    first (e + 1) K steps (spikes, inputs, and the dense part's work at that length), and the groups
+    are averaged by size.
+    """
+    exits, k = result.exit_windows, bundle.manifest.adapter.window
+    windows = int(result.y.shape[1])
+    energy = latency = 0.0
+    for e in np.unique(exits):
+        rows, steps = exits == e, int(e + 1) * k
+        spikes = {name: s[rows, :steps] for name, s in result.spikes.items()}
+        part = replace(result, spikes=spikes, inputs=result.inputs[rows, :steps])
+        report, _ = cost(bundle, part, loihi, gpu)
+        energy += report.energy_j["total"] * rows.sum() / len(exits)
+        latency += report.latency_s["total"] * rows.sum() / len(exits)
+    return {"threshold": bundle.manifest.dense.exit_threshold, "windows": windows,
+            "mean_exit_window": float(exits.mean() + 1), "exit_windows": (exits + 1).tolist(),
+            "steps_run_fraction": float((exits + 1).mean() / windows),
+            "energy_j": _saving(energy, full.energy_j["total"]), "latency_s": _saving(latency, full.latency_s["total"])}
+
+
+def _saving(with_exits: float, full: float) -> dict:
+    return {"with_exits": with_exits, "full": full, "saved": full - with_exits, "saved_fraction": 1 - with_exits / full}
+
+
+def summary(bundle: Bundle, result: CosimResult, loihi: str = "loihi2", gpu: str = "h100") -> dict:
+    """One JSON-able dict with at least the keys of DESIGN.md's ``--json`` contract."""
+    spikes = result.plan.spikes_only(result.spikes)
+    rates = spike_rates(spikes)
+    sops = synaptic_ops(result.plan, result.inputs, result.spikes)
+    report, counts = cost(bundle, result, loihi, gpu, sops)
+    extra = {} if result.exit_windows is None else {"early_exit": early_exit_cost(bundle, result, report, loihi, gpu)}
+    return extra | {
+        "bundle": str(bundle.path), "model": bundle.manifest.name, "mode": result.mode,
+        "backend": result.backend, "schedule": result.schedule,
+        "num_samples": int(result.y.shape[0]), "num_steps": int(next(iter(result.spikes.values())).shape[1]),
+        "sops": sops_summary(sops),
+        "macs": {"total": counts.dense_macs, "flops": counts.dense_flops, "kernels": counts.dense_kernels,
+                 "unit": "dense part per sample, counted from the ONNX graph"},
+        "spike_rate": {"mean": float(np.mean(list(rates.values()))), "per_layer": rates},
+        "activation_sparsity": {"value": activation_sparsity(spikes),
+                                "unit": "NeuroBench ActivationSparsity: zero outputs / all outputs over every "
+                                        "population, step and sample"},
+        "membrane_updates": _membrane_updates(result),
+        "spikes_per_step": {name: float(np.sum(s != 0) / (s.shape[0] * s.shape[1])) for name, s in spikes.items()},
+        "latency_s": report.latency_s,
+        "energy_j": report.energy_j | {"terms": report.terms_j},
+        "baseline_gpu_only": report.baseline_gpu_only,
+        "tiers_j": report.tiers_j,
+        "agreement": asdict(result.agreement) if result.agreement is not None else
+        {"spike_mismatches": None, "max_abs_err": None, "top1_match": None},
+        "wall_s": result.wall_s,
+        "dense_invocations": result.dense_invocations,
+        "timeline": result.timeline,
+        "providers": result.providers,
+        "profiles": report.profiles,
+        "assumptions": report.assumptions,
+        "layer_names": {name: display_name(name, bundle.manifest.spiking.module_paths)
+                        for name in [*result.spikes, *(s.layer for s in sops)]},
+        "quantization": bundle.manifest.spiking.quantization,
+        "notes": result.notes,
+    }
+
+
+def _membrane_updates(result: CosimResult) -> dict:
+    """NeuroBench's MembraneUpdates per sample, counted on the float model of the plan run on this run's
+    inputs (Lava and the emulator return spikes, not voltages); None for sigma-delta (netx SDNN) plans."""
+    unit = "NeuroBench MembraneUpdates per sample, of the float model on this run's inputs"
+    if any(p.model not in ("lif", "li") for p in result.plan.neurons):
+        return {"value": None, "unit": unit, "note": "sigma-delta populations have no float model"}
+    _, voltages = simulate_batch(result.plan, result.inputs, voltages=True)
+    return {"value": membrane_updates(voltages), "unit": unit}
+
+
+def price(bundle: Bundle, result: CosimResult, loihi: str | None = None, gpu: str = "h100") -> CostReport:
+    """Price ``result``: :func:`summary` as a :class:`CostReport` (``loihi``: default the profile the bundle
+    was compiled for)."""
+    loihi = loihi or bundle.manifest.spiking.profile
+    return CostReport(summary(bundle, result, loihi, gpu), loihi)

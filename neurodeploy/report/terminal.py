@@ -1,0 +1,97 @@
+"""The terminal rendering of a priced run (:func:`print_summary`) and of a bundle's fixed-point report
+(:func:`print_quantization`): figures with units, layers under the user's module names.
+
+The figures come from :func:`neurodeploy.cost.pricing.summary` (the JSON contract); this module only renders.
+"""
+from __future__ import annotations
+
+from rich.console import Console
+from rich.table import Table
+
+from neurodeploy.units import display_name, number, percent, si
+
+
+def _rows(data: dict) -> list[tuple[str, str]]:
+    agreement, e, lat = data["agreement"], data["energy_j"], data["latency_s"]
+    return [
+        ("spike mismatches vs PyTorch", number(agreement["spike_mismatches"])),
+        ("output max |error| vs PyTorch", number(agreement["max_abs_err"])),
+        ("top-1 agreement", percent(agreement["top1_match"])),
+        ("SOPs / sample, effective", number(data["sops"]["effective"])),
+        ("SOPs / sample, dense", number(data["sops"]["dense"])),
+        ("MACs / sample, dense part", number(data["macs"]["total"])),
+        ("SOPs / sample, bias lines (not NeuroBench SOPs)", number(data["sops"]["bias"]["effective"])),
+        ("mean spike rate", number(data["spike_rate"]["mean"])),
+        ("activation sparsity (NeuroBench)", number(data["activation_sparsity"]["value"])),
+        ("membrane updates / sample (NeuroBench)", number(data["membrane_updates"]["value"])),
+        ("energy / sample, Loihi + link + GPU", si(e["total"], "J")),
+        ("  neuromorphic / transfer / GPU", " / ".join(si(e[k], "J") for k in ("neuromorphic", "transfer", "gpu"))),
+        ("energy / sample, all-GPU baseline", si(data["baseline_gpu_only"]["energy_j"], "J")),
+        ("energy / sample, 45 nm SOP tier", si(data["tiers_j"]["cmos45nm_sops"], "J")),
+        ("latency / sample, estimated", si(lat["total"], "s")),
+        (f"wall time, {data['backend']}", si(data["wall_s"][data["backend"]], "s")),
+        ("wall time, ONNX Runtime", si(data["wall_s"]["dense"], "s")),
+        ("wall time, total", si(data["wall_s"]["total"], "s")),
+        ("ONNX Runtime providers", ", ".join(data["providers"]) or "n/a"),
+    ]
+
+
+def _early_exit_rows(ee: dict) -> list[tuple[str, str]]:
+    rows = [("early exit: mean exit window", f"{ee['mean_exit_window']:.2f} of {ee['windows']}")]
+    for key, unit in (("energy_j", "J"), ("latency_s", "s")):
+        rows.append((f"early exit: {key.split('_')[0]} with exits / full",
+                     f"{si(ee[key]['with_exits'], unit)} / {si(ee[key]['full'], unit)} "
+                     f"({ee[key]['saved_fraction']:.0%} saved)"))
+    return rows
+
+
+def print_summary(data: dict, console: Console | None = None) -> None:
+    """The terminal table: figures with units, layers under the user's module names."""
+    console = console or Console()
+    table = Table(title=f"neurodeploy: {data['model']} ({data['mode']} co-simulation, {data['num_samples']} samples, "
+                        f"schedule {data['schedule']})")
+    table.add_column("quantity")
+    table.add_column("value", justify="right")
+    names = data.get("layer_names", {})
+    for name, value in _rows(data):
+        table.add_row(name, value)
+    for layer, sops in data["sops"]["per_layer"].items():
+        table.add_row(f"  SOPs {names.get(layer, layer)} (effective / dense)",
+                      f"{number(sops['effective'])} / {number(sops['dense'])}")
+    for name, value in _early_exit_rows(data["early_exit"]) if "early_exit" in data else []:
+        table.add_row(name, value)
+    console.print(table)
+    if data.get("quantization"):
+        print_quantization(data["quantization"], names, console)
+    console.print(f"profiles: {data['profiles']}; every figure used, with its source, is under 'assumptions' "
+                  "in the JSON output")
+    for note in data["notes"]:
+        console.print(f"note: {note}")
+
+
+def print_quantization(report: list[dict], names: dict[str, str], console: Console) -> None:
+    """The fixed-point report of the spiking part, one line per population and its synapses; ``names``:
+    NIR node -> the user's module (a manifest's ``module_paths`` or a summary's ``layer_names``)."""
+    def label(name: str) -> str:
+        return display_name(name, names)
+
+    console.print("fixed point (Loihi integers) per population:")
+    for q in report:
+        syn = "; ".join(f"{label(s['name'])}: {_grid(s)}, rms error {s['rel_rms_err']:.2%}"
+                        + (f", {s['zeroed']} weights rounded to 0" if s["zeroed"] else "") for s in q["synapses"])
+        limit = q["limited_by"]
+        if limit.startswith("weights of "):
+            limit = "weights of " + label(limit.removeprefix("weights of "))
+        measured = q.get("calibration_disagreement")
+        spikes = "" if not measured else (f"; spikes unlike float on the calibration inputs: {measured['after']:.2%} "
+                                          f"(8-bit, uncalibrated: {measured['before']:.2%})")
+        console.print(f"  {label(q['name'])}: scale {q['scale']:.4g} (limited by {limit}), "
+                      f"threshold {q['vth_mant']}; {syn}{spikes}")
+
+
+def _grid(synapse: dict) -> str:
+    """A synapse's weight grid in words: its exponent(s) and, for precision ``double``, the synapse count."""
+    if synapse.get("precision", "single") == "single":
+        return f"exp {synapse['weight_exp']}"
+    return (f"two synapses, exp {synapse['weight_exp']} and {synapse['fine_exp']} "
+            f"({synapse['synapses']:,} synapses for {synapse['weights']:,} weights)")

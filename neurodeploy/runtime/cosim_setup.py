@@ -1,0 +1,47 @@
+"""What one co-simulation works with, set up once: the inputs, the plan, the spiking back-end's name, the
+dense part on ONNX Runtime for the schedule asked for, and the feedback channel."""
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+
+import numpy as np
+
+from neurodeploy.bundle import Bundle
+from neurodeploy.exporters.onnx_session import make_session
+from neurodeploy.runtime.bundle_plan import load_plan
+from neurodeploy.runtime.dense_step import DenseRunner, StepRunner
+from neurodeploy.runtime.feedback import FeedbackLoop
+from neurodeploy.spiking.plan import SpikingPlan
+
+
+@dataclass
+class CosimRun:
+    bundle: Bundle
+    x: np.ndarray  # (B, T, ...) normalised inputs
+    mode: str
+    backend: str
+    plan: SpikingPlan
+    dense: DenseRunner | None  # None: a spiking-only bundle
+    feedback: FeedbackLoop | None
+    show_progress: bool
+
+    @property
+    def cut(self) -> str:
+        """The population whose spikes cross to the dense part."""
+        return self.plan.outputs[self.bundle.manifest.spiking.cut_output]
+
+
+def set_up(bundle: Bundle, x: np.ndarray, mode: str, backend: str, schedule: str, progress: bool) -> CosimRun:
+    """The plan in ``mode``, the ONNX Runtime sessions (sleeping between runs, so that they leave the cores
+    to a spiking part running beside them) and, for the window and event schedules, the step model."""
+    m = bundle.manifest
+    plan = load_plan(bundle, mode)
+    dense = feedback = None
+    if not m.spiking_only:
+        stepper = None if schedule == "end" else StepRunner(bundle.path / m.dense.step_file, "window", m.adapter.window)
+        dense = DenseRunner(make_session(bundle.dense_path, spinning=False), m.dense.input_name, stepper,
+                            m.dense.event_threshold if schedule == "event" else None)
+        if m.feedback is not None:
+            feedback = FeedbackLoop(bundle, plan, stepper, x.shape[1])
+    return CosimRun(bundle, x, mode, backend, plan, dense, feedback, progress and len(x) > 1 and sys.stderr.isatty())

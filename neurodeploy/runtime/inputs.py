@@ -1,0 +1,75 @@
+"""The inputs of a co-simulation in the bundle's layout: (B, T, *input_shape) float64, checked.
+
+``--input`` is time-major: (T, ...) for one sample or (B, T, ...) for a batch; a conv front-end's
+samples may also come flattened, (B, T, n_in). T must be a multiple of the adapter window K, or
+exactly the compiled T where the dense part is the user's own loop over T.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from neurodeploy.bundle import Bundle, Manifest
+from neurodeploy.errors import InputShapeError
+
+
+def bundle_inputs(bundle: Bundle, inputs: np.ndarray | None) -> np.ndarray:
+    """``inputs`` normalised (:func:`normalize_inputs`), by default the bundle's reference inputs."""
+    m = bundle.manifest
+    if inputs is None and m.reference is None:
+        raise InputShapeError(f"bundle '{m.name}' has no reference inputs; pass inputs (--input FILE.npy), "
+                              f"time-major (T, {', '.join(map(str, m.spiking.input_shape or [m.spiking.n_in]))})")
+    return normalize_inputs(bundle.reference_inputs() if inputs is None else inputs, bundle)
+
+
+def length_problem(steps: int, m: Manifest) -> str | None:
+    """Why ``steps`` time steps do not fit the dense part: a multiple of the adapter window, or exactly the
+    compiled T where the dense part is a captured model's own loop over T."""
+    if m.adapter is None:
+        return None if steps == m.num_steps else \
+            f"T must be {m.num_steps}: the dense part is the model's own code over its {m.num_steps} steps"
+    if steps % m.adapter.window:
+        return f"T must be a multiple of the adapter window {m.adapter.window} (the bundle was compiled with " \
+               f"T={m.num_steps})"
+    return None
+
+
+def normalize_inputs(x: np.ndarray, bundle: Bundle) -> np.ndarray:
+    """(T, N) or (B, T, N) -> (B, T, N) float64; spiking-only bundles and conv front-ends: (T, *shape) or
+    (B, T, *shape)."""
+    m = bundle.manifest
+    x = np.asarray(x)
+    if m.spiking_only:
+        return shaped_inputs(x, m)
+    if len(m.spiking.input_shape) > 1:  # a conv front-end: (B, T, C, H, W)
+        x = shaped_inputs(x, m)
+        problem = length_problem(x.shape[1], m)
+        if problem:
+            raise InputShapeError(f"input of {x.shape[1]} steps does not fit bundle '{m.name}': {problem}")
+        return x
+    if x.ndim == 2:
+        x = x[None]
+    n_in = m.spiking.n_in - (m.feedback.n_fb if m.feedback else 0)  # feedback channels are added by the runtime
+    problem = None if x.ndim != 3 else length_problem(x.shape[1], m)
+    if x.ndim != 3 or x.shape[2] != n_in or problem:
+        raise InputShapeError(
+            f"input of shape {x.shape} does not fit bundle '{m.name}': expected time-major (T, {n_in}) "
+            f"or (B, T, {n_in}); {problem or 'see the shape'}")
+    _check_finite(x)
+    return x.astype(np.float64)
+
+
+def shaped_inputs(x: np.ndarray, m: Manifest) -> np.ndarray:
+    """(T, *shape) or (B, T, *shape) (or flattened) -> (B, T, *shape) float64."""
+    shape = tuple(m.spiking.input_shape) or (m.spiking.n_in,)
+    if x.shape[1:] == shape or (len(shape) > 1 and x.shape[1:] == (m.spiking.n_in,)):
+        x = x[None]
+    if x.ndim < 3 or x.shape[2:] not in (shape, (m.spiking.n_in,)):
+        raise InputShapeError(f"input of shape {x.shape} does not fit bundle '{m.name}': expected time-major "
+                              f"(T, {', '.join(map(str, shape))}) or (B, T, {', '.join(map(str, shape))})")
+    _check_finite(x)
+    return x.reshape(x.shape[0], x.shape[1], *shape).astype(np.float64)
+
+
+def _check_finite(x: np.ndarray) -> None:
+    if not np.all(np.isfinite(x)):
+        raise InputShapeError("input contains NaN or inf values")
