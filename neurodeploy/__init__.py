@@ -10,14 +10,15 @@ The flow (as in hls4ml), one call per stage::
     nd.evaluate(bundle, x_test, labels)
     nd.sweep("sweep.toml", "out/sweep", ray="auto")        # a grid of choices -> table + Pareto front
 
-Stages, one subpackage each: ``models`` (what users build and train, and the zoo), ``compiler``
-(partition and the compile pipeline), ``spiking`` (the backend-neutral plan, Loihi numerics,
-quantizer, resource map, float reference), ``runtime`` (Lava, the emulator, ONNX Runtime, the
-co-simulation), ``cost`` (profiles, counts, energy and latency), ``report`` (JSON, terminal, HTML),
-``analysis`` (parity, evaluate, quantization), ``sweeps`` (design-space sweeps),
-``scale`` (process pool and Ray), ``qat`` (fine-tuning on the chip's integer grid:
-``neurodeploy.qat.FixedPointNetwork``); file formats in ``neurodeploy.exporters``; errors in
-``neurodeploy.errors``, all under :class:`NeurodeployError`.
+Stages, lowest first (an import goes only to the same stage or one below; ``tests/test_layout.py``):
+``errors``, ``choices``, ``_version``, ``units``, ``profiles`` (hardware profiles) -> ``models`` (what users
+build and train, the zoo), ``bundle`` (the unit between stages, its schedule rules), ``parallel`` (process
+pool and Ray) -> ``spiking`` (the backend-neutral plan, NIR lowering, Loihi numerics, quantizer, resource
+map, float simulation) -> ``exporters`` (file formats) -> ``runtime`` (Lava, the emulator, ONNX Runtime, the
+co-simulation) -> ``compiler`` (the compile flow as named passes) -> ``cost`` (counts, energy, latency,
+``CostReport``) -> ``analysis`` (agreement, parity, evaluate, Pareto fronts), ``qat`` (fine-tuning on the
+chip's integer grid) -> ``report`` (rendering) -> ``sweeps`` -> ``api`` (this package's names) -> ``cli``.
+Errors are all under :class:`NeurodeployError`.
 """
 from neurodeploy.api import compile, cosimulate, estimate, evaluate, load, parity, sweep, write_report, zoo_models
 from neurodeploy._version import __version__

@@ -110,3 +110,13 @@ class DatasetError(NeurodeployError, ValueError):
 
 class DependencyError(NeurodeployError, ImportError):
     """An optional dependency the call needs is not installed (the message says which extra)."""
+
+
+class DiskError(NeurodeployError, OSError):
+    """A file or folder cannot be written or read (no space, read-only, permission); what was there before is
+    left as it was."""
+
+
+class UnsafeFileError(NeurodeployError, ValueError):
+    """A bundle, ``.nir``/``.net`` file or output folder asks for something a data file may not: a path leaving
+    it, a symlink, code to import, HDF5 storage outside the file, or sizes beyond the memory budget."""

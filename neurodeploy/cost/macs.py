@@ -79,6 +79,8 @@ def _einsum_macs(equation: str, shapes: list[tuple]) -> float | None:
 
 def _count_graph(graph: onnx.GraphProto, opset, inputs: dict[str, np.ndarray], report: MacReport,
                  times: float) -> None:
+    """Add ``graph``'s work, run ``times`` times, to ``report``: each node's kernels, bytes written, MACs
+    and FLOPs from the shapes measured on ``inputs``; Scan and Loop bodies counted per iteration."""
     values = measured_values(graph, opset, inputs)
     shapes = {k: tuple(np.shape(v)) for k, v in values.items()}
     report.weight_bytes += 4.0 * sum(float(np.prod(init.dims)) for init in graph.initializer)  # once per graph
@@ -86,54 +88,64 @@ def _count_graph(graph: onnx.GraphProto, opset, inputs: dict[str, np.ndarray], r
         if node.op_type not in ("Constant", "Shape") and node.output and shapes.get(node.output[0]) is not None:
             report.kernels += times
             report.activation_bytes += times * 4.0 * float(np.prod(shapes[node.output[0]]))
-        op = node.op_type
-        out_shape = shapes.get(node.output[0]) if node.output else None
         in_shapes = [shapes.get(name) for name in node.input]
-        entry = report.per_op.setdefault(op, OpCount())
+        entry = report.per_op.setdefault(node.op_type, OpCount())
         entry.count += 1
-        if op in ("Scan", "Loop"):
-            body = next(a.g for a in node.attribute if a.name == "body")
-            iterations = _iterations(node, in_shapes)
-            if iterations is None:
-                report.unknown.append(f"{node.name or op}: iteration count")
-                continue
-            body_inputs = {name: np.zeros(shape, dtype=np.float32) for name, shape in
-                           _scan_body_shapes(node, body, in_shapes).items()}
-            for vi in body.input:
-                if vi.name in body_inputs:
-                    body_inputs[vi.name] = body_inputs[vi.name].astype(
-                        onnx.helper.tensor_dtype_to_np_dtype(vi.type.tensor_type.elem_type))
-            body_inputs.update({name: values[name] for name in _free_names(body) if name in values})
-            _count_graph(body, opset, body_inputs, report, times * iterations)
+        if node.op_type in ("Scan", "Loop"):
+            _count_body(node, opset, values, in_shapes, report, times)
             continue
-        macs = flops = 0.0
-        if op in ("MatMul", "Gemm", "Conv", "Einsum") or op in PER_ELEMENT or op in ELEMENTWISE or op.startswith("Reduce"):
-            if out_shape is None or any(s is None for s in in_shapes[:2] if op in ("MatMul", "Gemm", "Conv")):
-                report.unknown.append(f"{node.name or op} ({op})")
-                continue
-            n = float(np.prod(out_shape))
-            if op == "MatMul":
-                macs = n * in_shapes[0][-1]
-            elif op == "Gemm":
-                trans_a = next((a.i for a in node.attribute if a.name == "transA"), 0)
-                macs = n * (in_shapes[0][0] if trans_a else in_shapes[0][-1])
-            elif op == "Conv":
-                macs = n * float(np.prod(in_shapes[1][1:]))
-            elif op == "Einsum":
-                eq = next(a.s.decode() for a in node.attribute if a.name == "equation")
-                m = _einsum_macs(eq, in_shapes) if all(s is not None for s in in_shapes) else None
-                if m is None:
-                    flops = n
-                else:
-                    macs = m
-            elif op in PER_ELEMENT:
-                flops = PER_ELEMENT[op] * n
-            elif op.startswith("Reduce"):
-                flops = float(np.prod(in_shapes[0])) if in_shapes[0] is not None else n
-            else:
-                flops = n
+        work = _node_work(node, shapes.get(node.output[0]) if node.output else None, in_shapes)
+        if work is None:
+            report.unknown.append(f"{node.name or node.op_type} ({node.op_type})")
+            continue
+        macs, flops = work
         entry.macs += times * macs
         entry.flops += times * (flops + 2 * macs)
+
+
+def _count_body(node: onnx.NodeProto, opset, values: dict[str, np.ndarray], in_shapes: list, report: MacReport,
+                times: float) -> None:
+    """A Scan's (or Loop's) body, counted once per iteration on zeros of its inputs' shapes."""
+    body = next(a.g for a in node.attribute if a.name == "body")
+    iterations = _iterations(node, in_shapes)
+    if iterations is None:
+        report.unknown.append(f"{node.name or node.op_type}: iteration count")
+        return
+    body_inputs = {name: np.zeros(shape, dtype=np.float32) for name, shape in
+                   _scan_body_shapes(node, body, in_shapes).items()}
+    for vi in body.input:
+        if vi.name in body_inputs:
+            body_inputs[vi.name] = body_inputs[vi.name].astype(
+                onnx.helper.tensor_dtype_to_np_dtype(vi.type.tensor_type.elem_type))
+    body_inputs.update({name: values[name] for name in _free_names(body) if name in values})
+    _count_graph(body, opset, body_inputs, report, times * iterations)
+
+
+def _node_work(node: onnx.NodeProto, out_shape: tuple | None, in_shapes: list) -> tuple[float, float] | None:
+    """(MACs, FLOPs besides the MACs) of one node; None where a shape it needs is unknown."""
+    op = node.op_type
+    if not (op in ("MatMul", "Gemm", "Conv", "Einsum") or op in PER_ELEMENT or op in ELEMENTWISE
+            or op.startswith("Reduce")):
+        return 0.0, 0.0
+    if out_shape is None or any(s is None for s in in_shapes[:2] if op in ("MatMul", "Gemm", "Conv")):
+        return None
+    n = float(np.prod(out_shape))
+    if op == "MatMul":
+        return n * in_shapes[0][-1], 0.0
+    if op == "Gemm":
+        trans_a = next((a.i for a in node.attribute if a.name == "transA"), 0)
+        return n * (in_shapes[0][0] if trans_a else in_shapes[0][-1]), 0.0
+    if op == "Conv":
+        return n * float(np.prod(in_shapes[1][1:])), 0.0
+    if op == "Einsum":
+        eq = next(a.s.decode() for a in node.attribute if a.name == "equation")
+        m = _einsum_macs(eq, in_shapes) if all(s is not None for s in in_shapes) else None
+        return (0.0, n) if m is None else (m, 0.0)
+    if op in PER_ELEMENT:
+        return 0.0, PER_ELEMENT[op] * n
+    if op.startswith("Reduce"):
+        return 0.0, float(np.prod(in_shapes[0])) if in_shapes[0] is not None else n
+    return 0.0, n
 
 
 def _iterations(node: onnx.NodeProto, in_shapes: list) -> int | None:

@@ -1,6 +1,6 @@
 """Run a spiking front-end over time in PyTorch, whatever framework its neurons come from.
 
-The reference for the co-simulation. A front-end is either a :class:`SpikingSequential` or an
+How the PyTorch model's own outputs are computed (:mod:`neurodeploy.compiler.torch_reference`). A front-end is either a :class:`SpikingSequential` or an
 ``nn.Sequential`` of per-timestep modules: ``nn.Linear``/``nn.Conv*``/``nn.AvgPool2d``/``nn.Flatten``
 (stateless) and neurons, each with its framework's step convention:
 

@@ -38,7 +38,7 @@ import torch
 
 from neurodeploy.choices import MODES
 from neurodeploy.errors import EmulatorError, InputShapeError, SpikingPlanError, UsageError
-from neurodeploy.runtime.runners import SampleSpikes
+from neurodeploy.runtime.runners import SampleSpikes, check_input_values
 from neurodeploy.spiking.loihi import (LAVA, UV_LIMIT, decay, fixed_lif_constants, lava_dense_weights, lif_fixed_step,
                                       shift, wrap_int)
 from neurodeploy.spiking.plan import NEURON_STATE, NeuronLayer, SpikingPlan, SynapseLayer
@@ -229,10 +229,7 @@ class EmulatorRunner:
         x = self._check_input(x)
         batch, steps = x.shape[0], self.num_steps + self.delay_steps
         self.run_steps = steps
-        xs = torch.zeros((steps, batch, *self.plan.input_shape), dtype=torch.float64, device=self.device)
-        xs[: self.num_steps] = torch.as_tensor(np.moveaxis(x, 1, 0), device=self.device)
-        if self.mode == "fixed":
-            xs = torch.trunc(xs).to(torch.int64)  # Lava's fixed RingBuffer holds int32
+        xs = self._inputs_over_time(x, steps)
         params = {p.name: self._params(p) for p in self.plan.neurons}
         pops = self._init_state(batch)
         buffers = {s.layer.name: self._zeros(batch, s.layer.out_shape) for s in self.synapses}
@@ -250,7 +247,18 @@ class EmulatorRunner:
                                  torch.as_tensor(rows, device=self.device)[:, None].to(xs.dtype)))
         if self.device.type == "cuda":
             torch.cuda.synchronize()
-        wall = time.perf_counter() - t0
+        return self._batch_run(record, pops, buffers, params, time.perf_counter() - t0)
+
+    def _inputs_over_time(self, x: np.ndarray, steps: int) -> torch.Tensor:
+        """x (B, T, ...) -> (T + D, B, ...) on the device, zero after T; fixed mode: int64 (Lava's int32 RingBuffer)."""
+        xs = torch.zeros((steps, len(x), *self.plan.input_shape), dtype=torch.float64, device=self.device)
+        xs[: self.num_steps] = torch.as_tensor(np.moveaxis(x, 1, 0), device=self.device)
+        return torch.trunc(xs).to(torch.int64) if self.mode == "fixed" else xs
+
+    def _batch_run(self, record: dict[str, torch.Tensor], pops: _Populations, buffers: dict[str, torch.Tensor],
+                   params: dict[str, dict], wall_s: float) -> EmulatorRun:
+        """The recorded outputs (aligned and as recorded), the final state and the saturation counts."""
+        steps = self.run_steps
         spikes = {p.name: _compact(self._aligned(record, p.name, steps)[:, : self.num_steps], p.output_dtype)
                   for p in self.plan.neurons}
         raw = {p.name: _compact(torch.movedim(record[p.name], 0, 1), p.output_dtype) for p in self.plan.neurons}
@@ -258,7 +266,7 @@ class EmulatorRunner:
         state.update({name: {"a_buff": b.cpu().numpy()} for name, b in buffers.items()})
         saturation = {name: dict(zip(("u_wrapped", "v_clipped"), c["saturated"].tolist()))
                       for name, c in params.items() if "saturated" in c}
-        return EmulatorRun(spikes, raw, state, wall, saturation)
+        return EmulatorRun(spikes, raw, state, wall_s, saturation)
 
     def _reader(self, record: dict[str, torch.Tensor], done: int) -> Callable:
         """``read(name, batch=False, since=0)``: a population's outputs so far as float64, aligned to the
@@ -310,9 +318,7 @@ class EmulatorRunner:
         else:
             raise InputShapeError(f"expected input of shape (B, T={self.num_steps}, {', '.join(map(str, shape))}), "
                              f"got {x.shape}")
-        if self.mode == "fixed" and not self.plan.graded_input and np.any((x != 0) & (x != 1)):
-            raise InputShapeError("fixed-point runs take binary spikes (0/1) as input; this input has other values. "
-                             "Use mode='float', or quantize a plan with graded input")
+        check_input_values(self.plan, self.mode, x)
         return x
 
     def run_many(self, x: np.ndarray, batch_size: int = DEFAULT_BATCH_SIZE, progress: bool = False,

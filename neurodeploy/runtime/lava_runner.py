@@ -21,7 +21,7 @@ import numpy as np
 from neurodeploy.errors import InputShapeError, LavaRunError, UsageError
 from neurodeploy.runtime import worker_guard
 from neurodeploy.runtime.lava_compat import import_lava_core
-from neurodeploy.runtime.runners import SampleSpikes
+from neurodeploy.runtime.runners import SampleSpikes, check_input_values
 from neurodeploy.spiking.plan import SpikingPlan
 
 MODES = {"float": "floating_pt", "fixed": "fixed_pt"}
@@ -87,20 +87,11 @@ class LavaRunner:
         replaces the input rows (n, *input_shape) from that step on.
         This is how a feedback channel feeds the dense side's output back at the next window.
         """
-        from neurodeploy.runtime.lava_net import from_lava, reset_state, to_lava
+        from neurodeploy.runtime.lava_net import reset_state
 
         if self._closed:
             raise LavaRunError("this LavaRunner is closed")
-        x = np.asarray(x, dtype=np.float64)
-        shape = self.plan.input_shape
-        if x.shape not in ((self.num_steps, *shape), (self.num_steps, self.plan.n_in)):
-            raise InputShapeError(f"expected input of shape (T={self.num_steps}, {', '.join(map(str, shape))}), got {x.shape}")
-        if self.mode == "fixed" and not self.plan.graded_input and np.any((x != 0) & (x != 1)):
-            raise InputShapeError("fixed-point runs take binary spikes (0/1) as input; this input has other values. "
-                             "Use mode='float', or quantize a plan with graded input")
-        padded = np.zeros((*shape, self.num_steps + self.delay_steps))
-        padded[..., : self.num_steps] = np.moveaxis(x.reshape(self.num_steps, *shape), 0, -1)
-        padded = to_lava(padded, shape)
+        padded = self._padded(x)
         t0 = time.perf_counter()
         try:
             if self.net is None:
@@ -116,14 +107,35 @@ class LavaRunner:
             self.close()
             raise LavaRunError(f"Lava run failed: {type(exc).__name__}: {exc}") from exc
         t3 = time.perf_counter()
+        spikes, unaligned = self._read_out(raw)
+        return SampleSpikes(spikes, wall_s=t3 - t0,
+                            timings={"reset_and_load_s": t1 - t0, "run_s": t2 - t1, "readout_s": t3 - t2}, raw=unaligned)
+
+    def _padded(self, x: np.ndarray) -> np.ndarray:
+        """One sample (T, *input_shape), checked, as the source process's data: T + D steps, Lava's layout."""
+        from neurodeploy.runtime.lava_net import to_lava
+
+        x = np.asarray(x, dtype=np.float64)
+        shape = self.plan.input_shape
+        if x.shape not in ((self.num_steps, *shape), (self.num_steps, self.plan.n_in)):
+            raise InputShapeError(f"expected input of shape (T={self.num_steps}, {', '.join(map(str, shape))}), got {x.shape}")
+        check_input_values(self.plan, self.mode, x)
+        padded = np.zeros((*shape, self.num_steps + self.delay_steps))
+        padded[..., : self.num_steps] = np.moveaxis(x.reshape(self.num_steps, *shape), 0, -1)
+        return to_lava(padded, shape)
+
+    def _read_out(self, raw: dict[str, np.ndarray]) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+        """What the sinks recorded -> (spikes aligned to the input (T, *shape), as recorded (T + D, *shape));
+        binary spikes as uint8, values as float64 (NeuronLayer.output_dtype)."""
+        from neurodeploy.runtime.lava_net import from_lava
+
         spikes, unaligned = {}, {}
-        for layer in self.plan.neurons:  # binary spikes as uint8, values as float64 (NeuronLayer.output_dtype)
+        for layer in self.plan.neurons:
             unaligned[layer.name] = np.moveaxis(from_lava(raw[layer.name], layer.shape), -1, 0).astype(layer.output_dtype)
             d = layer.delay_steps
             aligned = from_lava(raw[layer.name][..., d: d + self.num_steps], layer.shape)
             spikes[layer.name] = np.moveaxis(aligned, -1, 0).astype(layer.output_dtype)
-        return SampleSpikes(spikes, wall_s=t3 - t0,
-                            timings={"reset_and_load_s": t1 - t0, "run_s": t2 - t1, "readout_s": t3 - t2}, raw=unaligned)
+        return spikes, unaligned
 
     def _run_with_pauses(self, padded: np.ndarray, pauses: list[int], on_pause) -> None:
         from neurodeploy.runtime.lava_net import from_lava, to_lava

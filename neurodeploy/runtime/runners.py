@@ -14,7 +14,7 @@ from typing import Protocol
 import numpy as np
 
 from neurodeploy.choices import BACKENDS
-from neurodeploy.errors import UsageError
+from neurodeploy.errors import InputShapeError, UsageError
 from neurodeploy.spiking.plan import SpikingPlan
 
 
@@ -47,6 +47,13 @@ class SpikingRunner(Protocol):
     def __enter__(self) -> SpikingRunner: ...
 
     def __exit__(self, *exc) -> None: ...
+
+
+def check_input_values(plan: SpikingPlan, mode: str, x: np.ndarray) -> None:
+    """Fixed-point runs take binary spikes (0/1) unless the plan was quantized for graded input."""
+    if mode == "fixed" and not plan.graded_input and np.any((x != 0) & (x != 1)):
+        raise InputShapeError("fixed-point runs take binary spikes (0/1) as input; this input has other values. "
+                              "Use mode='float', or quantize a plan with graded input")
 
 
 def check_backend(backend: str) -> None:

@@ -1,6 +1,6 @@
 """A float64 PyTorch simulation of a SpikingPlan's equations in aligned time (no Lava, no delays).
 
-The independent reference for the Lava runs: at aligned step t every population integrates the
+An independent float model for the Lava runs: at aligned step t every population integrates the
 feed-forward spikes of step t, the recurrent spikes of step t-1 and its bias lines::
 
     a[t] = sum_ff W s_src[t] + sum_rec W s_src[t-1] + b

@@ -328,7 +328,7 @@ def _bias_synapse(target: str, shape: tuple[int, ...], du: float, scale: np.ndar
     """Constant input as a synapse from an always-on line that starts when the population's input does.
 
     A Lava ``bias_mant`` acts from the first step, ``delay_steps`` before the population's first input
-    arrives; an always-on line switched on at step ``delay_steps - 1`` reproduces the reference exactly.
+    arrives; an always-on line switched on at step ``delay_steps - 1`` reproduces the float simulation exactly.
     With du = 1 the current is the voltage input, so a leak bias (dv*v_leak) joins it; with du < 1 a
     bias on v cannot pass through the current filter.
     """

@@ -115,7 +115,7 @@ class NeuronLayer:
 
         A Lava bias acts from step 1, earlier than an input delayed by ``delay_steps`` synaptic layers;
         a LIF with a bias and a delay is zeroed just before its first input arrives (Lava ``LIFReset``,
-        as netx builds it), so it starts that input from rest like the reference.
+        as netx builds it), so it starts that input from rest like the float simulation.
         """
         if self.delay_steps >= 1 and np.any(np.asarray(bias) != 0):
             return self.delay_steps + 1

@@ -15,7 +15,7 @@ unreset voltage)::
 In fixed point ``vth`` is Lava's ``vth << 6`` and the subtraction of ``subtract_delayed`` comes after
 Lava's clip of v to 24 bits, followed by the clip's lower bound again. Lava's own LIF only resets to
 zero; the other modes run on :mod:`neurodeploy.runtime.lava_procs` (a programmable Loihi 2 neuron), and
-the emulator and the float reference use the functions below.
+the emulator and the float simulation use the functions below.
 """
 from __future__ import annotations
 
