@@ -17,6 +17,7 @@ imports neither torch nor ONNX), and :func:`load_spiking` picks the reader by fi
 | ``read_plan`` | NIR file -> plan (lowered by :mod:`neurodeploy.spiking.nir_lowering`) | ``nir_read`` |
 | ``read_netx``, ``write_netx`` | netx HDF5 <-> plan | ``netx_hdf5`` |
 | ``export_backend``, ``export_dense``, ``check_parity``, ``check_dynamic_dims`` | dense part -> ONNX, verified | ``onnx_export`` |
+| ``check_hdf5`` | an HDF5 file refused if it reads outside itself or declares too much | ``hdf5_guard`` |
 | ``make_session`` | an ONNX file -> an ONNX Runtime session (CUDA when present) | ``onnx_session`` |
 """
 from __future__ import annotations
@@ -33,7 +34,7 @@ _LAZY = {
     "read_netx": "netx_hdf5", "write_netx": "netx_hdf5",
     "export_backend": "onnx_export", "export_dense": "onnx_export", "check_parity": "onnx_export",
     "check_dynamic_dims": "onnx_export", "INPUT_NAME": "onnx_export", "OUTPUT_NAME": "onnx_export",
-    "make_session": "onnx_session",
+    "make_session": "onnx_session", "check_hdf5": "hdf5_guard",
 }
 
 __all__ = ["SPIKING_FORMATS", "load_spiking", *_LAZY]

@@ -21,6 +21,7 @@ import h5py
 import numpy as np
 
 from neurodeploy.errors import NetxFormatError
+from neurodeploy.exporters.hdf5_guard import check_hdf5
 from neurodeploy.spiking.plan import FixedNeuron, FixedSynapse, NeuronLayer, SpikingPlan, SynapseLayer
 
 NETX_BIAS_EXP = 6
@@ -80,7 +81,9 @@ def _neuron(name: str, cfg: h5py.Group, shape: tuple[int, ...], bias, is_input: 
 
 
 def read_netx(path: str | Path, dt: float = 1e-3) -> SpikingPlan:
-    """Read a netx ``.net`` file into a plan whose fixed-point parameters are the file's integers."""
+    """Read a netx ``.net`` file into a plan whose fixed-point parameters are the file's integers (checked first:
+    :func:`~neurodeploy.exporters.hdf5_guard.check_hdf5`)."""
+    check_hdf5(path)
     try:
         handle = h5py.File(path, "r")
     except OSError as exc:

@@ -7,13 +7,17 @@ from pathlib import Path
 import nir
 
 from neurodeploy.errors import SpikingPlanError
+from neurodeploy.exporters.hdf5_guard import check_hdf5
 from neurodeploy.spiking.nir_lowering import nir_to_plan
 from neurodeploy.spiking.plan import SpikingPlan
 
 
 def read_plan(path: Path, dt: float | None = None, discretisation: str = "euler",
               fixes: tuple[str, ...] | list[str] = ()) -> SpikingPlan:
-    """A plan from a ``.nir`` file; an unreadable or malformed file is a SpikingPlanError."""
+    """A plan from a ``.nir`` file; an unreadable or malformed file is a SpikingPlanError, one that reads outside
+    itself or declares more than the memory budget an UnsafeFileError (:mod:`neurodeploy.exporters.hdf5_guard`),
+    checked before anything is read."""
+    check_hdf5(path)
     try:
         graph = nir.read(str(path), type_check=False)  # shapes are propagated here from the Input
     except Exception as exc:  # h5py and nir raise many kinds on damaged files

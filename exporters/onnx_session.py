@@ -10,7 +10,7 @@ from pathlib import Path
 
 import onnxruntime as ort
 
-from neurodeploy.errors import OnnxLoadError
+from neurodeploy.errors import OnnxLoadError, OnnxRunError
 
 
 def select_providers(prefer_gpu: bool = True) -> list[str]:
@@ -36,3 +36,15 @@ def make_session(path: Path, prefer_gpu: bool = True, spinning: bool = True) -> 
     except Exception as exc:  # onnxruntime raises its own exception types on damaged files
         raise OnnxLoadError(f"{path}: ONNX Runtime cannot load it ({type(exc).__name__}: {str(exc)[:300]}); "
                             "re-export the model") from exc
+
+
+def run_session(session: ort.InferenceSession, feeds: dict, outputs: list[str] | None = None) -> list:
+    """``session.run``, with ONNX Runtime's own exceptions (a wrong rank or type) as an :class:`OnnxRunError`
+    that names what was fed and what the model expects."""
+    try:
+        return session.run(outputs, feeds)
+    except Exception as exc:  # onnxruntime raises its pybind11 exception types
+        given = ", ".join(f"{k}: {getattr(v, 'shape', '?')} {getattr(v, 'dtype', '')}" for k, v in feeds.items())
+        expected = ", ".join(f"{i.name}: {i.shape} {i.type}" for i in session.get_inputs())
+        raise OnnxRunError(f"ONNX Runtime cannot run the dense part on ({given}); it expects ({expected}): "
+                           f"{type(exc).__name__}: {str(exc)[:300]}") from exc

@@ -80,17 +80,19 @@ def cosimulate(bundle: Bundle | str | Path, inputs: np.ndarray | None = None, *,
 
     ``result.agreement`` compares with PyTorch: on the reference inputs against the outputs stored in the
     bundle; on any other inputs against ``model`` (an ``nn.Module``, a zoo name or a factory, with
-    ``weights``) run on them, by default the zoo model or factory the bundle was compiled from.
+    ``weights``) run on them, by default the zoo model the bundle was compiled from (a factory named in a
+    bundle is never imported: pass it as ``model``).
     """
     from neurodeploy.analysis.agreement import compare_with_torch
-    from neurodeploy.compiler.resolve import torch_reference_for
+    from neurodeploy.compiler.resolve import no_model_note, torch_reference_for
     from neurodeploy.runtime.cosim import run_cosim
 
     bundle = _bundle(bundle)
     result = run_cosim(bundle, inputs, mode=mode, backend=backend, progress=progress,
                        schedule=schedule or bundle.manifest.default_schedule, checkpoint=checkpoint,
                        early_exit=early_exit)
-    result.agreement = compare_with_torch(bundle, result, inputs, torch_reference_for(bundle, model, weights))
+    result.agreement = compare_with_torch(bundle, result, inputs, torch_reference_for(bundle, model, weights),
+                                          no_model_note(bundle, model))
     return result
 
 
@@ -116,9 +118,9 @@ def write_report(bundle: Bundle | str | Path, result: CosimResult, cost: CostRep
     if path.suffix.lower() == ".json":
         import json
 
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(cost.figures, indent=2))
-        return path
+        from neurodeploy.bundle.atomic import write_file
+
+        return write_file(path, json.dumps(cost.figures, indent=2))
     if path.suffix.lower() not in (".html", ".htm"):
         raise UsageError(f"report path {path} must end in .html or .json")
     from neurodeploy.report.html import write_html
@@ -137,11 +139,12 @@ def _windows(bundle: Bundle, result: CosimResult) -> int:
 def evaluate(bundle: Bundle | str | Path, x: np.ndarray, labels: np.ndarray, *, model: Any = None,
              weights: str | Path | None = None, backend: str = "emulator", mode: str = "fixed",
              schedule: str | None = None, chunk: int | None = None, early_exit: bool = False,
-             progress: bool = False, workers: int = 1, ray: str | None = None) -> Evaluation:
+             progress: bool = False, workers: int = 1, ray: str | None = None,
+             checkpoint: str | Path | None = None) -> Evaluation:
     """The deployed model's accuracy on ``(x, labels)`` and, beside it, the PyTorch model's (``model``: an
     ``nn.Module``, a zoo name or a factory; default the zoo model the bundle was compiled from). Chunks run
     on ``workers`` local processes, or on a Ray cluster with ``ray`` (``auto``, ``local`` or an address;
-    the ``ray`` extra)."""
+    the ``ray`` extra). With ``checkpoint`` (a folder) finished chunks are kept there and a rerun resumes."""
     from neurodeploy.analysis.evaluate import DEFAULT_CHUNK
     from neurodeploy.analysis.evaluate import evaluate as run_evaluation
     from neurodeploy.compiler.resolve import model_for_bundle
@@ -151,7 +154,7 @@ def evaluate(bundle: Bundle | str | Path, x: np.ndarray, labels: np.ndarray, *, 
         raise UsageError(f"chunk must be >= 1 sample, got {chunk}")
     return run_evaluation(bundle, x, labels, backend, mode, schedule or bundle.manifest.default_schedule,
                           model_for_bundle(bundle, model, weights), chunk or DEFAULT_CHUNK, progress=progress,
-                          early_exit=early_exit, workers=workers, ray=ray)
+                          early_exit=early_exit, workers=workers, ray=ray, checkpoint=checkpoint)
 
 
 def sweep(config: str | Path | dict, out: str | Path, *, workers: int = 1, ray: str | None = None,

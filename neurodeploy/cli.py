@@ -9,6 +9,7 @@
     neurodeploy energy BUNDLE [--loihi PROFILE] [--gpu PROFILE] [--input X.npy] [--schedule S] [--early-exit] [--json]
     neurodeploy report BUNDLE [--html OUT.html] [--schedule S] [--early-exit]
     neurodeploy evaluate BUNDLE --data D.npz [--backend emulator|lava] [--mode fixed|float] [--model NAME] [--json]
+                         [--checkpoint DIR]
                          [--workers N] [--ray auto|local|ADDRESS]
     neurodeploy sweep CONFIG.toml --out DIR [--workers N] [--ray auto|local|ADDRESS] [--json]
     neurodeploy parity FILE.nir|FILE.net|BUNDLE --input X.npy [--labels Y.npy] [--dt SECONDS] [--backend lava|emulator] [--json]
@@ -100,13 +101,17 @@ def _cmd_cosim(args: argparse.Namespace) -> int:
 
 
 def _save_output(path: str, bundle, result, inputs) -> None:
+    """Every output node's spikes and ``y``, time-major, for every sample: one sample's without the batch axis
+    when ``--input`` was one sample ((T, *shape) or (T, n_in)); written atomically."""
     import numpy as np
 
+    from neurodeploy.bundle.atomic import write_file
+
     shape = bundle.manifest.spiking.input_shape or [None]
-    batched = inputs is None or inputs.ndim == len(shape) + 2
-    arrays = {name: (a if batched else a[0]) for name, a in result.outputs.items()}
-    arrays["y"] = result.y if batched else result.y[0]
-    np.savez(path, **arrays)
+    one_sample = inputs is not None and inputs.ndim in (len(shape) + 1, 2)
+    arrays = {name: (a[0] if one_sample else a) for name, a in result.outputs.items()}
+    arrays["y"] = result.y[0] if one_sample else result.y
+    write_file(path, lambda f: np.savez(f, **arrays))
 
 
 def _emit(bundle, result, cost, as_json: bool) -> None:
@@ -114,7 +119,7 @@ def _emit(bundle, result, cost, as_json: bool) -> None:
     import neurodeploy as nd
 
     if as_json:
-        print(json.dumps(cost.figures, indent=2))
+        print(json.dumps(cost.figures, indent=2), flush=True)
     else:
         nd.write_report(bundle, result, cost)
 
@@ -144,9 +149,9 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     x, labels = load_dataset(args.data)
     result = nd.evaluate(args.bundle, x, labels, model=args.model, weights=args.weights, backend=args.backend,
                          mode=args.mode, schedule=args.schedule, chunk=args.chunk, early_exit=args.early_exit,
-                         progress=not args.json, workers=args.workers, ray=args.ray)
+                         progress=not args.json, workers=args.workers, ray=args.ray, checkpoint=args.checkpoint)
     if args.json:
-        print(json.dumps(result.as_dict(), indent=2))
+        print(json.dumps(result.as_dict(), indent=2), flush=True)
         return 0
     out = print
     out(f"{result.samples} samples, {result.backend} ({result.mode}), schedule {result.schedule}: "
@@ -164,7 +169,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
 
     result = nd.sweep(args.config, args.out, workers=args.workers, ray=args.ray, progress=not args.json)
     if args.json:
-        print(json.dumps(result.as_dict(), indent=2))
+        print(json.dumps(result.as_dict(), indent=2), flush=True)
         return 0 if not result.failed else 1
     print_front(result.rows)
     print(f"{len(result.rows)} configurations in {args.out}/results.csv ({result.computed} computed, "
@@ -189,7 +194,7 @@ def _cmd_parity(args: argparse.Namespace) -> int:
                        discretisation=args.discretisation, fixes=args.fix,
                        labels=_load_input(args.labels, "--labels"))
     if args.json:
-        print(json.dumps(result.as_dict(), indent=2))
+        print(json.dumps(result.as_dict(), indent=2), flush=True)
     else:
         print_parity(result)
     return 0
@@ -247,7 +252,8 @@ def _costed(sub, name: str, help_text: str, json_flag: bool = True) -> argparse.
     _schedule_args(p)
     _profile_args(p)
     p.add_argument("--model", help="PyTorch model to compare with on --input: a zoo name or module:function "
-                                   "(default: the zoo model or factory the bundle was compiled from)")
+                                   "(default: the zoo model the bundle was compiled from; a factory named in a "
+                                   "bundle is never imported)")
     p.add_argument("--weights", help="state_dict (.pt) for --model")
     if json_flag:
         p.add_argument("--json", action="store_true", help="print one JSON object")
@@ -297,6 +303,7 @@ def _add_evaluate(sub) -> None:
                                    "(default: the zoo model the bundle was compiled from)")
     p.add_argument("--weights", help="state_dict (.pt) for --model")
     p.add_argument("--chunk", type=int, default=256, help="samples per co-simulation call (memory)")
+    p.add_argument("--checkpoint", help="folder for finished chunks, appended as they finish; rerun to resume")
     p.add_argument("--json", action="store_true")
     _backend_arg(p, default="emulator")
     _scale_args(p)
@@ -350,7 +357,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = _costed(sub, "cosim", "co-simulate a bundle (Lava + ONNX Runtime) and compare with PyTorch")
     p.add_argument("--output", help=".npz to write: spikes per NIR Output node and y, aligned to the input")
-    p.add_argument("--checkpoint", help="folder for partial results, saved after every sample; rerun to resume")
+    p.add_argument("--checkpoint", help="folder for partial results, appended after every sample; rerun to resume")
     p.set_defaults(func=_cmd_cosim)
     _add_evaluate(sub)
     _add_sweep(sub)
@@ -383,6 +390,13 @@ def main(argv: list[str] | None = None) -> int:
     except NeurodeployError as exc:
         print(f"neurodeploy {args.command}: error: {type(exc).__name__}: {one_line(exc)}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # the reader of stdout went away (``| head``): nothing more to say to it
+        _silence_stdout()
+        return 141
+    except OSError as exc:  # a disk or permission failure not named where it happened
+        print(f"neurodeploy {args.command}: error: DiskError: {exc.strerror or exc}"
+              f"{' (' + str(exc.filename) + ')' if exc.filename else ''}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt as exc:
         terminated = isinstance(exc, Terminated)
         print(f"neurodeploy {args.command}: {'terminated' if terminated else 'interrupted'}"
@@ -392,6 +406,14 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null, so that Python's flush at exit does not fail on the closed pipe again."""
+    import os
+
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
 
 
 def _main_thread() -> bool:

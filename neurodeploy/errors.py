@@ -53,7 +53,16 @@ class SpikingPlanError(NeurodeployError, ValueError):
 
     def __init__(self, problems: list[str] | str, what: str = "cannot map the graph to Loihi") -> None:
         self.problems = [problems] if isinstance(problems, str) else list(problems)
+        self.what = what
         super().__init__(problem_list(what, self.problems))
+
+    def renamed(self, names: dict[str, str]) -> "SpikingPlanError":
+        """The same error with each problem's leading NIR node (``"3: ..."``) named as ``names`` says (the
+        module of the user's model: ``"fc2 (Linear), NIR node 3: ..."``)."""
+        def rename(problem: str) -> str:
+            node, sep, rest = problem.partition(": ")
+            return f"{names[node]}, NIR node {node}: {rest}" if sep and node in names else problem
+        return type(self)([rename(p) for p in self.problems], self.what)
 
 
 class ModelDoesNotFitError(SpikingPlanError):
@@ -70,6 +79,10 @@ class NetxFormatError(SpikingPlanError):
 
 class OnnxExportError(NeurodeployError, RuntimeError):
     """The ONNX export is wrong (specialised dynamic dimension, or outputs differ from PyTorch)."""
+
+
+class OnnxRunError(NeurodeployError, RuntimeError):
+    """ONNX Runtime refused to run the dense part on the inputs it was given (shape, type)."""
 
 
 class OnnxLoadError(NeurodeployError, ValueError):

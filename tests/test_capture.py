@@ -83,7 +83,12 @@ def test_a_captured_model_through_the_cli_factory(tmp_path, capsys):
         np.save(tmp_path / "x.npy", x)
         capsys.readouterr()
         assert main(["cosim", str(tmp_path / "f"), "--input", str(tmp_path / "x.npy"), "--json"]) == 0
+        unnamed = json.loads(capsys.readouterr().out)  # a factory named in a bundle is never imported by it
+        assert main(["cosim", str(tmp_path / "f"), "--input", str(tmp_path / "x.npy"), "--json",
+                     "--model", "ordinary_models:make_synaptic_scan"]) == 0
     finally:
         sys.path.remove(env_path)
-    data = json.loads(capsys.readouterr().out)  # the factory named in the bundle is the model compared with
+    assert unnamed["agreement"]["spike_mismatches"] is None
+    assert any("--model ordinary_models:make_synaptic_scan" in note for note in unnamed["notes"])
+    data = json.loads(capsys.readouterr().out)  # the factory the user names is the model compared with
     assert data["agreement"]["spike_mismatches"] == 0 and data["agreement"]["max_abs_err"] < 1e-5

@@ -43,10 +43,12 @@ def agreement(spikes: dict[str, np.ndarray], y: np.ndarray, torch_outputs: dict[
 
 
 def compare_with_torch(bundle: Bundle, result: CosimResult, inputs: np.ndarray | None,
-                       torch_reference_for: TorchReferenceFn | None = None) -> Agreement | None:
+                       torch_reference_for: TorchReferenceFn | None = None, no_model: str | None = None
+                       ) -> Agreement | None:
     """``result`` (a run on ``inputs``, None: the bundle's reference inputs) against PyTorch: the outputs
     stored in the bundle on its reference inputs, else ``torch_reference_for(x)`` (x: the inputs normalised,
-    (B, T, ...) float64) when it gives them; else None, with a note in ``result.notes`` saying why."""
+    (B, T, ...) float64) when it gives them; else None, with a note in ``result.notes`` saying why
+    (``no_model``, where the caller knows better)."""
     key = "y_event" if result.schedule == "event" else "y"
     if bundle.manifest.reference is None:
         result.notes.append("agreement not computed: a spiking-only bundle has no PyTorch reference")
@@ -57,6 +59,6 @@ def compare_with_torch(bundle: Bundle, result: CosimResult, inputs: np.ndarray |
     outputs = None if torch_reference_for is None else torch_reference_for(x)
     if outputs is not None:
         return agreement(result.spikes, result.y, outputs, key)
-    result.notes.append("agreement not computed: these are not the bundle's reference inputs and no PyTorch model "
-                        "was given (model= in the API, --model on the CLI)")
+    result.notes.append(no_model or "agreement not computed: these are not the bundle's reference inputs and no "
+                        "PyTorch model was given (model= in the API, --model on the CLI)")
     return None

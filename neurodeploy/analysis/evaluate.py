@@ -24,6 +24,7 @@ from neurodeploy.bundle import Bundle
 from neurodeploy.compiler.torch_reference import torch_output
 from neurodeploy.cost.counts import neurobench_sops, synaptic_ops
 from neurodeploy.errors import DatasetError
+from neurodeploy.runtime.checkpoint import Checkpoint, run_key
 from neurodeploy.runtime.cosim import run_cosim
 from neurodeploy.runtime.early_exit import exit_outputs
 
@@ -140,29 +141,53 @@ def _chunk_task(span: tuple[int, int], shared: dict) -> ChunkOutcome:
     return chunk_outcome(unpack(shared["bundle"]), shared["x"][start:stop], **shared["run"])
 
 
-def evaluate(bundle: Bundle, x: np.ndarray, labels: np.ndarray, backend: str = "emulator", mode: str = "fixed",
-             schedule: str = "end", torch_model: torch.nn.Module | None = None, chunk: int = DEFAULT_CHUNK,
-             progress: bool = True, early_exit: bool = False, workers: int = 1, ray: str | None = None,
-             reference_predictions: np.ndarray | None = None) -> Evaluation:
-    """Accuracy of the deployed model on (x, labels); with ``torch_model`` (or its ``reference_predictions``
-    computed before), PyTorch's beside it (always read from the last window: what the PyTorch model computes
-    without exits). Chunks of ``chunk`` samples run on ``workers`` local processes or on Ray (``ray``: an
-    address, ``auto`` or ``local``); the figures do not depend on where they ran."""
+def _run_chunks(bundle: Bundle, x: np.ndarray, spans: list[tuple[int, int]], run: dict, workers: int,
+                ray: str | None, saved: Checkpoint | None, progress: bool) -> dict[int, ChunkOutcome]:
+    """Every chunk's outcome by index: those a checkpoint holds, the others run (and appended to it)."""
     from neurodeploy.parallel.executor import map_tasks
     from neurodeploy.parallel.shipping import for_workers
 
-    spans = [(start, min(start + chunk, len(x))) for start in range(0, len(x), chunk)]
-    shared = {"bundle": for_workers(bundle.path, workers, ray), "x": x,
-              "run": dict(backend=backend, mode=mode, schedule=schedule, early_exit=early_exit)}
-    outcomes: dict[int, ChunkOutcome] = {}
-    t0 = time.perf_counter()
+    outcomes = {} if saved is None else {int(r["index"]): _outcome_of(r) for r in saved.load()}
+    todo = [i for i in range(len(spans)) if i not in outcomes]
+    shared = {"bundle": for_workers(bundle.path, workers, ray), "x": x, "run": run}
     with Progress(console=Console(stderr=True), disable=not progress) as bar:
-        task = bar.add_task(f"evaluating ({backend}, {mode})", total=len(x))
-        for done in map_tasks(_chunk_task, spans, shared, workers, ray):
+        task = bar.add_task(f"evaluating ({run['backend']}, {run['mode']})", total=len(x),
+                            completed=sum(len(o.predictions) for o in outcomes.values()))
+        for done in map_tasks(_chunk_task, [spans[i] for i in todo], shared, workers, ray):
             if done.failed:
                 raise done.result
-            outcomes[done.index] = done.result
-            bar.advance(task, len(done.result.predictions))
+            index, outcome = todo[done.index], done.result
+            outcomes[index] = outcome
+            if saved is not None:
+                saved.append(_record_of(index, outcome), len(outcomes), len(spans))
+            bar.advance(task, len(outcome.predictions))
+    return outcomes
+
+
+def _record_of(index: int, o: ChunkOutcome) -> dict[str, np.ndarray]:
+    record = {"index": np.array(index), "predictions": o.predictions, "sops": np.array(o.sops)}
+    return record if o.exit_windows is None else record | {"exit_windows": o.exit_windows}
+
+
+def _outcome_of(record: dict[str, np.ndarray]) -> ChunkOutcome:
+    return ChunkOutcome(record["predictions"], record.get("exit_windows"), float(record["sops"]))
+
+
+def evaluate(bundle: Bundle, x: np.ndarray, labels: np.ndarray, backend: str = "emulator", mode: str = "fixed",
+             schedule: str = "end", torch_model: torch.nn.Module | None = None, chunk: int = DEFAULT_CHUNK,
+             progress: bool = True, early_exit: bool = False, workers: int = 1, ray: str | None = None,
+             reference_predictions: np.ndarray | None = None, checkpoint: str | Path | None = None) -> Evaluation:
+    """Accuracy of the deployed model on (x, labels); with ``torch_model`` (or its ``reference_predictions``
+    computed before), PyTorch's beside it (always read from the last window: what the PyTorch model computes
+    without exits). Chunks of ``chunk`` samples run on ``workers`` local processes or on Ray (``ray``: an
+    address, ``auto`` or ``local``); the figures do not depend on where they ran. With ``checkpoint`` (a
+    folder), each finished chunk is appended there and a rerun of the same evaluation runs only the others."""
+    run = dict(backend=backend, mode=mode, schedule=schedule, early_exit=early_exit)
+    spans = [(start, min(start + chunk, len(x))) for start in range(0, len(x), chunk)]
+    saved = None if checkpoint is None else \
+        Checkpoint(checkpoint, run_key(x, labels, chunk, sorted(run.items()), sorted(bundle.manifest.checksums.items())))
+    t0 = time.perf_counter()
+    outcomes = _run_chunks(bundle, x, spans, run, workers, ray, saved, progress)
     ordered = [outcomes[i] for i in range(len(spans))]
     deployed = np.concatenate([o.predictions for o in ordered]) if ordered else np.zeros(0, dtype=int)
     exits = [o.exit_windows for o in ordered if o.exit_windows is not None]

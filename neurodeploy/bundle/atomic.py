@@ -4,15 +4,19 @@ replaces is either the old one or the new one.
 - :func:`write_file`: the content goes to a temporary file beside the target (same folder, so the
   rename is atomic), is flushed to disk (``fsync``), then renamed over the target. An interruption (a
   full disk, a read-only folder, ``kill -9``) leaves the old file, or no file, never a torn one.
-- :func:`replace_folder`: a folder built beside the target replaces it by two renames (the old one moved
-  aside, the new one moved in, the old one removed); only under :func:`locked`.
-- :func:`locked`: an exclusive ``flock`` on a lock file beside the target, so that two writers of the
-  same target take turns instead of interleaving (the lock is released by the kernel when a writer dies).
+- :func:`replace_folder`: a folder built beside the target takes its place in one atomic step (Linux's
+  ``renameat2(RENAME_EXCHANGE)`` swaps the two, then the old one is removed; where the C library lacks it,
+  two renames); only under :func:`locked`, which also removes what a killed writer left beside the target.
+- :func:`locked`: an ``flock`` on a lock file beside the target: exclusive for a writer's swap, shared for a
+  reader's check of the whole, so that two writers take turns and a reader sees one version (the kernel
+  releases the lock when its holder dies). A reader in a folder it cannot write reads without the lock
+  (nobody can write there either).
 - :func:`disk_errors`: turns ``OSError`` (no space, read-only, permission) into :class:`DiskError`, which
   names the path and the cause.
 """
 from __future__ import annotations
 
+import ctypes
 import errno
 import fcntl
 import os
@@ -24,6 +28,8 @@ from pathlib import Path
 from typing import IO
 
 from neurodeploy.errors import DiskError
+
+_BUILDING: set[Path] = set()  # folders this process is building now (never removed as leftovers)
 
 CAUSES = {errno.ENOSPC: "no space left on the device", errno.EDQUOT: "the disk quota is exhausted",
           errno.EROFS: "the file system is read-only", errno.EACCES: "permission denied",
@@ -74,15 +80,23 @@ def write_file(path: str | Path, write: Callable[[IO[bytes]], None] | bytes | st
 
 
 @contextmanager
-def locked(target: str | Path) -> Iterator[None]:
-    """An exclusive lock for writing ``target`` (a file or folder): ``flock`` on ``.<name>.lock`` beside it."""
+def locked(target: str | Path, shared: bool = False) -> Iterator[None]:
+    """A lock on ``target`` (a file or folder): ``flock`` on ``.<name>.lock`` beside it, exclusive for writing,
+    ``shared`` for reading (where the lock file cannot be made, a reader goes on without it)."""
     target = Path(target)
     lock = target.parent / f".{target.name}.lock"
-    with disk_errors(lock, "lock"):
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
+        if not shared:
+            target.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError:
+        if shared:
+            yield
+            return
+        with disk_errors(lock, "lock"):
+            raise
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH if shared else fcntl.LOCK_EX)
         yield
     finally:
         os.close(fd)  # closing releases the lock
@@ -93,24 +107,76 @@ def new_folder_beside(target: str | Path) -> Path:
     target = Path(target)
     with disk_errors(target.parent):
         target.parent.mkdir(parents=True, exist_ok=True)
-        return Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".new", dir=target.parent))
+        built = Path(tempfile.mkdtemp(prefix=f".{target.name}.{os.getpid()}.", suffix=".new", dir=target.parent))
+    _BUILDING.add(built)
+    return built
+
+
+def discard(built: Path) -> None:
+    """A folder from :func:`new_folder_beside` that will not be used."""
+    _BUILDING.discard(built)
+    shutil.rmtree(built, ignore_errors=True)
 
 
 def replace_folder(built: Path, target: Path) -> Path:
-    """Put the folder ``built`` in place of ``target`` (call under :func:`locked`): the old folder is moved
-    aside first and removed only once the new one is in place."""
+    """Put the folder ``built`` in place of ``target`` (call under :func:`locked`): swapped atomically where the
+    system can, else the old folder moved aside first and removed only once the new one is in place."""
+    _BUILDING.discard(built)
     with disk_errors(target):
-        old = None
-        if target.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".old", dir=target.parent))
-            os.replace(target, old / "replaced")
-        try:
+        if not target.exists():
             os.replace(built, target)
-        except BaseException:
-            if old is not None:
-                os.replace(old / "replaced", target)
-            raise
-        _fsync_folder(target.parent)
-        if old is not None:
+        elif _exchange(built, target):
+            shutil.rmtree(built, ignore_errors=True)  # ``built`` now holds the old folder
+        else:
+            old = Path(tempfile.mkdtemp(prefix=f".{target.name}.{os.getpid()}.", suffix=".old", dir=target.parent))
+            os.replace(target, old / "replaced")
+            os.replace(built, target)
             shutil.rmtree(old, ignore_errors=True)
+        _fsync_folder(target.parent)
     return target
+
+
+def remove_leftovers(target: Path) -> None:
+    """What a killed or failed writer left beside ``target``: its ``.<name>.<pid>.*.new`` / ``.old`` folders,
+    where that process is gone or is this one and no longer builds them (a live writer's are left alone)."""
+    for stale in target.parent.glob(f".{target.name}.*"):
+        parts = stale.name.split(".")
+        if stale.suffix not in (".new", ".old") or len(parts) < 4 or not parts[2].isdigit() or \
+                not stale.is_dir() or stale.is_symlink() or stale in _BUILDING:
+            continue
+        pid = int(parts[2])
+        if pid == os.getpid() or not _running(pid):
+            shutil.rmtree(stale, ignore_errors=True)
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+RENAME_EXCHANGE, AT_FDCWD = 2, -100
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap the paths ``a`` and ``b`` atomically (``renameat2``); False where the system cannot."""
+    renameat2 = getattr(_libc(), "renameat2", None)
+    if renameat2 is None:
+        return False
+    if renameat2(AT_FDCWD, os.fsencode(a), AT_FDCWD, os.fsencode(b), RENAME_EXCHANGE) == 0:
+        return True
+    code = ctypes.get_errno()
+    if code in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):  # not on this file system
+        return False
+    raise OSError(code, os.strerror(code), str(b))
+
+
+def _libc():
+    try:
+        return ctypes.CDLL(None, use_errno=True)
+    except OSError:
+        return None

@@ -10,19 +10,17 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import torch
-
+from neurodeploy.bundle import check_out_folder
 from neurodeploy.choices import DEFAULT_SAMPLES
-from neurodeploy.compiler.factories import load_weights
-from neurodeploy.compiler.partition import cuts
-from neurodeploy.compiler.pipeline import compile_hybrid, compile_spiking
-from neurodeploy.compiler.resolve import resolve_model
 from neurodeploy.errors import UsageError
+from neurodeploy.exporters.hdf5_guard import check_hdf5
 
 DEFAULT_DT_S = 1e-3
 """dt given to the NIR graph of a model compiled without ``dt_s``: the discrete-time neurons of snnTorch
 and neurodeploy step once per sample whatever dt is; it sets only the time constants written to NIR."""
 SPIKING_SUFFIXES = (".nir", ".net")
+MAX_SAMPLES = 10_000
+"""The most example inputs a compile stores as the bundle's reference (they are all run through PyTorch)."""
 
 
 def is_spiking_graph(model: Any) -> bool:
@@ -38,11 +36,37 @@ def compile_model(model: Any, out: str | Path, *, inputs: Any = None, dt_s: floa
                   calibration: Any = None) -> Path:
     """Compile ``model`` into a bundle at ``out`` and return its path (the options as :func:`neurodeploy.compile`)."""
     out = Path(out)
+    check_out_folder(out)  # before minutes of work: a bundle never replaces anything but a bundle
+    if not 1 <= samples <= MAX_SAMPLES:
+        raise UsageError(f"samples must be 1 to {MAX_SAMPLES:,} (the example inputs stored in the bundle), got {samples}")
     if is_spiking_graph(model):
         _refuse({"inputs": inputs, "cut": cut, "weights": weights, "schedule": schedule}, "a NIR graph or .net file")
         source = model if type(model).__name__ == "NIRGraph" else Path(model)
-        return compile_spiking(source, out, dt_s, profile, discretisation, fixes, precision,
-                               None if calibration is True else calibration)
+        if isinstance(source, Path) and source.is_file():
+            check_hdf5(source)  # a file that reads outside itself or declares too much, before torch is imported
+        return _compile_spiking(source, out, dt_s, profile, discretisation, fixes, precision,
+                                None if calibration is True else calibration)
+    return _compile_module(model, out, inputs=inputs, dt_s=dt_s, cut=cut, profile=profile, schedule=schedule,
+                           samples=samples, weights=weights, name=name, discretisation=discretisation, fixes=fixes,
+                           precision=precision, calibration=calibration)
+
+
+def _compile_spiking(*args) -> Path:
+    from neurodeploy.compiler.pipeline import compile_spiking  # torch, ONNX: only once the file passed the guard
+
+    return compile_spiking(*args)
+
+
+def _compile_module(model: Any, out: Path, *, inputs, dt_s, cut, profile, schedule, samples, weights, name,
+                    discretisation, fixes, precision, calibration) -> Path:
+    """A PyTorch model (an ``nn.Module``, a zoo name or a factory) through :func:`compile_hybrid`."""
+    import torch
+
+    from neurodeploy.compiler.factories import load_weights
+    from neurodeploy.compiler.partition import cuts
+    from neurodeploy.compiler.pipeline import compile_hybrid
+    from neurodeploy.compiler.resolve import resolve_model
+
     if discretisation != "euler" or fixes:
         raise UsageError("discretisation and fixes apply to .nir files; a PyTorch model is exported with the "
                          "update its own neurons compute")

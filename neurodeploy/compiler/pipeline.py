@@ -23,6 +23,8 @@ from __future__ import annotations
 import copy
 import datetime as dt
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -40,7 +42,7 @@ from neurodeploy.compiler import split as splitting
 from neurodeploy.compiler.calibration import calibration_inputs, fixed_point
 from neurodeploy.compiler.partition import GpuTail, Partition
 from neurodeploy.compiler.torch_reference import torch_reference as model_reference
-from neurodeploy.errors import ModelConfigError, UsageError
+from neurodeploy.errors import ModelConfigError, SpikingPlanError, UsageError
 from neurodeploy.exporters import (INPUT_NAME, OUTPUT_NAME, check_dynamic_dims, check_parity, export_backend,
                                    export_dense as export_onnx, frontend_to_nir, sequential_to_nir, write_nir)
 from neurodeploy.models.adapters import ADAPTERS
@@ -115,9 +117,19 @@ def to_nir(job: HybridJob) -> HybridJob:
     return job
 
 
+@contextmanager
+def _user_names(job: HybridJob) -> Iterator[None]:
+    """Errors about NIR nodes name the modules of the user's model they came from."""
+    try:
+        yield
+    except SpikingPlanError as exc:
+        raise exc.renamed(job.part.module_paths) from exc
+
+
 def lower(job: HybridJob) -> HybridJob:
     """The written graph through the design rules into a plan; the cut; the feedback channel's arrays."""
-    job.plan = nir_to_plan(nir.read(str(job.tmp / "spiking.nir")))
+    with _user_names(job):
+        job.plan = nir_to_plan(nir.read(str(job.tmp / "spiking.nir")))
     job.cut_output, job.cut_node = next(iter(job.plan.outputs.items()))
     job.feedback = _feedback_part(job.model, job.plan.layer(job.cut_node).delay_steps, job.tmp)
     return job
@@ -144,7 +156,9 @@ def export_dense(job: HybridJob) -> HybridJob:
 
 def quantize_and_map(job: HybridJob) -> HybridJob:
     o = job.options
-    job.fixed_point = fixed_point(job.plan, o.profile, o.precision, calibration_inputs(job.plan, o.calibration, job.inputs))
+    with _user_names(job):
+        job.fixed_point = fixed_point(job.plan, o.profile, o.precision,
+                                      calibration_inputs(job.plan, o.calibration, job.inputs))
     return job
 
 

@@ -2,8 +2,10 @@
 
 A model is named as a bundled zoo model (``"liquidspikeformer"``) or a ``"package.module:function"``
 factory (:mod:`neurodeploy.compiler.factories`), with an optional ``state_dict`` file of weights. A
-bundle's own model (for agreement on new inputs) is the one named, else the zoo model or factory the
-bundle was compiled from, unless it was compiled with weights that were not given again.
+bundle's own model (for agreement on new inputs) is the one the user names, else the zoo model the bundle
+was compiled from (unless it was compiled with weights that were not given again). A bundle is data: a
+factory named in its manifest is never imported (that would run whatever code the manifest names); the
+user passes it (``--model``, ``model=``) to compare with it.
 """
 from __future__ import annotations
 
@@ -56,15 +58,30 @@ def model_for_bundle(bundle: Bundle, model: Any = None, weights: str | Path | No
     factory the bundle was compiled from (unless it was compiled with other weights), else None."""
     if model is not None and not isinstance(model, str):
         return model
-    provenance = bundle.manifest.provenance or {}
-    same_weights = weights is not None or "weights" not in provenance  # else compiled with weights we do not have
-    spec = model or (provenance.get("model") if same_weights else None)
+    spec = model or _own_zoo_model(bundle, weights)
     if spec is None or not is_model_name(spec):
         if model is not None:
             raise UsageError(f"model {model!r} is neither a zoo name ({', '.join(sorted(zoo.ZOO))}) nor a "
                              "'package.module:function' factory")
         return None
     return resolve_model(spec, weights=weights).model
+
+
+def _own_zoo_model(bundle: Bundle, weights) -> str | None:
+    """The zoo model the bundle was compiled from (None: another model, or other weights we do not have)."""
+    provenance = bundle.manifest.provenance or {}
+    same_weights = weights is not None or "weights" not in provenance
+    named = provenance.get("model")
+    return named if same_weights and named in zoo.ZOO else None
+
+
+def no_model_note(bundle: Bundle, model: Any = None) -> str | None:
+    """Why no PyTorch model is at hand for a bundle compiled from a factory, and how to give it."""
+    named = (bundle.manifest.provenance or {}).get("model")
+    if model is not None or not named or ":" not in named:
+        return None
+    return (f"agreement not computed: the bundle was compiled from the factory '{named}', and a bundle never "
+            f"imports code it names; pass --model {named} (model= in the API) to compare with it")
 
 
 def torch_reference_for(bundle: Bundle, model: Any = None, weights: str | Path | None = None):

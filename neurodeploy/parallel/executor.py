@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from neurodeploy.errors import DependencyError, UsageError
+from neurodeploy.parallel.orphans import exit_when_orphaned
 
 RAY_RETRIES = 3
 _SHARED: dict[str, Any] = {}
@@ -47,6 +48,7 @@ def _pool_init(shared: Any, threads: int) -> None:
     so that N workers do not run N x cores threads."""
     import torch
 
+    exit_when_orphaned()  # a killed sweep or evaluation leaves no worker behind
     torch.set_num_threads(threads)
     _SHARED["value"] = shared
 

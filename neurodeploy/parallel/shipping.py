@@ -1,16 +1,23 @@
 """Bundles travel to workers as bytes (a tar of the bundle folder), sent once, unpacked once per worker.
 
-A worker keeps each unpacked bundle in a folder named by the SHA-256 of its bytes under the system's
-temporary folder, so a retried task or a second task on the same bundle reads it from there. In the
-calling process (inline runs) the bundle's own path is used.
+A worker unpacks each bundle into a folder of its own, created for it (``mkdtemp``: readable by this user
+only) and removed when the worker exits; it never reuses a folder it finds, so nothing another user or
+process put in the shared temporary folder can stand in for the bundle sent. The unpacked bundle is then
+read as any other (:func:`neurodeploy.bundle.read_bundle`: paths inside it, every file re-hashed against
+its checksum), and kept per process, so a retried task or a second task on the same bundle reads it once.
+In the calling process (inline runs) the bundle's own path is used.
 """
 from __future__ import annotations
 
+import atexit
 import hashlib
 import io
+import shutil
 import tarfile
 import tempfile
 from pathlib import Path
+
+from neurodeploy.errors import UnsafeFileError
 
 _LOADED: dict[str, object] = {}  # sha256 -> Bundle, per process
 
@@ -37,20 +44,18 @@ def unpack(blob: bytes | str | Path):
         return read_bundle(Path(blob))
     digest = hashlib.sha256(blob).hexdigest()
     if digest not in _LOADED:
-        root = Path(tempfile.gettempdir()) / "neurodeploy-bundles" / digest
-        if not (root / "bundle" / "manifest.json").exists():
-            staging = Path(tempfile.mkdtemp(prefix=f".{digest[:12]}.", dir=root.parent if root.parent.exists()
-                                            else _mkdir(root.parent)))
-            with tarfile.open(fileobj=io.BytesIO(blob)) as tar:
-                tar.extractall(staging, filter="data")
-            try:
-                staging.rename(root)
-            except OSError:  # another worker unpacked it first
-                pass
-        _LOADED[digest] = read_bundle(root / "bundle")
+        _LOADED[digest] = read_bundle(_extract(blob))
     return _LOADED[digest]
 
 
-def _mkdir(path: Path) -> Path:
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+def _extract(blob: bytes) -> Path:
+    """The tar's ``bundle/`` folder in a new private folder; regular files and folders only."""
+    root = Path(tempfile.mkdtemp(prefix="neurodeploy-bundle-"))
+    atexit.register(shutil.rmtree, root, True)
+    with tarfile.open(fileobj=io.BytesIO(blob)) as tar:
+        odd = [m.name for m in tar.getmembers() if not (m.isfile() or m.isdir()) or
+               not (m.name == "bundle" or m.name.startswith("bundle/"))]
+        if odd:
+            raise UnsafeFileError(f"a shipped bundle holds entries that are not its files: {odd[:5]}")
+        tar.extractall(root, filter="data")
+    return root / "bundle"

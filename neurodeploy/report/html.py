@@ -18,6 +18,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from neurodeploy.bundle.atomic import write_file  # noqa: E402
 from neurodeploy.units import number, si  # noqa: E402
 
 
@@ -181,5 +182,5 @@ def write_html(path: Path, data: dict, spikes: dict[str, np.ndarray], resources:
     ]
     body = "".join(f"<h2>{html.escape(title)}</h2>{content}" for title, content in sections)
     page = html_page(f"neurodeploy report: {data['model']}", body)
-    Path(path).write_text(page)
+    write_file(path, page)
     return Path(path)

@@ -8,9 +8,10 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from neurodeploy.analysis.pareto import pareto_front
+from neurodeploy.bundle.atomic import write_file
 from neurodeploy.report.html import html_page, html_table, plt, png_img
 from neurodeploy.units import si
-from neurodeploy.analysis.pareto import pareto_front
 
 CONFIG_COLUMNS = ("cut", "loihi", "precision", "mode", "schedule", "early_exit", "exit_threshold", "event_threshold", "gpu")
 COSTS = {"energy_j": ("energy per sample", "J"), "latency_s": ("latency per sample", "s")}
@@ -45,7 +46,7 @@ def pareto_plot(rows: list[dict], cost: str, png: Path | None = None) -> str:
     ax.set_ylabel("deployed accuracy")
     ax.legend(fontsize="small", loc="lower right")
     if png is not None:
-        fig.savefig(png, dpi=110, bbox_inches="tight")
+        write_file(png, lambda f: fig.savefig(f, format="png", dpi=110, bbox_inches="tight"))
     return png_img(fig)
 
 
@@ -79,7 +80,7 @@ def write_sweep_html(path: Path, result) -> Path:
     note = (f"<p>{len(rows)} configurations from {html.escape(result.folder)}; energy and latency are modelled "
             "(Loihi and GPU profiles), accuracy is measured on the sweep's dataset.</p>")
     body = note + "".join(f"<h2>{html.escape(t)}</h2>{c}" for t, c in sections)
-    Path(path).write_text(html_page("neurodeploy sweep", body))
+    write_file(path, html_page("neurodeploy sweep", body))
     return Path(path)
 
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from neurodeploy.exporters.onnx_session import make_session
+from neurodeploy.exporters.onnx_session import make_session, run_session
 from neurodeploy.models.backends import salient_windows
 
 
@@ -36,7 +36,7 @@ class StepRunner:
 
     def step(self, window: np.ndarray) -> np.ndarray:
         """One window (1, K, n) -> y (n_out,), advancing the state."""
-        y, *new = self.session.run(None, {self.input_name: np.asarray(window, dtype=np.float32), **self.state})
+        y, *new = run_session(self.session, {self.input_name: np.asarray(window, dtype=np.float32), **self.state})
         self.state = dict(zip(self.state, new))
         self.invocations += 1
         return y[0]
@@ -69,7 +69,7 @@ class DenseRunner:
         """One sample's output from its cut spikes (1, T, n) float32: per window with the step model."""
         if self.stepper is not None:
             return self.stepper.run(cut, self.threshold)
-        return self.session.run(None, {self.input_name: cut})[0][0]
+        return run_session(self.session, {self.input_name: cut})[0][0]
 
     @property
     def invocations(self) -> int | None:

@@ -54,7 +54,7 @@ def normalize_inputs(x: np.ndarray, bundle: Bundle) -> np.ndarray:
         raise InputShapeError(
             f"input of shape {x.shape} does not fit bundle '{m.name}': expected time-major (T, {n_in}) "
             f"or (B, T, {n_in}); {problem or 'see the shape'}")
-    _check_finite(x)
+    _check_values(x)
     return x.astype(np.float64)
 
 
@@ -66,10 +66,15 @@ def shaped_inputs(x: np.ndarray, m: Manifest) -> np.ndarray:
     if x.ndim < 3 or x.shape[2:] not in (shape, (m.spiking.n_in,)):
         raise InputShapeError(f"input of shape {x.shape} does not fit bundle '{m.name}': expected time-major "
                               f"(T, {', '.join(map(str, shape))}) or (B, T, {', '.join(map(str, shape))})")
-    _check_finite(x)
+    _check_values(x)
     return x.reshape(x.shape[0], x.shape[1], *shape).astype(np.float64)
 
 
-def _check_finite(x: np.ndarray) -> None:
+def _check_values(x: np.ndarray) -> None:
+    """At least one sample of at least one step, every value finite."""
+    if x.ndim < 2 or x.shape[0] == 0 or x.shape[1] == 0:
+        raise InputShapeError(f"input of shape {x.shape} holds {x.shape[0] if x.ndim > 1 else 0} sample(s) of "
+                              f"{x.shape[1] if x.ndim > 1 else 0} step(s); it needs at least one sample of at least "
+                              "one step, time-major (B, T, ...)")
     if not np.all(np.isfinite(x)):
         raise InputShapeError("input contains NaN or inf values")

@@ -1,7 +1,8 @@
 """The co-simulation one sample after another, for runs that do not stream: a feedback channel (Lava pauses
 at each window), a checkpoint (saved after every sample, resumed after the last finished one), a plan Lava
 cannot stream, spiking-only bundles (whose ``y`` is the spikes of their first Output node), and
-``stream=False``. The emulator computes the batch at once, then the dense part runs per sample.
+``stream=False``. The emulator computes the batch at once, then the dense part runs per sample. With a
+checkpoint, each finished sample is appended to it (:mod:`neurodeploy.runtime.checkpoint`).
 """
 from __future__ import annotations
 
@@ -30,8 +31,6 @@ def run_sample_by_sample(run: CosimRun, saved: Checkpoint | None, notes: list[st
             batched, wall["emulator"] = runner.run_many(x[start:], progress=run.show_progress)
         for b in track(range(start, batch), description="co-simulating", disable=not run.show_progress,
                        console=Console(stderr=True)):
-            if saved is not None and b > start:
-                _save(saved, b, batch, spikes, ys, x_run)
             if run.feedback is not None:
                 sample, y_fb, x_run[b] = run.feedback.run(runner, x[b])
             elif batched is not None:
@@ -42,26 +41,24 @@ def run_sample_by_sample(run: CosimRun, saved: Checkpoint | None, notes: list[st
             for name, s in sample.spikes.items():
                 spikes[name][b] = s
             ys.append(y_fb if run.feedback is not None else _dense_output(run, spikes, b, wall))
+            if saved is not None:
+                saved.append({**{f"spikes/{k}": v[b: b + 1] for k, v in spikes.items()}, "y": ys[-1][None],
+                              "x_sops": x_run[b: b + 1]}, b + 1, batch)
     if saved is not None:
-        _save(saved, batch, batch, spikes, ys, x_run)
         notes.append(f"resumed after {start} of {batch} samples" if start else f"checkpoint in {saved.folder}")
     return spikes, np.stack(ys), wall, x_run
 
 
 def _resume(saved: Checkpoint | None, spikes: dict[str, np.ndarray], x_run: np.ndarray) -> tuple[int, list]:
     """The samples a checkpoint already holds, copied in: (how many, their outputs)."""
-    partial = None if saved is None else saved.load()
-    if partial is None:
+    records = [] if saved is None else saved.load()
+    if not records:
         return 0, []
-    start = int(partial["done"])
+    start = sum(len(r["y"]) for r in records)
     for name in spikes:
-        spikes[name][:start] = partial[f"spikes/{name}"][:start]
-    x_run[:start] = partial["x_sops"][:start]
-    return start, list(partial["y"][:start])
-
-
-def _save(saved: Checkpoint, done: int, total: int, spikes: dict[str, np.ndarray], ys: list, x_run) -> None:
-    saved.save(done, total, {**{f"spikes/{k}": v for k, v in spikes.items()}, "y": np.stack(ys), "x_sops": x_run})
+        spikes[name][:start] = np.concatenate([r[f"spikes/{name}"] for r in records])
+    x_run[:start] = np.concatenate([r["x_sops"] for r in records])
+    return start, [y for r in records for y in r["y"]]
 
 
 def _dense_output(run: CosimRun, spikes: dict[str, np.ndarray], b: int, wall: dict[str, float]) -> np.ndarray:

@@ -37,6 +37,8 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import torch
 
+from neurodeploy.exporters.onnx_session import run_session
+
 MEASURED_ON = {"lava": "this machine (Lava CPU simulation + ONNX Runtime), not Loihi",
                "emulator": "this machine (neurodeploy's emulator + ONNX Runtime), not Loihi"}
 QUEUE_WINDOWS = 2  # the emulator's dense queue holds this many windows (of every sample of a chunk) before it waits
@@ -99,7 +101,7 @@ class DenseWorker:
             self.stepper.step(np.zeros((1, k, *shape), np.float32))
             self.stepper.invocations = 0
         else:
-            self.session.run(None, {self.input_name: np.zeros((1, k * self.windows, *shape), np.float32)})
+            run_session(self.session, {self.input_name: np.zeros((1, k * self.windows, *shape), np.float32)})
 
     def submit(self, b: int, w: int, window: np.ndarray, ready_s: float, waiting: int = 0) -> None:
         mark = WindowMark(b, w, ready_s, dense_start_s=time.perf_counter() - self.t0, queue_depth=waiting)
@@ -112,7 +114,7 @@ class DenseWorker:
             self._pending.setdefault(b, []).append(window)
             if w == self.windows - 1:
                 cut = np.concatenate(self._pending.pop(b))[None]
-                self.outputs[b] = self.session.run(None, {self.input_name: cut})[0][0]
+                self.outputs[b] = run_session(self.session, {self.input_name: cut})[0][0]
         mark.dense_end_s = time.perf_counter() - self.t0
         if self.ahead is not None:
             mark.spiking_ahead_at_end = self.ahead(b, w)

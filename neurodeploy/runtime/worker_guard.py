@@ -21,10 +21,8 @@ from __future__ import annotations
 import os
 import signal
 import threading
-import time
 
-POLL_S = 0.5
-EXIT_CODE = 70  # a worker whose parent died
+from neurodeploy.parallel.orphans import EXIT_CODE, POLL_S, exit_when_orphaned  # noqa: F401 - EXIT_CODE for callers
 
 _held = 0
 _lock = threading.Lock()
@@ -47,19 +45,12 @@ def held() -> bool:
     return _held > 0
 
 
-def _watch(parent: int) -> None:
-    while True:
-        time.sleep(POLL_S)
-        if os.getppid() != parent:
-            os._exit(EXIT_CODE)
-
-
 def _in_child() -> None:
     if not _held:
         return
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    threading.Thread(target=_watch, args=(os.getppid(),), name="parent-watch", daemon=True).start()
+    exit_when_orphaned(os.getppid(), POLL_S)
 
 
 os.register_at_fork(after_in_child=_in_child)

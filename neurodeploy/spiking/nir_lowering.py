@@ -160,6 +160,9 @@ def check_design_rules(graph: nir.NIRGraph, dt: float = DEFAULT_DT_S, discretisa
     inputs = [n for n, node in graph.nodes.items() if isinstance(node, nir.Input)]
     if len(inputs) != 1:
         problems.append(f"expected exactly one Input node, found {inputs or 'none'}")
+    if not any(isinstance(node, nir.Output) for node in graph.nodes.values()):
+        problems.append("the graph has no Output node: nothing leaves the network; add a nir.Output after the "
+                        "population whose spikes are the result")
     for name, node in graph.nodes.items():
         kind = type(node).__name__
         if not isinstance(node, NEURON_NODES + LINEAR_NODES + (nir.Input, nir.Output)):
@@ -170,7 +173,9 @@ def check_design_rules(graph: nir.NIRGraph, dt: float = DEFAULT_DT_S, discretisa
             if v_reset is not None and np.any(np.asarray(v_reset) != 0):
                 problems.append(f"{name}: v_reset != 0 (subtractive or offset reset) has no Lava LIF equivalent "
                                 "(Lava resets v to 0); retrain with reset to zero")
-        if isinstance(node, NEURON_NODES):
+        sizes = _size_problems(name, node) if isinstance(node, NEURON_NODES + LINEAR_NODES) else []
+        problems += sizes
+        if isinstance(node, NEURON_NODES) and not sizes:
             neuron_params(node, name, dt, problems, discretisation)
         if isinstance(node, LINEAR_NODES) and len(incoming[name]) != 1:
             problems.append(f"{name}: {kind} has {len(incoming[name])} inputs; a linear node needs exactly one "
@@ -183,6 +188,21 @@ def check_design_rules(graph: nir.NIRGraph, dt: float = DEFAULT_DT_S, discretisa
                 problems.append(f"{name}: {attr} contains NaN or inf")
     if problems:
         raise SpikingPlanError(problems + defect_hints(graph, dt), "the NIR graph breaks Loihi's design rules")
+
+
+def _size_problems(name: str, node: nir.NIRNode) -> list[str]:
+    """An empty layer, or a population whose threshold is not positive (every step would spike, and the
+    quantizer scales by it)."""
+    arrays = {attr: np.asarray(getattr(node, attr)) for attr in ("weight", "v_threshold", "tau", "tau_mem", "r")
+              if getattr(node, attr, None) is not None and not isinstance(getattr(node, attr), str)}
+    if any(a.size == 0 for a in arrays.values()):
+        return [f"{name}: {type(node).__name__} has no neurons (a dimension of size 0); remove the layer or give "
+                "it at least one neuron"]
+    threshold = arrays.get("v_threshold")
+    if threshold is not None and np.all(np.isfinite(threshold)) and np.any(threshold <= 0):
+        return [f"{name}: v_threshold <= 0 ({float(threshold.min()):g}): the neuron would fire on every step and "
+                "has no fixed-point scale; use a positive threshold"]
+    return []
 
 
 def _chains(graph: nir.NIRGraph, incoming: dict[str, list[str]], neuron: str, problems: list[str]) -> list[tuple[str, list[str]]]:

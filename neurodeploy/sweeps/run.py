@@ -24,10 +24,11 @@ import numpy as np
 from rich.console import Console
 from rich.progress import Progress
 
+from neurodeploy.analysis.pareto import pareto_front
+from neurodeploy.bundle.atomic import write_file
 from neurodeploy.errors import NeurodeployError, ScheduleError, UsageError, one_line
 from neurodeploy.sweeps.config import (DEFAULT_CUT, RUN_AXES, SweepConfig, bundle_key, configurations,
                                        load_config)
-from neurodeploy.analysis.pareto import pareto_front
 from neurodeploy.sweeps.results import ResultTable
 from neurodeploy.sweeps.tasks import run_task
 
@@ -134,7 +135,14 @@ def sweep(config: str | Path | dict, out: str | Path, workers: int = 1, ray: str
     cfg, folder = load_config(config), Path(out)
     model, x, labels, dt_s = _model_and_data(cfg)
     configs = configurations(cfg.grid, _cuts(cfg, model))
-    table = ResultTable(folder)
+    with ResultTable(folder) as table:
+        return _sweep_into(table, cfg, folder, model, x, labels, dt_s, configs, workers, ray, console, progress, t0)
+
+
+def _sweep_into(table: ResultTable, cfg: SweepConfig, folder: Path, model, x: np.ndarray, labels: np.ndarray,
+                dt_s: float, configs: list[dict], workers: int, ray: str | None, console: Console, progress: bool,
+                t0: float) -> SweepResult:
+    """The missing rows computed into ``table`` (locked), the summary and the HTML page written."""
     resumed = sum(c["config_id"] in table.rows for c in configs)
     tasks = _tasks(configs, set(table.rows))
     paths, compile_errors = _compile(cfg, folder, tasks, x, dt_s, console)
@@ -150,7 +158,7 @@ def sweep(config: str | Path | dict, out: str | Path, workers: int = 1, ray: str
     computed = _run(runnable, shared, workers, ray, table, (failed, not_applicable), console, progress)
     rows = [table.rows[c["config_id"]] for c in configs if c["config_id"] in table.rows]
     result = SweepResult(str(folder), rows, computed, resumed, failed, not_applicable, time.perf_counter() - t0)
-    (folder / "results.json").write_text(json.dumps({"config": cfg.model_dump(), **result.as_dict()}, indent=2))
+    write_file(folder / "results.json", json.dumps({"config": cfg.model_dump(), **result.as_dict()}, indent=2))
     from neurodeploy.report.sweep_html import write_sweep_html
 
     write_sweep_html(folder / "sweep.html", result)
