@@ -15,7 +15,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from neurodeploy.errors import UnsafeFileError
+from neurodeploy.errors import SpikingPlanError, UnsafeGraphFileError
 
 MEMORY_BUDGET_BYTES = 1 << 30
 """The most the datasets of one spiking graph may declare, as float64 (what the plan holds): 1 GiB, 2**27
@@ -29,28 +29,38 @@ def check_hdf5(path: str | Path, budget_bytes: int = MEMORY_BUDGET_BYTES) -> Non
     Reads only the file's metadata (links, dataset shapes and storage layout), never a dataset's bytes.
     """
     path = Path(path)
-    problems: list[str] = []
-    declared = 0
     try:
-        with h5py.File(path, "r") as f:
-            for name, link, obj in _walk(f):
-                if isinstance(link, h5py.ExternalLink):
-                    problems.append(f"{name}: an external link to {link.filename}:{link.path}")
-                elif isinstance(obj, h5py.Dataset):
-                    problem = _storage_problem(name, obj)
-                    if problem:
-                        problems.append(problem)
-                    declared += int(np.prod(obj.shape, dtype=np.float64)) * 8 if obj.shape else 8
+        problems, declared = _survey(path)
     except OSError:
-        return  # not readable as HDF5: the format's own reader says so, with its own message
+        return  # not an HDF5 file at all: the format's own reader says so, with its own message
+    except Exception as exc:  # noqa: BLE001 - h5py raises RuntimeError, KeyError, ... on damaged metadata
+        raise SpikingPlanError(f"{path}: damaged HDF5 metadata ({type(exc).__name__}: {exc})",
+                               "cannot read the file") from exc
     if problems:
-        raise UnsafeFileError(f"{path}: refused, it reads data outside itself (HDF5 external storage, external "
-                              "links or virtual datasets are not accepted in a shared file):\n  - "
-                              + "\n  - ".join(problems))
+        raise UnsafeGraphFileError(problems, f"{path}: refused, it reads data outside itself (HDF5 external "
+                                             "storage, external links or virtual datasets are not accepted in a "
+                                             "shared file)")
     if declared > budget_bytes:
-        raise UnsafeFileError(f"{path}: its datasets declare {declared / 2**30:.3g} GiB of weights and states "
-                              f"(as float64), over the memory budget of {budget_bytes / 2**30:.3g} GiB; no "
-                              "Loihi network is that large: the file is damaged or not a spiking graph")
+        raise UnsafeGraphFileError(f"its datasets declare {declared / 2**30:.3g} GiB of weights and states (as "
+                                   f"float64), over the memory budget of {budget_bytes / 2**30:.3g} GiB; no Loihi "
+                                   "network is that large: the file is damaged or not a spiking graph",
+                                   f"{path}: refused")
+
+
+def _survey(path: Path) -> tuple[list[str], float]:
+    """(what reaches outside the file, bytes its datasets declare as float64), from metadata only."""
+    problems: list[str] = []
+    declared = 0.0
+    with h5py.File(path, "r") as f:
+        for name, link, obj in _walk(f):
+            if isinstance(link, h5py.ExternalLink):
+                problems.append(f"{name}: an external link to {link.filename}:{link.path}")
+            elif isinstance(obj, h5py.Dataset):
+                problem = _storage_problem(name, obj)
+                if problem:
+                    problems.append(problem)
+                declared += float(np.prod(obj.shape, dtype=np.float64)) * 8 if obj.shape else 8
+    return problems, declared
 
 
 def _walk(group: h5py.Group, prefix: str = "", seen: set | None = None):

@@ -133,3 +133,8 @@ class DiskError(NeurodeployError, OSError):
 class UnsafeFileError(NeurodeployError, ValueError):
     """A bundle, ``.nir``/``.net`` file or output folder asks for something a data file may not: a path leaving
     it, a symlink, code to import, HDF5 storage outside the file, or sizes beyond the memory budget."""
+
+
+class UnsafeGraphFileError(SpikingPlanError, UnsafeFileError):
+    """A ``.nir`` or ``.net`` file that reads outside itself (HDF5 external storage, external links, virtual
+    datasets) or declares more than the memory budget; both a spiking-graph error and an unsafe file."""

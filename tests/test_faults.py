@@ -76,12 +76,13 @@ def test_a_bundle_write_that_fails_anywhere_leaves_the_old_bundle(tmp_path_facto
         except DiskError as exc:
             assert os.strerror(code).lower()[:8] in str(exc).lower() or "space" in str(exc) or "quota" in str(exc)
             wrote = False
-    assert _version(target) == ("n" if wrote else "o")
+    # a failure before the swap leaves the old bundle; one after it (syncing the folder) the new: never a mix
+    assert _version(target) == "n" if wrote else _version(target) in ("o", "n")
     if faults.calls < at:
         assert wrote  # the fault came after the last call: nothing failed
     _bundle(target, "m")  # the next write succeeds and cleans what the failed one could not
     assert _version(target) == "m"
-    leftovers = [p.name for p in target.parent.iterdir() if p.name not in ("b", ".b.lock")]
+    leftovers = [p.name for p in target.parent.iterdir() if p.name != "b"]
     assert not leftovers, leftovers
 
 
@@ -131,7 +132,7 @@ def test_kill_9_at_any_moment_and_two_writers_leave_a_whole_bundle(tmp_path_fact
     assert _version(target) in ("o", "a", "z")
     _bundle(target, "n")  # the next writer cleans what the killed ones left beside it
     assert _version(target) == "n"
-    assert sorted(p.name for p in target.parent.iterdir()) == [".b.lock", "b"]
+    assert sorted(p.name for p in target.parent.iterdir()) == ["b"]
 
 
 def _row(i: int) -> dict:

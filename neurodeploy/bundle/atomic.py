@@ -7,10 +7,9 @@ replaces is either the old one or the new one.
 - :func:`replace_folder`: a folder built beside the target takes its place in one atomic step (Linux's
   ``renameat2(RENAME_EXCHANGE)`` swaps the two, then the old one is removed; where the C library lacks it,
   two renames); only under :func:`locked`, which also removes what a killed writer left beside the target.
-- :func:`locked`: an ``flock`` on a lock file beside the target: exclusive for a writer's swap, shared for a
-  reader's check of the whole, so that two writers take turns and a reader sees one version (the kernel
-  releases the lock when its holder dies). A reader in a folder it cannot write reads without the lock
-  (nobody can write there either).
+- :func:`locked`: an ``flock`` on the folder that holds the target (no lock file is left anywhere): exclusive
+  for a writer's swap, shared for a reader's check of the whole, so that two writers take turns and a reader
+  sees one version (the kernel releases the lock when its holder dies).
 - :func:`disk_errors`: turns ``OSError`` (no space, read-only, permission) into :class:`DiskError`, which
   names the path and the cause.
 """
@@ -81,19 +80,18 @@ def write_file(path: str | Path, write: Callable[[IO[bytes]], None] | bytes | st
 
 @contextmanager
 def locked(target: str | Path, shared: bool = False) -> Iterator[None]:
-    """A lock on ``target`` (a file or folder): ``flock`` on ``.<name>.lock`` beside it, exclusive for writing,
-    ``shared`` for reading (where the lock file cannot be made, a reader goes on without it)."""
-    target = Path(target)
-    lock = target.parent / f".{target.name}.lock"
+    """A lock for ``target`` (a file or folder): ``flock`` on the folder holding it, exclusive for writing,
+    ``shared`` for reading (a reader whose folder does not exist goes on without it: there is nothing to read)."""
+    folder = Path(target).parent
     try:
         if not shared:
-            target.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+            folder.mkdir(parents=True, exist_ok=True)
+        fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
     except OSError:
         if shared:
             yield
             return
-        with disk_errors(lock, "lock"):
+        with disk_errors(folder, "lock"):
             raise
     try:
         fcntl.flock(fd, fcntl.LOCK_SH if shared else fcntl.LOCK_EX)

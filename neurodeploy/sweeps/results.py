@@ -8,7 +8,7 @@ Two files in the sweep folder, one row per configuration:
   appended likewise and rewritten from ``results.jsonl`` when a sweep resumes.
 
 A row is keyed by its ``config_id``; a row already present is never written twice. A sweep holds the
-folder's lock (``.sweep.lock``, an ``flock`` the kernel releases if the sweep dies) while it runs: a second
+folder's lock (an ``flock`` on the folder, which the kernel releases if the sweep dies) while it runs: a second
 sweep into the same folder is refused instead of writing every row twice. The rewrite on resume goes to a
 temporary file renamed into place (:func:`neurodeploy.bundle.atomic.write_file`): a full disk leaves the
 old table, never an empty one.
@@ -26,7 +26,7 @@ from neurodeploy.bundle.atomic import disk_errors, write_file
 from neurodeploy.errors import UsageError
 from neurodeploy.sweeps.tasks import ROW_FIELDS
 
-JSONL, CSV, LOCK = "results.jsonl", "results.csv", ".sweep.lock"
+JSONL, CSV = "results.jsonl", "results.csv"
 
 
 class ResultTable:
@@ -36,7 +36,7 @@ class ResultTable:
         self.folder = Path(folder)
         with disk_errors(self.folder, "create the sweep folder"):
             self.folder.mkdir(parents=True, exist_ok=True)
-            self._lock = os.open(self.folder / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+            self._lock = os.open(self.folder, os.O_RDONLY | os.O_DIRECTORY)
         try:
             fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
