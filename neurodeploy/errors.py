@@ -22,6 +22,11 @@ def problem_list(what: str, problems: list[str] | str) -> str:
     return f"{what}:\n  - " + "\n  - ".join(items)
 
 
+def validation_problems(exc) -> list[str]:
+    """``"field.path: message"`` for each problem of a pydantic ``ValidationError``."""
+    return [f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()]
+
+
 def one_line(exc: BaseException | str) -> str:
     """The message of ``exc`` (an exception or its text) on one line (listed problems joined by ``;``), for the CLI."""
     lines = [line.strip() for line in str(exc).splitlines() if line.strip()]

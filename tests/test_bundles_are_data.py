@@ -94,19 +94,19 @@ def test_every_file_a_manifest_names_is_checksummed(copied):
         read_bundle(copied)
 
 
-def _external_nir(path: Path, secret: Path) -> None:
-    """A valid NIR graph whose Linear weight lives in another file (HDF5 external storage)."""
-    graph = nir.NIRGraph(nodes={"input": nir.Input(input_type={"input": np.array([4])}),
-                                "fc": nir.Linear(weight=np.ones((2, 4), dtype=np.float32)),
-                                "lif": nir.IF(r=np.ones(2), v_threshold=np.ones(2), v_reset=np.zeros(2)),
-                                "output": nir.Output(output_type={"output": np.array([2])})},
-                         edges=[("input", "fc"), ("fc", "lif"), ("lif", "output")], metadata={"dt": 1.0},
-                         type_check=False)
-    nir.write(str(path), graph)
-    secret.write_bytes(np.arange(8, dtype=np.float32).tobytes())
+def _graph_with_weight(path: Path, **dataset) -> Path:
+    """The small graph of :func:`_graph_nir` with its Linear weight replaced by ``create_dataset(**dataset)``."""
+    _graph_nir(path)
     with h5py.File(path, "r+") as f:
         del f["node/nodes/fc/weight"]
-        f["node/nodes/fc"].create_dataset("weight", shape=(2, 4), dtype="f4", external=[(str(secret), 0, 32)])
+        f["node/nodes/fc"].create_dataset("weight", dtype="f4", **dataset)
+    return path
+
+
+def _external_nir(path: Path, secret: Path) -> None:
+    """A valid NIR graph whose Linear weight lives in another file (HDF5 external storage)."""
+    secret.write_bytes(np.arange(8, dtype=np.float32).tobytes())
+    _graph_with_weight(path, shape=(2, 4), external=[(str(secret), 0, 32)])
 
 
 def test_hdf5_external_storage_is_refused(tmp_path, copied):
@@ -175,19 +175,9 @@ def test_out_replaces_an_existing_bundle(tmp_path):
 
 
 def test_a_huge_declared_weight_is_refused_fast(tmp_path):
-    """A 38 KB-sized file declaring 10**9 weights (chunked, compressed, never written) is refused in < 5 s."""
-    path = tmp_path / "huge.nir"
-    graph = nir.NIRGraph(nodes={"input": nir.Input(input_type={"input": np.array([4])}),
-                                "fc": nir.Linear(weight=np.ones((2, 4), dtype=np.float32)),
-                                "lif": nir.IF(r=np.ones(2), v_threshold=np.ones(2), v_reset=np.zeros(2)),
-                                "output": nir.Output(output_type={"output": np.array([2])})},
-                         edges=[("input", "fc"), ("fc", "lif"), ("lif", "output")], metadata={"dt": 1.0},
-                         type_check=False)
-    nir.write(str(path), graph)
-    with h5py.File(path, "r+") as f:
-        del f["node/nodes/fc/weight"]
-        f["node/nodes/fc"].create_dataset("weight", shape=(1000, 1_000_000), dtype="f4", chunks=(100, 10000),
-                                          compression="gzip")
+    """A 31 KB file declaring 10**9 weights (chunked, compressed, never written) is refused in < 5 s, < 500 MB."""
+    path = _graph_with_weight(tmp_path / "huge.nir", shape=(1000, 1_000_000), chunks=(100, 10000),
+                              compression="gzip")
     assert path.stat().st_size < 64_000
     probe = ("import re, time, sys\n"  # VmHWM: this process's peak (ru_maxrss would count the forked pytest's)
              "from neurodeploy.cli import main\n"

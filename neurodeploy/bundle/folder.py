@@ -30,7 +30,7 @@ from pydantic import ValidationError
 from neurodeploy.bundle.atomic import (discard, disk_errors, locked, new_folder_beside, remove_leftovers,
                                        replace_folder)
 from neurodeploy.bundle.manifest import MANIFEST, SCHEMA_VERSION, Manifest
-from neurodeploy.errors import BundleError, UnsafeFileError
+from neurodeploy.errors import BundleError, UnsafeFileError, validation_problems
 
 
 def write_bundle(path: Path, manifest: Manifest, files: dict[str, bytes | Path],
@@ -160,7 +160,7 @@ def _manifest_of(path: Path) -> Manifest:
     try:
         return Manifest.model_validate(raw)
     except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        problems = "; ".join(validation_problems(exc))
         raise BundleError(f"{path / MANIFEST} is malformed: {problems}") from exc
 
 

@@ -17,7 +17,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from neurodeploy.errors import ProfileError
+from neurodeploy.errors import ProfileError, validation_problems
 
 PROFILE_DIR = Path(str(files("neurodeploy.hw_profiles")))
 """The profiles shipped with neurodeploy."""
@@ -168,5 +168,5 @@ def load_profile(name_or_path: str | Path, kind: str = "neuromorphic", search: I
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ProfileError(f"{path}: not valid JSON ({exc})") from exc
     except ValidationError as exc:
-        problems = [f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()]
+        problems = validation_problems(exc)
         raise ProfileError(f"{path} is not a valid profile:\n  - " + "\n  - ".join(problems)) from exc

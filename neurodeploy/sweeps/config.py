@@ -35,7 +35,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from neurodeploy.choices import Backend, Mode, Precision, Schedule
-from neurodeploy.errors import UsageError
+from neurodeploy.errors import UsageError, validation_problems
 
 AXES = ("cut", "loihi", "precision", "mode", "schedule", "early_exit", "exit_threshold", "event_threshold", "gpu")
 RUN_AXES = ("mode", "schedule", "early_exit", "exit_threshold", "event_threshold")  # one task each (with a bundle)
@@ -88,7 +88,7 @@ def load_config(source: str | Path | dict) -> SweepConfig:
     try:
         return SweepConfig.model_validate(raw)
     except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        problems = "; ".join(validation_problems(exc))
         raise UsageError(f"{where}: {problems} (see the configuration format in neurodeploy.sweeps.config)") from None
 
 
