@@ -227,14 +227,18 @@ def test_degenerate_graphs_are_one_line_named_errors(tmp_path, case, match):
     assert done.returncode == 2 and done.stderr.count("\n") == 1 and "Traceback" not in done.stderr, done.stderr
 
 
-def test_output_of_a_flattened_batch_holds_every_sample(demo_bundle, tmp_path):
-    x = (np.random.default_rng(1).random((3, 32, 16)) < 0.3).astype(np.float64)
+def test_output_of_a_flattened_batch_holds_every_sample(tmp_path):
+    """A conv bundle (the NIR paper's CNN, input (2, 34, 34)) given a flattened batch (B, T, 2312): every
+    sample's outputs are saved (the batch was taken for one sample before)."""
+    graph = Path(__file__).resolve().parents[2] / "shared" / "cases" / "nir" / "02_cnn" / "cnn_sinabs.nir"
+    bundle = nd.compile(graph, tmp_path / "cnn", dt_s=1.0)
+    x = (np.random.default_rng(1).random((3, 4, 2 * 34 * 34)) < 0.1).astype(np.float64)
     np.save(tmp_path / "x.npy", x)
-    done = _cli("cosim", demo_bundle, "--input", "x.npy", "--output", "y.npz", "--backend", "emulator",
+    done = _cli("cosim", bundle.path, "--input", "x.npy", "--output", "y.npz", "--backend", "emulator",
                 cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     with np.load(tmp_path / "y.npz") as y:
-        assert y["y"].shape[0] == 3 and all(y[k].shape[0] == 3 for k in y.files)
+        assert y["y"].shape[:2] == (3, 4) and all(y[k].shape[0] == 3 for k in y.files)
 
 
 def test_a_closed_pipe_is_not_a_traceback(demo_bundle, tmp_path):
