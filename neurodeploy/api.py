@@ -149,7 +149,9 @@ def evaluate(bundle: Bundle | str | Path, x: np.ndarray, labels: np.ndarray, *, 
     from neurodeploy.analysis.evaluate import evaluate as run_evaluation
     from neurodeploy.compiler.resolve import model_for_bundle
 
-    bundle = _bundle(bundle)
+    import numpy as np
+
+    bundle, x, labels = _bundle(bundle), np.asarray(x), np.asarray(labels)  # torch tensors too
     if chunk is not None and chunk < 1:
         raise UsageError(f"chunk must be >= 1 sample, got {chunk}")
     return run_evaluation(bundle, x, labels, backend, mode, schedule or bundle.manifest.default_schedule,

@@ -24,7 +24,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 from neurodeploy.choices import BACKENDS, DEFAULT_SAMPLES, DISCRETISATIONS, MODES, PRECISIONS, SCHEDULES
@@ -336,7 +338,10 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from neurodeploy._version import __version__
+
     parser = _Parser(prog="neurodeploy", description=__doc__.split("\n")[0].split(": ", 1)[1])
+    parser.add_argument("--version", action="version", version=f"neurodeploy {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("demo", help="compile and co-simulate the bundled default model, print a report")
@@ -386,7 +391,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     previous = signal.signal(signal.SIGTERM, _on_sigterm) if _main_thread() else None
     try:
-        return args.func(args)
+        with _current_folder_importable():
+            return args.func(args)
     except NeurodeployError as exc:
         print(f"neurodeploy {args.command}: error: {type(exc).__name__}: {one_line(exc)}", file=sys.stderr)
         return 2
@@ -406,6 +412,20 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
+
+
+@contextmanager
+def _current_folder_importable():
+    """``neurodeploy compile my_pkg.models:make`` run from the folder that holds ``my_pkg`` finds it (as
+    ``python -m`` would; the console script's path does not include the current folder)."""
+    added = "" not in sys.path and os.getcwd() not in sys.path
+    if added:
+        sys.path.insert(0, os.getcwd())
+    try:
+        yield
+    finally:
+        if added and os.getcwd() in sys.path:
+            sys.path.remove(os.getcwd())
 
 
 def _silence_stdout() -> None:

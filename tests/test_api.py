@@ -6,6 +6,8 @@ NIR paper; every priced figure the API returns must equal what ``neurodeploy ...
 from __future__ import annotations
 
 import json
+import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -89,3 +91,28 @@ def test_api_refuses_what_does_not_apply(tmp_path):
         nd.compile("no_such_model", tmp_path / "x")
     with pytest.raises(UsageError, match="weights does not apply"):
         nd.compile(LIF_NIR, tmp_path / "x", weights="w.pt")
+
+
+def test_cli_version_factories_from_the_current_folder_and_torch_labels(tmp_path, demo_bundle):
+    """``--version``; ``neurodeploy compile my_models:make ...`` from the folder holding ``my_models.py`` (the
+    console script does not put the current folder on the path by itself); ``nd.evaluate`` takes tensors."""
+    import shutil
+    import subprocess
+    import sys
+
+    import torch
+
+    from neurodeploy._version import __version__
+
+    command = [str(Path(sys.executable).with_name("neurodeploy"))]
+    done = subprocess.run([*command, "--version"], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and done.stdout.strip() == f"neurodeploy {__version__}"
+    shutil.copyfile(Path(__file__).with_name("ordinary_models.py"), tmp_path / "my_models.py")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    done = subprocess.run([*command, "compile", "my_models:make_synaptic_scan", "--out", "b"], cwd=tmp_path,
+                          env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    bundle = nd.load(demo_bundle)
+    x = torch.as_tensor(bundle.reference_inputs())
+    labels = torch.as_tensor(np.argmax(bundle.reference_outputs()["y"], -1))
+    assert nd.evaluate(bundle, x, labels, mode="float").accuracy == 1.0

@@ -120,6 +120,11 @@ class Bundle:
     def __init__(self, path: Path, manifest: Manifest) -> None:
         self.path, self.manifest = Path(path), manifest
 
+    def __repr__(self) -> str:
+        m = self.manifest
+        kind = "spiking-only" if m.spiking_only else f"hybrid, schedule {m.default_schedule}"
+        return f"Bundle({m.name!r} at {str(self.path)!r}: {kind}, for {m.spiking.profile})"
+
     @property
     def spiking_path(self) -> Path:
         return self.path / self.manifest.spiking.file
