@@ -58,3 +58,8 @@ def display_name(name: str, module_paths: dict[str, str]) -> str:
     if all(p in module_paths for p in parts):
         return " + ".join(module_paths[p] for p in parts)
     return module_paths.get(name, name)
+
+
+def listing(mapping: dict) -> str:
+    """``{"loihi": "loihi2", "gpu": "h100"}`` -> ``"loihi loihi2, gpu h100"``: a dict as a person reads it."""
+    return ", ".join(f"{key} {value}" for key, value in mapping.items())

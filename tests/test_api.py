@@ -116,3 +116,19 @@ def test_cli_version_factories_from_the_current_folder_and_torch_labels(tmp_path
     x = torch.as_tensor(bundle.reference_inputs())
     labels = torch.as_tensor(np.argmax(bundle.reference_outputs()["y"], -1))
     assert nd.evaluate(bundle, x, labels, mode="float").accuracy == 1.0
+
+
+def test_results_read_as_a_person_reads_them(demo_bundle):
+    """What the API returns prints with units and at most 4 significant digits: no raw floats, dicts or
+    object addresses."""
+    import re
+
+    bundle = nd.load(demo_bundle)
+    result = nd.cosimulate(bundle, backend="emulator", schedule="end")
+    cost = nd.estimate(bundle, result)
+    x, labels = bundle.reference_inputs(), np.argmax(bundle.reference_outputs()["y"], -1)
+    evaluation = nd.evaluate(bundle, x, labels, mode="float")
+    for text in (repr(bundle), repr(result), repr(result.agreement), repr(cost), repr(evaluation)):
+        assert " object at 0x" not in text and "{" not in text, text
+        assert not re.search(r"\d\.\d{5,}", text), text  # no float printed to more digits than it is worth
+    assert "0 spike mismatches" in repr(result.agreement) and "J" in repr(cost) and "%" in repr(evaluation)

@@ -16,6 +16,7 @@ import numpy as np
 from neurodeploy.bundle import Bundle
 from neurodeploy.runtime.cosim import CosimResult
 from neurodeploy.runtime.inputs import bundle_inputs
+from neurodeploy.units import number, percent
 
 TorchReferenceFn = Callable[[np.ndarray], "dict[str, np.ndarray] | None"]
 """Inputs (B, T, ...) -> the PyTorch model's outputs on them (``spikes/<population>`` and ``y``), or None."""
@@ -29,6 +30,10 @@ class Agreement:
     spike_mismatches_per_layer: dict[str, int]
     max_abs_err: float  # of the final output y
     top1_match: float  # fraction of samples with the same argmax
+
+    def __repr__(self) -> str:
+        return (f"Agreement({number(self.spike_mismatches)} spike mismatches, max |error| of y "
+                f"{number(self.max_abs_err)}, top-1 match {percent(self.top1_match)})")
 
 
 def agreement(spikes: dict[str, np.ndarray], y: np.ndarray, torch_outputs: dict[str, np.ndarray],

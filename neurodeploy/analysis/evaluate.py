@@ -27,6 +27,7 @@ from neurodeploy.errors import DatasetError
 from neurodeploy.runtime.checkpoint import Checkpoint, run_key
 from neurodeploy.runtime.cosim import run_cosim
 from neurodeploy.runtime.early_exit import exit_outputs
+from neurodeploy.units import number, percent, si
 
 DEFAULT_CHUNK = 256
 
@@ -46,6 +47,13 @@ class Evaluation:
 
     def as_dict(self) -> dict:
         return asdict(self)
+
+    def __repr__(self) -> str:
+        torch = "" if self.torch_accuracy is None else \
+            f", PyTorch {percent(self.torch_accuracy)}, same class on {percent(self.agreement)}"
+        return (f"Evaluation({self.samples} samples, {self.backend} {self.mode}, schedule {self.schedule}: accuracy "
+                f"{percent(self.accuracy)}{torch}; {number(self.sops_per_sample)} SOPs/sample; "
+                f"{si(self.wall_s, 's')})")
 
 
 def load_dataset(path: str | Path) -> tuple[np.ndarray, np.ndarray]:

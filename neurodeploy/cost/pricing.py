@@ -22,7 +22,7 @@ from neurodeploy.cost.energy_latency import counts_from_run, estimate
 from neurodeploy.runtime.cosim import CosimResult
 from neurodeploy.spiking.float_simulation import simulate_batch
 from neurodeploy.spiking.resources import map_resources
-from neurodeploy.units import display_name
+from neurodeploy.units import display_name, listing, number, si
 
 
 @dataclass
@@ -44,6 +44,13 @@ class CostReport:
 
     def as_dict(self) -> dict:
         return self.figures
+
+    def __repr__(self) -> str:
+        e, f = self.energy_j, self.figures
+        return (f"CostReport({f['model']}: {si(e['total'], 'J')} and {si(self.latency_s['total'], 's')} per sample "
+                f"(neuromorphic {si(e['neuromorphic'], 'J')}, transfer {si(e['transfer'], 'J')}, GPU "
+                f"{si(e['gpu'], 'J')}; all-GPU {si(self.baseline_gpu_only['energy_j'], 'J')}); "
+                f"{number(self.sops['effective'])} SOPs; {listing(f['profiles'])})")
 
 
 def cost(bundle: Bundle, result: CosimResult, loihi: str = "loihi2", gpu: str = "h100",

@@ -108,7 +108,8 @@ def connect(address: str):
                      log_to_driver=False, logging_level="ERROR")
         except (ConnectionError, RuntimeError, ValueError) as exc:
             raise UsageError(f"cannot connect to a Ray cluster at {address!r}: {exc}; start one with "
-                             "`ray start --head`, or pass --ray local for a cluster on this machine") from None
+                             "`ray start --head`, or use a new cluster on this machine: ray=\"local\" in the API, "
+                             "--ray local on the CLI") from None
     return ray
 
 

@@ -19,7 +19,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from neurodeploy.bundle.atomic import write_file  # noqa: E402
-from neurodeploy.units import number, si  # noqa: E402
+from neurodeploy.units import listing, number, si  # noqa: E402
 
 
 def png_img(fig) -> str:
@@ -130,7 +130,7 @@ def _summary_rows(data: dict) -> list[dict]:
         ("energy per sample, Loihi + link + GPU", si(e["total"], "J")),
         ("  neuromorphic / transfer / GPU", " / ".join(si(e[k], "J") for k in ("neuromorphic", "transfer", "gpu"))),
         ("energy per sample, all-GPU baseline", si(data["baseline_gpu_only"]["energy_j"], "J")),
-        ("latency per sample, estimated", si(data["latency_s"]["total"], "s")), ("profiles", data["profiles"]))]
+        ("latency per sample, estimated", si(data["latency_s"]["total"], "s")), ("profiles", listing(data["profiles"])))]
 
 
 def _resource_rows(resources: dict | None, labels: dict[str, str]) -> list[dict]:

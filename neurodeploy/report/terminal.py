@@ -8,7 +8,7 @@ from __future__ import annotations
 from rich.console import Console
 from rich.table import Table
 
-from neurodeploy.units import display_name, number, percent, si
+from neurodeploy.units import display_name, listing, number, percent, si
 
 
 def _rows(data: dict) -> list[tuple[str, str]]:
@@ -63,7 +63,7 @@ def print_summary(data: dict, console: Console | None = None) -> None:
     console.print(table)
     if data.get("quantization"):
         print_quantization(data["quantization"], names, console)
-    console.print(f"profiles: {data['profiles']}; every figure used, with its source, is under 'assumptions' "
+    console.print(f"profiles: {listing(data['profiles'])}; every figure used, with its source, is under 'assumptions' "
                   "in the JSON output")
     for note in data["notes"]:
         console.print(f"note: {note}")

@@ -34,6 +34,7 @@ from neurodeploy.runtime.inputs import bundle_inputs
 from neurodeploy.runtime.runners import check_backend, open_runner
 from neurodeploy.runtime.sample_by_sample import run_sample_by_sample
 from neurodeploy.spiking.plan import SpikingPlan
+from neurodeploy.units import si
 
 
 @dataclass
@@ -53,6 +54,12 @@ class CosimResult:
     exit_windows: np.ndarray | None = None  # (B,) the window each sample exits at (early exit), else None
     timeline: dict | None = None  # measured, where the batch streamed (neurodeploy.runtime.streaming.Timeline)
     agreement: object | None = None  # neurodeploy.analysis.agreement.Agreement, set by the API after the run
+
+    def __repr__(self) -> str:
+        batch, steps = next(iter(self.spikes.values())).shape[:2] if self.spikes else (len(self.y), 0)
+        return (f"CosimResult({batch} samples x {steps} steps, {self.backend} {self.mode}, schedule {self.schedule}; "
+                f"y {tuple(self.y.shape)}; {self.agreement if self.agreement is not None else 'no agreement'}; "
+                f"wall {si(self.wall_s.get('total'), 's')})")
 
 
 def run_cosim(bundle: Bundle, inputs: np.ndarray | None = None, mode: str = "float",

@@ -31,6 +31,7 @@ from neurodeploy.sweeps.config import (DEFAULT_CUT, RUN_AXES, SweepConfig, bundl
                                        load_config)
 from neurodeploy.sweeps.results import ResultTable
 from neurodeploy.sweeps.tasks import run_task
+from neurodeploy.units import si
 
 
 @dataclass
@@ -49,6 +50,11 @@ class SweepResult:
     def as_dict(self) -> dict:
         return asdict(self) | {"front_energy": [r["config_id"] for r in self.front("energy_j")],
                                "front_latency": [r["config_id"] for r in self.front("latency_s")]}
+
+    def __repr__(self) -> str:
+        return (f"SweepResult({len(self.rows)} rows in {self.folder} ({self.computed} computed, {self.resumed} "
+                f"resumed), {len(self.failed)} failed, {len(self.not_applicable)} not applicable; energy front "
+                f"{len(self.front('energy_j'))} rows; {si(self.wall_s, 's')})")
 
 
 def _model_and_data(cfg: SweepConfig):
