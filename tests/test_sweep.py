@@ -194,3 +194,19 @@ def test_thresholds_are_set_in_memory_and_refused_where_they_do_not_apply(inline
     tail = nd.load(folder / "bundles" / "frontend-1__loihi2__auto")
     with pytest.raises(ScheduleError, match="no early exits"):
         with_thresholds(tail, task, "end")
+
+
+def test_cut_all_of_a_captured_model_is_its_own_cut():
+    """``cut = "all"`` over a model captured as written (no chain of cuts to choose from) sweeps its one cut
+    instead of failing the whole sweep."""
+    import ordinary_models as om
+
+    from neurodeploy.sweeps.config import DEFAULT_CUT, load_config
+    from neurodeploy.sweeps.run import sweep_cuts
+
+    model = om.make_synaptic_scan()[0]
+    assert sweep_cuts(load_config({"model": "x:y", "grid": {"cut": "all"}}), model) == [DEFAULT_CUT]
+    flat = load_config({"model": "x:y", "grid": {"cut": "all"}})
+    from neurodeploy.models import zoo
+
+    assert sweep_cuts(flat, zoo.get(MODEL).build()) == CUTS

@@ -76,10 +76,18 @@ def _model_and_data(cfg: SweepConfig):
     return model.eval(), np.asarray(x, dtype=np.float32), np.asarray(labels), dt_s
 
 
-def _cuts(cfg: SweepConfig, model) -> list[str]:
+def sweep_cuts(cfg: SweepConfig, model) -> list[str]:
+    """The cuts of the grid: the ones named, or with ``cut = "all"`` every population of the model's chain;
+    a captured model (any ``nn.Module`` that is not a HybridModel or a flat Sequential) has one cut, its own."""
     from neurodeploy.compiler.partition import cuts
+    from neurodeploy.errors import PartitionError
 
-    return cuts(model) if cfg.grid.cut == "all" else list(dict.fromkeys(cfg.grid.cut))
+    if cfg.grid.cut != "all":
+        return list(dict.fromkeys(cfg.grid.cut))
+    try:
+        return cuts(model)
+    except PartitionError:
+        return [DEFAULT_CUT]
 
 
 def _tasks(configs: list[dict], done: set[str]) -> list[dict]:
@@ -140,7 +148,7 @@ def sweep(config: str | Path | dict, out: str | Path, workers: int = 1, ray: str
     t0, console = time.perf_counter(), Console(stderr=True, quiet=not progress)
     cfg, folder = load_config(config), Path(out)
     model, x, labels, dt_s = _model_and_data(cfg)
-    configs = configurations(cfg.grid, _cuts(cfg, model))
+    configs = configurations(cfg.grid, sweep_cuts(cfg, model))
     with ResultTable(folder) as table:
         return _sweep_into(table, cfg, folder, model, x, labels, dt_s, configs, workers, ray, console, progress, t0)
 
