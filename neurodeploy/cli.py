@@ -95,7 +95,7 @@ def _run_and_price(args: argparse.Namespace, progress: bool, inputs=None):
 
 def _cmd_cosim(args: argparse.Namespace) -> int:
     inputs = _load_input(args.input)
-    bundle, result, cost = _run_and_price(args, not args.json, inputs)
+    bundle, result, cost = _run_and_price(args, not (args.json or args.quiet), inputs)
     if args.output:
         _save_output(args.output, bundle, result, inputs)
     _emit(bundle, result, cost, args.json)
@@ -151,7 +151,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     x, labels = load_dataset(args.data)
     result = nd.evaluate(args.bundle, x, labels, model=args.model, weights=args.weights, backend=args.backend,
                          mode=args.mode, schedule=args.schedule, chunk=args.chunk, early_exit=args.early_exit,
-                         progress=not args.json, workers=args.workers, ray=args.ray, checkpoint=args.checkpoint)
+                         progress=not (args.json or args.quiet), workers=args.workers, ray=args.ray,
+                         checkpoint=args.checkpoint)
     if args.json:
         print(json.dumps(result.as_dict(), indent=2), flush=True)
         return 0
@@ -169,7 +170,8 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     import neurodeploy as nd
     from neurodeploy.report.sweep_html import print_front
 
-    result = nd.sweep(args.config, args.out, workers=args.workers, ray=args.ray, progress=not args.json)
+    result = nd.sweep(args.config, args.out, workers=args.workers, ray=args.ray,
+                      progress=not (args.json or args.quiet))
     if args.json:
         print(json.dumps(result.as_dict(), indent=2), flush=True)
         return 0 if not result.failed else 1
@@ -213,7 +215,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     dense = bundle.manifest.dense
     console.print(f"bundle: {bundle.path}; co-simulating {args.samples} samples (Lava floating_pt + ONNX Runtime, "
                   f"schedule {bundle.manifest.default_schedule})")
-    result = nd.cosimulate(bundle, mode="float", backend="lava", progress=True,
+    result = nd.cosimulate(bundle, mode="float", backend="lava", progress=not args.quiet,
                            early_exit=dense is not None and dense.exit_threshold is not None)
     cost = nd.estimate(bundle, result)
     report = nd.write_report(bundle, result, cost, out / "report.json")
@@ -342,6 +344,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser = _Parser(prog="neurodeploy", description=__doc__.split("\n")[0].split(": ", 1)[1])
     parser.add_argument("--version", action="version", version=f"neurodeploy {__version__}")
+    loudness = parser.add_mutually_exclusive_group()
+    loudness.add_argument("-v", "--verbose", action="store_true",
+                          help="log every stage (default: stages on a terminal, warnings only when piped)")
+    loudness.add_argument("-q", "--quiet", action="store_true", help="print only results and errors")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("demo", help="compile and co-simulate the bundled default model, print a report")
@@ -389,6 +395,7 @@ def main(argv: list[str] | None = None) -> int:
     import signal
 
     args = build_parser().parse_args(argv)
+    _configure_logging(args)
     previous = signal.signal(signal.SIGTERM, _on_sigterm) if _main_thread() else None
     try:
         with _current_folder_importable():
@@ -412,6 +419,23 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
+
+
+def _configure_logging(args: argparse.Namespace) -> None:
+    """neurodeploy's log (Python ``logging``, logger ``neurodeploy``) on stderr: stages (INFO) on a terminal
+    or with ``-v`` (DEBUG), warnings only when stderr is piped (one line per error stays one line), nothing
+    but errors with ``-q``."""
+    import logging
+
+    level = logging.DEBUG if args.verbose else logging.ERROR if args.quiet else \
+        logging.INFO if sys.stderr.isatty() else logging.WARNING
+    logger = logging.getLogger("neurodeploy")
+    logger.setLevel(level)
+    if not any(getattr(h, "_neurodeploy_cli", False) for h in logger.handlers):
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("neurodeploy: %(message)s"))
+        handler._neurodeploy_cli = True
+        logger.addHandler(handler)
 
 
 @contextmanager

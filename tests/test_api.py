@@ -132,3 +132,23 @@ def test_results_read_as_a_person_reads_them(demo_bundle):
         assert " object at 0x" not in text and "{" not in text, text
         assert not re.search(r"\d\.\d{5,}", text), text  # no float printed to more digits than it is worth
     assert "0 spike mismatches" in repr(result.agreement) and "J" in repr(cost) and "%" in repr(evaluation)
+
+
+def test_the_compile_log_names_each_pass(tmp_path):
+    """``-v`` logs every compile pass with its number (what a terminal shows by default); ``-q`` nothing but
+    results and errors; a piped stderr shows no stage lines (an error stays one line)."""
+    import subprocess
+    import sys
+
+    def run(*flags):
+        return subprocess.run([sys.executable, "-m", "neurodeploy.cli", *flags, "compile", "tiny_hybrid", "--out",
+                               str(tmp_path / f"b{len(flags)}{flags[:1]}"), "--samples", "2"],
+                              capture_output=True, text=True, timeout=600)
+
+    verbose = run("-v")
+    assert verbose.returncode == 0, verbose.stderr
+    passes = [line for line in verbose.stderr.splitlines() if "pass" in line and "of 7" in line]
+    assert [p.split(", ")[1].split(" (")[0] for p in passes] == ["split", "to_nir", "lower", "torch_reference",
+                                                                "export_dense", "quantize_and_map", "write"]
+    piped = run()
+    assert "pass 1 of 7" not in piped.stderr

@@ -22,7 +22,9 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
+import logging
 import tempfile
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -52,6 +54,7 @@ from neurodeploy.models.frontend import SpikingSequential
 from neurodeploy.spiking.nir_lowering import nir_to_plan
 from neurodeploy.spiking.plan import SpikingPlan
 
+LOG = logging.getLogger(__name__)
 ADAPTER_KINDS = {cls: kind for kind, cls in ADAPTERS.items()}
 DYNAMIC_DIMS = {0: "batch", 1: "steps"}
 
@@ -201,8 +204,13 @@ def compile_hybrid(model: nn.Module, inputs: torch.Tensor, out: Path, dt_s: floa
     options = CompileOptions(dt_s, name, cut, profile, schedule, weights, precision, calibration)
     with tempfile.TemporaryDirectory() as tmp:
         job = HybridJob(model.eval(), inputs, options, Path(tmp))
-        for compile_pass in HYBRID_PASSES:
+        t0 = time.perf_counter()
+        for i, compile_pass in enumerate(HYBRID_PASSES, 1):
+            LOG.info("compiling %s: pass %d of %d, %s (%.1f s so far)", name, i, len(HYBRID_PASSES) + 1,
+                     compile_pass.__name__, time.perf_counter() - t0)
             job = compile_pass(job)
+        LOG.info("compiling %s: pass %d of %d, write (%.1f s so far)", name, len(HYBRID_PASSES) + 1,
+                 len(HYBRID_PASSES) + 1, time.perf_counter() - t0)
         return write(job, out)
 
 
@@ -228,7 +236,9 @@ def compile_spiking(source, out: Path, dt_s: float | None = None, profile: str =
     from neurodeploy.exporters import SPIKING_FORMATS, load_spiking
 
     source = Path(source)
+    LOG.info("compiling %s: load (design rules)", source.name)
     plan = load_spiking(source, dt_s, discretisation, fixes)
+    LOG.info("compiling %s: quantize and map (%d populations)", source.name, len(plan.neurons))
     calibration = None if calibration is None else \
         np.asarray(calibration, dtype=np.float64).reshape(*np.shape(calibration)[:2], *plan.input_shape)
     file = f"spiking{source.suffix.lower()}"

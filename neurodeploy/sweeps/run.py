@@ -116,7 +116,8 @@ def _compile(cfg: SweepConfig, folder: Path, tasks: list[dict], x: np.ndarray, d
             continue
         path = folder / "bundles" / key
         if not (path / "manifest.json").exists():
-            console.print(f"compiling {cfg.model} (cut {task['cut']}, {task['loihi']}, precision {task['precision']})")
+            console.print(f"compiling bundle {len(paths) + len(errors) + 1} of {len({t['bundle'] for t in tasks})}: "
+                          f"{cfg.model} (cut {task['cut']}, {task['loihi']}, precision {task['precision']})")
             try:
                 compile_model(cfg.model, path, inputs=x[:8], dt_s=dt_s, weights=cfg.weights, profile=task["loihi"],
                            cut=None if task["cut"] == DEFAULT_CUT else task["cut"], precision=task["precision"])
