@@ -22,6 +22,7 @@ import neurodeploy as nd
 from neurodeploy.bundle import read_bundle, sha256
 from neurodeploy.errors import InputShapeError, SpikingPlanError, UnsafeFileError, UsageError
 
+BRAILLE = Path(__file__).resolve().parents[2] / "shared" / "cases" / "nir" / "03_rnn" / "braille_noDelay_bias_zero.nir"
 EVIL = """
 from pathlib import Path
 Path(__file__).with_name("pwned").write_text("imported")
@@ -130,7 +131,7 @@ def test_a_worker_never_uses_a_folder_it_did_not_write(demo_bundle, tmp_path):
     blob = shipping.pack(demo_bundle)
     digest = hashlib.sha256(blob).hexdigest()
     poisoned = Path(tempfile.gettempdir()) / "neurodeploy-bundles" / digest / "bundle"
-    other = nd.compile("tiny_mamba", tmp_path / "other", samples=2)
+    other = nd.compile(BRAILLE, tmp_path / "other")  # another network: a spiking-only bundle (fast to compile)
     shutil.rmtree(poisoned.parent, ignore_errors=True)
     shutil.copytree(other.path, poisoned)
     try:
@@ -153,7 +154,7 @@ def test_out_never_destroys_what_was_there(tmp_path, out):
     if out == "symlink":
         (work / "elsewhere").mkdir()
         (work / "link").symlink_to(work / "elsewhere")
-    graph = Path(__file__).resolve().parents[2] / "shared" / "cases" / "nir" / "03_rnn" / "braille_noDelay_bias_zero.nir"
+    graph = BRAILLE
     if out == "other_files":
         target = "results"
         (work / "results").mkdir()
@@ -166,7 +167,7 @@ def test_out_never_destroys_what_was_there(tmp_path, out):
 
 
 def test_out_replaces_an_existing_bundle(tmp_path):
-    graph = Path(__file__).resolve().parents[2] / "shared" / "cases" / "nir" / "03_rnn" / "braille_noDelay_bias_zero.nir"
+    graph = BRAILLE
     first = nd.compile(graph, tmp_path / "b", precision="single")
     second = nd.compile(graph, tmp_path / "b")
     assert first.manifest.spiking.quantizer["precision"] == "single"
@@ -334,8 +335,8 @@ def test_empty_inputs_are_one_line_on_the_cli(demo_bundle, tmp_path, shape):
 def test_kill_9_during_evaluate_checkpoint_resumes_identically(demo_bundle, tmp_path):
     from neurodeploy.models import zoo
 
-    x = zoo.get("tiny_hybrid").example_inputs(384, seed=5).numpy()
-    np.savez(tmp_path / "data.npz", x=x, labels=np.arange(384) % 4)
+    x = zoo.get("tiny_hybrid").example_inputs(192, seed=5).numpy()
+    np.savez(tmp_path / "data.npz", x=x, labels=np.arange(192) % 4)
     args = ["evaluate", demo_bundle, "--data", "data.npz", "--chunk", "4", "--json"]
     full = json.loads(_cli(*args, cwd=tmp_path).stdout)
     env = {**os.environ, "PYTHONPATH": str(tmp_path)}
@@ -348,6 +349,6 @@ def test_kill_9_during_evaluate_checkpoint_resumes_identically(demo_bundle, tmp_
         time.sleep(0.02)
     run.send_signal(signal.SIGKILL)
     run.wait(10)
-    assert 0 < done < 96, "the run was not killed in the middle"
+    assert 0 < done < 48, "the run was not killed in the middle"
     resumed = json.loads(_cli(*args, "--checkpoint", "ck", cwd=tmp_path).stdout)
     assert {k: v for k, v in resumed.items() if k != "wall_s"} == {k: v for k, v in full.items() if k != "wall_s"}

@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from neurodeploy.bundle import Manifest, SpikingPart, read_bundle, write_bundle
-from neurodeploy.bundle.atomic import write_file
+from neurodeploy.bundle.atomic import locked, write_file
 from neurodeploy.errors import DiskError, UsageError
 from neurodeploy.sweeps.results import CSV, JSONL, ResultTable
 
@@ -38,8 +38,10 @@ def _bundle(path: Path, version: str, size: int = 4096) -> Path:
 
 
 def _version(path: Path) -> str:
-    bundle = read_bundle(path)  # checksums verified: whole files only
-    content = (path / "spiking.nir").read_bytes().decode()
+    """Which version the bundle at ``path`` is, read under the shared lock (a reader's consistent view)."""
+    with locked(path, shared=True):
+        bundle = read_bundle(path)  # checksums verified: whole files only
+        content = (path / "spiking.nir").read_bytes().decode()
     assert set(content) <= set(bundle.manifest.name), "a file of another version"
     return bundle.manifest.name
 

@@ -94,7 +94,12 @@ def locked(target: str | Path, shared: bool = False) -> Iterator[None]:
         with disk_errors(folder, "lock"):
             raise
     try:
-        fcntl.flock(fd, fcntl.LOCK_SH if shared else fcntl.LOCK_EX)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH if shared else fcntl.LOCK_EX)
+        except OSError:  # a file system without flock on folders: a reader goes on, a writer cannot
+            if not shared:
+                with disk_errors(folder, "lock"):
+                    raise
         yield
     finally:
         os.close(fd)  # closing releases the lock
