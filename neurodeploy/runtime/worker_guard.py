@@ -22,7 +22,7 @@ import os
 import signal
 import threading
 
-from neurodeploy.parallel.orphans import EXIT_CODE, POLL_S, exit_when_orphaned  # noqa: F401 - EXIT_CODE for callers
+from neurodeploy.parallel.orphans import POLL_S, exit_when_orphaned
 
 _held = 0
 _lock = threading.Lock()
