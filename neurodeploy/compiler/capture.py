@@ -1,22 +1,32 @@
-"""Graph capture of a model written the ordinary way: any ``nn.Module`` whose ``forward`` loops over time.
+"""Graph capture of a model written the ordinary way: any ``nn.Module`` whose ``forward`` loops over time,
+or takes all steps at once (SpikingJelly's multi-step mode, time folded into the batch).
 
 Tracing through hooks. torch.fx cannot trace a Python loop over a tensor's length with stateful
 neurons (snnTorch keeps ``mem`` on the module between calls), and ``torch.export`` unrolls the loop
 and inlines the neurons so that the synaptic layers and populations are no longer modules. Hooks see
-exactly what the user wrote, module by module:
+exactly what the user wrote, module by module, and a ``TorchFunctionMode`` sees the tensor operations
+between the modules (``x.flatten(0, 1)``, ``F.max_pool2d``, ``z.view(B, -1)``), each with the source line
+that called it:
 
 1. The unmodified model runs once on the example input with a forward hook on every leaf module
-   (a neuron module counts as a leaf: snnTorch ``RLeaky``'s recurrent ``nn.Linear`` belongs to it).
+   (a neuron module counts as a leaf: snnTorch ``RLeaky``'s recurrent ``nn.Linear`` belongs to it) and
+   every operation called outside them recorded.
 2. The first module called is the loop's first; it is called once per step (``T`` calls), on
    ``x[:, t]`` (batch-major input ``(B, T, ...)``) or ``x[t]`` (time-major ``(T, B, ...)``): that
-   gives the layout.
-3. The spiking chain is the run of calls in step 0 where each module takes the previous one's output
-   and Loihi can run it (synaptic layers, pooling, reshaping, neurons); the cut is after the chain's
-   last population, where its spikes first meet an operation Loihi cannot run.
+   gives the layout. Called once, on all of ``x`` ``(T, B, ...)`` or on ``x.flatten(0, 1)`` ``(T*B, ...)``
+   (SpikingJelly's ``SeqToANNContainer`` / ``step_mode='m'``), the model is multi-step, time-major.
+3. The spiking chain follows the data: each next module takes the previous one's output through
+   reshapes only (``view``, ``reshape``, ``flatten``, ``contiguous``, folding time into the batch and back),
+   and Loihi can run it (synaptic layers, sum pooling, neurons; a ``BatchNorm`` right after a Conv or
+   Linear is folded into it, exactly, in eval mode: ``w' = w g/sqrt(var + eps)``,
+   ``b' = (b - mean) g/sqrt(var + eps) + beta``). A reshape that flattens a step's sample becomes a
+   ``Flatten`` node; any other operation (a max pool, a product of two data-dependent tensors) stops it.
+   The cut is after the chain's last population; every later module, spiking neurons included, runs
+   on the GPU in the user's own code, stepped as its framework steps it.
 4. The dense part is the user's own ``forward`` after the cut, unchanged: :class:`DenseRemainder`
    runs it with the chain's modules standing in (the cut population returns the spikes given to it,
-   step by step; the modules before it return zeros of the shapes they produced). It is exported to
-   ONNX at the model's ``T`` (a Python loop fixes the number of steps), with a dynamic batch.
+   step by step, in its own shape; the modules before it return zeros of the shapes they produced). It
+   is exported to ONNX at the model's ``T`` (a Python loop fixes the number of steps), with a dynamic batch.
 
 The capture is checked before anything is written: the chain run with each framework's step
 convention, then :class:`DenseRemainder`, must reproduce the unmodified model's output.
@@ -24,6 +34,7 @@ convention, then :class:`DenseRemainder`, must reproduce the unmodified model's 
 from __future__ import annotations
 
 import copy
+import dataclasses
 import traceback
 from collections import OrderedDict
 from contextlib import contextmanager
@@ -32,21 +43,30 @@ from pathlib import Path
 
 import torch
 from torch import nn
+from torch.overrides import TorchFunctionMode
 
-from neurodeploy.compiler.partition import blocking_problems
 from neurodeploy.errors import PartitionError
-from neurodeploy.models.time_stepping import is_neuron, output_spikes
+from neurodeploy.models.time_stepping import is_neuron, output_spikes, reset_memories
 
 PACKAGE_DIR = Path(__file__).resolve().parents[1]  # neurodeploy/, skipped when finding the user's frame
+RESHAPES = frozenset({"reshape", "view", "flatten", "unflatten", "squeeze", "unsqueeze", "view_as", "reshape_as",
+                      "contiguous", "clone", "detach", "float", "double", "to"})
+"""Operations between two modules that move no value: the chain follows the data through them."""
+FOLDABLE = (nn.Linear, nn.Conv1d, nn.Conv2d)
+BATCHNORMS = (nn.BatchNorm1d, nn.BatchNorm2d)
 
 
 @dataclass
 class Call:
+    """One call of a leaf module (``module`` set) or one tensor operation between modules (``op`` set)."""
+
     path: str
-    module: nn.Module
+    module: nn.Module | None
     inp: object
     out: object
     where: str = ""  # the line of the user's source that made the call
+    op: str = ""
+    inputs: tuple = ()  # every tensor argument (operations)
 
 
 def _user_line() -> str:
@@ -60,13 +80,18 @@ def _user_line() -> str:
 
 @dataclass
 class Capture:
-    """What the hooks found: the chain ``(path, module)``, the layout, and the shapes each chain call returned."""
+    """What the hooks found: the chain ``(path, module)`` (BatchNorms included, folded later), the layout,
+    the shapes each chain call returned, and why Loihi's part stops where it does."""
 
     chain: list[tuple[str, nn.Module]]
     time_dim: int  # 1: the model takes (B, T, ...); 0: (T, B, ...)
     num_steps: int
-    multi_step: bool = False  # the chain's modules take all steps in one call, (T, B, ...) (SpikingJelly 'm' mode)
-    outputs: dict[str, object] = field(default_factory=dict)  # path -> one step's output (tensor or tuple)
+    outputs: dict[str, object] = field(default_factory=dict)  # path -> one call's output (tensor or tuple)
+    multi_step: bool = False  # the chain's modules take all steps in one call, (T, B, ...) or (T*B, ...)
+    batch: int = 1  # the example's batch (to tell (T, B, ...) from (T*B, ...) in a multi-step model)
+    flatten_before: dict[int, nn.Module] = field(default_factory=dict)  # chain index -> nn.Flatten in front of it
+    stop: str = ""  # why the chain ends before later populations ("" when none follows)
+    later_neurons: list[str] = field(default_factory=list)  # populations after the cut: on the GPU
 
 
 def units(model: nn.Module) -> list[tuple[str, nn.Module]]:
@@ -83,24 +108,61 @@ def units(model: nn.Module) -> list[tuple[str, nn.Module]]:
     return found
 
 
+def _tensors(value) -> tuple:
+    if isinstance(value, torch.Tensor):
+        return (value,)
+    if isinstance(value, (tuple, list)):
+        return tuple(t for v in value for t in _tensors(v))
+    if isinstance(value, dict):
+        return tuple(t for v in value.values() for t in _tensors(v))
+    return ()
+
+
+class _Operations(TorchFunctionMode):
+    """Records the tensor operations called outside the leaf modules (``depth`` 0), with the user's line."""
+
+    def __init__(self, calls: list[Call], depth: list[int], starts: list[int]) -> None:
+        super().__init__()
+        self.calls, self.depth, self.starts = calls, depth, starts
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        if self.depth[0] == 0 and _tensors(out):
+            inputs = _tensors((args, kwargs or {}))
+            name = getattr(func, "__name__", str(func))
+            where = _user_line() if self.starts[0] <= 1 else ""
+            self.calls.append(Call("", None, inputs[0] if inputs else None, out, where, name, inputs))
+        return out
+
+
 def trace_calls(model: nn.Module, x: torch.Tensor) -> tuple[list[Call], object]:
-    """Every leaf call of one forward pass, in order, and the model's output."""
+    """Every leaf call and every operation between them of one forward pass, in order, and the output
+    (source lines are kept for the first time step only: the loop repeats them)."""
     calls: list[Call] = []
-    in_step0 = [True]  # until the first module is called again; only step 0's source lines are reported
+    depth, first, starts = [0], [], [0]  # starts: calls of the first module so far
+
+    def enter(module, args):
+        depth[0] += 1
 
     def record(module, args, out, path):
-        if calls and module is calls[0].module:
-            in_step0[0] = False
-        calls.append(Call(path, module, args[0] if args else None, out, _user_line() if in_step0[0] else ""))
+        depth[0] -= 1
+        if not first:
+            first.append(module)
+        starts[0] += module is first[0]
+        calls.append(Call(path, module, args[0] if args else None, out, _user_line() if starts[0] == 1 else ""))
 
-    hooks = [module.register_forward_hook(lambda m, args, out, path=path: record(m, args, out, path))
-             for path, module in units(model)]
+    hooks = []
+    for path, module in units(model):
+        hooks.append(module.register_forward_pre_hook(enter))
+        hooks.append(module.register_forward_hook(lambda m, args, out, path=path: record(m, args, out, path)))
+    reset_memories(model)
     try:
-        with torch.no_grad():
+        with torch.no_grad(), _Operations(calls, depth, starts):
             y = model(x)
     finally:
         for h in hooks:
             h.remove()
+        reset_memories(model)
     return calls, y
 
 
@@ -108,13 +170,12 @@ def _first(value):
     return value[0] if isinstance(value, (tuple, list)) else value
 
 
-def _layout(calls: list[Call], x: torch.Tensor) -> tuple[int, int, bool]:
+def _layout(first: Call, steps: int, x: torch.Tensor) -> tuple[int, int, bool]:
     """(time_dim, T, multi_step) from the first module's calls: one per step on x[:, t] or x[t], or one
-    call on the whole time-major input (multi-step modules, as SpikingJelly's ``step_mode='m'``)."""
-    first = calls[0]
-    steps = sum(1 for c in calls if c.module is first.module)
+    call on the whole time-major input, as it is or with time folded into the batch (``x.flatten(0, 1)``)."""
     inp = first.inp if isinstance(first.inp, torch.Tensor) else None
-    if steps == 1 and inp is not None and inp.shape == x.shape and torch.equal(inp, x):
+    if steps == 1 and inp is not None and inp.numel() == x.numel() and inp.shape[1:] in (x.shape[1:], x.shape[2:]) \
+            and torch.equal(inp.reshape(x.shape), x):
         return 0, int(x.shape[0]), True
     for dim in (1, 0):
         if inp is not None and x.shape[dim] == steps and inp.shape == x.select(dim, 0).shape and \
@@ -122,121 +183,303 @@ def _layout(calls: list[Call], x: torch.Tensor) -> tuple[int, int, bool]:
             return dim, steps, False
     raise PartitionError(
         f"{first.path} ({type(first.module).__name__}) is the first module the model calls, {steps} time(s), but "
-        f"not on x[:, t] or x[t] of the input {tuple(x.shape)}, nor once on all of x: the model must feed each "
-        "step's input (or the whole time-major sequence) to its first synaptic layer")
+        f"not on x[:, t] or x[t] of the input {tuple(x.shape)}, nor once on all of x (as it is or as "
+        "x.flatten(0, 1)): the model must feed each step's input (or the whole time-major sequence) to its first "
+        "synaptic layer")
 
 
-def _loihi_runnable(path: str, module: nn.Module, dt_s: float | None) -> bool:
+def _producers(calls: list[Call]) -> dict[int, Call]:
+    """id(tensor) -> the call or operation that returned it."""
+    made = {}
+    for c in calls:
+        for t in _tensors(c.out):
+            made.setdefault(id(t), c)
+    return made
+
+
+def _through_reshapes(src, dst, made: dict[int, Call]) -> bool:
+    """``dst`` is ``src`` or comes from it through operations that move no value (:data:`RESHAPES`)."""
+    src = _first(src)
+    while dst is not None:
+        if dst is src:
+            return True
+        op = made.get(id(dst))
+        if op is None or op.module is not None or op.op not in RESHAPES:
+            return False
+        dst = op.inp
+    return False
+
+
+def _operation_between(src, dst, made: dict[int, Call]) -> Call | None:
+    """The first operation other than a reshape on a path from ``src`` to ``dst`` (None: no path)."""
+    src = _first(src)
+
+    def back(t, seen) -> list[Call] | None:
+        if t is src:
+            return []
+        c = made.get(id(t))
+        if c is None or id(c) in seen:
+            return None
+        seen.add(id(c))
+        for parent in (c.inputs if c.module is None else _tensors(c.inp)):
+            path = back(parent, seen)
+            if path is not None:
+                return path + [c]
+        return None
+
+    path = back(dst, set())
+    return next((c for c in path or [] if c.module is not None or c.op not in RESHAPES), None)
+
+
+def _loihi_problems(call: Call, previous: Call | None, dt_s: float | None) -> list[str]:
     from neurodeploy.exporters import conversion_problems
     from neurodeploy.models.adapters import ADAPTER_TYPES
 
-    return not isinstance(module, ADAPTER_TYPES) and not conversion_problems(path, module, dt_s)
+    module = call.module
+    if isinstance(module, ADAPTER_TYPES):
+        return [f"{call.path}: a neurodeploy adapter turns spikes into continuous values (the cut)"]
+    if isinstance(module, BATCHNORMS):
+        return batchnorm_problems(call.path, module, previous.module if previous else None)
+    return conversion_problems(call.path, module, dt_s)
 
 
-def _chain(step0: list[Call], dt_s: float | None) -> list[Call]:
-    """The calls of step 0 that each take the previous one's output and run on Loihi, up to the last neuron."""
-    chain = [step0[0]]
-    for call in step0[1:]:
-        if not (_first(call.inp) is _first(chain[-1].out) and _loihi_runnable(call.path, call.module, dt_s)):
+def batchnorm_problems(path: str, bn: nn.Module, previous: nn.Module | None) -> list[str]:
+    """Why ``bn`` cannot be folded into ``previous`` (the module whose output it takes): [] when it can."""
+    if bn.training:
+        return [f"{path}: BatchNorm in training mode normalises by each batch's statistics; call model.eval() "
+                "so that it uses its running statistics, which fold exactly into the preceding layer"]
+    if not isinstance(previous, FOLDABLE) or not bn.track_running_stats or bn.running_mean is None:
+        return [f"{path}: BatchNorm folds into a Conv or Linear that feeds it directly (with running statistics); "
+                "it follows " + (type(previous).__name__ if previous is not None else "no layer") +
+                ": move it right after a Conv/Linear or fold it by hand"]
+    return []
+
+
+def _step_shape(t, cap_multi: bool, steps: int, batch: int) -> tuple[int, ...] | None:
+    """One sample's shape at one step: ``(B, ...)`` per step; ``(T, B, ...)`` or ``(T*B, ...)`` multi-step."""
+    t = _first(t)
+    if not isinstance(t, torch.Tensor):
+        return None
+    if not cap_multi:
+        return tuple(t.shape[1:])
+    if t.dim() >= 2 and tuple(t.shape[:2]) == (steps, batch):
+        return tuple(t.shape[2:])
+    return tuple(t.shape[1:]) if t.dim() >= 1 and t.shape[0] == steps * batch else None
+
+
+@dataclass
+class _Walk:
+    """The chain being followed: the calls so far, Flatten nodes to insert, and why it stopped."""
+
+    chain: list[Call]
+    flatten_before: dict[int, nn.Module] = field(default_factory=dict)
+    stop: str = ""
+    blocker: int | None = None  # index in step 0 of the call the chain stopped at
+
+
+def _blocker_text(call: Call, problems: list[str]) -> str:
+    where = f" (called at {call.where})" if call.where else ""
+    return "; ".join(problems) + where
+
+
+def _follow(step0: list[Call], made: dict[int, Call], dt_s: float | None, shape_of) -> _Walk:
+    """The calls of step 0 that each take the previous one's output (through reshapes) and run on Loihi."""
+    modules = [c for c in step0 if c.module is not None]
+    first_problems = _loihi_problems(modules[0], None, dt_s)
+    if first_problems:
+        return _Walk([], stop=_blocker_text(modules[0], first_problems), blocker=0)
+    walk = _Walk([modules[0]])
+    for i, call in enumerate(modules[1:], 1):
+        previous = walk.chain[-1]
+        if not _through_reshapes(previous.out, _first(call.inp), made):
+            walk.stop, walk.blocker = _not_linked(previous, call, made), i
             break
-        chain.append(call)
-    last = max((i for i, c in enumerate(chain) if is_neuron(c.module)), default=None)
+        problems = _loihi_problems(call, previous, dt_s)
+        a, b = shape_of(previous.out), shape_of(call.inp)
+        if not problems and a != b:
+            if b is None or a is None or len(b) != 1 or torch.Size(a).numel() != b[0]:
+                problems = [f"{call.path}: a reshape from {a} to {b} per sample; only flattening runs on Loihi"]
+            else:
+                walk.flatten_before[len(walk.chain)] = nn.Flatten()
+        if problems:
+            walk.stop, walk.blocker = _blocker_text(call, problems), i
+            break
+        walk.chain.append(call)
+    return walk
+
+
+def _not_linked(previous: Call, call: Call, made: dict[int, Call]) -> str:
+    """Why ``call`` does not continue the chain after ``previous``: the operation in between, by its line."""
+    op = _operation_between(previous.out, _first(call.inp), made)
+    if op is None:
+        return (f"{call.path} ({type(call.module).__name__}) does not take the output of {previous.path}"
+                + (f" (called at {call.where})" if call.where else ""))
+    if op.module is not None:
+        return f"{op.path} ({type(op.module).__name__}) between {previous.path} and {call.path}"
+    advice = FUNCTIONAL_ADVICE.get(op.op, "an operation Loihi's synapses and neurons cannot run")
+    return f"{op.op}() after {previous.path}: {advice}" + (f" (called at {op.where})" if op.where else "")
+
+
+FUNCTIONAL_ADVICE = {
+    "max_pool1d": "max pooling has no Loihi or NIR equivalent (use avg pooling, nn.AvgPool2d, and retrain)",
+    "max_pool2d": "max pooling has no Loihi or NIR equivalent (use avg pooling, nn.AvgPool2d, and retrain)",
+    "avg_pool2d": "called as a function; write it as a module (nn.AvgPool2d) for Loihi to run it as sum pooling",
+    "mul": "a product of two data-dependent tensors (or a gain) needs the GPU",
+    "matmul": "a product of two data-dependent tensors needs the GPU",
+    "mean": "a mean over a sample's values runs on the GPU",
+}
+
+
+def _chain_end(walk: _Walk, step0_modules: list[Call]) -> tuple[list[Call], list[str]]:
+    """The chain up to its last population, and the populations called after the cut (GPU side)."""
+    last = max((i for i, c in enumerate(walk.chain) if is_neuron(c.module)), default=None)
     if last is None:
-        names = ", ".join(f"{c.path} ({type(c.module).__name__})" for c in chain)
-        raise PartitionError(f"no spiking population at the start of the model's time step (it begins {names}); "
-                             "the part Loihi runs must end on a neuron module (snnTorch, norse or neurodeploy)")
-    return chain[: last + 1]
-
-
-def _blocked(step0: list[Call], chain: list[Call], dt_s: float | None) -> list[str]:
-    """Why the chain stopped where neurons still follow (e.g. a MaxPool between two spiking layers)."""
-    rest = step0[len(chain):]
-    problems = blocking_problems([(c.path, c.module) for c in rest], dt_s)
-    if problems is None:
-        return []
-    blocker = rest[0]
-    problems = [f"{p} (called at {blocker.where})" if blocker.where else p for p in problems]
-    return problems or [f"{blocker.path}: {type(blocker.module).__name__} after {chain[-1].path} does not take its "
-                        "output directly; the spiking chain stops there"]
+        begins = step0_modules[0]
+        why = walk.stop or "it has no spiking population"
+        raise PartitionError(
+            f"no spiking population at the start of the model's time step: it begins {begins.path} "
+            f"({type(begins.module).__name__}) and Loihi's part stops at {why}. The part Loihi runs must start "
+            "with synapses (Linear, Conv, sum pooling, BatchNorm after them) and end on a neuron module "
+            "(snnTorch, norse, SpikingJelly or neurodeploy); change the first layers or run the model on a GPU")
+    chain = walk.chain[: last + 1]
+    later = [c.path for c in step0_modules[len(chain):] if is_neuron(c.module)]
+    return chain, later
 
 
 def capture(model: nn.Module, x: torch.Tensor, dt_s: float | None = None) -> Capture:
     """Run the hooks (see the module docstring) and return the spiking chain and the layout."""
     calls, _ = trace_calls(model, x)
-    if not calls:
+    modules = [c for c in calls if c.module is not None]
+    if not modules:
         raise PartitionError(f"{type(model).__name__} called no submodule: nothing to place")
-    time_dim, steps, multi = _layout(calls, x)
-    step0 = calls[: next((i for i, c in enumerate(calls[1:], 1) if c.module is calls[0].module), len(calls))]
-    chain = _chain(step0, dt_s)
-    problems = _blocked(step0, chain, dt_s)
-    if problems and len(chain) < len(step0):
-        raise PartitionError("the model's spiking part has modules Loihi cannot run:\n  - " + "\n  - ".join(problems))
+    steps = sum(1 for c in modules if c.module is modules[0].module)
+    time_dim, steps, multi = _layout(modules[0], steps, x)
+    batch = int(x.shape[1 - time_dim])
+    again = next((i for i, c in enumerate(calls) if c.module is modules[0].module and c is not modules[0]), len(calls))
+    step0 = calls[:again]
+    walk = _follow(step0, _producers(calls), dt_s, lambda t: _step_shape(t, multi, steps, batch))
+    step0_modules = [c for c in step0 if c.module is not None]
+    chain, later = _chain_end(walk, step0_modules)
     for c in chain:
-        count, want = sum(1 for call in calls if call.module is c.module), 1 if multi else steps
+        count, want = sum(1 for call in modules if call.module is c.module), 1 if multi else steps
         if count != want:
             raise PartitionError(f"{c.path} is called {count} times for {steps} time steps; each module of the "
                                  "spiking part must be called once per step (or once, on all steps)")
-    return Capture([(c.path, c.module) for c in chain], time_dim, steps, {c.path: c.out for c in chain}, multi)
+    flatten = {i: f for i, f in walk.flatten_before.items() if i < len(chain)}
+    return Capture([(c.path, c.module) for c in chain], time_dim, steps, {c.path: c.out for c in chain}, multi,
+                   batch, flatten, walk.stop if later else "", later)
+
+
+def loihi_modules(cap: Capture) -> list[tuple[str, nn.Module]]:
+    """The chain as per-step modules with the labels reports use: BatchNorms folded into the layer before
+    them (``torch.nn.utils.fusion``), Flatten nodes where a reshape flattens a sample, multi-step modules
+    switched to single steps (on copies: the user's modules keep their mode)."""
+    from torch.nn.utils.fusion import fuse_conv_bn_eval, fuse_linear_bn_eval
+
+    out: list[tuple[str, nn.Module]] = []
+    for i, (path, m) in enumerate(cap.chain):
+        if i in cap.flatten_before:
+            out.append(("(flatten)", cap.flatten_before[i]))
+        if isinstance(m, BATCHNORMS):
+            label, layer = out[-1]
+            fuse = fuse_linear_bn_eval if isinstance(layer, nn.Linear) else fuse_conv_bn_eval
+            out[-1] = (f"{label} + {path} ({type(m).__name__}, folded)", fuse(layer, m))
+            continue
+        if cap.multi_step:
+            m = copy.deepcopy(m)
+            if hasattr(m, "step_mode"):
+                m.step_mode = "s"
+        out.append((f"{path} ({type(m).__name__})", m))
+    return out
 
 
 def spiking_sequential(cap: Capture) -> nn.Sequential:
-    """The chain as a per-step ``nn.Sequential`` (children ``0, 1, ...``: module paths contain dots); a
-    multi-step chain from copies switched to single steps (the user's modules keep their mode)."""
-    modules = [copy.deepcopy(m) if cap.multi_step else m for _, m in cap.chain]
-    for m in modules:
-        if cap.multi_step and hasattr(m, "step_mode"):
-            m.step_mode = "s"
-    return nn.Sequential(OrderedDict((str(i), m) for i, m in enumerate(modules)))
+    """The chain as a per-step ``nn.Sequential`` (children ``0, 1, ...``: module paths contain dots)."""
+    return nn.Sequential(OrderedDict((str(i), m) for i, (_, m) in enumerate(loihi_modules(cap))))
 
 
-def _zeros_like_output(out, batch: int, batch_dim: int = 0):
-    """Zeros shaped as a recorded output, with ``batch`` samples along ``batch_dim``."""
+def _zeros_like_output(out, cap: Capture, batch: int):
+    """Zeros shaped as a recorded output, with ``batch`` samples: ``(batch, ...)`` per step, ``(T, batch, ...)``
+    or ``(T*batch, ...)`` multi-step."""
     def zeros(t):
         if not isinstance(t, torch.Tensor):
             return None
         shape = list(t.shape)
-        shape[batch_dim] = batch
+        if not cap.multi_step:
+            shape[0] = batch
+        elif tuple(shape[:2]) == (cap.num_steps, cap.batch):
+            shape[1] = batch
+        else:
+            shape[0] = cap.num_steps * batch
         return torch.zeros(shape, dtype=t.dtype)
     return tuple(zeros(t) for t in out) if isinstance(out, tuple) else zeros(out)
 
 
 class DenseRemainder(nn.Module):
-    """The user's model after the cut: ``forward(spikes (B, T, N))`` runs the unmodified ``forward`` with the
-    spiking chain's modules standing in, so everything downstream of the cut is the user's own code."""
+    """The user's model after the cut: ``forward(spikes (B, T, *cut_shape))`` runs the unmodified ``forward``
+    with the spiking chain's modules standing in, so everything downstream of the cut is the user's own
+    code (SpikingJelly's stateful neurons reset first, as ``functional.reset_net`` does)."""
 
-    def __init__(self, model: nn.Module, cap: Capture, input_shape: tuple[int, ...]) -> None:
+    def __init__(self, model: nn.Module, cap: Capture, input_shape: tuple[int, ...], batch_dim: int = 0) -> None:
         super().__init__()
         self.model, self.cap, self.input_shape = model, cap, tuple(input_shape)
+        self.batch_dim = batch_dim  # where the model's output has its batch: moved to dim 0 (the bundle's layout)
 
     def forward(self, spikes: torch.Tensor) -> torch.Tensor:
         batch, steps = spikes.shape[0], spikes.shape[1]
         shape = (batch, steps, *self.input_shape) if self.cap.time_dim == 1 else (steps, batch, *self.input_shape)
         x = torch.zeros(shape, dtype=spikes.dtype)
+        reset_memories(self.model)
         with _stand_ins(self.cap, spikes):
-            return _first(self.model(x))
+            return _first(self.model(x)).movedim(self.batch_dim, 0)
+
+
+def batch_first(y: torch.Tensor, batch: int, layout: str, one_sample=None) -> torch.Tensor:
+    """A time-major model's output ``(T, B, ...)`` as ``(B, T, ...)``, the bundle's layout (others as they are).
+    Where T = B, ``one_sample()`` (the model's output for one sample) tells which dimension is the batch."""
+    if layout != "TB" or y.dim() < 2 or y.shape[1] != batch:
+        return y
+    if y.shape[0] == batch:
+        return y.movedim(_output_batch_dim(y, one_sample()), 0) if one_sample is not None and batch > 1 else y
+    return y.movedim(1, 0)
+
+
+def _output_batch_dim(full: torch.Tensor, one: torch.Tensor) -> int:
+    """The dimension of the model's output that follows the batch (from its outputs for B samples and for 1)."""
+    moved = [d for d, (a, b) in enumerate(zip(full.shape, one.shape)) if a != b]
+    return moved[0] if full.dim() == one.dim() and len(moved) == 1 else 0
+
+
+def _cut_spikes(cap: Capture, spikes: torch.Tensor, t: int) -> torch.Tensor:
+    """What the cut population returns at its ``t``-th call: one step ``(B, ...)``, or all steps in the
+    shape its multi-step call returned."""
+    if not cap.multi_step:
+        return spikes[:, t]
+    out = _first(cap.outputs[cap.chain[-1][0]])
+    s = spikes.transpose(0, 1)
+    return s if tuple(out.shape[:2]) == (cap.num_steps, cap.batch) else s.reshape(-1, *s.shape[2:])
 
 
 @contextmanager
 def _stand_ins(cap: Capture, spikes: torch.Tensor):
-    """Replace each chain module's forward: the cut population returns ``spikes[:, t]`` at its t-th call
-    (its other outputs, e.g. snnTorch's ``mem``, as zeros), the others zeros of their recorded shapes."""
+    """Replace each chain module's forward: the cut population returns its spikes at each call (its other
+    outputs, e.g. snnTorch's ``mem``, as zeros), the others zeros of their recorded shapes."""
     batch, cut = spikes.shape[0], cap.chain[-1][1]
-    batch_dim = 1 if cap.multi_step else 0
     step = {"t": 0}
 
     def cut_forward(*args, **kwargs):
-        s = spikes.transpose(0, 1) if cap.multi_step else spikes[:, step["t"]]
+        s = _cut_spikes(cap, spikes, step["t"])
         step["t"] += 1
         out = cap.outputs[cap.chain[-1][0]]
         if isinstance(out, tuple):
-            return (s, *_zeros_like_output(out, batch, batch_dim)[1:])
+            return (s, *_zeros_like_output(out, cap, batch)[1:])
         return s
 
     patched = [(m, m.forward) for _, m in cap.chain]
     try:
         for path, module in cap.chain:
             module.forward = cut_forward if module is cut else \
-                (lambda *a, out=cap.outputs[path], **k: _zeros_like_output(out, batch, batch_dim))
+                (lambda *a, out=cap.outputs[path], **k: _zeros_like_output(out, cap, batch))
         yield
     finally:
         for module, forward in patched:
@@ -247,24 +490,27 @@ def dense_remainder(model: nn.Module, cap: Capture, x: torch.Tensor, tol: float 
     """:class:`DenseRemainder` of a copy of ``model``, checked: given the chain's spikes (run with each
     framework's step convention) it reproduces the unmodified model's output on ``x``. The check runs in
     float32, the precision the frameworks' neurons return spikes in (snnTorch's are float32 always)."""
-    own = copy.deepcopy(model)
-    dense = DenseRemainder(own, _copied(cap, own), tuple(x.shape[2:]))
     model32 = copy.deepcopy(model).float().eval()
     x32 = x.float()
     bmajor = x32 if cap.time_dim == 1 else x32.transpose(0, 1)
     with torch.no_grad():
-        want = _first(model32(x32))
         cut = output_spikes(spiking_sequential(_copied(cap, model32)), bmajor)
-        got = _first(DenseRemainder(model32, _copied(cap, model32), tuple(bmajor.shape[2:]))(cut))
+        stand_in = DenseRemainder(model32, _copied(cap, model32), tuple(bmajor.shape[2:]))
+        batch_dim = _output_batch_dim(stand_in(cut), stand_in(cut[:1])) if len(cut) > 1 else 0
+        reset_memories(model32)
+        want = _first(model32(x32)).movedim(batch_dim, 0)
+        stand_in.batch_dim = batch_dim
+        got = stand_in(cut)
     if got.shape != want.shape or not torch.allclose(got, want, atol=tol, rtol=0):
         err = float((got - want).abs().max()) if got.shape == want.shape else float("nan")
         raise PartitionError(f"after the cut at {cap.chain[-1][0]}, the model does not depend on its spikes alone "
                              f"(max difference {err:.3g} when only they are given): it may read the membrane "
                              "potential or another output of the spiking part; return and use the spikes only")
-    return dense
+    own = copy.deepcopy(model)
+    return DenseRemainder(own, _copied(cap, own), tuple(x.shape[2:]), batch_dim)
 
 
 def _copied(cap: Capture, copy_of: nn.Module) -> Capture:
     """``cap`` with its modules looked up by path in ``copy_of`` (a deep copy of the captured model)."""
     modules = dict(copy_of.named_modules())
-    return Capture([(p, modules[p]) for p, _ in cap.chain], cap.time_dim, cap.num_steps, cap.outputs, cap.multi_step)
+    return dataclasses.replace(cap, chain=[(p, modules[p]) for p, _ in cap.chain])

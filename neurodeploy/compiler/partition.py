@@ -207,24 +207,58 @@ def cuts(model: nn.Module) -> list[str]:
 
 def captured_placement(model: nn.Module, cap) -> list[Placement]:
     """Every module of a captured model (:mod:`neurodeploy.compiler.capture`), by its own path: the spiking
-    chain on Loihi, everything else on the GPU, each with its reason (a module inside a block that has
-    one, e.g. a Linear inside an attention block, gives the block's)."""
+    chain on Loihi (a BatchNorm folded into the layer before it), a container by where its modules run,
+    everything else on the GPU, each with its reason (a module inside a block that has one, e.g. a Linear
+    inside an attention block, gives the block's)."""
     on_loihi = {path: m for path, m in cap.chain}
-    cut, inherited, placement = cap.chain[-1][0], {}, []
+    inherited, placement = {}, []
     for path, m in model.named_modules():
         if not path or any(path.startswith(p + ".") for p in on_loihi):
             continue
         if path in on_loihi:
-            placement.append(Placement(module=path, device="loihi", reason=_loihi_reason(m)))
+            placement.append(Placement(module=path, device="loihi", reason=_chain_reason(cap, path, m)))
+            continue
+        inside = [p for p in on_loihi if p.startswith(path + ".")]
+        if inside:
+            placement.append(_container_placement(model, path, inside, cap))
             continue
         parent = next((inherited[p] for p in sorted(inherited, key=len, reverse=True) if path.startswith(p + ".")),
                       None)
-        own = _gpu_reason(m, None)
+        own = _gpu_reason(m, None) or _attention_by_name(m)
         if own is not None:
             inherited[path] = own
-        reason = own or parent or f"after the cut at {cut}: continuous values -> GPU"
-        placement.append(Placement(module=path, device="gpu", reason=reason))
+        placement.append(Placement(module=path, device="gpu", reason=own or parent or _after_cut_reason(cap, path, m)))
     return placement
+
+
+def _chain_reason(cap, path: str, m: nn.Module) -> str:
+    if isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)):
+        before = [p for p, _ in cap.chain][[p for p, _ in cap.chain].index(path) - 1]
+        return f"BatchNorm folded into {before} (eval mode: its running statistics, exact)"
+    return _loihi_reason(m)
+
+
+def _container_placement(model: nn.Module, path: str, inside: list[str], cap) -> Placement:
+    """A container of chain modules: on Loihi when all its leaf modules are, else split by the cut."""
+    from neurodeploy.compiler.capture import units
+
+    leaves = [p for p, _ in units(model.get_submodule(path))]
+    if len(inside) == len(leaves):
+        return Placement(module=path, device="loihi", reason="holds modules Loihi runs")
+    return Placement(module=path, device="gpu", reason=f"holds modules of both parts: the cut at {cap.chain[-1][0]} "
+                     f"is inside it ({len(inside)} of its {len(leaves)} modules on Loihi)")
+
+
+def _attention_by_name(m: nn.Module) -> str | None:
+    """Attention blocks of other libraries (SpikingJelly's ``SpikingSelfAttention``, ...), by their class name."""
+    return "Q·K^T between data-dependent tensors -> GPU" if "Attention" in type(m).__name__ else None
+
+
+def _after_cut_reason(cap, path: str, m: nn.Module) -> str:
+    if is_neuron(m) and cap.stop:
+        return (f"spiking population after Loihi's part, which stops at {cap.stop}: stepped on the GPU by its "
+                "framework (dense, every MAC)")
+    return f"after the cut at {cap.chain[-1][0]}: continuous values -> GPU"
 
 
 def blocking_problems(rest: list[tuple[str, nn.Module]], dt_s: float | None = None) -> list[str] | None:

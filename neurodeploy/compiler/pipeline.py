@@ -148,7 +148,7 @@ def export_dense(job: HybridJob) -> HybridJob:
     shape where populations moved to the GPU take them)."""
     cut_spikes = job.reference[f"spikes/{job.cut_node}"]
     examples = _parity_examples(job.num_steps, job.window, job.plan.layer(job.cut_node).n, job.part.fixed_length)
-    if isinstance(job.part.dense, GpuTail):
+    if job.part.fixed_length:  # populations moved to the GPU, or the user's own code, take the cut's shape
         examples = [e.reshape(*e.shape[:2], *cut_spikes.shape[2:]) for e in examples]
     dense = copy.deepcopy(job.part.dense).float().eval()
     job.dense = _export_dense(dense, cut_spikes, examples, job.tmp, job.part.fixed_length)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from neurodeploy.compiler.partition import Partition, captured_placement, module_label, partition
+from neurodeploy.compiler.partition import Partition, captured_placement, partition
 from neurodeploy.errors import UsageError
 from neurodeploy.models.hybrid import HybridModel
 
@@ -19,12 +19,12 @@ def split(model: nn.Module, inputs: torch.Tensor, cut: str | None = None, dt_s: 
     if cut is not None:
         raise UsageError("cut= applies to a flat nn.Sequential; a captured model is cut where its spikes first "
                          "meet an operation Loihi cannot run")
-    from neurodeploy.compiler.capture import capture, dense_remainder, spiking_sequential
+    from neurodeploy.compiler.capture import capture, dense_remainder, loihi_modules, spiking_sequential
 
     cap = capture(model, inputs, dt_s)
     bundle_inputs = inputs if cap.time_dim == 1 else inputs.transpose(0, 1)
     dense = dense_remainder(model, cap, inputs)
-    paths = {str(i): module_label(path, m) for i, (path, m) in enumerate(cap.chain)}
+    paths = {str(i): label for i, (label, _) in enumerate(loihi_modules(cap))}
     return Partition(spiking_sequential(cap), dense, None, captured_placement(model, cap), paths), bundle_inputs, \
         "BT" if cap.time_dim == 1 else "TB"
 

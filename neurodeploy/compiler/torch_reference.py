@@ -24,7 +24,7 @@ from neurodeploy.compiler.partition import Partition, partition
 from neurodeploy.compiler.split import as_model_takes, split
 from neurodeploy.models.feedback import FeedbackHybrid, run_with_feedback
 from neurodeploy.models.hybrid import HybridModel
-from neurodeploy.models.time_stepping import output_spikes, run_frontend
+from neurodeploy.models.time_stepping import output_spikes, reset_memories, run_frontend
 
 
 def torch_reference(model: nn.Module, x: torch.Tensor, *, layout: str = "BT", part: Partition | None = None,
@@ -37,12 +37,23 @@ def torch_reference(model: nn.Module, x: torch.Tensor, *, layout: str = "BT", pa
     if part is None:
         part, x, _ = split(model.eval(), as_model_takes(x, layout).float(), cut, dt_s)
     spiking64 = copy.deepcopy(part.spiking).double().eval()
-    dense64 = copy.deepcopy(part.dense).double().eval()
+    dtype = torch.float32 if _float32_spikes(part.dense) else torch.float64
+    dense = copy.deepcopy(part.dense).to(dtype).eval()
     with torch.no_grad():
         spikes = run_frontend(spiking64, x.double())
         out = {f"spikes/{name}": s.numpy() for name, s in spikes.items()}
-        out.update(_dense_outputs(dense64, list(spikes.values())[-1]))
-    return out
+        out.update(_dense_outputs(dense, list(spikes.values())[-1].to(dtype)))
+    return {k: v.astype(np.float64) if v.dtype == np.float32 else v for k, v in out.items()}
+
+
+def _float32_spikes(dense: nn.Module) -> bool:
+    """The user's code after the cut steps snnTorch neurons, whose spikes are float32 whatever their input:
+    it runs in float32 (the chain's own neurons stand in, they do not count)."""
+    cap = getattr(dense, "cap", None)
+    if cap is None:
+        return False
+    chain = {id(m) for _, m in cap.chain}
+    return any(type(m).__module__.startswith("snntorch") and id(m) not in chain for m in dense.modules())
 
 
 def _dense_outputs(dense: nn.Module, cut: torch.Tensor) -> dict[str, np.ndarray]:
@@ -59,8 +70,14 @@ def torch_output(model: nn.Module, x: torch.Tensor, *, layout: str = "BT", event
     if isinstance(model, FeedbackHybrid):
         return run_with_feedback(model, x)[0]
     if not isinstance(model, (HybridModel, nn.Sequential)):  # a captured model: itself, as it takes inputs
-        y = model(as_model_takes(x, layout))
-        return y[0] if isinstance(y, tuple) else y
+        from neurodeploy.compiler.capture import batch_first
+
+        def run(inputs: torch.Tensor) -> torch.Tensor:
+            reset_memories(model)
+            y = model(as_model_takes(inputs, layout))
+            return y[0] if isinstance(y, tuple) else y
+
+        return batch_first(run(x), x.shape[0], layout, lambda: run(x[:1]))
     part = partition(model)  # a flat nn.Sequential steps its neurons per time step, as the deployment does
     cut = output_spikes(part.spiking, x, grad=True)
     return part.dense.forward_event(cut)[0] if event else part.dense(cut)

@@ -28,6 +28,20 @@ def is_neuron(module: nn.Module) -> bool:
     return type(module).__name__ in NEURON_KINDS
 
 
+def reset_memories(model: nn.Module) -> None:
+    """Every stateful neuron of ``model`` back to the state it was built with: SpikingJelly's modules (``v``,
+    and the like) as ``spikingjelly.activation_based.functional.reset_net`` does; snnTorch's state buffers
+    (``mem``, ``syn``: non-persistent buffers) to the empty tensor its constructors give them, so that no
+    shape of an earlier batch is carried into the next run (or into an ONNX export's traced shapes)."""
+    for m in model.modules():
+        if hasattr(m, "_memories") and callable(getattr(m, "reset", None)):
+            m.reset()
+        elif type(m).__module__.startswith("snntorch"):
+            for name in m._non_persistent_buffers_set:
+                if isinstance(m._buffers.get(name), torch.Tensor):
+                    m._buffers[name] = torch.zeros(0, dtype=m._buffers[name].dtype)
+
+
 def _zero_state(module: nn.Module, h: torch.Tensor):
     kind = type(module).__name__
     if isinstance(module, LIFCell):

@@ -1,0 +1,133 @@
+"""The field's own models, as their authors write them: Conv -> BatchNorm -> LIF blocks over multi-step
+tensors (SpikingJelly's own Spikformer, ``SeqToANNContainer``, ``step_mode='m'`` layers), and snnTorch's
+tutorial CSNN with BatchNorm and a functional max pool. Nothing here knows neurodeploy.
+
+Each ``make_*`` function is a CLI factory: it returns ``(model, example inputs, dt_s)``. The models are
+untrained; their BatchNorms take the statistics of the example data, as training would leave them
+(running statistics of the data, then eval mode), so that their neurons spike.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def _spikes(*shape: int, seed: int = 0, rate: float = 0.3) -> torch.Tensor:
+    return (torch.rand(*shape, generator=torch.Generator().manual_seed(seed)) < rate).float()
+
+
+def _settle_batchnorms(model: nn.Module, x: torch.Tensor, gain: float = 2.0) -> nn.Module:
+    """BatchNorm running statistics from ``x`` (one pass in training mode, cumulative average), a gain
+    ``gamma`` that makes the neurons fire, then eval mode: a stand-in for training."""
+    from spikingjelly.activation_based import functional
+
+    for m in model.modules():
+        if isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)):
+            m.reset_running_stats()
+            m.momentum = None
+            with torch.no_grad():
+                m.weight.fill_(gain)
+                m.bias.fill_(0.2)
+    model.train()
+    with torch.no_grad():
+        functional.reset_net(model)
+        model(x)
+        functional.reset_net(model)
+    return model.eval()
+
+
+def make_spikformer():
+    """SpikingJelly 2.0's own ``Spikformer`` (SPS stem of Conv-BN-LIF stages with max pooling, spiking
+    self-attention, MLP), as its model zoo builds it, on (T, B, 2, 16, 16) events."""
+    from spikingjelly.activation_based.model.spikformer import Spikformer
+
+    torch.manual_seed(0)
+    model = Spikformer(T=4, in_channels=2, img_size_h=16, img_size_w=16, patch_size=4, num_classes=5,
+                       embed_dims=32, num_heads=2, mlp_ratio=2.0, depths=1)
+    x = _spikes(4, 4, 2, 16, 16)
+    return _settle_batchnorms(model, x), x, 1e-3
+
+
+class JellyConvBN(nn.Module):
+    """SpikingJelly multi-step layers: ``layer.Conv2d -> layer.BatchNorm2d -> LIFNode``, then a
+    ``SeqToANNContainer(Conv2d, BatchNorm2d)`` (time folded into the batch) and a second LIFNode, a max pool and
+    a Linear readout averaged over time. (T, B, 2, 8, 8)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        from spikingjelly.activation_based import layer, neuron
+
+        self.conv1 = layer.Conv2d(2, 8, 3, padding=1, bias=False, step_mode="m")
+        self.bn1 = layer.BatchNorm2d(8, step_mode="m")
+        self.lif1 = neuron.LIFNode(tau=2.0, step_mode="m")
+        self.block2 = layer.SeqToANNContainer(nn.Conv2d(8, 8, 3, padding=1, bias=False), nn.BatchNorm2d(8))
+        self.lif2 = neuron.LIFNode(tau=2.0, step_mode="m")
+        self.pool = layer.MaxPool2d(2, step_mode="m")
+        self.fc = layer.Linear(8 * 4 * 4, 5, step_mode="m")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        s = self.lif2(self.block2(self.lif1(self.bn1(self.conv1(x)))))
+        return self.fc(self.pool(s).flatten(2)).mean(0)
+
+
+def make_jelly_conv_bn():
+    torch.manual_seed(0)
+    x = _spikes(6, 4, 2, 8, 8)
+    return _settle_batchnorms(JellyConvBN(), x), x, 1e-3
+
+
+class SnnTorchCSNN(nn.Module):
+    """The snnTorch tutorial CSNN with BatchNorm: ``Conv2d -> BatchNorm2d -> Leaky``, then ``F.max_pool2d`` on a
+    convolution of its spikes, a second Leaky, a Linear and a third Leaky; its own loop over (T, B, 1, 12, 12)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        import snntorch as snn
+
+        self.conv1, self.bn1, self.lif1 = nn.Conv2d(1, 8, 3, padding=1), nn.BatchNorm2d(8), snn.Leaky(beta=0.9)
+        self.conv2, self.lif2 = nn.Conv2d(8, 8, 3, padding=1), snn.Leaky(beta=0.9)
+        self.fc, self.lif3 = nn.Linear(8 * 6 * 6, 4), snn.Leaky(beta=0.9)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        mem1, mem2, mem3 = self.lif1.init_leaky(), self.lif2.init_leaky(), self.lif3.init_leaky()
+        out = []
+        for t in range(x.shape[0]):
+            spk1, mem1 = self.lif1(self.bn1(self.conv1(x[t])), mem1)
+            spk2, mem2 = self.lif2(F.max_pool2d(self.conv2(spk1), 2), mem2)
+            spk3, mem3 = self.lif3(self.fc(spk2.flatten(1)), mem3)
+            out.append(spk3)
+        return torch.stack(out).sum(0)
+
+
+def make_snntorch_csnn():
+    torch.manual_seed(0)
+    x = _spikes(8, 4, 1, 12, 12)
+    model = _settle_batchnorms(SnnTorchCSNN(), x)
+    with torch.no_grad():
+        model.conv2.weight.mul_(4.0)
+        model.fc.weight.mul_(4.0)
+    return model, x, 1e-3
+
+
+class PoolFirst(nn.Module):
+    """snnTorch: a convolution, ``F.max_pool2d`` on its currents, then the first Leaky: Loihi cannot run its first
+    population. (B, T, 1, 8, 8)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        import snntorch as snn
+
+        self.conv, self.lif, self.head = nn.Conv2d(1, 4, 3, padding=1), snn.Leaky(beta=0.9), nn.Linear(64, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        mem, out = self.lif.init_leaky(), []
+        for t in range(x.shape[1]):
+            spk, mem = self.lif(F.max_pool2d(self.conv(x[:, t]), 2), mem)
+            out.append(spk)
+        return self.head(torch.stack(out, 1).mean(1).flatten(1))
+
+
+def make_pool_first():
+    torch.manual_seed(0)
+    return PoolFirst().eval(), _spikes(2, 6, 1, 8, 8), 1e-3

@@ -1,0 +1,101 @@
+"""The field's own models deploy as their authors wrote them (tests/field_models.py): SpikingJelly 2.0's own
+Spikformer, SpikingJelly multi-step Conv-BN-LIF layers with a ``SeqToANNContainer``, snnTorch's CSNN with
+BatchNorm and ``F.max_pool2d``.
+
+Each is compiled with no change to its code, then co-simulated on inputs not used to compile it and compared
+with the unmodified model run by its own framework (SpikingJelly's ``functional.reset_net`` between batches):
+0 spike mismatches on Loihi's populations, output error < 1e-4. Fixed point runs on Lava and on the emulator
+with identical spikes.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import field_models as fm
+import numpy as np
+import pytest
+import torch
+
+import neurodeploy as nd
+from neurodeploy.compiler.capture import batchnorm_problems
+from neurodeploy.errors import PartitionError
+
+pytest.importorskip("spikingjelly")
+pytest.importorskip("snntorch")
+
+# case: (factory, the user's module paths that run on Loihi, a population the GPU steps, what stops Loihi's part)
+CASES = {
+    "spikformer": (fm.make_spikformer, {f"patch_embed.stages.{i}.{leaf}" for i in (0, 1) for leaf in
+                                        ("conv_bn.block.0", "conv_bn.block.1", "neuron")},
+                   "blocks.0.mlp.neuron1", "MaxPool"),
+    "jelly_conv_bn": (fm.make_jelly_conv_bn, {"conv1", "bn1", "lif1", "block2.0", "block2.1", "lif2"}, None, None),
+    "snntorch_csnn": (fm.make_snntorch_csnn, {"conv1", "bn1", "lif1"}, "lif2", "max_pool2d()"),
+}
+
+
+def _unmodified_output(model, x: torch.Tensor) -> np.ndarray:
+    """The model's own output on time-major x, batch first (as a bundle returns it)."""
+    from spikingjelly.activation_based import functional
+
+    functional.reset_net(model)
+    with torch.no_grad():
+        y = model(x)
+    functional.reset_net(model)
+    return (y.transpose(0, 1) if y.dim() == 3 else y).double().numpy()
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_a_field_model_deploys_as_written(case, tmp_path):
+    make, on_loihi, gpu_population, stop = CASES[case]
+    model, x, dt_s = make()
+    bundle = nd.compile(model, tmp_path / case, inputs=x, dt_s=dt_s)
+    placed = {p.module: p for p in bundle.manifest.placement}
+    leaves_on_loihi = {k for k, p in placed.items() if p.device == "loihi" and not p.reason.startswith("holds")}
+    assert leaves_on_loihi == on_loihi and bundle.manifest.input_layout == "TB"
+    assert all("folded into" in placed[k].reason for k in on_loihi if ".1" in k[-2:] or k.startswith("bn"))
+    if gpu_population:  # a later population runs on the GPU, with what stopped Loihi's part as its reason
+        assert placed[gpu_population].device == "gpu" and stop in placed[gpu_population].reason
+    steps, batch = x.shape[0], 3  # a batch unlike T, inputs not used to compile
+    x_new = (torch.rand(steps, batch, *x.shape[2:], generator=torch.Generator().manual_seed(7)) < 0.3).float()
+    result = nd.cosimulate(bundle, x_new.transpose(0, 1).numpy().astype(np.float64), model=model)
+    assert result.agreement.spike_mismatches == 0 and all(s.sum() > 0 for s in result.spikes.values())
+    want = _unmodified_output(model, x_new)
+    assert result.y.shape == want.shape and np.abs(result.y - want).max() < 1e-4 and want.std() > 0.01
+    lava, emulator = (nd.cosimulate(bundle, x_new.transpose(0, 1).numpy().astype(np.float64), mode="fixed",
+                                    backend=b) for b in ("lava", "emulator"))
+    assert all(np.array_equal(lava.spikes[k], emulator.spikes[k]) for k in lava.spikes)
+
+
+def test_spikformer_attention_runs_on_the_gpu_with_its_reason(tmp_path):
+    model, x, dt_s = fm.make_spikformer()
+    bundle = nd.compile(model, tmp_path / "s", inputs=x, dt_s=dt_s)
+    placed = {p.module: p for p in bundle.manifest.placement}
+    assert placed["blocks.0.attn"].device == "gpu" and placed["blocks.0.attn"].reason.startswith("Q·K^T")
+    assert placed["patch_embed.stages.0"].device == "loihi"  # a container all of whose modules run on Loihi
+    assert "cut at patch_embed.stages.1.neuron is inside it" in placed["patch_embed.stages"].reason
+    inside_loihi = {n for n, _ in model.named_modules() if any(n.startswith(p + ".") for p in CASES["spikformer"][1])}
+    assert {name for name, _ in model.named_modules() if name} - inside_loihi == set(placed)  # e.g. a surrogate
+
+
+def test_a_first_population_loihi_cannot_run_is_refused_with_the_line_and_the_way_out(tmp_path):
+    model, x, dt_s = fm.make_pool_first()
+    with pytest.raises(PartitionError) as err:
+        nd.compile(model, tmp_path / "p", inputs=x, dt_s=dt_s)
+    text = str(err.value)
+    assert "max_pool2d() after conv" in text and "field_models.py" in text and "F.max_pool2d(self.conv(" in text
+    assert "avg pooling" in text
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parent)}
+    done = subprocess.run([sys.executable, "-m", "neurodeploy.cli", "compile", "field_models:make_pool_first",
+                           "--out", str(tmp_path / "p")], capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 2 and "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1
+    assert "PartitionError" in done.stderr and "F.max_pool2d(self.conv(" in done.stderr
+
+
+def test_batchnorm_folds_only_in_eval_mode_after_a_conv_or_linear():
+    conv, bn = torch.nn.Conv2d(2, 4, 3), torch.nn.BatchNorm2d(4)
+    assert "training mode" in batchnorm_problems("bn", bn.train(), conv)[0]
+    assert batchnorm_problems("bn", bn.eval(), conv) == []
+    assert "folds into a Conv or Linear" in batchnorm_problems("bn", bn.eval(), torch.nn.ReLU())[0]
