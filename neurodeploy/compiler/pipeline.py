@@ -42,7 +42,7 @@ from neurodeploy.bundle import (Adapter, DensePart, FeedbackPart, Manifest, Pari
 from neurodeploy.bundle.schedules import compiled_schedule
 from neurodeploy.compiler import split as splitting
 from neurodeploy.compiler.calibration import calibration_inputs, fixed_point
-from neurodeploy.compiler.partition import GpuTail, Partition
+from neurodeploy.compiler.partition import Partition
 from neurodeploy.compiler.torch_reference import torch_reference as model_reference
 from neurodeploy.errors import ModelConfigError, SpikingPlanError, UsageError
 from neurodeploy.exporters import (INPUT_NAME, OUTPUT_NAME, check_dynamic_dims, check_parity, export_backend,
