@@ -76,7 +76,7 @@ def cosimulate(bundle: Bundle | str | Path, inputs: np.ndarray | None = None, *,
                weights: str | Path | None = None) -> CosimResult:
     """Run the bundle: the spiking part on ``backend`` (``lava`` or the bit-exact ``emulator``) in ``mode``
     (``float`` or ``fixed``), its spikes into the dense part on ONNX Runtime. ``inputs`` (B, T, ...) or
-    (T, ...), default the bundle's reference inputs; ``schedule=None`` is the bundle's own.
+    (T, ...) (a bundle of a model that takes (T, B, ...): (T, B, ...)), default the bundle's reference inputs; ``schedule=None`` is the bundle's own.
 
     ``result.agreement`` compares with PyTorch: on the reference inputs against the outputs stored in the
     bundle; on any other inputs against ``model`` (an ``nn.Module``, a zoo name or a factory, with
@@ -86,8 +86,10 @@ def cosimulate(bundle: Bundle | str | Path, inputs: np.ndarray | None = None, *,
     from neurodeploy.analysis.agreement import compare_with_torch
     from neurodeploy.compiler.resolve import no_model_note, torch_reference_for
     from neurodeploy.runtime.cosim import run_cosim
+    from neurodeploy.runtime.inputs import from_model_layout
 
     bundle = _bundle(bundle)
+    inputs = from_model_layout(inputs, bundle.manifest)
     result = run_cosim(bundle, inputs, mode=mode, backend=backend, progress=progress,
                        schedule=schedule or bundle.manifest.default_schedule, checkpoint=checkpoint,
                        early_exit=early_exit)
@@ -148,10 +150,12 @@ def evaluate(bundle: Bundle | str | Path, x: np.ndarray, labels: np.ndarray, *, 
     from neurodeploy.analysis.evaluate import DEFAULT_CHUNK
     from neurodeploy.analysis.evaluate import evaluate as run_evaluation
     from neurodeploy.compiler.resolve import model_for_bundle
+    from neurodeploy.runtime.inputs import from_model_layout
 
     import numpy as np
 
     bundle, x, labels = _bundle(bundle), np.asarray(x), np.asarray(labels)  # torch tensors too
+    x = from_model_layout(x, bundle.manifest)
     if chunk is not None and chunk < 1:
         raise UsageError(f"chunk must be >= 1 sample, got {chunk}")
     return run_evaluation(bundle, x, labels, backend, mode, schedule or bundle.manifest.default_schedule,
@@ -182,12 +186,14 @@ def parity(source: Bundle | str | Path, inputs: np.ndarray, *, dt_s: float | Non
     sample (T, *input_shape) or a batch (B, T, *input_shape); with ``labels`` (B,), each stage's accuracy."""
     from neurodeploy.analysis.parity import compare_layers
     from neurodeploy.bundle import Bundle
+    from neurodeploy.runtime.inputs import from_model_layout
 
     profile, reading, quantizer = "loihi2", {"discretisation": discretisation, "fixes": tuple(fixes)}, None
     if isinstance(source, Bundle) or Path(source).is_dir():
         bundle = _bundle(source)
         m = bundle.manifest.spiking
         source, dt_s, profile, reading, quantizer = bundle.spiking_path, m.dt_s, m.profile, m.reading, m.quantizer
+        inputs = from_model_layout(inputs, bundle.manifest)
     return compare_layers(Path(source), inputs, dt_s, backend, profile, reading, quantizer, labels)
 
 

@@ -34,9 +34,9 @@ def test_an_ordinary_model_compiles_and_agrees_on_new_inputs(case, tmp_path):
     placed = {p.module: p.device for p in m.placement}
     assert {k for k, v in placed.items() if v == "loihi"} == on_loihi  # the user's own module paths
     assert all(v == "gpu" for k, v in placed.items() if k not in on_loihi) and len(placed) > len(on_loihi)
-    steps = x.shape[1] if layout == "BT" else x.shape[0]
-    x_new = (np.random.default_rng(11).random((3, steps, *x.shape[2:])) < 0.4).astype(np.float64)
-    result = nd.cosimulate(bundle, x_new, model=model)  # bundle layout (B, T, ...); the model's own run beside
+    batch_first = (np.random.default_rng(11).random((3, x.shape[1 if layout == "BT" else 0], *x.shape[2:])) < 0.4)
+    x_new = batch_first.astype(np.float64) if layout == "BT" else batch_first.swapaxes(0, 1).astype(np.float64)
+    result = nd.cosimulate(bundle, x_new, model=model)  # in the model's own layout; the model's own run beside
     assert result.agreement.spike_mismatches == 0 and result.agreement.max_abs_err < 1e-5
     assert all(s.sum() > 0 for s in result.spikes.values())
     lava, emulator = (nd.cosimulate(bundle, x_new, mode="fixed", backend=b) for b in ("lava", "emulator"))

@@ -21,7 +21,7 @@ import torch
 
 import neurodeploy as nd
 from neurodeploy.compiler.capture import batchnorm_problems
-from neurodeploy.errors import PartitionError
+from neurodeploy.errors import InputShapeError, PartitionError
 
 pytest.importorskip("spikingjelly")
 pytest.importorskip("snntorch")
@@ -60,13 +60,14 @@ def test_a_field_model_deploys_as_written(case, tmp_path):
         assert placed[gpu_population].device == "gpu" and stop in placed[gpu_population].reason
     steps, batch = x.shape[0], 3  # a batch unlike T, inputs not used to compile
     x_new = (torch.rand(steps, batch, *x.shape[2:], generator=torch.Generator().manual_seed(7)) < 0.3).float()
-    result = nd.cosimulate(bundle, x_new.transpose(0, 1).numpy().astype(np.float64), model=model)
+    result = nd.cosimulate(bundle, x_new.numpy().astype(np.float64), model=model)  # (T, B, ...) as the model
     assert result.agreement.spike_mismatches == 0 and all(s.sum() > 0 for s in result.spikes.values())
     want = _unmodified_output(model, x_new)
     assert result.y.shape == want.shape and np.abs(result.y - want).max() < 1e-4 and want.std() > 0.01
-    lava, emulator = (nd.cosimulate(bundle, x_new.transpose(0, 1).numpy().astype(np.float64), mode="fixed",
-                                    backend=b) for b in ("lava", "emulator"))
+    lava, emulator = (nd.cosimulate(bundle, x_new.numpy(), mode="fixed", backend=b) for b in ("lava", "emulator"))
     assert all(np.array_equal(lava.spikes[k], emulator.spikes[k]) for k in lava.spikes)
+    with pytest.raises(InputShapeError, match="transpose"):  # batch-major is not this model's layout
+        nd.cosimulate(bundle, x_new.transpose(0, 1).numpy())
 
 
 def test_spikformer_attention_runs_on_the_gpu_with_its_reason(tmp_path):

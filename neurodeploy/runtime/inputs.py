@@ -2,7 +2,9 @@
 
 ``--input`` is time-major: (T, ...) for one sample or (B, T, ...) for a batch; a conv front-end's
 samples may also come flattened, (B, T, n_in). T must be a multiple of the adapter window K, or
-exactly the compiled T where the dense part is the user's own loop over T.
+exactly the compiled T where the dense part is the user's own loop over T. A bundle compiled from a model
+that takes ``(T, B, ...)`` (its ``input_layout`` is ``"TB"``) takes its batches the same way at the API and
+the CLI (:func:`from_model_layout`); the runtime works in ``(B, T, ...)``.
 """
 from __future__ import annotations
 
@@ -19,6 +21,22 @@ def bundle_inputs(bundle: Bundle, inputs: np.ndarray | None) -> np.ndarray:
         raise InputShapeError(f"bundle '{m.name}' has no reference inputs; pass inputs (--input FILE.npy), "
                               f"time-major (T, {', '.join(map(str, m.spiking.input_shape or [m.spiking.n_in]))})")
     return normalize_inputs(bundle.reference_inputs() if inputs is None else inputs, bundle)
+
+
+def from_model_layout(x, m: Manifest):
+    """A batch in the layout the bundle's model takes -> the bundle's (B, T, ...): ``(T, B, ...)`` transposed
+    for a time-major model, a ``(B, T, ...)`` batch refused for it (unless T = B); others as they are."""
+    if x is None or m.input_layout != "TB":
+        return x
+    x = np.asarray(x)
+    sample = tuple(m.spiking.input_shape) or (m.spiking.n_in,)
+    if x.ndim < 3 or x.shape[1:] in (sample, (m.spiking.n_in,)):
+        return x  # one sample (T, ...)
+    if x.shape[0] != m.num_steps and x.shape[1] == m.num_steps:
+        raise InputShapeError(f"input of shape {x.shape} for bundle '{m.name}': its model takes (T, B, ...) with "
+                              f"T={m.num_steps}, and so does the bundle; transpose the batch "
+                              "(x.swapaxes(0, 1)) to (T, B, ...)")
+    return x.swapaxes(0, 1)
 
 
 def length_problem(steps: int, m: Manifest) -> str | None:
