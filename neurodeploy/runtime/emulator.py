@@ -130,6 +130,8 @@ class EmulatorRunner:
         if syn.kind == "dense":
             weights = lava_dense_weights(weights, fixed.num_weight_bits)
         weights = weights.astype(np.int64)
+        if syn.kind == "conv":  # as the runtime hands them to Lava's Conv, which ignores weight_exp (e >= 0)
+            weights = weights << fixed.weight_exp
         graded = fixed.num_message_bits > 0
         bound = int(np.abs(weights).max(initial=0)) * syn.fan_in * (GRADED_MAX if graded else 1)
         if bound >= FLOAT64_EXACT:

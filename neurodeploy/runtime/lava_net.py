@@ -150,7 +150,10 @@ GRADED_FLOAT_BITS = 24  # float models multiply by the input instead of treating
 def _synapse(syn: SynapseLayer, plan: SpikingPlan, mode: str):
     fixed = plan.fixed.get(syn.name) if mode == "fixed" else None
     weights = syn.weights if fixed is None else fixed.weights
-    if fixed is not None:
+    if fixed is not None and syn.kind == "conv":  # Lava's Conv ignores weight_exp: mantissas shifted (e >= 0)
+        weights = np.asarray(fixed.weights, dtype=np.int64) << fixed.weight_exp
+        extra = dict(num_weight_bits=fixed.num_weight_bits, num_message_bits=fixed.num_message_bits)
+    elif fixed is not None:
         extra = dict(weight_exp=fixed.weight_exp, num_weight_bits=fixed.num_weight_bits,
                      num_message_bits=fixed.num_message_bits)
     else:  # Lava's float Dense/Conv binarise the input unless told it is graded: the external input may be

@@ -16,14 +16,15 @@ and per incoming synapse, its own exponent ``e`` (the "per-layer exponent")::
                                 8 - weight_bits + mixed bits are zero, so mixed-sign 8-bit mantissas are even)
 
 ``S`` is the largest scale that keeps every mantissa in range: the threshold, the bias, the weights at the
-largest exponent (Lava's Conv fixed model has no weight exponent, so a conv fixes ``S`` by its largest
-weight), and a bound on ``|u|`` (24-bit, wraps). The largest ``S`` gives the smallest rounding error. With
+largest exponent, and a bound on ``|u|`` (24-bit, wraps). A conv synapse's exponent is never negative:
+Lava 0.10's Python ``Conv`` fixed model has a ``weight_exp`` but ignores it, so the runtime hands it the
+mantissas shifted left, ``w 2**e`` (what the chip computes for ``e >= 0``, exactly), as the emulator does. The largest ``S`` gives the smallest rounding error. With
 ``per_synapse_exponents=False`` all synapses into a population share one exponent (the largest), which
 shows what the per-synapse exponents buy.
 
 Options (each reported per layer):
 
-- ``precision="double"`` spends synapses for bits: each dense synapse whose weight grid is coarser than
+- ``precision="double"`` spends synapses for bits: each dense or conv synapse whose weight grid is coarser than
   one unit of ``a_in`` becomes two synapse layers between the same populations. The first holds the grid
   point at or below ``W S`` at exponent ``e`` (8-bit mantissas, even when mixed-sign); the second,
   one-signed (excitatory: 8 full bits), holds the rest at the smallest exponent ``e_lo >= 0`` that fits
@@ -140,12 +141,13 @@ def quantize_weights(w_scaled: np.ndarray, exp: int, nx: LoihiNumerics = LAVA) -
     return np.clip(m, lo, hi).astype(np.int64), clipped
 
 
-def _weight_exp(w_scaled: np.ndarray, nx: LoihiNumerics) -> int:
+def _weight_exp(w_scaled: np.ndarray, nx: LoihiNumerics, conv: bool = False) -> int:
+    """The smallest exponent whose mantissas hold ``w_scaled`` (a conv's: >= 0, the module docstring)."""
     peak = float(np.abs(w_scaled).max(initial=0))
     if peak == 0:
         return 0
     e = math.ceil(math.log2(peak / _mantissa_limit(w_scaled, nx)))
-    return int(np.clip(e, nx.weight_exp_min, nx.weight_exp_max))
+    return int(np.clip(e, 0 if conv else nx.weight_exp_min, nx.weight_exp_max))
 
 
 def _input_bound(plan: SpikingPlan, syns: list[SynapseLayer]) -> float:
@@ -170,8 +172,7 @@ def _scale(layer: NeuronLayer, syns: list[SynapseLayer], a_max: float, nx: Loihi
     for syn in syns:
         peak = float(np.abs(syn.weights).max(initial=0))
         if peak > 0:
-            top_exp = 0 if syn.kind == "conv" else nx.weight_exp_max
-            limits[f"weights of {syn.name}"] = _mantissa_limit(syn.weights, nx) * 2 ** top_exp / peak
+            limits[f"weights of {syn.name}"] = _mantissa_limit(syn.weights, nx) * 2 ** nx.weight_exp_max / peak
     if observed is not None and observed["u"] > 0:
         limits[f"{nx.state_bits}-bit current (calibrated)"] = \
             nx.state_max / (observed["u"] * CALIBRATION_MARGIN * 2 ** nx.act_shift)
@@ -265,11 +266,11 @@ def double_mantissas(ws: np.ndarray, e: int, nx: LoihiNumerics = LAVA) -> tuple[
 
 def _split(syn: SynapseLayer, scale: float, fixed: FixedSynapse, nx: LoihiNumerics
            ) -> tuple[FixedSynapse, SynapseLayer, FixedSynapse] | None:
-    """Precision ``double`` for one dense synapse: its coarse part, the second layer (float weights: the
-    rest, so that the two sum to the model's) and that layer's mantissas; None where a second layer would
-    add nothing (a conv, or :func:`double_mantissas` says so)."""
+    """Precision ``double`` for one dense or conv synapse: its coarse part, the second layer (float weights:
+    the rest, so that the two sum to the model's) and that layer's mantissas; None where a second layer would
+    add nothing (:func:`double_mantissas` says so)."""
     e = fixed.weight_exp
-    parts = double_mantissas(syn.weights * scale, e, nx) if syn.kind == "dense" else None
+    parts = double_mantissas(syn.weights * scale, e, nx)
     if parts is None:
         return None
     coarse, fine, e_lo = parts
@@ -314,7 +315,7 @@ def quantize(plan: SpikingPlan, per_synapse_exponents: bool = True, numerics: Lo
             scale, limited_by = float(pinned[layer.name]), f"the grid it was compiled on ({limited_by} now)"
         fixed, report = _neuron(layer, scale, limited_by, numerics)
         report.calibrated = peak is not None
-        exps = {s.name: (0 if s.kind == "conv" else _weight_exp(s.weights * scale, numerics)) for s in syns}
+        exps = {s.name: _weight_exp(s.weights * scale, numerics, s.kind == "conv") for s in syns}
         if not per_synapse_exponents and exps:
             exps = dict.fromkeys(exps, max(exps.values()))
         exps.update({k: int(v) for k, v in (grid or {}).get("exponents", {}).items() if k in exps})
