@@ -131,3 +131,48 @@ class PoolFirst(nn.Module):
 def make_pool_first():
     torch.manual_seed(0)
     return PoolFirst().eval(), _spikes(2, 6, 1, 8, 8), 1e-3
+
+
+class ConvBNClassifier(nn.Module):
+    """snnTorch ``Conv2d -> BatchNorm2d -> Leaky`` over (B, T, 1, 8, 8), a Linear readout summed over time."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        import snntorch as snn
+
+        self.conv, self.bn, self.lif = nn.Conv2d(1, 6, 3, padding=1), nn.BatchNorm2d(6), snn.Leaky(beta=0.8)
+        self.readout = nn.Linear(6 * 8 * 8, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        mem, total = self.lif.init_leaky(), 0.0
+        for t in range(x.shape[1]):
+            spk, mem = self.lif(self.bn(self.conv(x[:, t])), mem)
+            total = total + self.readout(spk.flatten(1))
+        return total
+
+
+def quadrant_task(n: int, seed: int, steps: int = 8) -> tuple[torch.Tensor, torch.Tensor]:
+    """(n, T, 1, 8, 8) events: one quadrant of each frame fires at rate 0.6, the rest at 0.15; the label is
+    that quadrant."""
+    g = torch.Generator().manual_seed(seed)
+    labels = torch.randint(0, 4, (n,), generator=g)
+    rate = torch.full((n, 1, 1, 8, 8), 0.15)
+    for k in range(4):
+        r, c = divmod(k, 2)
+        rate[labels == k, :, :, 4 * r: 4 * r + 4, 4 * c: 4 * c + 4] = 0.6
+    return (torch.rand(n, steps, 1, 8, 8, generator=g) < rate).float(), labels
+
+
+def make_trained_conv_bn(iterations: int = 60):
+    """:class:`ConvBNClassifier` trained on :func:`quadrant_task` (BPTT through snnTorch's surrogate)."""
+    torch.manual_seed(0)
+    model, (x, y) = ConvBNClassifier(), quadrant_task(256, seed=1)
+    opt = torch.optim.Adam(model.parameters(), lr=0.02)
+    model.train()
+    for i in range(iterations):
+        batch = slice(64 * (i % 4), 64 * (i % 4 + 1))
+        loss = F.cross_entropy(model(x[batch]), y[batch])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return model.eval(), x[:64], 1e-3
