@@ -24,10 +24,12 @@ from torch import nn
 if TYPE_CHECKING:  # pragma: no cover
     import onnxruntime as ort
 
-from neurodeploy.errors import OnnxExportError
+from neurodeploy.errors import OnnxExportError, raised_at
 from neurodeploy.exporters.onnx_session import make_session
 
 INPUT_NAME, OUTPUT_NAME = "spikes", "y"
+
+LOG = logging.getLogger(__name__)
 
 
 @dataclass
@@ -48,11 +50,38 @@ def export_dense(module: nn.Module, example: torch.Tensor, path: Path, dynamic_d
     shapes = ({dim: torch.export.Dim(name, min=1, max=1 << 16) for dim, name in dynamic_dims.items()},)
     module = _static_control_flow(module.float().eval())
     torch._dynamo.reset()  # an earlier export in this process (e.g. one with a fixed T) would specialise this one
-    with warnings.catch_warnings(), _quiet("torch.onnx"):
+    with warnings.catch_warnings(), _quiet("torch.onnx"), _printed_to_log():
         warnings.simplefilter("ignore")
-        program = torch.onnx.export(module, (example.float(),), dynamo=True, dynamic_shapes=shapes,
-                                    input_names=[INPUT_NAME], output_names=[OUTPUT_NAME], verbose=False)
+        try:
+            program = torch.onnx.export(module, (example.float(),), dynamo=True, dynamic_shapes=shapes,
+                                        input_names=[INPUT_NAME], output_names=[OUTPUT_NAME], verbose=False)
+        except Exception as exc:  # torch.export's own errors: named, with where they arose and what to do
+            raise OnnxExportError(export_failure(module, exc)) from exc
     program.save(str(path))
+
+
+@contextmanager
+def _printed_to_log() -> Iterator[None]:
+    """What torch.export prints while it works (graphs of a failed attempt) goes to the debug log, not the
+    user's terminal."""
+    import contextlib
+    import io
+
+    buffer = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(buffer), contextlib.redirect_stderr(buffer):
+            yield
+    finally:
+        if buffer.getvalue():
+            LOG.debug("torch.onnx.export printed:\n%s", buffer.getvalue())
+
+
+def export_failure(module: nn.Module, exc: BaseException) -> str:
+    """One readable message for a failed export of ``module``: what failed, where, and the usual ways out."""
+    name = type(getattr(module, "model", module)).__name__
+    return (f"the dense part ({name}, the code after the cut) could not be exported to ONNX by torch.export: "
+            f"{raised_at(exc)}; it must run on any batch size without Python branches on tensor values, .item() "
+            "or NumPy calls (torch.export's rules): rewrite that line with torch operations, or cut earlier")
 
 
 CONTROL_BUFFERS = ("reset_mechanism_val",)

@@ -36,6 +36,24 @@ def one_line(exc: BaseException | str) -> str:
     return head + (" " + "; ".join(rest) if rest else "")
 
 
+def raised_at(exc: BaseException) -> str:
+    """``"TypeName: first line (at file:line: code)"`` for an exception from user or library code, followed
+    to its root cause: the innermost frame outside torch and neurodeploy, where a researcher can act on it."""
+    import traceback
+    from pathlib import Path
+
+    root, seen = exc, {id(exc)}
+    while (root.__cause__ or root.__context__) is not None and id(root.__cause__ or root.__context__) not in seen:
+        root = root.__cause__ or root.__context__
+        seen.add(id(root))
+    ours = (str(Path(__file__).parent), str(Path(__file__).parents[1] / "exporters"))
+    frames = [f for e in (exc, root) for f in traceback.extract_tb(e.__traceback__)
+              if "/torch/" not in f.filename and not f.filename.startswith(ours)]
+    where = f" (at {frames[-1].filename}:{frames[-1].lineno}: {(frames[-1].line or '').strip()})" if frames else ""
+    first = next((line.strip() for line in str(root).splitlines() if line.strip()), "")
+    return f"{type(root).__name__}: {first[:300]}{where}"
+
+
 class UsageError(NeurodeployError, ValueError):
     """An argument of an API call or of the CLI is missing, of the wrong kind, or contradicts another."""
 

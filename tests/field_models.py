@@ -176,3 +176,28 @@ def make_trained_conv_bn(iterations: int = 60):
         loss.backward()
         opt.step()
     return model.eval(), x[:64], 1e-3
+
+
+class BranchOnValues(nn.Module):
+    """snnTorch Linear -> Leaky, then a Python branch on a tensor's value after the cut: torch.export refuses it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        import snntorch as snn
+
+        self.fc, self.lif, self.head = nn.Linear(4, 4), snn.Leaky(beta=0.9), nn.Linear(4, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        mem, out = self.lif.init_leaky(), []
+        for t in range(x.shape[1]):
+            spk, mem = self.lif(self.fc(x[:, t]), mem)
+            out.append(spk)
+        rate = torch.stack(out, 1).mean(1)
+        if rate.sum().item() > 0.5:  # data-dependent Python control flow
+            rate = rate * 2
+        return self.head(rate)
+
+
+def make_branch_on_values():
+    torch.manual_seed(0)
+    return BranchOnValues().eval(), _spikes(3, 6, 4, rate=0.5) * 3, 1e-3

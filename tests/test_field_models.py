@@ -21,7 +21,7 @@ import torch
 
 import neurodeploy as nd
 from neurodeploy.compiler.capture import batchnorm_problems
-from neurodeploy.errors import InputShapeError, PartitionError
+from neurodeploy.errors import InputShapeError, OnnxExportError, PartitionError
 
 pytest.importorskip("spikingjelly")
 pytest.importorskip("snntorch")
@@ -88,11 +88,34 @@ def test_a_first_population_loihi_cannot_run_is_refused_with_the_line_and_the_wa
     text = str(err.value)
     assert "max_pool2d() after conv" in text and "field_models.py" in text and "F.max_pool2d(self.conv(" in text
     assert "avg pooling" in text
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parent)}
-    done = subprocess.run([sys.executable, "-m", "neurodeploy.cli", "compile", "field_models:make_pool_first",
-                           "--out", str(tmp_path / "p")], capture_output=True, text=True, env=env, timeout=120)
+    done = _cli_compile("make_pool_first", tmp_path / "p")
     assert done.returncode == 2 and "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1
     assert "PartitionError" in done.stderr and "F.max_pool2d(self.conv(" in done.stderr
+
+
+def _cli_compile(factory: str, out: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parent)}
+    return subprocess.run([sys.executable, "-m", "neurodeploy.cli", "compile", f"field_models:{factory}", "--out",
+                           str(out)], capture_output=True, text=True, env=env, timeout=180)
+
+
+def test_code_after_the_cut_that_cannot_export_is_named_by_its_line(tmp_path):
+    """No raw torch.export error reaches the user: the line that branches on a value, and what to do."""
+    model, x, dt_s = fm.make_branch_on_values()
+    with pytest.raises(OnnxExportError) as err:
+        nd.compile(model, tmp_path / "b", inputs=x, dt_s=dt_s)
+    assert "field_models.py" in str(err.value) and "if rate.sum().item() > 0.5" in str(err.value)
+    assert "torch.export's rules" in str(err.value)
+    done = _cli_compile("make_branch_on_values", tmp_path / "c")
+    assert done.returncode == 2 and "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1
+    assert "OnnxExportError" in done.stderr and "rate.sum().item()" in done.stderr
+
+
+def test_a_model_that_fails_on_its_example_inputs_is_named(tmp_path):
+    model, x, dt_s = fm.make_spikformer()
+    with pytest.raises(PartitionError, match=r"Spikformer raised RuntimeError: .*channels.*\(at .*spikingjelly.*"
+                                             r"pass inputs="):
+        nd.compile(model, tmp_path / "s", inputs=x[:, :, :1], dt_s=dt_s)  # 1 channel where its stem takes 2
 
 
 def test_batchnorm_folds_only_in_eval_mode_after_a_conv_or_linear():

@@ -45,7 +45,7 @@ import torch
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
-from neurodeploy.errors import PartitionError
+from neurodeploy.errors import NeurodeployError, PartitionError, raised_at
 from neurodeploy.models.time_stepping import is_neuron, output_spikes, reset_memories
 
 PACKAGE_DIR = Path(__file__).resolve().parents[1]  # neurodeploy/, skipped when finding the user's frame
@@ -159,6 +159,11 @@ def trace_calls(model: nn.Module, x: torch.Tensor) -> tuple[list[Call], object]:
     try:
         with torch.no_grad(), _Operations(calls, depth, starts):
             y = model(x)
+    except NeurodeployError:
+        raise
+    except Exception as exc:
+        raise PartitionError(f"{type(model).__name__} raised {raised_at(exc)} when run on the example inputs of "
+                             f"shape {tuple(x.shape)}: pass inputs= as the model takes them") from exc
     finally:
         for h in hooks:
             h.remove()
@@ -493,7 +498,7 @@ def dense_remainder(model: nn.Module, cap: Capture, x: torch.Tensor, tol: float 
     model32 = copy.deepcopy(model).float().eval()
     x32 = x.float()
     bmajor = x32 if cap.time_dim == 1 else x32.transpose(0, 1)
-    with torch.no_grad():
+    with torch.no_grad(), _after_the_cut(cap):
         cut = output_spikes(spiking_sequential(_copied(cap, model32)), bmajor)
         stand_in = DenseRemainder(model32, _copied(cap, model32), tuple(bmajor.shape[2:]))
         batch_dim = _output_batch_dim(stand_in(cut), stand_in(cut[:1])) if len(cut) > 1 else 0
@@ -508,6 +513,20 @@ def dense_remainder(model: nn.Module, cap: Capture, x: torch.Tensor, tol: float 
                              "potential or another output of the spiking part; return and use the spikes only")
     own = copy.deepcopy(model)
     return DenseRemainder(own, _copied(cap, own), tuple(x.shape[2:]), batch_dim)
+
+
+@contextmanager
+def _after_the_cut(cap: Capture):
+    """An exception of the user's code run with the spiking part standing in, as a named error."""
+    try:
+        yield
+    except NeurodeployError:
+        raise
+    except Exception as exc:
+        raise PartitionError(f"the model raised {raised_at(exc)} when run with its spiking part (up to "
+                             f"{cap.chain[-1][0]}) standing in, a batch of 1 or of the example's size: the code "
+                             "after the cut must take the spikes as the population returns them, for any batch "
+                             "size") from exc
 
 
 def _copied(cap: Capture, copy_of: nn.Module) -> Capture:
