@@ -214,3 +214,34 @@ def make_spike_driven_transformer():
                                    mlp_ratio=2.0, pooling_stat="0011")
     x = _spikes(4, 4, 2, 16, 16)
     return _settle_batchnorms(model, x), x, 1e-3
+
+
+class ConvIntoMamba(nn.Module):
+    """An snnTorch conv front-end (Conv2d + Leaky on (B, T, 2, 8, 8) events, its own time loop) feeding Hugging
+    Face ``MambaModel`` through ``inputs_embeds``, the last step's hidden state to a head."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        import snntorch as snn
+        from transformers import MambaConfig, MambaModel
+
+        self.conv, self.lif = nn.Conv2d(2, 4, 3, padding=1), snn.Leaky(beta=0.9)
+        self.proj, self.head = nn.Linear(4 * 8 * 8, 16), nn.Linear(16, 3)
+        self.mamba = MambaModel(MambaConfig(hidden_size=16, state_size=4, num_hidden_layers=1, vocab_size=8,
+                                            expand=2, conv_kernel=3))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        mem, out = self.lif.init_leaky(), []
+        for t in range(x.shape[1]):
+            spk, mem = self.lif(self.conv(x[:, t]), mem)
+            out.append(spk)
+        tokens = self.proj(torch.stack(out, 1).flatten(2))  # (B, T, 16)
+        return self.head(self.mamba(inputs_embeds=tokens).last_hidden_state[:, -1])
+
+
+def make_conv_into_mamba():
+    torch.manual_seed(0)
+    model = ConvIntoMamba().eval()
+    with torch.no_grad():
+        model.conv.weight.mul_(3.0)
+    return model, _spikes(3, 8, 2, 8, 8), 1e-3

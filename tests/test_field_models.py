@@ -159,3 +159,18 @@ def test_a_trained_conv_bn_front_end_keeps_its_decisions_in_fixed_point(tmp_path
     assert (fixed_run.spikes[node] != float_run.spikes[node]).sum() <= 0.05 * float_run.spikes[node].sum()
     lava = nd.cosimulate(bundle, x_test[:4].numpy(), mode="fixed", backend="lava")
     assert np.array_equal(lava.spikes[node], fixed_run.spikes[node][:4])
+
+
+def test_a_conv_front_end_into_hugging_face_mamba(tmp_path):
+    """The spikes cross the cut in the conv population's shape (B, T, 4, 8, 8) into the user's own code, which
+    feeds Hugging Face's MambaModel through inputs_embeds (once refused with a raw ONNX Runtime rank error)."""
+    pytest.importorskip("transformers")
+    model, x, dt_s = fm.make_conv_into_mamba()
+    bundle = nd.compile(model, tmp_path / "m", inputs=x, dt_s=dt_s)
+    x_new = (torch.rand(4, *x.shape[1:], generator=torch.Generator().manual_seed(3)) < 0.3).float()
+    result = nd.cosimulate(bundle, x_new.numpy(), model=model)
+    assert result.agreement.spike_mismatches == 0 and all(s.sum() > 0 for s in result.spikes.values())
+    with torch.no_grad():
+        want = model(x_new).numpy()
+    assert np.abs(result.y - want).max() < 1e-4
+    assert {p.module: p.device for p in bundle.manifest.placement}["mamba"] == "gpu"
