@@ -245,3 +245,33 @@ def make_conv_into_mamba():
     with torch.no_grad():
         model.conv.weight.mul_(3.0)
     return model, _spikes(3, 8, 2, 8, 8), 1e-3
+
+
+class SEWBlocks(nn.Module):
+    """SEW-ResNet-style (spike-element-wise residual ``ADD``, SpikingJelly's ``sew_function``) with
+    SpikingJelly multi-step layers: a Conv-BN-IF stem, then a block ``IF(BN(conv(IF(BN(conv(s)))))) + s``,
+    global average pooling and a Linear head. (T, B, 2, 8, 8)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        from spikingjelly.activation_based import layer, neuron
+
+        def conv_bn(c_in: int, c_out: int) -> list[nn.Module]:
+            return [layer.Conv2d(c_in, c_out, 3, padding=1, bias=False, step_mode="m"),
+                    layer.BatchNorm2d(c_out, step_mode="m")]
+
+        self.stem = nn.Sequential(*conv_bn(2, 8), neuron.IFNode(step_mode="m"))
+        self.block = nn.Sequential(*conv_bn(8, 8), neuron.IFNode(step_mode="m"), *conv_bn(8, 8),
+                                   neuron.IFNode(step_mode="m"))
+        self.fc = layer.Linear(8, 5, step_mode="m")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        s = self.stem(x)
+        s = self.block(s) + s  # sew_function(out, identity, "ADD") (its module imports torchvision)
+        return self.fc(s.mean((3, 4))).mean(0)
+
+
+def make_sew_blocks():
+    torch.manual_seed(0)
+    x = _spikes(4, 4, 2, 8, 8)
+    return _settle_batchnorms(SEWBlocks(), x), x, 1e-3

@@ -1,6 +1,7 @@
 """The field's own models deploy as their authors wrote them (tests/field_models.py): SpikingJelly 2.0's own
-Spikformer and Spike-driven Transformer, SpikingJelly multi-step Conv-BN-LIF layers with a
-``SeqToANNContainer``, snnTorch's CSNN with BatchNorm and ``F.max_pool2d``.
+Spikformer and Spike-driven Transformer, SEW-ResNet-style residual blocks, SpikingJelly multi-step Conv-BN-LIF
+layers with a ``SeqToANNContainer``, snnTorch's CSNN with BatchNorm and ``F.max_pool2d``, an snnTorch conv
+front-end into Hugging Face's ``MambaModel``.
 
 Each is compiled with no change to its code, then co-simulated on inputs not used to compile it and compared
 with the unmodified model run by its own framework (SpikingJelly's ``functional.reset_net`` between batches):
@@ -34,6 +35,7 @@ CASES = {
     "spike_driven_transformer": (fm.make_spike_driven_transformer, {f"patch_embed.stages.{i}.{j}" for i in range(3)
                                                                     for j in range(3)}, "patch_embed.final_lif",
                                  "MaxPool"),
+    "sew_blocks": (fm.make_sew_blocks, {"stem.0", "stem.1", "stem.2"}, "block.2", "add() also reads the output of stem.2"),
     "jelly_conv_bn": (fm.make_jelly_conv_bn, {"conv1", "bn1", "lif1", "block2.0", "block2.1", "lif2"}, None, None),
     "snntorch_csnn": (fm.make_snntorch_csnn, {"conv1", "bn1", "lif1"}, "lif2", "max_pool2d()"),
 }

@@ -21,8 +21,9 @@ that called it:
    Linear is folded into it, exactly, in eval mode: ``w' = w g/sqrt(var + eps)``,
    ``b' = (b - mean) g/sqrt(var + eps) + beta``). A reshape that flattens a step's sample becomes a
    ``Flatten`` node; any other operation (a max pool, a product of two data-dependent tensors) stops it.
-   The cut is after the chain's last population; every later module, spiking neurons included, runs
-   on the GPU in the user's own code, stepped as its framework steps it.
+   The chain also ends at the first module whose output code outside the chain reads too (a residual
+   ``x + identity``). The cut is after the chain's last population; every later module, spiking neurons
+   included, runs on the GPU in the user's own code, stepped as its framework steps it.
 4. The dense part is the user's own ``forward`` after the cut, unchanged: :class:`DenseRemainder`
    runs it with the chain's modules standing in (the cut population returns the spikes given to it,
    step by step, in its own shape; the modules before it return zeros of the shapes they produced). It
@@ -335,6 +336,25 @@ FUNCTIONAL_ADVICE = {
 }
 
 
+def _stop_before_escapes(walk: _Walk, step0: list[Call]) -> None:
+    """End the chain at the first module whose output (or a reshape of it) is also read by code outside the
+    chain (a residual ``x + identity``, a readout of an inner layer): the GPU part needs it, so the cut
+    comes no later than there."""
+    for i, link in enumerate(walk.chain[:-1]):
+        seen = {id(t) for t in _tensors(link.out)}
+        for c in step0:
+            ins = {id(t) for t in (c.inputs if c.module is None else _tensors(c.inp))}
+            if not ins & seen or c is walk.chain[i + 1] or c in walk.chain[: i + 1]:
+                continue
+            if c.module is None and c.op in RESHAPES:
+                seen |= {id(t) for t in _tensors(c.out)}
+                continue
+            what = f"{c.path} ({type(c.module).__name__})" if c.module is not None else f"{c.op}()"
+            walk.stop = f"{what} also reads the output of {link.path}" + (f" (called at {c.where})" if c.where else "")
+            walk.chain = walk.chain[: i + 1]
+            return
+
+
 def _chain_end(walk: _Walk, step0_modules: list[Call]) -> tuple[list[Call], list[str]]:
     """The chain up to its last population, and the populations called after the cut (GPU side)."""
     last = max((i for i, c in enumerate(walk.chain) if is_neuron(c.module)), default=None)
@@ -363,6 +383,7 @@ def capture(model: nn.Module, x: torch.Tensor, dt_s: float | None = None) -> Cap
     again = next((i for i, c in enumerate(calls) if c.module is modules[0].module and c is not modules[0]), len(calls))
     step0 = calls[:again]
     walk = _follow(step0, _producers(calls), dt_s, lambda t: _step_shape(t, multi, steps, batch))
+    _stop_before_escapes(walk, step0)
     step0_modules = [c for c in step0 if c.module is not None]
     chain, later = _chain_end(walk, step0_modules)
     for c in chain:
