@@ -161,6 +161,10 @@ def conversion_problems(name: str, module: nn.Module, dt: float | None) -> list[
                 "is not mapped; construct it with v_reset=0.0 (its default, a hard reset to zero)"]
     if isinstance(module, (nn.MaxPool1d, nn.MaxPool2d)):
         return [f"{name}: MaxPool has no Loihi or NIR equivalent; use AvgPool2d (sum pooling) and retrain"]
+    if isinstance(module, nn.AvgPool2d) and (module.ceil_mode or module.divisor_override or
+                                             (not module.count_include_pad and module.padding)):
+        return [f"{name}: AvgPool2d with ceil_mode, divisor_override or count_include_pad=False is not a sum "
+                "pooling Loihi can fold; use the defaults"]
     if isinstance(module, (nn.BatchNorm1d, nn.BatchNorm2d)):
         return [f"{name}: BatchNorm must be folded into the preceding Linear/Conv before export"]
     if not isinstance(module, (nn.Linear, nn.Conv1d, nn.Conv2d, nn.AvgPool2d, nn.Flatten, nn.Dropout, nn.Identity,

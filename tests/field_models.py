@@ -275,3 +275,32 @@ def make_sew_blocks():
     torch.manual_seed(0)
     x = _spikes(4, 4, 2, 8, 8)
     return _settle_batchnorms(SEWBlocks(), x), x, 1e-3
+
+
+class FunctionalPooling(nn.Module):
+    """snnTorch ``Conv2d -> Leaky``, then ``F.avg_pool2d`` on its spikes (a function, not a module),
+    ``flatten(1)``, ``Linear -> Leaky`` and a head on the spike counts. (B, T, 2, 8, 8)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        import snntorch as snn
+
+        self.conv, self.lif1 = nn.Conv2d(2, 4, 3, padding=1), snn.Leaky(beta=0.9)
+        self.fc, self.lif2, self.head = nn.Linear(4 * 4 * 4, 8), snn.Leaky(beta=0.9), nn.Linear(8, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        m1, m2, out = self.lif1.init_leaky(), self.lif2.init_leaky(), []
+        for t in range(x.shape[1]):
+            s1, m1 = self.lif1(self.conv(x[:, t]), m1)
+            s2, m2 = self.lif2(self.fc(F.avg_pool2d(s1, 2).flatten(1)), m2)
+            out.append(s2)
+        return self.head(torch.stack(out, 1).sum(1))
+
+
+def make_functional_pooling():
+    torch.manual_seed(0)
+    model = FunctionalPooling().eval()
+    with torch.no_grad():
+        model.conv.weight.mul_(3.0)
+        model.fc.weight.mul_(6.0)
+    return model, _spikes(2, 8, 2, 8, 8), 1e-3

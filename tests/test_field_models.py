@@ -176,3 +176,17 @@ def test_a_conv_front_end_into_hugging_face_mamba(tmp_path):
         want = model(x_new).numpy()
     assert np.abs(result.y - want).max() < 1e-4
     assert {p.module: p.device for p in bundle.manifest.placement}["mamba"] == "gpu"
+
+
+def test_functional_sum_pooling_runs_on_loihi(tmp_path):
+    """``F.avg_pool2d`` called as a function between two populations is sum pooling on Loihi, as nn.AvgPool2d."""
+    model, x, dt_s = fm.make_functional_pooling()
+    bundle = nd.compile(model, tmp_path / "f", inputs=x, dt_s=dt_s)
+    assert {p.module for p in bundle.manifest.placement if p.device == "loihi"} == {"conv", "lif1", "fc", "lif2"}
+    assert any(label.startswith("avg_pool2d() as AvgPool2d") and "F.avg_pool2d(s1, 2)" in label
+               for label in bundle.manifest.spiking.module_paths.values())
+    x_new = (torch.rand(3, *x.shape[1:], generator=torch.Generator().manual_seed(2)) < 0.3).float()
+    result = nd.cosimulate(bundle, x_new.numpy(), model=model)
+    assert result.agreement.spike_mismatches == 0 and all(s.sum() > 0 for s in result.spikes.values())
+    with torch.no_grad():
+        assert np.abs(result.y - model(x_new).numpy()).max() < 1e-4

@@ -20,7 +20,8 @@ that called it:
    and Loihi can run it (synaptic layers, sum pooling, neurons; a ``BatchNorm`` right after a Conv or
    Linear is folded into it, exactly, in eval mode: ``w' = w g/sqrt(var + eps)``,
    ``b' = (b - mean) g/sqrt(var + eps) + beta``). A reshape that flattens a step's sample becomes a
-   ``Flatten`` node; any other operation (a max pool, a product of two data-dependent tensors) stops it.
+   ``Flatten`` node, ``F.avg_pool2d`` called as a function becomes ``nn.AvgPool2d`` (sum pooling); any
+   other operation (a max pool, a product of two data-dependent tensors) stops it.
    The chain also ends at the first module whose output code outside the chain reads too (a residual
    ``x + identity``). The cut is after the chain's last population; every later module, spiking neurons
    included, runs on the GPU in the user's own code, stepped as its framework steps it.
@@ -53,6 +54,9 @@ PACKAGE_DIR = Path(__file__).resolve().parents[1]  # neurodeploy/, skipped when 
 RESHAPES = frozenset({"reshape", "view", "flatten", "unflatten", "squeeze", "unsqueeze", "view_as", "reshape_as",
                       "contiguous", "clone", "detach", "float", "double", "to"})
 """Operations between two modules that move no value: the chain follows the data through them."""
+FUNCTIONAL_POOLING = {"avg_pool2d": nn.AvgPool2d}
+"""Operations called as functions that Loihi runs as the module they equal (sum pooling folded into the
+next synapses): ``F.avg_pool2d(x, k, stride, padding)`` is ``nn.AvgPool2d(k, stride, padding)``."""
 FOLDABLE = (nn.Linear, nn.Conv1d, nn.Conv2d)
 BATCHNORMS = (nn.BatchNorm1d, nn.BatchNorm2d)
 
@@ -68,6 +72,8 @@ class Call:
     where: str = ""  # the line of the user's source that made the call
     op: str = ""
     inputs: tuple = ()  # every tensor argument (operations)
+    args: tuple = ()  # the operation's arguments as called (to rebuild a functional pooling as a module)
+    kwargs: dict = field(default_factory=dict)
 
 
 def _user_line() -> str:
@@ -90,7 +96,8 @@ class Capture:
     outputs: dict[str, object] = field(default_factory=dict)  # path -> one call's output (tensor or tuple)
     multi_step: bool = False  # the chain's modules take all steps in one call, (T, B, ...) or (T*B, ...)
     batch: int = 1  # the example's batch (to tell (T, B, ...) from (T*B, ...) in a multi-step model)
-    flatten_before: dict[int, nn.Module] = field(default_factory=dict)  # chain index -> nn.Flatten in front of it
+    before: dict[int, list[tuple[str, nn.Module]]] = field(default_factory=dict)  # chain index -> modules in front
+    # of it: a functional sum pooling (as nn.AvgPool2d), a Flatten where a reshape flattens a sample
     stop: str = ""  # why the chain ends before later populations ("" when none follows)
     later_neurons: list[str] = field(default_factory=list)  # populations after the cut: on the GPU
 
@@ -132,7 +139,8 @@ class _Operations(TorchFunctionMode):
             inputs = _tensors((args, kwargs or {}))
             name = getattr(func, "__name__", str(func))
             where = _user_line() if self.starts[0] <= 1 else ""
-            self.calls.append(Call("", None, inputs[0] if inputs else None, out, where, name, inputs))
+            self.calls.append(Call("", None, inputs[0] if inputs else None, out, where, name, inputs,
+                                   tuple(args) if name in FUNCTIONAL_POOLING else (), dict(kwargs or {})))
         return out
 
 
@@ -203,17 +211,22 @@ def _producers(calls: list[Call]) -> dict[int, Call]:
     return made
 
 
-def _through_reshapes(src, dst, made: dict[int, Call]) -> bool:
-    """``dst`` is ``src`` or comes from it through operations that move no value (:data:`RESHAPES`)."""
-    src = _first(src)
+def _through_reshapes(src, dst, made: dict[int, Call], pooling: bool = False) -> tuple[bool, Call | None]:
+    """Whether ``dst`` is ``src`` or comes from it through operations that move no value (:data:`RESHAPES`),
+    with ``pooling`` also through one functional sum pooling (:data:`FUNCTIONAL_POOLING`), returned."""
+    src, pool = _first(src), None
     while dst is not None:
         if dst is src:
-            return True
+            return True, pool
         op = made.get(id(dst))
-        if op is None or op.module is not None or op.op not in RESHAPES:
-            return False
+        if op is None or op.module is not None:
+            return False, None
+        if op.op in FUNCTIONAL_POOLING and pooling and pool is None:
+            pool = op
+        elif op.op not in RESHAPES:
+            return False, None
         dst = op.inp
-    return False
+    return False, None
 
 
 def _operation_between(src, dst, made: dict[int, Call]) -> Call | None:
@@ -275,10 +288,10 @@ def _step_shape(t, cap_multi: bool, steps: int, batch: int) -> tuple[int, ...] |
 
 @dataclass
 class _Walk:
-    """The chain being followed: the calls so far, Flatten nodes to insert, and why it stopped."""
+    """The chain being followed: the calls so far, modules to insert before them, and why it stopped."""
 
     chain: list[Call]
-    flatten_before: dict[int, nn.Module] = field(default_factory=dict)
+    before: dict[int, list[tuple[str, nn.Module]]] = field(default_factory=dict)
     stop: str = ""
     blocker: int | None = None  # index in step 0 of the call the chain stopped at
 
@@ -289,7 +302,8 @@ def _blocker_text(call: Call, problems: list[str]) -> str:
 
 
 def _follow(step0: list[Call], made: dict[int, Call], dt_s: float | None, shape_of) -> _Walk:
-    """The calls of step 0 that each take the previous one's output (through reshapes) and run on Loihi."""
+    """The calls of step 0 that each take the previous one's output (through reshapes and functional sum
+    pooling) and run on Loihi."""
     modules = [c for c in step0 if c.module is not None]
     first_problems = _loihi_problems(modules[0], None, dt_s)
     if first_problems:
@@ -297,19 +311,26 @@ def _follow(step0: list[Call], made: dict[int, Call], dt_s: float | None, shape_
     walk = _Walk([modules[0]])
     for i, call in enumerate(modules[1:], 1):
         previous = walk.chain[-1]
-        if not _through_reshapes(previous.out, _first(call.inp), made):
+        linked, pool = _through_reshapes(previous.out, _first(call.inp), made, pooling=True)
+        if not linked:
             walk.stop, walk.blocker = _not_linked(previous, call, made), i
             break
-        problems = _loihi_problems(call, previous, dt_s)
-        a, b = shape_of(previous.out), shape_of(call.inp)
+        problems, inserts = _loihi_problems(call, previous, dt_s), []
+        if pool is not None and not problems:
+            module = FUNCTIONAL_POOLING[pool.op](*pool.args[1:], **pool.kwargs)
+            problems = _loihi_problems(Call(f"{pool.op}() at {pool.where}", module, None, None), None, dt_s)
+            inserts.append((f"{pool.op}() as {type(module).__name__} (called at {pool.where})", module))
+        a, b = shape_of(pool.out if pool is not None else previous.out), shape_of(call.inp)
         if not problems and a != b:
             if b is None or a is None or len(b) != 1 or torch.Size(a).numel() != b[0]:
                 problems = [f"{call.path}: a reshape from {a} to {b} per sample; only flattening runs on Loihi"]
             else:
-                walk.flatten_before[len(walk.chain)] = nn.Flatten()
+                inserts.append(("(flatten)", nn.Flatten()))
         if problems:
             walk.stop, walk.blocker = _blocker_text(call, problems), i
             break
+        if inserts:
+            walk.before[len(walk.chain)] = inserts
         walk.chain.append(call)
     return walk
 
@@ -329,7 +350,6 @@ def _not_linked(previous: Call, call: Call, made: dict[int, Call]) -> str:
 FUNCTIONAL_ADVICE = {
     "max_pool1d": "max pooling has no Loihi or NIR equivalent (use avg pooling, nn.AvgPool2d, and retrain)",
     "max_pool2d": "max pooling has no Loihi or NIR equivalent (use avg pooling, nn.AvgPool2d, and retrain)",
-    "avg_pool2d": "called as a function; write it as a module (nn.AvgPool2d) for Loihi to run it as sum pooling",
     "mul": "a product of two data-dependent tensors (or a gain) needs the GPU",
     "matmul": "a product of two data-dependent tensors needs the GPU",
     "mean": "a mean over a sample's values runs on the GPU",
@@ -346,7 +366,7 @@ def _stop_before_escapes(walk: _Walk, step0: list[Call]) -> None:
             ins = {id(t) for t in (c.inputs if c.module is None else _tensors(c.inp))}
             if not ins & seen or c is walk.chain[i + 1] or c in walk.chain[: i + 1]:
                 continue
-            if c.module is None and c.op in RESHAPES:
+            if c.module is None and (c.op in RESHAPES or c.op in FUNCTIONAL_POOLING):
                 seen |= {id(t) for t in _tensors(c.out)}
                 continue
             what = f"{c.path} ({type(c.module).__name__})" if c.module is not None else f"{c.op}()"
@@ -391,21 +411,21 @@ def capture(model: nn.Module, x: torch.Tensor, dt_s: float | None = None) -> Cap
         if count != want:
             raise PartitionError(f"{c.path} is called {count} times for {steps} time steps; each module of the "
                                  "spiking part must be called once per step (or once, on all steps)")
-    flatten = {i: f for i, f in walk.flatten_before.items() if i < len(chain)}
+    before = {i: f for i, f in walk.before.items() if i < len(chain)}
     return Capture([(c.path, c.module) for c in chain], time_dim, steps, {c.path: c.out for c in chain}, multi,
-                   batch, flatten, walk.stop if later else "", later)
+                   batch, before, walk.stop if later else "", later)
 
 
 def loihi_modules(cap: Capture) -> list[tuple[str, nn.Module]]:
     """The chain as per-step modules with the labels reports use: BatchNorms folded into the layer before
-    them (``torch.nn.utils.fusion``), Flatten nodes where a reshape flattens a sample, multi-step modules
+    them (``torch.nn.utils.fusion``), functional sum pooling as its module, Flatten nodes where a reshape
+    flattens a sample, multi-step modules
     switched to single steps (on copies: the user's modules keep their mode)."""
     from torch.nn.utils.fusion import fuse_conv_bn_eval, fuse_linear_bn_eval
 
     out: list[tuple[str, nn.Module]] = []
     for i, (path, m) in enumerate(cap.chain):
-        if i in cap.flatten_before:
-            out.append(("(flatten)", cap.flatten_before[i]))
+        out += cap.before.get(i, [])
         if isinstance(m, BATCHNORMS):
             label, layer = out[-1]
             fuse = fuse_linear_bn_eval if isinstance(layer, nn.Linear) else fuse_conv_bn_eval
