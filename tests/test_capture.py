@@ -61,6 +61,8 @@ def test_max_pooling_between_populations_moves_the_later_ones_to_the_gpu(tmp_pat
     placed = {p.module: (p.device, p.reason) for p in bundle.manifest.placement}
     assert {k for k, (d, _) in placed.items() if d == "loihi"} == {"conv", "lif1"}
     device, reason = placed["lif2"]
+    assert device == "gpu" and "stops at pool (MaxPool2d) (ordinary_models.py:" in reason
+    device, reason = placed["pool"]  # the whole reason once, on the module in the way, with the user's line
     assert device == "gpu" and "pool: MaxPool has no Loihi or NIR equivalent" in reason and "self.pool(s1)" in reason
     x_new = (np.random.default_rng(2).random((3, *x.shape[1:])) < 0.4).astype(np.float64)
     result = nd.cosimulate(bundle, x_new, model=model)

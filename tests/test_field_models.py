@@ -35,7 +35,7 @@ CASES = {
     "spike_driven_transformer": (fm.make_spike_driven_transformer, {f"patch_embed.stages.{i}.{j}" for i in range(3)
                                                                     for j in range(3)}, "patch_embed.final_lif",
                                  "MaxPool"),
-    "sew_blocks": (fm.make_sew_blocks, {"stem.0", "stem.1", "stem.2"}, "block.2", "add() also reads the output of stem.2"),
+    "sew_blocks": (fm.make_sew_blocks, {"stem.0", "stem.1", "stem.2"}, "block.2", "add() reading the output of stem.2"),
     "jelly_conv_bn": (fm.make_jelly_conv_bn, {"conv1", "bn1", "lif1", "block2.0", "block2.1", "lif2"}, None, None),
     "snntorch_csnn": (fm.make_snntorch_csnn, {"conv1", "bn1", "lif1"}, "lif2", "max_pool2d()"),
 }

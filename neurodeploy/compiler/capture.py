@@ -99,6 +99,8 @@ class Capture:
     before: dict[int, list[tuple[str, nn.Module]]] = field(default_factory=dict)  # chain index -> modules in front
     # of it: a functional sum pooling (as nn.AvgPool2d), a Flatten where a reshape flattens a sample
     stop: str = ""  # why the chain ends before later populations ("" when none follows)
+    stop_at: str = ""  # the same, short: what stops it and the line (placement reasons of later populations)
+    blocker_path: str = ""  # the module that stops it, where it is a module
     later_neurons: list[str] = field(default_factory=list)  # populations after the cut: on the GPU
 
 
@@ -293,12 +295,25 @@ class _Walk:
     chain: list[Call]
     before: dict[int, list[tuple[str, nn.Module]]] = field(default_factory=dict)
     stop: str = ""
+    stop_at: str = ""
+    blocker_path: str = ""
     blocker: int | None = None  # index in step 0 of the call the chain stopped at
+
+    def stopped(self, full: str, short: str, path: str, index: int | None) -> None:
+        self.stop, self.stop_at, self.blocker_path, self.blocker = full, short, path, index
 
 
 def _blocker_text(call: Call, problems: list[str]) -> str:
     where = f" (called at {call.where})" if call.where else ""
     return "; ".join(problems) + where
+
+
+def _short(what: str, where: str) -> str:
+    """``what (file.py:97)`` from a ``/path/file.py:97: code`` source line."""
+    if not where:
+        return what
+    file, line = where.split(":")[:2]
+    return f"{what} ({Path(file).name}:{line})"
 
 
 def _follow(step0: list[Call], made: dict[int, Call], dt_s: float | None, shape_of) -> _Walk:
@@ -307,13 +322,15 @@ def _follow(step0: list[Call], made: dict[int, Call], dt_s: float | None, shape_
     modules = [c for c in step0 if c.module is not None]
     first_problems = _loihi_problems(modules[0], None, dt_s)
     if first_problems:
-        return _Walk([], stop=_blocker_text(modules[0], first_problems), blocker=0)
+        walk = _Walk([])
+        walk.stopped(_blocker_text(modules[0], first_problems), "", modules[0].path, 0)
+        return walk
     walk = _Walk([modules[0]])
     for i, call in enumerate(modules[1:], 1):
         previous = walk.chain[-1]
         linked, pool = _through_reshapes(previous.out, _first(call.inp), made, pooling=True)
         if not linked:
-            walk.stop, walk.blocker = _not_linked(previous, call, made), i
+            walk.stopped(*_not_linked(previous, call, made), i)
             break
         problems, inserts = _loihi_problems(call, previous, dt_s), []
         if pool is not None and not problems:
@@ -327,7 +344,8 @@ def _follow(step0: list[Call], made: dict[int, Call], dt_s: float | None, shape_
             else:
                 inserts.append(("(flatten)", nn.Flatten()))
         if problems:
-            walk.stop, walk.blocker = _blocker_text(call, problems), i
+            walk.stopped(_blocker_text(call, problems), _short(f"{call.path} ({type(call.module).__name__})",
+                                                                call.where), call.path, i)
             break
         if inserts:
             walk.before[len(walk.chain)] = inserts
@@ -335,16 +353,20 @@ def _follow(step0: list[Call], made: dict[int, Call], dt_s: float | None, shape_
     return walk
 
 
-def _not_linked(previous: Call, call: Call, made: dict[int, Call]) -> str:
-    """Why ``call`` does not continue the chain after ``previous``: the operation in between, by its line."""
+def _not_linked(previous: Call, call: Call, made: dict[int, Call]) -> tuple[str, str, str]:
+    """Why ``call`` does not continue the chain after ``previous`` (the operation in between, by its line):
+    the full text, a short one and the module path of what is in the way ("" for an operation)."""
     op = _operation_between(previous.out, _first(call.inp), made)
     if op is None:
-        return (f"{call.path} ({type(call.module).__name__}) does not take the output of {previous.path}"
-                + (f" (called at {call.where})" if call.where else ""))
+        what = f"{call.path} ({type(call.module).__name__})"
+        return (f"{what} does not take the output of {previous.path}" + (f" (called at {call.where})" if call.where
+                                                                          else ""), _short(what, call.where), "")
     if op.module is not None:
-        return f"{op.path} ({type(op.module).__name__}) between {previous.path} and {call.path}"
+        what = f"{op.path} ({type(op.module).__name__})"
+        return f"{what} between {previous.path} and {call.path}", _short(what, op.where), op.path
     advice = FUNCTIONAL_ADVICE.get(op.op, "an operation Loihi's synapses and neurons cannot run")
-    return f"{op.op}() after {previous.path}: {advice}" + (f" (called at {op.where})" if op.where else "")
+    full = f"{op.op}() after {previous.path}: {advice}" + (f" (called at {op.where})" if op.where else "")
+    return full, _short(f"{op.op}() after {previous.path}", op.where), ""
 
 
 FUNCTIONAL_ADVICE = {
@@ -370,7 +392,10 @@ def _stop_before_escapes(walk: _Walk, step0: list[Call]) -> None:
                 seen |= {id(t) for t in _tensors(c.out)}
                 continue
             what = f"{c.path} ({type(c.module).__name__})" if c.module is not None else f"{c.op}()"
-            walk.stop = f"{what} also reads the output of {link.path}" + (f" (called at {c.where})" if c.where else "")
+            walk.stopped(f"{what} also reads the output of {link.path}" + (f" (called at {c.where})" if c.where
+                                                                           else ""),
+                         _short(f"{what} reading the output of {link.path}", c.where),
+                         c.path if c.module is not None else "", None)
             walk.chain = walk.chain[: i + 1]
             return
 
@@ -412,8 +437,9 @@ def capture(model: nn.Module, x: torch.Tensor, dt_s: float | None = None) -> Cap
             raise PartitionError(f"{c.path} is called {count} times for {steps} time steps; each module of the "
                                  "spiking part must be called once per step (or once, on all steps)")
     before = {i: f for i, f in walk.before.items() if i < len(chain)}
+    stop = (walk.stop, walk.stop_at, walk.blocker_path) if later else ("", "", "")
     return Capture([(c.path, c.module) for c in chain], time_dim, steps, {c.path: c.out for c in chain}, multi,
-                   batch, before, walk.stop if later else "", later)
+                   batch, before, *stop, later)
 
 
 def loihi_modules(cap: Capture) -> list[tuple[str, nn.Module]]:

@@ -255,8 +255,10 @@ def _attention_by_name(m: nn.Module) -> str | None:
 
 
 def _after_cut_reason(cap, path: str, m: nn.Module) -> str:
+    if cap.stop and path == cap.blocker_path:
+        return f"Loihi's part stops here: {cap.stop}"
     if is_neuron(m) and cap.stop:
-        return (f"spiking population after Loihi's part, which stops at {cap.stop}: stepped on the GPU by its "
+        return (f"spiking population after Loihi's part, which stops at {cap.stop_at}: stepped on the GPU by its "
                 "framework (dense, every MAC)")
     return f"after the cut at {cap.chain[-1][0]}: continuous values -> GPU"
 

@@ -1,12 +1,16 @@
 """The first pass of a compile: a PyTorch model split into the part Loihi runs and the part the GPU runs."""
 from __future__ import annotations
 
+import logging
+
 import torch
 from torch import nn
 
 from neurodeploy.compiler.partition import Partition, captured_placement, partition
 from neurodeploy.errors import UsageError
 from neurodeploy.models.hybrid import HybridModel
+
+LOG = logging.getLogger(__name__)
 
 
 def split(model: nn.Module, inputs: torch.Tensor, cut: str | None = None, dt_s: float | None = None
@@ -22,6 +26,9 @@ def split(model: nn.Module, inputs: torch.Tensor, cut: str | None = None, dt_s: 
     from neurodeploy.compiler.capture import capture, dense_remainder, loihi_modules, spiking_sequential
 
     cap = capture(model, inputs, dt_s)
+    if cap.stop:
+        LOG.info("Loihi runs %s up to %s; it stops at %s, so %d later population(s) run on the GPU: %s",
+                 type(model).__name__, cap.chain[-1][0], cap.stop, len(cap.later_neurons), ", ".join(cap.later_neurons))
     bundle_inputs = inputs if cap.time_dim == 1 else inputs.transpose(0, 1)
     dense = dense_remainder(model, cap, inputs)
     paths = {str(i): label for i, (label, _) in enumerate(loihi_modules(cap))}
