@@ -226,7 +226,9 @@ def export_backend(backend: nn.Module, out_dir: Path, examples: list[torch.Tenso
     try:
         export_dense(backend, example, seq, dims)
         form = "traced"
-    except ConversionError:
+    except OnnxExportError as exc:  # torch.export traced it, ONNX could not translate it (e.g. a scan)
+        if not isinstance(exc.__cause__, ConversionError):
+            raise
         build_sequence_model(step, backend, seq)
         form = "scan_of_step"
     check_dynamic_dims(seq, dims)
