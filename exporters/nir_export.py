@@ -61,5 +61,7 @@ def frontend_to_nir(frontend: SpikingSequential, dt: float) -> nir.NIRGraph:
     return nir.NIRGraph(nodes=nodes, edges=edges, metadata={"dt": dt, "producer": "neurodeploy"})
 
 
-def write_nir(graph: nir.NIRGraph, path: Path) -> None:
-    nir.write(str(path), graph)
+def write_nir(graph: nir.NIRGraph, path: Path, compression: str | None = None) -> None:
+    """``graph`` as a NIR file, uncompressed by default: ``nir.write``'s gzip took seconds per 4096 x 4096
+    float64 matrix (random weights compress by a few percent) and is read back on every run."""
+    nir.write(str(path), graph, compression=compression)

@@ -8,6 +8,9 @@ The composition is exact:
   convolution: pooling by k then a conv with kernel K, stride s, padding p equals one conv on the
   unpooled input with kernel ``K*k`` (each tap repeated k x k), stride ``s*k`` and padding ``p*k``.
 - A pooling layer alone becomes a grouped conv with a kernel of ones (1/k^2 for average pooling).
+- ``Affine``/``Linear`` nodes over the whole (flattened) sample, with ``Flatten`` around them, are
+  multiplied out: ``W = W_k ... W_1``, ``b = W_k (... (W_2 b_1 + b_2) ...) + b_k`` (one node: its own
+  matrix, copied: no work growing as N^3).
 - Anything else is composed into a dense matrix by pushing the identity through the chain in float64:
   ``W = f(I) - f(0)``, ``b = f(0)``.
 """
@@ -142,6 +145,9 @@ def compose(chain: list[nir.NIRNode], in_shape: tuple[int, ...]) -> ComposedSyna
         return ComposedSynapse(kind="conv", weights=conv["weight"], bias=zero.numpy().copy(), out_shape=out_shape,
                                stride=conv["stride"], padding=conv["padding"], dilation=conv["dilation"],
                                groups=conv["groups"])
+    product = _dense_product(chain, in_shape)
+    if product is not None:
+        return ComposedSynapse(kind="dense", weights=product[0], bias=product[1], out_shape=out_shape)
     n_in, n_out = int(np.prod(in_shape)), int(np.prod(out_shape))
     if n_in * n_out > MAX_DENSE_ENTRIES:
         raise ValueError(f"composing {[k.__name__ for k in kinds]} gives a {n_out}x{n_in} dense matrix, too large")
@@ -149,3 +155,23 @@ def compose(chain: list[nir.NIRNode], in_shape: tuple[int, ...]) -> ComposedSyna
         eye = torch.eye(n_in, dtype=torch.float64).reshape(n_in, *in_shape)
         weights = (f(eye) - zero).reshape(n_in, n_out).T.numpy().copy()
     return ComposedSynapse(kind="dense", weights=weights, bias=zero.numpy().copy(), out_shape=out_shape)
+
+
+def _dense_product(chain: list[nir.NIRNode], in_shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray] | None:
+    """``(W, b)`` of a chain of ``Affine``/``Linear`` nodes over the whole flattened sample (as
+    :func:`apply_node` applies them) and ``Flatten`` nodes (the identity on it), multiplied out; None for any
+    other chain (composed through the identity)."""
+    n = int(np.prod(in_shape))
+    weights, bias = None, np.zeros(n)
+    for node in chain:
+        if isinstance(node, nir.Flatten):
+            continue
+        if not isinstance(node, (nir.Affine, nir.Linear)):
+            return None
+        w = np.asarray(node.weight, np.float64)
+        if w.ndim != 2 or w.shape[1] != n:
+            return None  # applied on the last dimension only
+        b = np.asarray(node.bias, np.float64) if isinstance(node, nir.Affine) else np.zeros(w.shape[0])
+        weights = w.copy() if weights is None else w @ weights
+        bias, n = w @ bias + b, w.shape[0]
+    return None if weights is None else (weights, bias)

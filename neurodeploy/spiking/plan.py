@@ -60,16 +60,23 @@ class SynapseLayer:
         float synapses binarise their input unless told otherwise.)"""
         return self.source == "input" or self.graded
 
+    def _of_weights(self, key: str, count) -> int:
+        """``count(weights)``, kept until ``weights`` is replaced (a resource map asks many times)."""
+        cache = self.__dict__.setdefault("_counts", {})
+        if key not in cache or cache[key][0] is not self.weights:
+            cache[key] = (self.weights, int(count(self.weights)))
+        return cache[key][1]
+
     @property
     def num_synapses(self) -> int:
         """Stored weights (for a conv: the shared kernel)."""
-        return int(np.count_nonzero(self.weights))
+        return self._of_weights("nonzero", np.count_nonzero)
 
     @property
     def fan_in(self) -> int:
         """Synapses into one target neuron (the largest, for a dense layer)."""
         if self.kind == "dense":
-            return int(np.count_nonzero(self.weights, axis=1).max(initial=0))
+            return self._of_weights("fan_in", lambda w: np.count_nonzero(w, axis=1).max(initial=0))
         return int(np.prod(self.weights.shape[1:]))
 
     @property
