@@ -304,3 +304,24 @@ def make_functional_pooling():
         model.conv.weight.mul_(3.0)
         model.fc.weight.mul_(6.0)
     return model, _spikes(2, 8, 2, 8, 8), 1e-3
+
+
+class InPlaceGain(nn.Module):
+    """snnTorch Linear -> Leaky, its spikes doubled in place (``z.mul_(2)``), Linear -> Leaky, a head."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        import snntorch as snn
+
+        self.fc1, self.lif1, self.fc2, self.lif2 = nn.Linear(4, 6), snn.Leaky(beta=0.9), nn.Linear(6, 4), \
+            snn.Leaky(beta=0.9)
+        self.head = nn.Linear(4, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        m1, m2, out = self.lif1.init_leaky(), self.lif2.init_leaky(), []
+        for t in range(x.shape[1]):
+            z, m1 = self.lif1(self.fc1(x[:, t]), m1)
+            z.mul_(2)  # graded values Loihi's synapses would not see
+            z2, m2 = self.lif2(self.fc2(z), m2)
+            out.append(z2)
+        return self.head(torch.stack(out, 1).mean(1))

@@ -190,3 +190,13 @@ def test_functional_sum_pooling_runs_on_loihi(tmp_path):
     assert result.agreement.spike_mismatches == 0 and all(s.sum() > 0 for s in result.spikes.values())
     with torch.no_grad():
         assert np.abs(result.y - model(x_new).numpy()).max() < 1e-4
+
+
+def test_a_value_changed_in_place_between_modules_ends_loihis_part():
+    """The chain follows values, not tensor objects: spikes doubled in place (``z.mul_(2)``) are not what lif1
+    sends, so Loihi's part ends at lif1, the in-place operation named by its line."""
+    from neurodeploy.compiler.capture import capture
+
+    cap = capture(fm.InPlaceGain().eval(), fm._spikes(3, 5, 4, rate=0.5))
+    assert [path for path, _ in cap.chain] == ["fc1", "lif1"] and cap.later_neurons == ["lif2"]
+    assert cap.stop.startswith("mul_() after lif1") and "z.mul_(2)" in cap.stop

@@ -142,7 +142,8 @@ class _Operations(TorchFunctionMode):
             name = getattr(func, "__name__", str(func))
             where = _user_line() if self.starts[0] <= 1 else ""
             self.calls.append(Call("", None, inputs[0] if inputs else None, out, where, name, inputs,
-                                   tuple(args) if name in FUNCTIONAL_POOLING else (), dict(kwargs or {})))
+                                   tuple(args) if name in FUNCTIONAL_POOLING else (),
+                                   {k: v for k, v in (kwargs or {}).items() if not isinstance(v, torch.Tensor)}))
         return out
 
 
@@ -205,12 +206,18 @@ def _layout(first: Call, steps: int, x: torch.Tensor) -> tuple[int, int, bool]:
 
 
 def _producers(calls: list[Call]) -> dict[int, Call]:
-    """id(tensor) -> the call or operation that returned it."""
+    """id(tensor) -> the call or operation that returned it; an operation that changed a tensor in place
+    (``x.mul_(2)``, ``F.relu(x, inplace=True)``) is that tensor's producer from then on."""
     made = {}
     for c in calls:
         for t in _tensors(c.out):
-            made.setdefault(id(t), c)
+            if _in_place(c) or id(t) not in made:
+                made[id(t)] = c
     return made
+
+
+def _in_place(c: Call) -> bool:
+    return c.module is None and (c.op.endswith("_") and not c.op.startswith("_") or c.kwargs.get("inplace") is True)
 
 
 def _through_reshapes(src, dst, made: dict[int, Call], pooling: bool = False) -> tuple[bool, Call | None]:
@@ -218,14 +225,16 @@ def _through_reshapes(src, dst, made: dict[int, Call], pooling: bool = False) ->
     with ``pooling`` also through one functional sum pooling (:data:`FUNCTIONAL_POOLING`), returned."""
     src, pool = _first(src), None
     while dst is not None:
+        op = made.get(id(dst))
+        if op is not None and _in_place(op):
+            return False, None  # changed in place after it was made: not the value the module returned
         if dst is src:
             return True, pool
-        op = made.get(id(dst))
         if op is None or op.module is not None:
             return False, None
         if op.op in FUNCTIONAL_POOLING and pooling and pool is None:
             pool = op
-        elif op.op not in RESHAPES:
+        elif op.op not in RESHAPES or _in_place(op):
             return False, None
         dst = op.inp
     return False, None
@@ -236,9 +245,9 @@ def _operation_between(src, dst, made: dict[int, Call]) -> Call | None:
     src = _first(src)
 
     def back(t, seen) -> list[Call] | None:
-        if t is src:
-            return []
         c = made.get(id(t))
+        if t is src:
+            return [c] if c is not None and _in_place(c) else []
         if c is None or id(c) in seen:
             return None
         seen.add(id(c))
