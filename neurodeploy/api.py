@@ -183,18 +183,23 @@ def parity(source: Bundle | str | Path, inputs: np.ndarray, *, dt_s: float | Non
     file (fixed point for Loihi 2, precision ``auto``) or of a bundle's spiking part (for the profile and with
     the quantizer options it was compiled with), naming the first population that diverges; with options
     beyond 8-bit weights, also the plain 8-bit fixed run (the disagreement before and after). ``inputs``: one
-    sample (T, *input_shape) or a batch (B, T, *input_shape); with ``labels`` (B,), each stage's accuracy."""
+    sample (T, *input_shape) or a batch (B, T, *input_shape); with ``labels`` (B,), each stage's accuracy (of a
+    hybrid bundle: the whole model's, its dense part run on each stage's spikes at the cut)."""
     from neurodeploy.analysis.parity import compare_layers
     from neurodeploy.bundle import Bundle
     from neurodeploy.runtime.inputs import from_model_layout
 
-    profile, reading, quantizer = "loihi2", {"discretisation": discretisation, "fixes": tuple(fixes)}, None
+    profile, reading, quantizer, dense = "loihi2", {"discretisation": discretisation, "fixes": tuple(fixes)}, None, None
     if isinstance(source, Bundle) or Path(source).is_dir():
         bundle = _bundle(source)
         m = bundle.manifest.spiking
         source, dt_s, profile, reading, quantizer = bundle.spiking_path, m.dt_s, m.profile, m.reading, m.quantizer
         inputs = from_model_layout(inputs, bundle.manifest)
-    return compare_layers(Path(source), inputs, dt_s, backend, profile, reading, quantizer, labels)
+        if labels is not None and not bundle.manifest.spiking_only:
+            from neurodeploy.runtime.cosim_setup import dense_as_deployed
+
+            dense = dense_as_deployed(bundle)  # accuracy per stage: the whole model's, as deployed
+    return compare_layers(Path(source), inputs, dt_s, backend, profile, reading, quantizer, labels, dense)
 
 
 def zoo_models() -> dict[str, str]:

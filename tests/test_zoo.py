@@ -163,3 +163,19 @@ def test_spiking_part_is_bit_exact_on_the_emulator(name, zoo_bundles):
     x, _ = zoo.get(name).dataset("test", 1)
     sample, _ = assert_bit_exact(plan, x[0].astype(np.float64))
     assert all(np.count_nonzero(s) for s in sample.raw.values())  # every population fires
+
+
+def test_parity_accuracy_per_stage_of_a_hybrid_is_the_whole_models(zoo_bundles):
+    """``parity --labels`` on a hybrid bundle: each stage's accuracy is the whole deployed model's (its dense
+    part, on the bundle's own schedule, run on that stage's spikes at the cut), so the float and fixed stages
+    equal ``evaluate``'s accuracy in those modes (it once reported the cut population's argmax: 6 % / 0 %
+    for a model that scores 100 %)."""
+    import neurodeploy as nd
+
+    name = "snn_filter_transformer"
+    bundle = nd.load(zoo_bundles[name])
+    x, labels = zoo.get(name).dataset("test", 32)
+    trace = nd.parity(bundle, x, labels=labels, backend="emulator")
+    for mode in ("float", "fixed"):
+        assert trace.accuracy[f"emulator_{mode}"] == nd.evaluate(bundle, x, labels, mode=mode).accuracy
+    assert trace.accuracy["emulator_fixed"] > 0.9

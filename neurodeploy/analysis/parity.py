@@ -46,24 +46,33 @@ def _first_step(a: np.ndarray, b: np.ndarray) -> int | None:
     return int(bad[0]) if len(bad) else None
 
 
-def _accuracy(plan, runs: dict[str, dict[str, np.ndarray]], labels: np.ndarray) -> dict[str, float]:
-    """Per run, the fraction of samples whose first Output population fired most (summed over time) in
-    the labelled class."""
+def _accuracy(plan, runs: dict[str, dict[str, np.ndarray]], labels: np.ndarray, dense=None) -> dict[str, float]:
+    """Per run, the fraction of samples classified as labelled: for a spiking graph, the first Output
+    population that fired most (summed over time); with ``dense`` (a hybrid bundle's GPU part, cut spikes
+    -> model output), the whole model's prediction with that run's spikes crossing the cut (as evaluate
+    predicts: :func:`neurodeploy.analysis.evaluate.predictions`)."""
+    from neurodeploy.analysis.evaluate import predictions
+
     out = next(iter(plan.outputs.values()))
-    return {key: float(np.mean(r[out].sum(axis=1).reshape(len(labels), -1).argmax(-1) == labels))
-            for key, r in runs.items() if out in r}
+
+    def predicted(spikes: np.ndarray) -> np.ndarray:
+        if dense is None:
+            return spikes.sum(axis=1).reshape(len(labels), -1).argmax(-1)
+        return predictions(dense(spikes), spiking_only=False)
+    return {key: float(np.mean(predicted(r[out]) == labels)) for key, r in runs.items() if out in r}
 
 
 def compare_layers(source: str | Path, x: np.ndarray, dt: float | None = None, backend: str = "lava",
                    profile: str = "loihi2", reading: dict | None = None, quantizer: dict | None = None,
-                   labels: np.ndarray | None = None) -> ParityResult:
+                   labels: np.ndarray | None = None, dense=None) -> ParityResult:
     """Run ``x`` (T, *input_shape), or a batch (B, T, *input_shape), through the reference and ``backend`` in
     float and fixed mode (in the integers of the neuromorphic ``profile``, with the quantizer's options
     ``quantizer``: a bundle's, or precision ``auto``); compare per layer, stage by stage as hls4ml's trace:
     ``"<backend>_float"``, then ``"<backend>_float_quantized_weights"`` (the float model with only its
     weights on the fixed-point grid), then ``"<backend>_fixed"``; where the options are not plain 8-bit
     weights, ``"<backend>_fixed_single"`` is the fixed run without them (single precision, no calibration):
-    the per-layer disagreement before and after. With ``labels`` (B,), the accuracy of every stage.
+    the per-layer disagreement before and after. With ``labels`` (B,), the accuracy of every stage (of the
+    whole model where ``dense`` maps the cut's spikes to the model output: a hybrid bundle).
     ``reading`` is how the file is read (``discretisation``, ``fixes``)."""
     plan = load_spiking(source, dt, **(reading or {}))
     x = np.asarray(x, dtype=np.float64)
@@ -102,7 +111,8 @@ def compare_layers(source: str | Path, x: np.ndarray, dt: float | None = None, b
             if mism[key] and first[key] is None:
                 first[key] = pop.name
         layers.append(LayerParity(pop.name, None if ref is None else int(np.sum(ref != 0)), mism, step))
-    accuracy = None if labels is None else _accuracy(plan, {"reference": reference, **runs}, np.asarray(labels))
+    accuracy = None if labels is None else \
+        _accuracy(plan, {"reference": reference, **runs}, np.asarray(labels), dense)
     return ParityResult(layers, first, report, accuracy)
 
 

@@ -3,11 +3,13 @@ dense part on ONNX Runtime for the schedule asked for, and the feedback channel.
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
 from neurodeploy.bundle import Bundle
+from neurodeploy.errors import UsageError
 from neurodeploy.exporters.onnx_session import make_session
 from neurodeploy.runtime.bundle_plan import load_plan
 from neurodeploy.runtime.dense_step import DenseRunner, StepRunner
@@ -45,3 +47,19 @@ def set_up(bundle: Bundle, x: np.ndarray, mode: str, backend: str, schedule: str
         if m.feedback is not None:
             feedback = FeedbackLoop(bundle, plan, stepper, x.shape[1])
     return CosimRun(bundle, x, mode, backend, plan, dense, feedback, progress and len(x) > 1 and sys.stderr.isatty())
+
+
+def dense_as_deployed(bundle: Bundle, schedule: str | None = None) -> Callable[[np.ndarray], np.ndarray]:
+    """The bundle's dense part as the co-simulation runs it on ``schedule`` (default: the bundle's own; the
+    step model window by window, only salient windows for ``event``): cut spikes (B, T, ...) -> model output
+    (B, ...), one sample after another. A bundle with feedback refuses (its loop runs through the spiking
+    part)."""
+    m = bundle.manifest
+    if m.feedback is not None:
+        raise UsageError(f"bundle '{m.name}' closes a feedback loop between its parts: its dense part cannot "
+                         "run on a stage's spikes alone; compare its stages without labels")
+    schedule = schedule or m.default_schedule
+    stepper = None if schedule == "end" else StepRunner(bundle.path / m.dense.step_file, "window", m.adapter.window)
+    dense = DenseRunner(make_session(bundle.dense_path, spinning=False), m.dense.input_name, stepper,
+                        m.dense.event_threshold if schedule == "event" else None)
+    return lambda cut: np.stack([dense.run(np.asarray(cut[b: b + 1], dtype=np.float32)) for b in range(len(cut))])
