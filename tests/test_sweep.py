@@ -161,6 +161,9 @@ def test_pareto_front_on_a_hand_made_table():
         ("e", 0.99, 5.0), ("f", 0.80, 0.5), ("g", 0.90, 1.0),  # g ties a: both on the front
         ("h", None, 0.1)]]  # no accuracy: left out
     assert [r["config_id"] for r in pareto_front(rows)] == ["f", "a", "g", "b", "e"]
+    modes = [{**r, "mode": "fixed"} for r in rows] + [{"config_id": "float", "accuracy": 0.97, "energy_j": 1.0,
+                                                       "mode": "float"}]
+    assert [r["config_id"] for r in pareto_front(modes)] == ["f", "a", "g", "b", "e"]  # float: not what runs
 
 
 def test_a_bad_configuration_is_a_named_error(tmp_path):

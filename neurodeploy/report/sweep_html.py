@@ -8,7 +8,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from neurodeploy.analysis.pareto import pareto_front
+from neurodeploy.analysis.pareto import chip_rows, pareto_front
 from neurodeploy.bundle.atomic import write_file
 from neurodeploy.report.html import html_page, html_table, plt, png_img
 from neurodeploy.units import si
@@ -35,8 +35,12 @@ def pareto_plot(rows: list[dict], cost: str, png: Path | None = None) -> str:
     front = pareto_front(rows, "accuracy", cost)
     ids = {r["config_id"] for r in front}
     fig, ax = plt.subplots(figsize=(7, 3.5))
-    others = [r for r in rows if r["config_id"] not in ids]
+    others = [r for r in chip_rows(rows) if r["config_id"] not in ids]
     ax.scatter([r[cost] for r in others], [r["accuracy"] for r in others], s=18, c="#999", label="dominated")
+    floats = [r for r in rows if r not in chip_rows(rows)]
+    if floats:
+        ax.scatter([r[cost] for r in floats], [r["accuracy"] for r in floats], s=18, facecolors="none",
+                   edgecolors="#999", label="float (before quantization; not on the front)")
     ax.step([r[cost] for r in front], [r["accuracy"] for r in front], where="post", c="C3", lw=1)
     ax.scatter([r[cost] for r in front], [r["accuracy"] for r in front], s=30, c="C3", label="Pareto front")
     for r in front:
