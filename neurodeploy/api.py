@@ -189,7 +189,8 @@ def parity(source: Bundle | str | Path, inputs: np.ndarray, *, dt_s: float | Non
     from neurodeploy.bundle import Bundle
     from neurodeploy.runtime.inputs import from_model_layout
 
-    profile, reading, quantizer, dense = "loihi2", {"discretisation": discretisation, "fixes": tuple(fixes)}, None, None
+    profile, reading, quantizer = "loihi2", {"discretisation": discretisation, "fixes": tuple(fixes)}, None
+    bundle = dense = None
     if isinstance(source, Bundle) or Path(source).is_dir():
         bundle = _bundle(source)
         m = bundle.manifest.spiking
@@ -199,7 +200,8 @@ def parity(source: Bundle | str | Path, inputs: np.ndarray, *, dt_s: float | Non
             from neurodeploy.runtime.cosim_setup import dense_as_deployed
 
             dense = dense_as_deployed(bundle)  # accuracy per stage: the whole model's, as deployed
-    return compare_layers(Path(source), inputs, dt_s, backend, profile, reading, quantizer, labels, dense)
+    result = compare_layers(Path(source), inputs, dt_s, backend, profile, reading, quantizer, labels, dense)
+    return result.named(bundle.manifest.spiking.module_paths) if bundle is not None else result
 
 
 def zoo_models() -> dict[str, str]:

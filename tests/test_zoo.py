@@ -179,3 +179,6 @@ def test_parity_accuracy_per_stage_of_a_hybrid_is_the_whole_models(zoo_bundles):
     for mode in ("float", "fixed"):
         assert trace.accuracy[f"emulator_{mode}"] == nd.evaluate(bundle, x, labels, mode=mode).accuracy
     assert trace.accuracy["emulator_fixed"] > 0.9
+    modules = bundle.manifest.spiking.module_paths  # the table names the user's modules, not NIR nodes
+    assert [layer.module for layer in trace.layers] == [modules[layer.name] for layer in trace.layers]
+    assert all("(" in layer.module for layer in trace.layers)

@@ -27,6 +27,7 @@ class LayerParity:
     reference_spikes: int | None
     mismatches: dict[str, int | None]  # "<backend>_float" / "<backend>_fixed" -> spike mismatches vs the reference
     first_step: dict[str, int | None]  # first aligned step with a mismatch
+    module: str = ""  # the user's module it came from (a bundle's), e.g. "lif1 (Leaky)"; "" for a graph file
 
 
 @dataclass
@@ -38,6 +39,14 @@ class ParityResult:
 
     def as_dict(self) -> dict:
         return asdict(self)
+
+    def named(self, module_paths: dict[str, str]) -> ParityResult:
+        """The same result with each population's module of the user's model (a bundle's ``module_paths``),
+        in the table and in ``first_divergent``."""
+        for layer in self.layers:
+            layer.module = module_paths.get(layer.name, "")
+        self.first_divergent = {k: v and module_paths.get(v, v) for k, v in self.first_divergent.items()}
+        return self
 
 
 def _first_step(a: np.ndarray, b: np.ndarray) -> int | None:
@@ -125,7 +134,7 @@ def print_parity(result: ParityResult, console: Console | None = None) -> None:
     for layer in result.layers:
         cells = [f"{layer.mismatches[k]} (t={layer.first_step[k]})" if layer.mismatches[k] else
                  ("n/a" if layer.mismatches[k] is None else "0") for k in keys]
-        table.add_row(layer.name, str(layer.reference_spikes), *cells)
+        table.add_row(layer.module or layer.name, str(layer.reference_spikes), *cells)
     console.print(table)
     for run, name in result.first_divergent.items():
         console.print(f"{run}: " + (f"first diverges at population {name}" if name else "no divergence"))
