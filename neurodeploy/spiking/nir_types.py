@@ -10,7 +10,6 @@ per-neuron parameters given as scalars are broadcast to the population's shape (
 """
 from __future__ import annotations
 
-import copy
 
 import nir
 import numpy as np
@@ -18,6 +17,7 @@ import torch
 
 from neurodeploy.errors import SpikingPlanError
 from neurodeploy.spiking.nir_chains import LINEAR_NODES, apply_node
+from neurodeploy.spiking.plan import copy_sharing_arrays
 
 NEURON_PARAMS = ("tau", "tau_mem", "tau_syn", "r", "v_leak", "v_threshold", "v_reset", "w_in")
 
@@ -43,8 +43,9 @@ def input_node_shape(node: nir.Input) -> tuple[int, ...]:
 
 
 def complete_types(graph: nir.NIRGraph) -> nir.NIRGraph:
-    """A copy of ``graph`` with every node's types (and a Conv's ``input_shape``) filled from the Input's shape."""
-    graph = copy.deepcopy(graph)
+    """A copy of ``graph`` (its weight arrays shared: nothing here writes into them) with every node's types
+    (and a Conv's ``input_shape``) filled from the Input's shape."""
+    graph = copy_sharing_arrays(graph, graph.nodes.values())
     inputs = [n for n, node in graph.nodes.items() if isinstance(node, nir.Input)]
     if len(inputs) != 1:
         raise SpikingPlanError(f"expected exactly one Input node to infer the shapes from, found {inputs or 'none'}")

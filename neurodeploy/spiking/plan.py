@@ -13,6 +13,8 @@ Fixed-point parameters (Loihi's integer units) live beside the float ones in
 """
 from __future__ import annotations
 
+import copy
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -28,6 +30,14 @@ NEURON_STATE = {"lif": ("u", "v"), "li": ("u", "v"), "sigma_delta": ("sigma", "a
                 "sigma": ("sigma",), "delta": ("act", "residue")}
 """The state variables of each model, as Lava names them."""
 
+
+
+def copy_sharing_arrays(obj, owners: Iterable):
+    """A deep copy of ``obj`` in which the NumPy arrays held by ``owners`` (layers of a plan, nodes of a NIR
+    graph) are the originals, not copies: for code that rebinds those attributes but never writes into the
+    arrays (a 4096 x 4096 float64 weight matrix is 134 MB)."""
+    shared = {id(a): a for owner in owners for a in vars(owner).values() if isinstance(a, np.ndarray)}
+    return copy.deepcopy(obj, shared)
 
 @dataclass
 class SynapseLayer:

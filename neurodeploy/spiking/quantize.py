@@ -48,7 +48,6 @@ Options (each reported per layer):
 """
 from __future__ import annotations
 
-import copy
 import math
 from dataclasses import dataclass, field, replace
 
@@ -57,7 +56,8 @@ import numpy as np
 from neurodeploy.choices import PRECISIONS
 from neurodeploy.errors import QuantizationError
 from neurodeploy.spiking.loihi import LAVA, LoihiNumerics, is_mixed
-from neurodeploy.spiking.plan import FixedNeuron, FixedSynapse, NeuronLayer, SpikingPlan, SynapseLayer
+from neurodeploy.spiking.plan import (FixedNeuron, FixedSynapse, NeuronLayer, SpikingPlan, SynapseLayer,
+                                      copy_sharing_arrays)
 
 GRADED_MESSAGE_BITS = 16
 """Bits of a graded message into a synapse (graded input or sigma-delta sources), at most the chip's."""
@@ -124,14 +124,6 @@ class Quantized:
         from dataclasses import asdict
 
         return [asdict(r) for r in self.report]
-
-
-def sharing_arrays(plan: SpikingPlan) -> SpikingPlan:
-    """A copy of ``plan`` whose layers are new objects but whose float arrays (weights, biases, time
-    constants) are the original ones: nothing here writes into them, and a 4096 x 4096 layer's 134 MB is not
-    copied twice per compile."""
-    arrays = {id(a): a for layer in plan.layers for a in vars(layer).values() if isinstance(a, np.ndarray)}
-    return copy.deepcopy(plan, arrays)
 
 
 def _mantissa_limit(w: np.ndarray, nx: LoihiNumerics) -> float:
@@ -309,7 +301,7 @@ def quantize(plan: SpikingPlan, per_synapse_exponents: bool = True, numerics: Lo
     if precision not in PRECISIONS[:2]:
         raise QuantizationError([f"precision {precision!r}: one of {list(PRECISIONS[:2])} (auto: quantize_for)"],
                                 "cannot quantize the plan")
-    out = sharing_arrays(plan)
+    out = copy_sharing_arrays(plan, plan.layers)
     reports, problems = [], []
     for layer in out.neurons:
         if layer.model not in ("lif", "li"):
@@ -356,7 +348,7 @@ def dequantized(plan: SpikingPlan, q: Quantized) -> SpikingPlan:
     """``plan`` (float) with every weight replaced by its fixed-point value ``sum(mantissas 2**exp) / S``
     (both layers for precision ``double``): the float model with only the weights quantized, the middle
     stage between float and fixed point."""
-    out, scales = sharing_arrays(plan), {r.name: r.scale for r in q.report}
+    out, scales = copy_sharing_arrays(plan, plan.layers), {r.name: r.scale for r in q.report}
     for syn in out.synapses:
         syn.weights = effective_weights(q.plan, syn.name) / scales[syn.target]
     return out
