@@ -182,3 +182,16 @@ def test_parity_accuracy_per_stage_of_a_hybrid_is_the_whole_models(zoo_bundles):
     modules = bundle.manifest.spiking.module_paths  # the table names the user's modules, not NIR nodes
     assert [layer.module for layer in trace.layers] == [modules[layer.name] for layer in trace.layers]
     assert all("(" in layer.module for layer in trace.layers)
+
+
+def test_the_all_gpu_baseline_does_not_move_with_the_mode(zoo_bundles):
+    """The baseline runs the model's spiking layers densely on the GPU: their weights once each, whatever
+    precision Loihi uses (a second synapse layer of precision double is Loihi's, not the model's). It once
+    read 1.07 mJ in float and 1.40-2.06 mJ in fixed point for liquidspikeformer."""
+    import neurodeploy as nd
+
+    bundle = nd.load(zoo_bundles["liquidspikeformer"])
+    assert bundle.manifest.spiking.quantizer["precision"] == "double"
+    base = {mode: nd.estimate(bundle, nd.cosimulate(bundle, mode=mode, backend="emulator")).figures[
+        "baseline_gpu_only"]["energy_j"] for mode in ("float", "fixed")}
+    assert abs(base["fixed"] / base["float"] - 1) < 0.02, base

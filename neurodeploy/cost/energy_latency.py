@@ -213,7 +213,7 @@ def counts_from_run(plan: SpikingPlan, inputs: np.ndarray, spikes: dict[str, np.
         neurons={p.name: p.n for p in plan.neurons},
         cut_spikes=float(np.sum(spikes[cut] != 0) / batch) if cut else 0.0,
         windows=steps // window if window else 0,
-        synapse_weights=float(sum(fan_out(s).sum() for s in plan.synapses)))
+        synapse_weights=float(sum(fan_out(s).sum() for s in plan.synapses if not s.refines)))
     if dense_path is not None and cut:
         report = count_macs(dense_path, {input_name: (1, steps, *_input_step_shape(dense_path, spikes[cut]))})
         counts.dense_flops, counts.dense_macs = report.flops, report.macs
