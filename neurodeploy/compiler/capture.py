@@ -306,10 +306,9 @@ class _Walk:
     stop: str = ""
     stop_at: str = ""
     blocker_path: str = ""
-    blocker: int | None = None  # index in step 0 of the call the chain stopped at
 
-    def stopped(self, full: str, short: str, path: str, index: int | None) -> None:
-        self.stop, self.stop_at, self.blocker_path, self.blocker = full, short, path, index
+    def stopped(self, full: str, short: str, path: str) -> None:
+        self.stop, self.stop_at, self.blocker_path = full, short, path
 
 
 def _blocker_text(call: Call, problems: list[str]) -> str:
@@ -332,14 +331,14 @@ def _follow(step0: list[Call], made: dict[int, Call], dt_s: float | None, shape_
     first_problems = _loihi_problems(modules[0], None, dt_s)
     if first_problems:
         walk = _Walk([])
-        walk.stopped(_blocker_text(modules[0], first_problems), "", modules[0].path, 0)
+        walk.stopped(_blocker_text(modules[0], first_problems), "", modules[0].path)
         return walk
     walk = _Walk([modules[0]])
-    for i, call in enumerate(modules[1:], 1):
+    for call in modules[1:]:
         previous = walk.chain[-1]
         linked, pool = _through_reshapes(previous.out, _first(call.inp), made, pooling=True)
         if not linked:
-            walk.stopped(*_not_linked(previous, call, made), i)
+            walk.stopped(*_not_linked(previous, call, made))
             break
         problems, inserts = _loihi_problems(call, previous, dt_s), []
         if pool is not None and not problems:
@@ -354,7 +353,7 @@ def _follow(step0: list[Call], made: dict[int, Call], dt_s: float | None, shape_
                 inserts.append(("(flatten)", nn.Flatten()))
         if problems:
             walk.stopped(_blocker_text(call, problems), _short(f"{call.path} ({type(call.module).__name__})",
-                                                                call.where), call.path, i)
+                                                                call.where), call.path)
             break
         if inserts:
             walk.before[len(walk.chain)] = inserts
@@ -404,7 +403,7 @@ def _stop_before_escapes(walk: _Walk, step0: list[Call]) -> None:
             walk.stopped(f"{what} also reads the output of {link.path}" + (f" (called at {c.where})" if c.where
                                                                            else ""),
                          _short(f"{what} reading the output of {link.path}", c.where),
-                         c.path if c.module is not None else "", None)
+                         c.path if c.module is not None else "")
             walk.chain = walk.chain[: i + 1]
             return
 
