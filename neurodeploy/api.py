@@ -76,7 +76,8 @@ def cosimulate(bundle: Bundle | str | Path, inputs: np.ndarray | None = None, *,
                weights: str | Path | None = None) -> CosimResult:
     """Run the bundle: the spiking part on ``backend`` (``lava`` or the bit-exact ``emulator``) in ``mode``
     (``float`` or ``fixed``), its spikes into the dense part on ONNX Runtime. ``inputs`` (B, T, ...) or
-    (T, ...) (a bundle of a model that takes (T, B, ...): (T, B, ...)), default the bundle's reference inputs; ``schedule=None`` is the bundle's own.
+    (T, ...) (for a bundle of a model that takes (T, B, ...): (T, B, ...)), default the bundle's reference
+    inputs; ``schedule=None`` is the bundle's own.
 
     ``result.agreement`` compares with PyTorch: on the reference inputs against the outputs stored in the
     bundle; on any other inputs against ``model`` (an ``nn.Module``, a zoo name or a factory, with

@@ -233,8 +233,8 @@ def captured_placement(model: nn.Module, cap) -> list[Placement]:
 
 def _chain_reason(cap, path: str, m: nn.Module) -> str:
     if isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)):
-        before = [p for p, _ in cap.chain][[p for p, _ in cap.chain].index(path) - 1]
-        return f"BatchNorm folded into {before} (eval mode: its running statistics, exact)"
+        paths = [p for p, _ in cap.chain]
+        return f"BatchNorm folded into {paths[paths.index(path) - 1]} (eval mode: its running statistics, exact)"
     return _loihi_reason(m)
 
 

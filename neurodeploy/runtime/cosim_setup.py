@@ -41,11 +41,9 @@ def set_up(bundle: Bundle, x: np.ndarray, mode: str, backend: str, schedule: str
     plan = load_plan(bundle, mode)
     dense = feedback = None
     if not m.spiking_only:
-        stepper = None if schedule == "end" else StepRunner(bundle.path / m.dense.step_file, "window", m.adapter.window)
-        dense = DenseRunner(make_session(bundle.dense_path, spinning=False), m.dense.input_name, stepper,
-                            m.dense.event_threshold if schedule == "event" else None)
+        dense = _dense_runner(bundle, schedule)
         if m.feedback is not None:
-            feedback = FeedbackLoop(bundle, plan, stepper, x.shape[1])
+            feedback = FeedbackLoop(bundle, plan, dense.stepper, x.shape[1])
     return CosimRun(bundle, x, mode, backend, plan, dense, feedback, progress and len(x) > 1 and sys.stderr.isatty())
 
 
@@ -58,8 +56,13 @@ def dense_as_deployed(bundle: Bundle, schedule: str | None = None) -> Callable[[
     if m.feedback is not None:
         raise UsageError(f"bundle '{m.name}' closes a feedback loop between its parts: its dense part cannot "
                          "run on a stage's spikes alone; compare its stages without labels")
-    schedule = schedule or m.default_schedule
-    stepper = None if schedule == "end" else StepRunner(bundle.path / m.dense.step_file, "window", m.adapter.window)
-    dense = DenseRunner(make_session(bundle.dense_path, spinning=False), m.dense.input_name, stepper,
-                        m.dense.event_threshold if schedule == "event" else None)
+    dense = _dense_runner(bundle, schedule or m.default_schedule)
     return lambda cut: np.stack([dense.run(np.asarray(cut[b: b + 1], dtype=np.float32)) for b in range(len(cut))])
+
+
+def _dense_runner(bundle: Bundle, schedule: str) -> DenseRunner:
+    """The whole-sequence session and, for the window and event schedules, the step model."""
+    m = bundle.manifest
+    stepper = None if schedule == "end" else StepRunner(bundle.path / m.dense.step_file, "window", m.adapter.window)
+    return DenseRunner(make_session(bundle.dense_path, spinning=False), m.dense.input_name, stepper,
+                       m.dense.event_threshold if schedule == "event" else None)

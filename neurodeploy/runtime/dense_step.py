@@ -75,4 +75,3 @@ class DenseRunner:
     def invocations(self) -> int | None:
         """Step model runs so far (None: the whole-sequence model, once per sample)."""
         return None if self.stepper is None else self.stepper.invocations
-

@@ -39,8 +39,8 @@ import torch
 from neurodeploy.choices import MODES
 from neurodeploy.errors import EmulatorError, InputShapeError, SpikingPlanError, UsageError
 from neurodeploy.runtime.runners import SampleSpikes, check_input_values
-from neurodeploy.spiking.loihi import (LAVA, UV_LIMIT, decay, fixed_lif_constants, lava_dense_weights, lif_fixed_step,
-                                      shift, wrap_int)
+from neurodeploy.spiking.loihi import (LAVA, UV_LIMIT, decay, fixed_lif_constants, lava_conv_weights,
+                                      lava_dense_weights, lif_fixed_step, shift, wrap_int)
 from neurodeploy.spiking.plan import NEURON_STATE, NeuronLayer, SpikingPlan, SynapseLayer
 from neurodeploy.spiking.float_simulation import apply_synapse
 from neurodeploy.spiking.resets import after_spike, fired_before, subtract_delayed, threshold
@@ -128,10 +128,9 @@ class EmulatorRunner:
         fixed = self.plan.fixed[syn.name]
         weights = np.asarray(fixed.weights)
         if syn.kind == "dense":
-            weights = lava_dense_weights(weights, fixed.num_weight_bits)
-        weights = weights.astype(np.int64)
-        if syn.kind == "conv":  # as the runtime hands them to Lava's Conv, which ignores weight_exp (e >= 0)
-            weights = weights << fixed.weight_exp
+            weights = lava_dense_weights(weights, fixed.num_weight_bits).astype(np.int64)
+        else:  # as the runtime hands them to Lava's Conv
+            weights = lava_conv_weights(weights, fixed.weight_exp)
         graded = fixed.num_message_bits > 0
         bound = int(np.abs(weights).max(initial=0)) * syn.fan_in * (GRADED_MAX if graded else 1)
         if bound >= FLOAT64_EXACT:

@@ -19,6 +19,7 @@ import numpy as np
 
 from neurodeploy.errors import SpikingPlanError
 from neurodeploy.runtime.lava_compat import import_lava_core
+from neurodeploy.spiking.loihi import lava_conv_weights
 from neurodeploy.spiking.plan import NEURON_STATE, RESETS, NeuronLayer, SpikingPlan, SynapseLayer
 
 import_lava_core()
@@ -150,8 +151,8 @@ GRADED_FLOAT_BITS = 24  # float models multiply by the input instead of treating
 def _synapse(syn: SynapseLayer, plan: SpikingPlan, mode: str):
     fixed = plan.fixed.get(syn.name) if mode == "fixed" else None
     weights = syn.weights if fixed is None else fixed.weights
-    if fixed is not None and syn.kind == "conv":  # Lava's Conv ignores weight_exp: mantissas shifted (e >= 0)
-        weights = np.asarray(fixed.weights, dtype=np.int64) << fixed.weight_exp
+    if fixed is not None and syn.kind == "conv":
+        weights = lava_conv_weights(fixed.weights, fixed.weight_exp)
         extra = dict(num_weight_bits=fixed.num_weight_bits, num_message_bits=fixed.num_message_bits)
     elif fixed is not None:
         extra = dict(weight_exp=fixed.weight_exp, num_weight_bits=fixed.num_weight_bits,

@@ -138,6 +138,12 @@ def is_mixed(w: np.ndarray) -> bool:
     return bool(w.min(initial=0) < 0 < w.max(initial=0))
 
 
+def lava_conv_weights(weights: np.ndarray, weight_exp: int) -> np.ndarray:
+    """The integer kernel handed to Lava's fixed ``Conv``: its Python model has a ``weight_exp`` Var but
+    ignores it, so the mantissas come shifted left, ``w << e`` (what the chip computes; ``e >= 0`` for a conv)."""
+    return np.asarray(weights, dtype=np.int64) << weight_exp
+
+
 def lava_dense_weights(weights: np.ndarray, num_weight_bits: int = 8) -> np.ndarray:
     """The integer weights Lava's fixed Dense uses (``lava.utils.weightutils``, applied on its first step).
 
