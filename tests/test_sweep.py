@@ -9,6 +9,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -110,7 +111,7 @@ def _task_workers() -> list[int]:
     return found
 
 
-def test_sweep_on_ray_with_a_killed_worker_gives_the_same_table(inline_sweep, tmp_path):
+def test_sweep_on_ray_with_a_killed_worker_gives_the_same_table(inline_sweep, tmp_path, monkeypatch):
     ray = pytest.importorskip("ray")
     result, folder = inline_sweep
     out = tmp_path / "ray"
@@ -126,7 +127,11 @@ def test_sweep_on_ray_with_a_killed_worker_gives_the_same_table(inline_sweep, tm
                 killed.append(busy[0])
             time.sleep(0.02)
 
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+    scratch = tmp_path / "temp"  # the temporary folder of this process (after Ray's start) and of Ray's workers
+    scratch.mkdir()
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR",
+             runtime_env={"env_vars": {"TMPDIR": str(scratch)}})
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
     try:
         killer = threading.Thread(target=kill_one, daemon=True)
         killer.start()
@@ -135,20 +140,25 @@ def test_sweep_on_ray_with_a_killed_worker_gives_the_same_table(inline_sweep, tm
     finally:
         ray.shutdown()
     assert killed, "no Ray worker was seen running a task"
+    assert not list(scratch.glob("neurodeploy-*")), "the killed worker's unpacked bundle was left behind"
     assert not on_ray.failed and on_ray.computed == 12
     assert _figures(on_ray.rows) == _figures(result.rows)
     assert len((out / "results.csv").read_text().splitlines()) == 13
 
 
-def test_evaluate_on_two_local_workers_equals_one(inline_sweep, monkeypatch):
+def test_evaluate_on_two_local_workers_equals_one(inline_sweep, monkeypatch, tmp_path):
     _, folder = inline_sweep
     from neurodeploy.models import zoo
 
     x, labels = zoo.get(MODEL).dataset("test", 24)
     bundle = folder / "bundles" / "frontend-6__loihi2__auto"
     one = nd.evaluate(bundle, x, labels, chunk=6)
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # this process's temporary folder
+    monkeypatch.setenv("TMPDIR", str(tmp_path))  # the spawned workers'
     two = nd.evaluate(bundle, x, labels, chunk=6, workers=2)
     assert (one.accuracy, one.sops_per_sample) == (two.accuracy, two.sops_per_sample)
+    left = list(tmp_path.glob("neurodeploy-*"))
+    assert not left, f"the run left its workers' unpacked bundles behind: {left}"
     monkeypatch.setitem(sys.modules, "ray", None)  # as if the ray extra were not installed
     with pytest.raises(DependencyError, match=r"--ray needs Ray.*pip install 'neurodeploy\[ray\]'"):
         nd.evaluate(bundle, x, labels, ray="auto")

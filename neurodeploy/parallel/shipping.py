@@ -1,8 +1,9 @@
 """Bundles travel to workers as bytes (a tar of the bundle folder), sent once, unpacked once per worker.
 
 A worker unpacks each bundle into a folder of its own, created for it (``mkdtemp``: readable by this user
-only) and removed when the worker exits; it never reuses a folder it finds, so nothing another user or
-process put in the shared temporary folder can stand in for the bundle sent. The unpacked bundle is then
+only) inside the run's scratch folder, which the calling process removes when the run ends (a worker on
+another machine: in its temporary folder, removed when it exits); it never reuses a folder it finds, so nothing another user or process put in the
+shared temporary folder can stand in for the bundle sent. The unpacked bundle is then
 read as any other (:func:`neurodeploy.bundle.read_bundle`: paths inside it, every file re-hashed against
 its checksum), and kept per process, so a retried task or a second task on the same bundle reads it once.
 In the calling process (inline runs) the bundle's own path is used.
@@ -19,7 +20,7 @@ from pathlib import Path
 
 from neurodeploy.errors import UnsafeFileError
 
-_LOADED: dict[str, object] = {}  # sha256 -> Bundle, per process
+_LOADED: dict[tuple[str, str | None], object] = {}  # (sha256, scratch folder) -> Bundle, per process
 
 
 def pack(path: str | Path) -> bytes:
@@ -42,16 +43,20 @@ def unpack(blob: bytes | str | Path):
 
     if isinstance(blob, (str, Path)):
         return read_bundle(Path(blob))
-    digest = hashlib.sha256(blob).hexdigest()
-    if digest not in _LOADED:
-        _LOADED[digest] = read_bundle(_extract(blob))
-    return _LOADED[digest]
+    from neurodeploy.parallel.executor import scratch_folder
+
+    key = (hashlib.sha256(blob).hexdigest(), scratch_folder())
+    if key not in _LOADED:
+        _LOADED[key] = read_bundle(_extract(blob, key[1]))
+    return _LOADED[key]
 
 
-def _extract(blob: bytes) -> Path:
-    """The tar's ``bundle/`` folder in a new private folder; regular files and folders only."""
-    root = Path(tempfile.mkdtemp(prefix="neurodeploy-bundle-"))
-    atexit.register(shutil.rmtree, root, True)
+def _extract(blob: bytes, scratch: str | None) -> Path:
+    """The tar's ``bundle/`` folder in a new private folder (in ``scratch`` if given); regular files and
+    folders only."""
+    root = Path(tempfile.mkdtemp(prefix="neurodeploy-bundle-", dir=scratch))
+    if scratch is None:
+        atexit.register(shutil.rmtree, root, True)
     with tarfile.open(fileobj=io.BytesIO(blob)) as tar:
         odd = [m.name for m in tar.getmembers() if not (m.isfile() or m.isdir()) or
                not (m.name == "bundle" or m.name.startswith("bundle/"))]
