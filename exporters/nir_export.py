@@ -8,6 +8,7 @@ du = 1; otherwise it is rejected. The graph's metadata carries ``dt``.
 """
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import nir
@@ -62,6 +63,31 @@ def frontend_to_nir(frontend: SpikingSequential, dt: float) -> nir.NIRGraph:
 
 
 def write_nir(graph: nir.NIRGraph, path: Path, compression: str | None = None) -> None:
-    """``graph`` as a NIR file, uncompressed by default: ``nir.write``'s gzip took seconds per 4096 x 4096
-    float64 matrix (random weights compress by a few percent) and is read back on every run."""
-    nir.write(str(path), graph, compression=compression)
+    """``graph`` as a NIR file (``nir.write``'s format), uncompressed by default: ``nir.write``'s gzip took
+    seconds per 4096 x 4096 float64 matrix (random weights compress by a few percent) and is read back on
+    every run. The graph's dict is built without copying its arrays (``NIRNode.to_dict`` is
+    ``dataclasses.asdict``, which deep-copies every array, twice for a graph's nodes)."""
+    nir.write(str(path), _Serialised(graph), compression=compression)
+
+
+class _Serialised:
+    """What ``nir.write`` serialises (it calls ``to_dict`` only): the graph's :func:`_node_dict`."""
+
+    def __init__(self, graph: nir.NIRGraph) -> None:
+        self.graph = graph
+
+    def to_dict(self) -> dict:
+        return _node_dict(self.graph)
+
+
+def _node_dict(node: nir.NIRNode) -> dict:
+    """``node.to_dict()`` holding the node's own arrays, not copies (a node type with its own ``to_dict``,
+    e.g. ``nir.Flatten``, keeps it: it holds no weights)."""
+    if not isinstance(node, nir.NIRGraph) and type(node).to_dict is not nir.NIRNode.to_dict:
+        return node.to_dict()
+    ret = {f.name: getattr(node, f.name) for f in dataclasses.fields(node)
+           if f.name not in ("input_type", "output_type")}
+    if isinstance(node, nir.NIRGraph):
+        ret["nodes"] = {k: _node_dict(n) for k, n in node.nodes.items()}
+    ret["type"] = type(node).__name__
+    return ret

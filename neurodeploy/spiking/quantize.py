@@ -304,42 +304,53 @@ def quantize(plan: SpikingPlan, per_synapse_exponents: bool = True, numerics: Lo
     if precision not in PRECISIONS[:2]:
         raise QuantizationError([f"precision {precision!r}: one of {list(PRECISIONS[:2])} (auto: quantize_for)"],
                                 "cannot quantize the plan")
-    out = copy_sharing_arrays(plan, plan.layers)
-    reports, problems = [], []
-    for layer in out.neurons:
+    return _quantize(plan, per_synapse_exponents, numerics, (precision,), peaks, grid)[precision]
+
+
+def _quantize(plan: SpikingPlan, per_synapse_exponents: bool, nx: LoihiNumerics, precisions: tuple[str, ...],
+              peaks: dict | None, grid: dict | None) -> dict[str, Quantized]:
+    """:func:`quantize` in each of ``precisions``, the scales, exponents and single mantissas computed once
+    (precision ``double`` refines the single mantissas: its first layer is derived from them)."""
+    outs = {p: copy_sharing_arrays(plan, plan.layers) for p in precisions}
+    reports: dict[str, list[NeuronReport]] = {p: [] for p in precisions}
+    problems = []
+    for layer in plan.neurons:
         if layer.model not in ("lif", "li"):
             problems.append(f"{layer.name}: {layer.model} populations come with their own integers (netx)")
             continue
-        syns = out.incoming(layer.name)
+        syns = plan.incoming(layer.name)
         peak = None if peaks is None else peaks.get(layer.name)
-        scale, limited_by = _scale(layer, syns, _input_bound(out, syns), numerics, peak)
+        scale, limited_by = _scale(layer, syns, _input_bound(plan, syns), nx, peak)
         pinned = (grid or {}).get("scales", {})
         if layer.name in pinned:
             scale, limited_by = float(pinned[layer.name]), f"the grid it was compiled on ({limited_by} now)"
-        fixed, report = _neuron(layer, scale, limited_by, numerics)
+        fixed, report = _neuron(layer, scale, limited_by, nx)
         report.calibrated = peak is not None
-        exps = {s.name: _weight_exp(s.weights * scale, numerics, s.kind == "conv") for s in syns}
+        exps = {s.name: _weight_exp(s.weights * scale, nx, s.kind == "conv") for s in syns}
         if not per_synapse_exponents and exps:
             exps = dict.fromkeys(exps, max(exps.values()))
         exps.update({k: int(v) for k, v in (grid or {}).get("exponents", {}).items() if k in exps})
-        graded = [s.name for s in syns if s.graded or (s.source == "input" and out.graded_input)]
-        problems += _population_problems(layer, fixed.vth, scale, graded, numerics)
-        for syn in syns:
-            report.synapses.append(_quantize_synapse(out, syn, scale, exps[syn.name], syn.name in graded,
-                                                     numerics, precision))
-        out.fixed[layer.name] = fixed
-        reports.append(report)
+        graded = [s.name for s in syns if s.graded or (s.source == "input" and plan.graded_input)]
+        problems += _population_problems(layer, fixed.vth, scale, graded, nx)
+        singles = {s.name: _synapse(s, scale, exps[s.name], s.name in graded, nx) for s in syns}
+        for precision, out in outs.items():
+            own = replace(report, synapses=[_quantize_synapse(out, out.layer(s.name), scale, singles[s.name], nx,
+                                                              precision) for s in syns])
+            out.fixed[layer.name] = fixed
+            reports[precision].append(own)
     if problems:
         raise QuantizationError(problems, "cannot quantize the plan for Loihi")
-    return Quantized(out, reports, precision, peaks)
+    return {p: Quantized(outs[p], reports[p], p, peaks) for p in precisions}
 
 
-def _quantize_synapse(out: SpikingPlan, syn: SynapseLayer, scale: float, exp: int, graded: bool,
+def _quantize_synapse(out: SpikingPlan, syn: SynapseLayer, scale: float, single: tuple[FixedSynapse, SynapseReport],
                       nx: LoihiNumerics, precision: str) -> SynapseReport:
-    """``out.fixed[syn]`` (and, for ``double``, the second layer, inserted after ``syn``); the report."""
-    model_syn = replace(syn)
-    out.fixed[syn.name], report = _synapse(syn, scale, exp, graded, nx)
-    split = _split(syn, scale, out.fixed[syn.name], nx) if precision == "double" else None
+    """``out.fixed[syn]`` from the ``single`` mantissas (and, for ``double``, the second layer, inserted after
+    ``syn``); the report."""
+    fixed, report = single
+    model_syn = replace(syn)  # the model's weights: the split rebinds syn's to the coarse part
+    out.fixed[syn.name] = replace(fixed)
+    split = _split(syn, scale, fixed, nx) if precision == "double" else None
     if split is None:
         return report
     out.fixed[syn.name], layer, out.fixed[layer.name] = split
@@ -383,7 +394,7 @@ def quantize_for(plan: SpikingPlan, profile: str = "loihi2", per_synapse_exponen
     nx = numerics_of(prof)
     if precision != "auto":
         return quantize(plan, per_synapse_exponents, nx, precision, peaks, grid)
-    single = quantize(plan, per_synapse_exponents, nx, "single", peaks, grid)
-    double = quantize(plan, per_synapse_exponents, nx, "double", peaks, grid)
+    both = _quantize(plan, per_synapse_exponents, nx, ("single", "double"), peaks, grid)
+    single, double = both["single"], both["double"]
     fits = map_resources(double.plan, prof).cores <= map_resources(single.plan, prof).cores
     return double if fits else single
