@@ -172,6 +172,6 @@ def _dense_product(chain: list[nir.NIRNode], in_shape: tuple[int, ...]) -> tuple
         if w.ndim != 2 or w.shape[1] != n:
             return None  # applied on the last dimension only
         b = np.asarray(node.bias, np.float64) if isinstance(node, nir.Affine) else np.zeros(w.shape[0])
-        weights = w.copy() if weights is None else w @ weights
+        weights = w if weights is None else w @ weights  # the node's own array: a plan never writes into one
         bias, n = w @ bias + b, w.shape[0]
     return None if weights is None else (weights, bias)

@@ -138,10 +138,13 @@ def quantize_weights(w_scaled: np.ndarray, exp: int, nx: LoihiNumerics = LAVA) -
     """Integer mantissas for ``w_scaled / 2**exp`` on ``nx``'s grid; returns (mantissas, clipped count)."""
     mixed = is_mixed(w_scaled)
     step = nx.weight_step(mixed)
-    m = step * np.round(w_scaled / 2.0 ** exp / step)
+    m = w_scaled / 2.0 ** exp  # step * round(w / 2**exp / step), in place: one temporary of the weights' size
+    m /= step
+    np.round(m, out=m)
+    m *= step
     lo, hi = nx.weight_range(mixed)
-    clipped = int(np.count_nonzero((m < lo) | (m > hi)))
-    return np.clip(m, lo, hi).astype(np.int64), clipped
+    clipped = int(np.count_nonzero(m < lo)) + int(np.count_nonzero(m > hi))
+    return np.clip(m, lo, hi, out=m).astype(np.int64), clipped
 
 
 def _weight_exp(w_scaled: np.ndarray, nx: LoihiNumerics, conv: bool = False) -> int:
