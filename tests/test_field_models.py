@@ -89,6 +89,36 @@ def test_a_field_model_deploys_as_written(case, compiled):
         nd.cosimulate(bundle, x_new.transpose(0, 1).numpy())
 
 
+@pytest.mark.parametrize("case", ["spikformer", "snntorch_csnn"])
+def test_gpu_side_synaptic_operations_equal_neurobench_on_the_unmodified_model(case, compiled):
+    """The cost report's ``gpu_sops`` (the dense part's Linear and Conv calls, ACs where fed spikes) equal
+    NeuroBench 2.3.0's own ``SynapticOperations`` hooked on the unmodified model's layers that run on the GPU
+    (the attention and MLP blocks' layers, fed by their LIFs' spikes), on inputs not used to compile."""
+    from neurobench.metrics.workload import SynapticOperations
+    from neurobench.models import TorchModel
+    from spikingjelly.activation_based import functional
+
+    model, x, bundle = compiled(case)
+    x_new = (torch.rand(x.shape[0], 3, *x.shape[2:], generator=torch.Generator().manual_seed(11)) < 0.3).float()
+    ours = nd.estimate(bundle, nd.cosimulate(bundle, x_new.numpy())).figures["gpu_sops"]
+    on_loihi = {p.module for p in bundle.manifest.placement if p.device == "loihi"}
+    bench = TorchModel(model)
+    bench.register_hooks()
+    named = {id(m): n for n, m in model.named_modules()}
+    for hook in [h for h in bench.connection_hooks if named[id(h.layer)] in on_loihi]:
+        hook.close()
+        bench.connection_hooks.remove(hook)
+    functional.reset_net(model)
+    with torch.no_grad():
+        preds = bench(x_new)
+    functional.reset_net(model)
+    theirs = SynapticOperations()(bench, preds, (x_new.transpose(0, 1), torch.zeros(3)))  # per sample: B first
+    bench.cleanup_hooks()
+    assert theirs["Effective_ACs"] > 0 and ours["layers"] > 0
+    assert (ours["effective_acs"], ours["effective_macs"], ours["dense"]) == \
+        (theirs["Effective_ACs"], theirs["Effective_MACs"], theirs["Dense"])
+
+
 def test_spikformer_attention_runs_on_the_gpu_with_its_reason(compiled):
     model, _, bundle = compiled("spikformer")
     placed = {p.module: p for p in bundle.manifest.placement}

@@ -215,14 +215,14 @@ def counts_from_run(plan: SpikingPlan, inputs: np.ndarray, spikes: dict[str, np.
         windows=steps // window if window else 0,
         synapse_weights=float(sum(fan_out(s).sum() for s in plan.synapses if not s.refines)))
     if dense_path is not None and cut:
-        report = count_macs(dense_path, {input_name: (1, steps, *_input_step_shape(dense_path, spikes[cut]))})
+        report = count_macs(dense_path, {input_name: (1, steps, *dense_input_step_shape(dense_path, spikes[cut]))})
         counts.dense_flops, counts.dense_macs = report.flops, report.macs
         counts.dense_bytes = report.weight_bytes + report.activation_bytes
         counts.dense_kernels = report.kernels
     return counts
 
 
-def _input_step_shape(dense_path, cut_spikes: np.ndarray) -> tuple[int, ...]:
+def dense_input_step_shape(dense_path, cut_spikes: np.ndarray) -> tuple[int, ...]:
     """The shape of one step of the cut's spikes as the dense ONNX model takes them: flat ``(n,)``, or the
     population's own shape where the model has more input dimensions (populations moved to the GPU)."""
     import onnx

@@ -104,6 +104,7 @@ def summary(bundle: Bundle, result: CosimResult, loihi: str = "loihi2", gpu: str
         "sops": sops_summary(sops),
         "macs": {"total": counts.dense_macs, "flops": counts.dense_flops, "kernels": counts.dense_kernels,
                  "unit": "dense part per sample, counted from the ONNX graph"},
+        "gpu_sops": _gpu_sops(bundle, result),
         "spike_rate": {"mean": float(np.mean(list(rates.values()))), "per_layer": rates},
         "activation_sparsity": {"value": activation_sparsity(spikes),
                                 "unit": "NeuroBench ActivationSparsity: zero outputs / all outputs over every "
@@ -127,6 +128,20 @@ def summary(bundle: Bundle, result: CosimResult, loihi: str = "loihi2", gpu: str
         "quantization": bundle.manifest.spiking.quantization,
         "notes": result.notes,
     }
+
+
+def _gpu_sops(bundle: Bundle, result: CosimResult) -> dict | None:
+    """NeuroBench's synaptic operations of the dense part on the run's cut spikes
+    (:mod:`neurodeploy.cost.gpu_sops`); None for a spiking-only bundle."""
+    from neurodeploy.cost.energy_latency import dense_input_step_shape
+    from neurodeploy.cost.gpu_sops import gpu_synaptic_ops
+
+    m = bundle.manifest
+    if m.dense is None or not m.spiking.cut_output:
+        return None
+    spikes = result.spikes[result.plan.outputs[m.spiking.cut_output]]
+    cut = spikes.reshape(*spikes.shape[:2], *dense_input_step_shape(bundle.dense_path, spikes))
+    return gpu_synaptic_ops(bundle.dense_path, m.dense.input_name, cut).as_dict()
 
 
 def _membrane_updates(result: CosimResult) -> dict:

@@ -2,11 +2,11 @@
 
 A worker unpacks each bundle into a folder of its own, created for it (``mkdtemp``: readable by this user
 only) inside the run's scratch folder, which the calling process removes when the run ends (a worker on
-another machine: in its temporary folder, removed when it exits); it never reuses a folder it finds, so nothing another user or process put in the
-shared temporary folder can stand in for the bundle sent. The unpacked bundle is then
-read as any other (:func:`neurodeploy.bundle.read_bundle`: paths inside it, every file re-hashed against
-its checksum), and kept per process, so a retried task or a second task on the same bundle reads it once.
-In the calling process (inline runs) the bundle's own path is used.
+another machine: in its temporary folder, removed when it exits); it never reuses a folder it finds, so
+nothing another user or process put in the shared temporary folder can stand in for the bundle sent. The
+unpacked bundle is then read as any other (:func:`neurodeploy.bundle.read_bundle`: paths inside it, every
+file re-hashed against its checksum), and kept per process, so a retried task or a second task on the same
+bundle reads it once. In the calling process (inline runs) the bundle's own path is used.
 """
 from __future__ import annotations
 

@@ -20,6 +20,7 @@ def _rows(data: dict) -> list[tuple[str, str]]:
         ("SOPs / sample, effective", number(data["sops"]["effective"])),
         ("SOPs / sample, dense", number(data["sops"]["dense"])),
         ("MACs / sample, dense part", number(data["macs"]["total"])),
+        *_gpu_sops_rows(data.get("gpu_sops")),
         ("SOPs / sample, bias lines (not NeuroBench SOPs)", number(data["sops"]["bias"]["effective"])),
         ("mean spike rate", number(data["spike_rate"]["mean"])),
         ("activation sparsity (NeuroBench)", number(data["activation_sparsity"]["value"])),
@@ -34,6 +35,17 @@ def _rows(data: dict) -> list[tuple[str, str]]:
         ("wall time, total", si(data["wall_s"]["total"], "s")),
         ("ONNX Runtime providers", ", ".join(data["providers"]) or "n/a"),
     ]
+
+
+def _gpu_sops_rows(gpu: dict | None) -> list[tuple[str, str]]:
+    """NeuroBench's synaptic operations of the dense part (ACs: its layers fed spikes), where it has one."""
+    if not gpu:
+        return []
+    rows = [("  GPU ACs / MACs per sample (NeuroBench)",
+             f"{number(gpu['effective_acs'])} / {number(gpu['effective_macs'])}")]
+    if gpu["layers_not_seen"]:
+        rows.append(("  GPU: Scan/Loop bodies not counted", number(gpu["layers_not_seen"])))
+    return rows
 
 
 def _early_exit_rows(ee: dict) -> list[tuple[str, str]]:
