@@ -73,11 +73,12 @@ def compile(model: Any, out: str | Path, *, inputs: Any = None, dt_s: float | No
 def cosimulate(bundle: Bundle | str | Path, inputs: np.ndarray | None = None, *, mode: str = "float",
                backend: str = "lava", schedule: str | None = None, early_exit: bool = False,
                checkpoint: str | Path | None = None, progress: bool = False, model: Any = None,
-               weights: str | Path | None = None) -> CosimResult:
+               weights: str | Path | None = None, device: str | None = None) -> CosimResult:
     """Run the bundle: the spiking part on ``backend`` (``lava`` or the bit-exact ``emulator``) in ``mode``
     (``float`` or ``fixed``), its spikes into the dense part on ONNX Runtime. ``inputs`` (B, T, ...) or
     (T, ...) (for a bundle of a model that takes (T, B, ...): (T, B, ...)), default the bundle's reference
-    inputs; ``schedule=None`` is the bundle's own.
+    inputs; ``schedule=None`` is the bundle's own; ``device``: where the emulator and the dense part compute
+    (``None``/``"auto"``: a GPU where torch and onnxruntime have one, ``"cpu"``, ``"cuda"``, ``"cuda:N"``).
 
     ``result.agreement`` compares with PyTorch: on the reference inputs against the outputs stored in the
     bundle; on any other inputs against ``model`` (an ``nn.Module``, a zoo name or a factory, with
@@ -93,7 +94,7 @@ def cosimulate(bundle: Bundle | str | Path, inputs: np.ndarray | None = None, *,
     inputs = from_model_layout(inputs, bundle.manifest)
     result = run_cosim(bundle, inputs, mode=mode, backend=backend, progress=progress,
                        schedule=schedule or bundle.manifest.default_schedule, checkpoint=checkpoint,
-                       early_exit=early_exit)
+                       early_exit=early_exit, device=device)
     result.agreement = compare_with_torch(bundle, result, inputs, torch_reference_for(bundle, model, weights),
                                           no_model_note(bundle, model))
     return result
@@ -143,11 +144,12 @@ def evaluate(bundle: Bundle | str | Path, x: np.ndarray, labels: np.ndarray, *, 
              weights: str | Path | None = None, backend: str = "emulator", mode: str = "fixed",
              schedule: str | None = None, chunk: int | None = None, early_exit: bool = False,
              progress: bool = False, workers: int = 1, ray: str | None = None,
-             checkpoint: str | Path | None = None) -> Evaluation:
+             checkpoint: str | Path | None = None, device: str | None = None) -> Evaluation:
     """The deployed model's accuracy on ``(x, labels)`` and, beside it, the PyTorch model's (``model``: an
     ``nn.Module``, a zoo name or a factory; default the zoo model the bundle was compiled from). Chunks run
     on ``workers`` local processes, or on a Ray cluster with ``ray`` (``auto``, ``local`` or an address;
-    the ``ray`` extra). With ``checkpoint`` (a folder) finished chunks are kept there and a rerun resumes."""
+    the ``ray`` extra). With ``checkpoint`` (a folder) finished chunks are kept there and a rerun resumes.
+    ``device`` as :func:`cosimulate`'s."""
     from neurodeploy.analysis.evaluate import DEFAULT_CHUNK
     from neurodeploy.analysis.evaluate import evaluate as run_evaluation
     from neurodeploy.compiler.resolve import model_for_bundle
@@ -161,7 +163,7 @@ def evaluate(bundle: Bundle | str | Path, x: np.ndarray, labels: np.ndarray, *, 
         raise UsageError(f"chunk must be >= 1 sample, got {chunk}")
     return run_evaluation(bundle, x, labels, backend, mode, schedule or bundle.manifest.default_schedule,
                           model_for_bundle(bundle, model, weights), chunk or DEFAULT_CHUNK, progress=progress,
-                          early_exit=early_exit, workers=workers, ray=ray, checkpoint=checkpoint)
+                          early_exit=early_exit, workers=workers, ray=ray, checkpoint=checkpoint, device=device)
 
 
 def sweep(config: str | Path | dict, out: str | Path, *, workers: int = 1, ray: str | None = None,

@@ -89,7 +89,7 @@ def _run_and_price(args: argparse.Namespace, progress: bool, inputs=None):
     result = nd.cosimulate(bundle, inputs, mode=args.mode, backend=args.backend,
                            schedule=args.schedule, early_exit=args.early_exit,
                            checkpoint=getattr(args, "checkpoint", None), progress=progress, model=args.model,
-                           weights=args.weights)
+                           weights=args.weights, device=args.device)
     return bundle, result, nd.estimate(bundle, result, loihi=args.loihi, gpu=args.gpu)
 
 
@@ -152,7 +152,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     result = nd.evaluate(args.bundle, x, labels, model=args.model, weights=args.weights, backend=args.backend,
                          mode=args.mode, schedule=args.schedule, chunk=args.chunk, early_exit=args.early_exit,
                          progress=not (args.json or args.quiet), workers=args.workers, ray=args.ray,
-                         checkpoint=args.checkpoint)
+                         checkpoint=args.checkpoint, device=args.device)
     if args.json:
         print(json.dumps(result.as_dict(), indent=2), flush=True)
         return 0
@@ -230,10 +230,18 @@ def _profile_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--gpu", default="h100", help="GPU profile: a name or a .json path (default h100)")
 
 
-def _backend_arg(p: argparse.ArgumentParser, default: str = "lava") -> None:
+def _backend_arg(p: argparse.ArgumentParser, default: str = "lava", device: bool = True) -> None:
     p.add_argument("--backend", choices=list(BACKENDS), default=default,
                    help="lava: Lava's CPU simulation, one sample at a time; emulator: the batched emulator, "
                         f"bit-exact with Lava fixed_pt, on a GPU when present (default {default})")
+    if device:
+        _device_arg(p)
+
+
+def _device_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--device", default="auto", metavar="auto|cpu|cuda|cuda:N",
+                   help="where the emulator and the dense part (ONNX Runtime) compute: auto (default: a GPU where "
+                        "torch and onnxruntime have one), cpu, cuda or cuda:N; Lava runs on the CPU")
 
 
 def _schedule_args(p: argparse.ArgumentParser) -> None:
@@ -362,7 +370,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--labels", help=".npy (B,): the classes of a batch; prints each stage's accuracy")
     p.add_argument("--dt", type=float, help="time step in seconds (as for compile)")
     _reading_args(p)
-    _backend_arg(p)
+    _backend_arg(p, device=False)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_cmd_parity)
 

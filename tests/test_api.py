@@ -152,3 +152,36 @@ def test_the_compile_log_names_each_pass(tmp_path):
                                                                 "export_dense", "quantize_and_map", "write"]
     piped = run()
     assert "pass 1 of 7" not in piped.stderr
+
+
+def test_device_places_the_emulator_and_the_dense_part(tmp_path, monkeypatch):
+    """``device="cpu"`` keeps both on the CPU (the emulator's torch device, ONNX Runtime's provider) with the
+    outputs of the default; ``"cuda"`` where torch or onnxruntime has no GPU is a named error saying what
+    to install; a sweep's TOML takes the same choice."""
+    import torch
+
+    from neurodeploy.errors import DependencyError
+    from neurodeploy.runtime import emulator
+
+    bundle = nd.compile("tiny_hybrid", tmp_path / "b", samples=2)
+    devices = []
+    runner_init = emulator.EmulatorRunner.__init__
+
+    def spy(self, *args, **kwargs):
+        runner_init(self, *args, **kwargs)
+        devices.append(self.device.type)
+    monkeypatch.setattr(emulator.EmulatorRunner, "__init__", spy)
+    default = nd.cosimulate(bundle, backend="emulator", mode="fixed")
+    on_cpu = nd.cosimulate(bundle, backend="emulator", mode="fixed", device="cpu")
+    assert np.array_equal(default.y, on_cpu.y) and on_cpu.providers == ["CPUExecutionProvider"]
+    assert devices[-1] == "cpu" and devices[0] == ("cuda" if torch.cuda.is_available() else "cpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(DependencyError, match=r"sees no CUDA device.*On a GPU.*device='cpu'"):
+            nd.cosimulate(bundle, backend="emulator", device="cuda")
+    with pytest.raises(UsageError, match="one of auto, cpu, cuda or cuda:N"):
+        nd.evaluate(bundle, bundle.reference_inputs(), np.zeros(2, dtype=np.int64), device="gpu")
+    from neurodeploy.sweeps.config import load_config
+
+    assert load_config({"model": "tiny_hybrid", "device": "cuda:1"}).device == "cuda:1"
+    with pytest.raises(UsageError, match="device"):
+        load_config({"model": "tiny_hybrid", "device": "tpu"})

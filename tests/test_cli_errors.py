@@ -128,6 +128,8 @@ def _bad_cases(f: dict, fb: str) -> list[list[str]]:
         ["parity", str(r / "garbage.nir"), "--input", str(r / "wrong_shape.npy")],
         ["parity", b, "--input", str(r / "garbage.npy")],
         ["energy", fb, "--schedule", "end"], ["report", fb, "--schedule", "event"],
+        ["cosim", b, "--backend", "emulator", "--device", "gpu"],
+        *([["evaluate", b, "--data", str(r / "data.npz"), "--device", "cuda"]] if not torch.cuda.is_available() else []),
     ]
 
 

@@ -29,6 +29,7 @@ from neurodeploy.bundle import Bundle
 from neurodeploy.bundle.schedules import check_schedule
 from neurodeploy.runtime.checkpoint import Checkpoint, run_key
 from neurodeploy.runtime.cosim_setup import CosimRun, set_up
+from neurodeploy.runtime.devices import resolve_device
 from neurodeploy.runtime.early_exit import exit_windows
 from neurodeploy.runtime.inputs import bundle_inputs
 from neurodeploy.runtime.runners import check_backend, open_runner
@@ -64,7 +65,8 @@ class CosimResult:
 
 def run_cosim(bundle: Bundle, inputs: np.ndarray | None = None, mode: str = "float",
               backend: str = "lava", progress: bool = True, schedule: str = "end",
-              checkpoint: str | Path | None = None, early_exit: bool = False, stream: bool = True) -> CosimResult:
+              checkpoint: str | Path | None = None, early_exit: bool = False, stream: bool = True,
+              device: str | None = None) -> CosimResult:
     """Co-simulate ``inputs`` (default: the bundle's reference inputs).
 
     With ``checkpoint`` (a folder), results are saved after every sample and a rerun of the same
@@ -72,13 +74,14 @@ def run_cosim(bundle: Bundle, inputs: np.ndarray | None = None, mode: str = "flo
     each sample stops at the first window whose output is confident enough (the bundle's
     ``exit_threshold``): ``exit_windows`` says where; the cost model prices the run up to there.
     ``stream=False`` runs sample by sample even where the batch could stream (the same outputs, no
-    measured timeline).
+    measured timeline). ``device``: where the emulator and the dense part compute
+    (:mod:`neurodeploy.runtime.devices`: ``None``/``"auto"``, ``"cpu"``, ``"cuda"``, ``"cuda:N"``).
     """
     m = bundle.manifest
     check_schedule(m, schedule, early_exit, mode)
     check_backend(backend)
     x = bundle_inputs(bundle, inputs)
-    run = set_up(bundle, x, mode, backend, schedule, progress)
+    run = set_up(bundle, x, mode, backend, schedule, progress, resolve_device(device))
     saved = None if checkpoint is None else Checkpoint(checkpoint, run_key(x, mode, schedule, sorted(m.checksums.items())))
     t_start, notes = time.perf_counter(), []
     streamed = _streamed(run) if stream and saved is None else None
@@ -118,7 +121,7 @@ def _streamed(run: CosimRun):
     else:
         from neurodeploy.runtime.emulator import DEFAULT_BATCH_SIZE
 
-        with open_runner("emulator", run.plan, run.x.shape[1], run.mode) as runner:
+        with open_runner("emulator", run.plan, run.x.shape[1], run.mode, run.device.torch) as runner:
             spikes, y, wall, measured = streaming.run_emulated(runner, run.x, run.cut, window, *dense,
                                                                batch_size=DEFAULT_BATCH_SIZE,
                                                                progress=run.show_progress)

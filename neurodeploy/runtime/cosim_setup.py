@@ -12,6 +12,7 @@ from neurodeploy.bundle import Bundle
 from neurodeploy.errors import UsageError
 from neurodeploy.exporters.onnx_session import make_session
 from neurodeploy.runtime.bundle_plan import load_plan
+from neurodeploy.runtime.devices import AUTO, Device
 from neurodeploy.runtime.dense_step import DenseRunner, StepRunner
 from neurodeploy.runtime.feedback import FeedbackLoop
 from neurodeploy.spiking.plan import SpikingPlan
@@ -27,6 +28,7 @@ class CosimRun:
     dense: DenseRunner | None  # None: a spiking-only bundle
     feedback: FeedbackLoop | None
     show_progress: bool
+    device: Device = AUTO  # where the emulator and the dense part compute (neurodeploy.runtime.devices)
 
     @property
     def cut(self) -> str:
@@ -34,17 +36,19 @@ class CosimRun:
         return self.plan.outputs[self.bundle.manifest.spiking.cut_output]
 
 
-def set_up(bundle: Bundle, x: np.ndarray, mode: str, backend: str, schedule: str, progress: bool) -> CosimRun:
+def set_up(bundle: Bundle, x: np.ndarray, mode: str, backend: str, schedule: str, progress: bool,
+           device: Device = AUTO) -> CosimRun:
     """The plan in ``mode``, the ONNX Runtime sessions (sleeping between runs, so that they leave the cores
     to a spiking part running beside them) and, for the window and event schedules, the step model."""
     m = bundle.manifest
     plan = load_plan(bundle, mode)
     dense = feedback = None
     if not m.spiking_only:
-        dense = _dense_runner(bundle, schedule)
+        dense = _dense_runner(bundle, schedule, device.ort_gpu)
         if m.feedback is not None:
             feedback = FeedbackLoop(bundle, plan, dense.stepper, x.shape[1])
-    return CosimRun(bundle, x, mode, backend, plan, dense, feedback, progress and len(x) > 1 and sys.stderr.isatty())
+    return CosimRun(bundle, x, mode, backend, plan, dense, feedback, progress and len(x) > 1 and sys.stderr.isatty(),
+                    device)
 
 
 def dense_as_deployed(bundle: Bundle, schedule: str | None = None) -> Callable[[np.ndarray], np.ndarray]:
@@ -60,9 +64,11 @@ def dense_as_deployed(bundle: Bundle, schedule: str | None = None) -> Callable[[
     return lambda cut: np.stack([dense.run(np.asarray(cut[b: b + 1], dtype=np.float32)) for b in range(len(cut))])
 
 
-def _dense_runner(bundle: Bundle, schedule: str) -> DenseRunner:
-    """The whole-sequence session and, for the window and event schedules, the step model."""
+def _dense_runner(bundle: Bundle, schedule: str, prefer_gpu: bool = True) -> DenseRunner:
+    """The whole-sequence session and, for the window and event schedules, the step model (on ONNX Runtime's
+    CUDA provider where ``prefer_gpu`` and it is offered)."""
     m = bundle.manifest
-    stepper = None if schedule == "end" else StepRunner(bundle.path / m.dense.step_file, "window", m.adapter.window)
-    return DenseRunner(make_session(bundle.dense_path, spinning=False), m.dense.input_name, stepper,
+    stepper = None if schedule == "end" else \
+        StepRunner(bundle.path / m.dense.step_file, "window", m.adapter.window, prefer_gpu)
+    return DenseRunner(make_session(bundle.dense_path, prefer_gpu, spinning=False), m.dense.input_name, stepper,
                        m.dense.event_threshold if schedule == "event" else None)

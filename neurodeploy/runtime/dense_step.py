@@ -17,10 +17,11 @@ from neurodeploy.models.backends import salient_windows
 class StepRunner:
     """The exported step model with zero initial states; ``run(cut)`` feeds (1, T, n) window by window."""
 
-    def __init__(self, path, input_name: str, window: int) -> None:
+    def __init__(self, path, input_name: str, window: int, prefer_gpu: bool = True) -> None:
         import onnx
 
-        self.session, self.window, self.input_name = make_session(path, spinning=False), window, input_name
+        self.session = make_session(path, prefer_gpu, spinning=False)
+        self.window, self.input_name = window, input_name
         self.states = []
         for vi in onnx.load(str(path), load_external_data=False).graph.input[1:]:
             tt = vi.type.tensor_type

@@ -61,9 +61,11 @@ def check_backend(backend: str) -> None:
         raise UsageError(f"unknown backend {backend!r}; backends: {list(BACKENDS)}")
 
 
-def open_runner(backend: str, plan: SpikingPlan, num_steps: int, mode: str = "float") -> SpikingRunner:
+def open_runner(backend: str, plan: SpikingPlan, num_steps: int, mode: str = "float",
+                device: str | None = None) -> SpikingRunner:
     """A :class:`~neurodeploy.runtime.lava_runner.LavaRunner` or an
-    :class:`~neurodeploy.runtime.emulator.EmulatorRunner`."""
+    :class:`~neurodeploy.runtime.emulator.EmulatorRunner` on the torch ``device`` (None: CUDA where torch sees
+    a GPU; Lava runs on the CPU)."""
     check_backend(backend)
     if backend == "lava":
         from neurodeploy.runtime.lava_runner import LavaRunner
@@ -71,7 +73,7 @@ def open_runner(backend: str, plan: SpikingPlan, num_steps: int, mode: str = "fl
         return LavaRunner(plan, num_steps, mode=mode)
     from neurodeploy.runtime.emulator import EmulatorRunner
 
-    return EmulatorRunner(plan, num_steps, mode=mode)
+    return EmulatorRunner(plan, num_steps, mode=mode, device=device)
 
 
 def run_spikes(backend: str, plan: SpikingPlan, x: np.ndarray, mode: str) -> dict[str, np.ndarray]:

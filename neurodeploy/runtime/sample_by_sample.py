@@ -25,7 +25,7 @@ def run_sample_by_sample(run: CosimRun, saved: Checkpoint | None, notes: list[st
     wall = {"lava": 0.0, backend: 0.0, "transfer": 0.0, "dense": 0.0}
     x_run = x if run.feedback is None else np.zeros((batch, steps, plan.n_in))  # with the feedback currents
     start, ys = _resume(saved, spikes, x_run)
-    with open_runner(backend, plan, steps, run.mode) as runner:
+    with open_runner(backend, plan, steps, run.mode, run.device.torch) as runner:
         batched = None
         if backend == "emulator" and run.feedback is None:  # the whole batch at once, then the dense part per sample
             batched, wall["emulator"] = runner.run_many(x[start:], progress=run.show_progress)

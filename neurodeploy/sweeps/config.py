@@ -6,6 +6,7 @@
     samples = 64                     # samples of the zoo model's generated test split (without data)
     price_samples = 16               # samples co-simulated to price each configuration (energy, latency)
     backend = "emulator"             # what runs the spiking part: emulator or lava
+    device = "auto"                  # where the emulator and the dense part compute: auto, cpu, cuda, cuda:N
     chunk = 256                      # samples per co-simulation call
 
     [grid]                           # every combination is one configuration (one row of the table)
@@ -71,6 +72,7 @@ class SweepConfig(BaseModel):
     samples: int = Field(64, ge=1)
     price_samples: int = Field(16, ge=1)
     backend: Backend = "emulator"
+    device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:\d+)?)$")  # neurodeploy.runtime.devices
     chunk: int = Field(256, ge=1)
     grid: Grid = Grid()
 

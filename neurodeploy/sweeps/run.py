@@ -148,6 +148,9 @@ def sweep(config: str | Path | dict, out: str | Path, workers: int = 1, ray: str
     """Run (or resume) the sweep ``config`` into the folder ``out``; see the module docstring."""
     t0, console = time.perf_counter(), Console(stderr=True, quiet=not progress)
     cfg, folder = load_config(config), Path(out)
+    from neurodeploy.runtime.devices import resolve_device
+
+    resolve_device(cfg.device)  # a device this machine lacks is refused before minutes of compiling
     model, x, labels, dt_s = _model_and_data(cfg)
     configs = configurations(cfg.grid, sweep_cuts(cfg, model))
     with ResultTable(folder) as table:
@@ -167,7 +170,8 @@ def _sweep_into(table: ResultTable, cfg: SweepConfig, folder: Path, model, x: np
     runnable = [t for t in tasks if t["bundle"] in paths]
     from neurodeploy.parallel.shipping import for_workers
 
-    shared = {"bundles": {k: for_workers(p, workers, ray) for k, p in paths.items()}, "x": x, "labels": labels, "backend": cfg.backend, "chunk": cfg.chunk,
+    shared = {"bundles": {k: for_workers(p, workers, ray) for k, p in paths.items()}, "x": x, "labels": labels,
+              "backend": cfg.backend, "device": cfg.device, "chunk": cfg.chunk,
               "price_samples": cfg.price_samples,
               "torch_predictions": _torch_predictions(model, x, cfg, runnable, paths)}
     computed = _run(runnable, shared, workers, ray, table, (failed, not_applicable), console, progress)

@@ -36,9 +36,9 @@ def run_task(task: dict, shared: dict) -> list[dict]:
     own_events = schedule == "event" and task["event_threshold"] == "bundle"  # else PyTorch's whole-sequence run
     ev = evaluate(bundle, x, labels, shared["backend"], task["mode"], schedule, chunk=shared["chunk"],
                   progress=False, early_exit=task["early_exit"],
-                  reference_predictions=shared["torch_predictions"][own_events])
+                  reference_predictions=shared["torch_predictions"][own_events], device=shared["device"])
     priced = run_cosim(bundle, x[: shared["price_samples"]], mode=task["mode"], backend=shared["backend"],
-                       progress=False, schedule=schedule, early_exit=task["early_exit"])
+                       progress=False, schedule=schedule, early_exit=task["early_exit"], device=shared["device"])
     return [_row(task, gpu, bundle, ev, summary(bundle, priced, task["loihi"], gpu), shared, t0)
             for gpu in task["gpus"]]
 
