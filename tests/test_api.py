@@ -132,6 +132,20 @@ def test_results_read_as_a_person_reads_them(demo_bundle):
         assert " object at 0x" not in text and "{" not in text, text
         assert not re.search(r"\d\.\d{5,}", text), text  # no float printed to more digits than it is worth
     assert "0 spike mismatches" in repr(result.agreement) and "J" in repr(cost) and "%" in repr(evaluation)
+    # in Jupyter: HTML tables under the user's module names, and DataFrames with full-precision numbers
+    for shown in (bundle, result, cost, evaluation):
+        page = shown._repr_html_()
+        assert page.startswith("<table>") and "{" not in page and not re.search(r"\d\.\d{5,}", page), page
+    names = [bundle.manifest.spiking.module_paths[p] for p in result.spikes]  # "frontend.layers.1 (LIFCell)"
+    assert all(n in result._repr_html_() and n.split(" (")[0] in bundle._repr_html_() for n in names)
+    populations = result.to_dataframe()
+    assert list(populations.population) == names
+    assert populations.events_per_sample.sum() == sum(np.count_nonzero(s) for s in result.spikes.values()) / 8
+    devices = cost.to_dataframe().set_index("device")
+    assert devices.loc["total", "energy_j"] == cost.energy_j["total"]
+    assert devices.loc["all-GPU baseline", "energy_j"] == cost.baseline_gpu_only["energy_j"]
+    assert evaluation.to_dataframe().iloc[0].accuracy == evaluation.accuracy
+    assert set(bundle.to_dataframe().columns) == {"module", "device", "reason"}
 
 
 def test_the_compile_log_names_each_pass(tmp_path):

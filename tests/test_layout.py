@@ -16,7 +16,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 STAGES = [
-    ("errors", "choices", "_version", "profiles", "units", "hw_profiles"),
+    ("errors", "choices", "_version", "profiles", "units", "tables", "hw_profiles"),
     ("models", "bundle", "parallel"),
     ("spiking",),
     ("exporters",),

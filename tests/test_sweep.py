@@ -54,6 +54,9 @@ def test_one_row_per_configuration_over_three_cuts(inline_sweep):
     assert html.count("data:image/png") == 2 and "Pareto front" in html
     saved = json.loads((folder / "results.json").read_text())
     assert saved["front_energy"] == [r["config_id"] for r in result.front("energy_j")]
+    table = result.to_dataframe()  # in Jupyter: the table as a DataFrame, and as HTML
+    assert len(table) == 12 and table.energy_j.tolist() == [r["energy_j"] for r in result.rows]
+    assert result._repr_html_().count("<tr>") == 13 and result._repr_html_().count(" *</td>") == len(result.front())
 
 
 def test_sampled_rows_equal_separate_evaluate_and_energy_calls(inline_sweep):

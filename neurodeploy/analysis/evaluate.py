@@ -27,6 +27,7 @@ from neurodeploy.errors import DatasetError
 from neurodeploy.runtime.checkpoint import Checkpoint, run_key
 from neurodeploy.runtime.cosim import run_cosim
 from neurodeploy.runtime.early_exit import exit_outputs
+from neurodeploy.tables import data_frame, html_table
 from neurodeploy.units import number, percent, si
 
 DEFAULT_CHUNK = 256
@@ -54,6 +55,17 @@ class Evaluation:
         return (f"Evaluation({self.samples} samples, {self.backend} {self.mode}, schedule {self.schedule}: accuracy "
                 f"{percent(self.accuracy)}{torch}; {number(self.sops_per_sample)} SOPs/sample; "
                 f"{si(self.wall_s, 's')})")
+
+    def _repr_html_(self) -> str:
+        rows = [["deployed accuracy", percent(self.accuracy)], ["PyTorch accuracy", percent(self.torch_accuracy)],
+                ["same class as PyTorch", percent(self.agreement)], ["SOPs / sample", number(self.sops_per_sample)],
+                ["mean exit window", number(self.mean_exit_window)], ["wall time", si(self.wall_s, "s")]]
+        return html_table(f"{self.samples} samples, {self.backend} ({self.mode}), schedule {self.schedule}",
+                          ["quantity", "value"], rows)
+
+    def to_dataframe(self):
+        """One row: every field (pandas)."""
+        return data_frame([self.as_dict()])
 
 
 def load_dataset(path: str | Path) -> tuple[np.ndarray, np.ndarray]:

@@ -31,6 +31,7 @@ from neurodeploy.bundle.atomic import (discard, disk_errors, locked, new_folder_
                                        replace_folder)
 from neurodeploy.bundle.manifest import MANIFEST, SCHEMA_VERSION, Manifest
 from neurodeploy.errors import BundleError, UnsafeFileError, validation_problems
+from neurodeploy.tables import data_frame, html_table
 
 
 def write_bundle(path: Path, manifest: Manifest, files: dict[str, bytes | Path],
@@ -124,6 +125,16 @@ class Bundle:
         m = self.manifest
         kind = "spiking-only" if m.spiking_only else f"hybrid, schedule {m.default_schedule}"
         return f"Bundle({m.name!r} at {str(self.path)!r}: {kind}, for {m.spiking.profile})"
+
+    def _repr_html_(self) -> str:
+        m = self.manifest
+        rows = [[p.module, p.device, p.reason] for p in m.placement]
+        return html_table(f"{m.name} at {self.path}, for {m.spiking.profile}: where each module runs",
+                          ["module", "device", "reason"], rows)
+
+    def to_dataframe(self):
+        """The placement: one row per module of the user's model, its device and the reason (pandas)."""
+        return data_frame([p.model_dump() for p in self.manifest.placement])
 
     @property
     def spiking_path(self) -> Path:

@@ -22,6 +22,7 @@ from neurodeploy.cost.energy_latency import counts_from_run, estimate
 from neurodeploy.runtime.cosim import CosimResult
 from neurodeploy.spiking.float_simulation import simulate_batch
 from neurodeploy.spiking.resources import map_resources
+from neurodeploy.tables import data_frame, html_table
 from neurodeploy.units import display_name, listing, number, si
 
 
@@ -51,6 +52,22 @@ class CostReport:
                 f"(neuromorphic {si(e['neuromorphic'], 'J')}, transfer {si(e['transfer'], 'J')}, GPU "
                 f"{si(e['gpu'], 'J')}; all-GPU {si(self.baseline_gpu_only['energy_j'], 'J')}); "
                 f"{number(self.sops['effective'])} SOPs; {listing(f['profiles'])})")
+
+    def _devices(self) -> list[dict]:
+        e, lat, base = self.energy_j, self.latency_s, self.baseline_gpu_only
+        rows = [{"device": d, "energy_j": e[d], "latency_s": lat.get(d)} for d in ("neuromorphic", "transfer", "gpu")]
+        return rows + [{"device": "total", "energy_j": e["total"], "latency_s": lat["total"]},
+                       {"device": "all-GPU baseline", "energy_j": base["energy_j"], "latency_s": base.get("latency_s")}]
+
+    def _repr_html_(self) -> str:
+        f = self.figures
+        rows = [[r["device"], si(r["energy_j"], "J"), si(r["latency_s"], "s")] for r in self._devices()]
+        return html_table(f"{f['model']} per sample ({listing(f['profiles'])}): {number(self.sops['effective'])} "
+                          f"SOPs, {number(self.macs['total'])} MACs", ["device", "energy", "latency"], rows)
+
+    def to_dataframe(self):
+        """Energy (J) and latency (s) per sample by device, the total and the all-GPU baseline (pandas)."""
+        return data_frame(self._devices())
 
 
 def cost(bundle: Bundle, result: CosimResult, loihi: str = "loihi2", gpu: str = "h100",

@@ -35,7 +35,8 @@ from neurodeploy.runtime.inputs import bundle_inputs
 from neurodeploy.runtime.runners import check_backend, open_runner
 from neurodeploy.runtime.sample_by_sample import run_sample_by_sample
 from neurodeploy.spiking.plan import SpikingPlan
-from neurodeploy.units import si
+from neurodeploy.tables import data_frame, html_table
+from neurodeploy.units import display_name, number, si
 
 
 @dataclass
@@ -55,12 +56,31 @@ class CosimResult:
     exit_windows: np.ndarray | None = None  # (B,) the window each sample exits at (early exit), else None
     timeline: dict | None = None  # measured, where the batch streamed (neurodeploy.runtime.streaming.Timeline)
     agreement: object | None = None  # neurodeploy.analysis.agreement.Agreement, set by the API after the run
+    module_paths: dict[str, str] = field(default_factory=dict)  # population -> the user's module ("1 (Leaky)")
 
     def __repr__(self) -> str:
         batch, steps = next(iter(self.spikes.values())).shape[:2] if self.spikes else (len(self.y), 0)
         return (f"CosimResult({batch} samples x {steps} steps, {self.backend} {self.mode}, schedule {self.schedule}; "
                 f"y {tuple(self.y.shape)}; {self.agreement if self.agreement is not None else 'no agreement'}; "
                 f"wall {si(self.wall_s.get('total'), 's')})")
+
+    def _populations(self) -> list[dict]:
+        rows = []
+        for name, s in self.spikes.items():
+            active = np.count_nonzero(s)
+            rows.append({"population": display_name(name, self.module_paths), "neurons": int(np.prod(s.shape[2:])),
+                         "events_per_sample": active / max(len(s), 1), "rate": active / max(s.size, 1)})
+        return rows
+
+    def _repr_html_(self) -> str:
+        rows = [[r["population"], number(r["neurons"]), number(r["events_per_sample"]), number(r["rate"])]
+                for r in self._populations()]
+        return html_table(repr(self), ["population", "neurons", "spikes (or values) / sample",
+                                       "per neuron and step"], rows)
+
+    def to_dataframe(self):
+        """One row per population: its neurons, nonzero outputs per sample and per neuron-step (pandas)."""
+        return data_frame(self._populations())
 
 
 def run_cosim(bundle: Bundle, inputs: np.ndarray | None = None, mode: str = "float",
@@ -99,7 +119,7 @@ def run_cosim(bundle: Bundle, inputs: np.ndarray | None = None, mode: str = "flo
                        wall_s=wall, providers=[] if run.dense is None else list(run.dense.session.get_providers()),
                        mode=mode, backend=backend, schedule=schedule, notes=notes,
                        dense_invocations=_dense_invocations(run), inputs=x_run, plan=run.plan, exit_windows=exits,
-                       timeline=timeline)
+                       timeline=timeline, module_paths=dict(m.spiking.module_paths))
 
 
 def _streamed(run: CosimRun):

@@ -31,7 +31,8 @@ from neurodeploy.sweeps.config import (DEFAULT_CUT, RUN_AXES, SweepConfig, bundl
                                        load_config)
 from neurodeploy.sweeps.results import ResultTable
 from neurodeploy.sweeps.tasks import run_task
-from neurodeploy.units import si
+from neurodeploy.tables import data_frame, html_table
+from neurodeploy.units import percent, si
 
 
 @dataclass
@@ -55,6 +56,19 @@ class SweepResult:
         return (f"SweepResult({len(self.rows)} rows in {self.folder} ({self.computed} computed, {self.resumed} "
                 f"resumed), {len(self.failed)} failed, {len(self.not_applicable)} not applicable; energy front "
                 f"{len(self.front('energy_j'))} rows; {si(self.wall_s, 's')})")
+
+    def _repr_html_(self) -> str:
+        front = {r["config_id"] for r in self.front("energy_j")}
+        rows = [[r["config_id"] + (" *" if r["config_id"] in front else ""), r["cut"], r["mode"], r["loihi"], r["gpu"],
+                 percent(r.get("accuracy")), si(r.get("energy_j"), "J"), si(r.get("latency_s"), "s")]
+                for r in self.rows]
+        return html_table(f"{len(self.rows)} configurations in {self.folder} (* on the accuracy-energy front)",
+                          ["configuration", "cut", "mode", "Loihi", "GPU", "accuracy", "energy / sample",
+                           "latency / sample"], rows)
+
+    def to_dataframe(self):
+        """The result table, one row per configuration (pandas)."""
+        return data_frame(self.rows)
 
 
 def _model_and_data(cfg: SweepConfig):
