@@ -14,6 +14,7 @@ and whether the two bundles hold identical integers.
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import os
 import subprocess
@@ -23,25 +24,33 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 
-RUN = """
-import json, sys, time, tempfile
+def wide_graph(width: int, layers: int, gain: float = 1.0):
+    """``layers`` x (``Affine -> LIF``), ``width`` wide, random weights of std ``gain / sqrt(width)``."""
+    import nir
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    nodes, edges, previous = {"input": nir.Input(input_type={"input": np.array([width])})}, [], "input"
+    for i in range(layers):
+        nodes[f"fc{i}"] = nir.Affine(weight=rng.normal(0, gain / np.sqrt(width), (width, width)), bias=np.zeros(width))
+        nodes[f"lif{i}"] = nir.LIF(tau=np.full(width, 0.01), r=np.full(width, 10.0), v_leak=np.zeros(width),
+                                   v_threshold=np.ones(width))
+        edges += [(previous, f"fc{i}"), (f"fc{i}", f"lif{i}")]
+        previous = f"lif{i}"
+    nodes["output"] = nir.Output(output_type={"output": np.array([width])})
+    edges.append((previous, "output"))
+    return nir.NIRGraph(nodes=nodes, edges=edges, metadata={"dt": 1e-3})
+
+
+RUN = inspect.getsource(wide_graph) + """
+import json, sys, time
 from pathlib import Path
-import numpy as np, nir, torch
+import torch
 torch.set_num_threads(1)
 import neurodeploy as nd
 import neurodeploy.compiler.pipeline, neurodeploy.spiking.quantize  # imports before the clock starts
 width, layers, repeat, out = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), Path(sys.argv[4])
-rng = np.random.default_rng(0)
-nodes, edges, previous = {"input": nir.Input(input_type={"input": np.array([width])})}, [], "input"
-for i in range(layers):
-    nodes[f"fc{i}"] = nir.Affine(weight=rng.normal(0, 1 / np.sqrt(width), (width, width)), bias=np.zeros(width))
-    nodes[f"lif{i}"] = nir.LIF(tau=np.full(width, 0.01), r=np.full(width, 10.0), v_leak=np.zeros(width),
-                               v_threshold=np.ones(width))
-    edges += [(previous, f"fc{i}"), (f"fc{i}", f"lif{i}")]
-    previous = f"lif{i}"
-nodes["output"] = nir.Output(output_type={"output": np.array([width])})
-edges.append((previous, "output"))
-graph = nir.NIRGraph(nodes=nodes, edges=edges, metadata={"dt": 1e-3})
+graph = wide_graph(width, layers)
 times = []
 for r in range(repeat):
     t0 = time.perf_counter()

@@ -25,6 +25,7 @@ from pathlib import Path
 import nir
 import numpy as np
 import torch
+from compile_wide import wide_graph  # the same graph the compile benchmark builds
 
 ROOT = Path(__file__).resolve().parents[1]
 CNN = ROOT.parent / "shared" / "cases" / "nir" / "02_cnn" / "cnn_sinabs.nir"
@@ -56,20 +57,6 @@ def gemm_rates(repeat: int, m: int = 256, k: int = 1024, n: int = 1024) -> dict[
     return {"float32": macs / best_s(lambda: torch.mm(a, b), repeat),
             "int8": macs / best_s(lambda: linear(aq), repeat),
             "int_mm": macs / best_s(lambda: torch._int_mm(ai, bi), 1)}
-
-
-def wide_net(width: int = 1024, layers: int = 2) -> nir.NIRGraph:
-    rng = np.random.default_rng(0)
-    nodes, edges, previous = {"input": nir.Input(input_type={"input": np.array([width])})}, [], "input"
-    for i in range(layers):
-        nodes[f"fc{i}"] = nir.Affine(weight=rng.normal(0, 3 / np.sqrt(width), (width, width)), bias=np.zeros(width))
-        nodes[f"lif{i}"] = nir.LIF(tau=np.full(width, 0.01), r=np.full(width, 10.0), v_leak=np.zeros(width),
-                                   v_threshold=np.ones(width))
-        edges += [(previous, f"fc{i}"), (f"fc{i}", f"lif{i}")]
-        previous = f"lif{i}"
-    nodes["output"] = nir.Output(output_type={"output": np.array([width])})
-    edges.append((previous, "output"))
-    return nir.NIRGraph(nodes=nodes, edges=edges, metadata={"dt": 1e-3})
 
 
 def fixed_plan(graph_or_path, dt: float | None = None):
@@ -114,7 +101,7 @@ def main() -> None:
     limits = gemm_rates(args.repeat)
     print(f"one thread: float32 GEMM {limits['float32'] / 1e9:.1f} GMAC/s, int8 GEMM {limits['int8'] / 1e9:.1f} "
           f"GMAC/s (quantized Linear; torch._int_mm {limits['int_mm'] / 1e9:.2f}), 256 x 1024 x 1024")
-    nets = {"1024-1024-1024 LIF": fixed_plan(wide_net())}
+    nets = {"1024-1024-1024 LIF": fixed_plan(wide_graph(1024, 2, gain=3.0))}
     if CNN.is_file():
         nets["NIR paper CNN"] = fixed_plan(CNN, dt=1.0)
     for name, plan in nets.items():

@@ -12,12 +12,12 @@ import html
 from neurodeploy.errors import DependencyError
 
 
-def html_table(caption: str, columns: list[str], rows: list[list]) -> str:
-    """A self-contained ``<table>``: ``caption`` above, one ``<tr>`` per row, every cell escaped."""
+def html_table(caption: str | None, columns: list[str], rows: list[list]) -> str:
+    """A self-contained ``<table>``: ``caption`` above (if any), one ``<tr>`` per row, every cell escaped."""
     head = "".join(f"<th>{html.escape(str(c))}</th>" for c in columns)
     body = "".join("<tr>" + "".join(f"<td>{html.escape(str(v))}</td>" for v in row) + "</tr>" for row in rows)
-    return (f"<table><caption>{html.escape(caption)}</caption><thead><tr>{head}</tr></thead>"
-            f"<tbody>{body}</tbody></table>")
+    above = "" if caption is None else f"<caption>{html.escape(caption)}</caption>"
+    return f"<table>{above}<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
 def data_frame(records: list[dict]):

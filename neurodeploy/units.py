@@ -60,6 +60,19 @@ def display_name(name: str, module_paths: dict[str, str]) -> str:
     return module_paths.get(name, name)
 
 
+FIGURE_UNITS = (("_j_per_bit", "J/bit"), ("_j", "J"), ("_s", "s"), ("_w", "W"), ("_flops", "FLOP/s"))
+"""The unit a profile figure's name ends in (``energy.hop_j``, ``compute.peak_flops``); others print as numbers."""
+
+
+def figure_value(figure: str, value) -> str:
+    """A hardware figure as a person reads it: ``("compute.peak_flops", 9.89e14)`` -> ``"989 TFLOP/s"``,
+    ``("energy.hop_j", 3.6e-12)`` -> ``"3.6 pJ"``; a number without a unit in its name as :func:`number`."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return str(value)
+    unit = next((u for suffix, u in FIGURE_UNITS if figure.endswith(suffix)), None)
+    return si(value, unit) if unit is not None else number(value)
+
+
 def listing(mapping: dict) -> str:
     """``{"loihi": "loihi2", "gpu": "h100"}`` -> ``"loihi loihi2, gpu h100"``: a dict as a person reads it."""
     return ", ".join(f"{key} {value}" for key, value in mapping.items())

@@ -121,7 +121,19 @@ def test_every_bundled_profile_validates_and_labels_every_figure():
     assert loihi2.energy.synop_j.label == "estimate"  # no per-op Loihi 2 energy is published
 
 
-def test_html_report_is_self_contained_with_plots(mamba_bundle, tmp_path):
+def _unreadable(lines: list[str]) -> list[str]:
+    """Lines a person should not be shown: a Python dict or list repr, or a number printed with more than 4
+    significant digits (counts written as integers with thousands separators are exact, and allowed)."""
+    import re
+
+    def significant(token: str) -> int:  # "1.955e+04" -> 4, "0.0123" -> 3, "989000000000000.0" -> 16
+        return len(token.lower().split("e")[0].replace(",", "").replace(".", "").lstrip("0"))
+
+    return [line for line in lines if re.search(r"[{\[]'|': ", line) or
+            any(significant(t) > 4 for t in re.findall(r"\d[\d,]*\.\d+(?:e[-+]?\d+)?", line))]
+
+
+def test_html_report_is_self_contained_with_plots(mamba_bundle, tmp_path, capsys):
     import base64
     import io
     import subprocess
@@ -138,15 +150,19 @@ def test_html_report_is_self_contained_with_plots(mamba_bundle, tmp_path):
         def __init__(self):
             super().__init__()
             self.images, self.headings, self.scripts, self._in_h2 = [], [], 0, False
+            self.text, self._in_style = [], False
 
         def handle_starttag(self, tag, attrs):
             attrs = dict(attrs)
             self.scripts += tag == "script"
             self._in_h2 = tag == "h2"
+            self._in_style = tag == "style"
             if tag == "img":
                 self.images.append(attrs["src"])
 
         def handle_data(self, data):
+            if data.strip() and not self._in_style:
+                self.text.append(data.strip())
             if self._in_h2:
                 self.headings.append(data)
                 self._in_h2 = False
@@ -164,3 +180,9 @@ def test_html_report_is_self_contained_with_plots(mamba_bundle, tmp_path):
     assert any(h.startswith("Pipeline timeline, modelled") for h in page.headings)
     shown = check_in_chromium(tmp_path / "r.html", tmp_path / "r.png")  # where a browser is installed
     assert shown is None or "decoded by Chromium: 5" in shown
+    assert not _unreadable(page.text), _unreadable(page.text)  # the page's text, as a person reads it
+    from neurodeploy.cli import main
+
+    assert main(["energy", str(mamba_bundle)]) == 0
+    terminal = capsys.readouterr().out.splitlines()
+    assert any("GPU ACs / MACs" in line for line in terminal) and not _unreadable(terminal), _unreadable(terminal)

@@ -19,7 +19,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from neurodeploy.bundle.atomic import write_file  # noqa: E402
-from neurodeploy.units import listing, number, si  # noqa: E402
+from neurodeploy.tables import html_table as _table  # noqa: E402
+from neurodeploy.units import figure_value, listing, number, si  # noqa: E402
 
 
 def png_img(fig) -> str:
@@ -111,9 +112,7 @@ def html_table(rows: list[dict]) -> str:
     """A ``<table>`` of ``rows`` (their keys are the columns); ``none`` when there are none."""
     if not rows:
         return "<p>none</p>"
-    head = "".join(f"<th>{html.escape(str(k))}</th>" for k in rows[0])
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(str(v))}</td>" for v in r.values()) + "</tr>" for r in rows)
-    return f"<table><tr>{head}</tr>{body}</table>"
+    return _table(None, list(rows[0]), [list(r.values()) for r in rows])
 
 
 def _summary_rows(data: dict) -> list[dict]:
@@ -178,7 +177,8 @@ def write_html(path: Path, data: dict, spikes: dict[str, np.ndarray], resources:
         ("Resource map" + (f" ({resources['profile']}: {resources['cores']} cores, {resources['chips']} chip(s))"
                            if resources else ""), html_table(_resource_rows(resources, labels))),
         ("Fixed point (Loihi integers) per population and synapse", html_table(_quantization_rows(data))),
-        ("Assumptions (every figure used, with its source)", html_table(data["assumptions"])),
+        ("Assumptions (every figure used, with its source)",
+         html_table([a | {"value": figure_value(a["figure"], a["value"])} for a in data["assumptions"]])),
     ]
     body = "".join(f"<h2>{html.escape(title)}</h2>{content}" for title, content in sections)
     page = html_page(f"neurodeploy report: {data['model']}", body)
