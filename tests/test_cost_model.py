@@ -181,6 +181,7 @@ def test_html_report_is_self_contained_with_plots(mamba_bundle, tmp_path, capsys
     shown = check_in_chromium(tmp_path / "r.html", tmp_path / "r.png")  # where a browser is installed
     assert shown is None or "decoded by Chromium: 5" in shown
     assert not _unreadable(page.text), _unreadable(page.text)  # the page's text, as a person reads it
+    assert "GPU synaptic ops per sample (NeuroBench), ACs / MACs" in page.text
     from neurodeploy.cli import main
 
     assert main(["energy", str(mamba_bundle)]) == 0
