@@ -2,8 +2,8 @@
 
 The wheel is built from the repo, installed with its dependencies through constraints.txt (and lava-nc
 with ``--no-deps --ignore-requires-python``, the one step pip cannot take on 3.11), then ``neurodeploy
-demo``, ``neurodeploy energy`` on the demo bundle and ``neurodeploy.compile`` run from another
-directory. The profiles must come from inside the installed package, and no top-level ``exporters``
+demo`` (which compiles through ``neurodeploy.compile``, co-simulates on Lava and writes the JSON report
+``energy --json`` prints) and the API on the demo's bundle, run from another directory. The profiles must come from inside the installed package, and no top-level ``exporters``
 module may be importable (that name belongs to another PyPI project).
 """
 from __future__ import annotations
@@ -57,14 +57,13 @@ def test_wheel_installs_and_runs_outside_the_checkout(tmp_path):
     demo = _run([command, "demo", "--out", "demo", "--samples", "2"], cwd=elsewhere)
     report = json.loads((elsewhere / "demo" / "report.json").read_text())
     assert report["agreement"]["spike_mismatches"] == 0, demo.stdout
-    energy = json.loads(_run([command, "energy", "demo/bundle", "--json"], cwd=elsewhere).stdout)
-    assert energy["energy_j"]["total"] > 0 and energy["profiles"]["loihi"] == "loihi2"
-    assert energy["schedule"] == "window" and energy["assumptions"]
+    assert report["energy_j"]["total"] > 0 and report["profiles"]["loihi"] == "loihi2"
+    assert report["schedule"] == "window" and report["assumptions"]
 
     probe = _run([python, "-c", (
         "import importlib.util, json, neurodeploy as nd, neurodeploy.qat\n"
         "from neurodeploy.profiles import PROFILE_DIR\n"
-        "b = nd.compile('tiny_hybrid', 'api_bundle', samples=2)\n"
+        "b = nd.load('demo/bundle')\n"
         "r = nd.cosimulate(b, backend='emulator')\n"
         "print(json.dumps({'file': nd.__file__, 'profiles': str(PROFILE_DIR), 'schedule': b.manifest.default_schedule,\n"
         "                  'mismatches': r.agreement.spike_mismatches,\n"
