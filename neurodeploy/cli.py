@@ -233,7 +233,8 @@ def _profile_args(p: argparse.ArgumentParser) -> None:
 def _backend_arg(p: argparse.ArgumentParser, default: str = "lava", device: bool = True) -> None:
     p.add_argument("--backend", choices=list(BACKENDS), default=default,
                    help="lava: Lava's CPU simulation, one sample at a time; emulator: the batched emulator, "
-                        f"bit-exact with Lava fixed_pt, on a GPU when present (default {default})")
+                        f"bit-exact with Lava fixed_pt, on a GPU when present (default {default}: Lava where a run "
+                        "is checked or priced, the emulator where a dataset runs)")
     if device:
         _device_arg(p)
 
