@@ -45,7 +45,7 @@ class GpuSops:
     effective_macs: float  # per sample: NeuroBench's Effective_MACs (layers fed other values)
     dense: float  # per sample: NeuroBench's Dense
     layers: int  # connection-layer calls counted (ONNX nodes)
-    layers_not_seen: int  # Scan/Loop nodes whose bodies are not counted
+    layers_not_seen: int  # Scan, Loop and If nodes, whose bodies are not counted
 
     def as_dict(self) -> dict:
         return asdict(self) | {"unit": "per sample, NeuroBench SynapticOperations over the dense part's Linear "
