@@ -19,6 +19,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from neurodeploy.bundle.atomic import write_file  # noqa: E402
+from neurodeploy.report.terminal import gpu_sops_text  # noqa: E402
 from neurodeploy.tables import html_table as _table  # noqa: E402
 from neurodeploy.units import figure_value, listing, number, si  # noqa: E402
 
@@ -115,14 +116,6 @@ def html_table(rows: list[dict]) -> str:
     return _table(None, list(rows[0]), [list(r.values()) for r in rows])
 
 
-def _gpu_sops_text(gpu: dict | None) -> str:
-    """The dense part's NeuroBench synaptic operations (``n/a`` for a spiking-only bundle)."""
-    if not gpu:
-        return "n/a"
-    seen = "" if not gpu["layers_not_seen"] else f" ({gpu['layers_not_seen']} Scan/Loop bodies not counted)"
-    return f"{number(gpu['effective_acs'])} / {number(gpu['effective_macs'])}{seen}"
-
-
 def _summary_rows(data: dict) -> list[dict]:
     agreement, e = data["agreement"], data["energy_j"]
     return [{"quantity": k, "value": v} for k, v in (
@@ -132,7 +125,7 @@ def _summary_rows(data: dict) -> list[dict]:
         ("SOPs per sample (NeuroBench), effective / dense",
          f"{number(data['sops']['effective'])} / {number(data['sops']['dense'])}"),
         ("bias-line operations per sample (not NeuroBench SOPs)", number(data["sops"]["bias"]["effective"])),
-        ("GPU synaptic ops per sample (NeuroBench), ACs / MACs", _gpu_sops_text(data.get("gpu_sops"))),
+        ("GPU synaptic ops per sample (NeuroBench), ACs / MACs", gpu_sops_text(data.get("gpu_sops"))),
         ("activation sparsity (NeuroBench)", number(data["activation_sparsity"]["value"])),
         ("membrane updates per sample (NeuroBench)", number(data["membrane_updates"]["value"])),
         ("energy per sample, Loihi + link + GPU", si(e["total"], "J")),

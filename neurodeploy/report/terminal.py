@@ -37,15 +37,18 @@ def _rows(data: dict) -> list[tuple[str, str]]:
     ]
 
 
-def _gpu_sops_rows(gpu: dict | None) -> list[tuple[str, str]]:
-    """NeuroBench's synaptic operations of the dense part (ACs: its layers fed spikes), where it has one."""
+def gpu_sops_text(gpu: dict | None) -> str:
+    """The dense part's NeuroBench synaptic operations, ``ACs / MACs`` (``n/a`` for a spiking-only bundle);
+    the terminal table and the HTML report both show it."""
     if not gpu:
-        return []
-    rows = [("  GPU ACs / MACs per sample (NeuroBench)",
-             f"{number(gpu['effective_acs'])} / {number(gpu['effective_macs'])}")]
-    if gpu["layers_not_seen"]:
-        rows.append(("  GPU: Scan/Loop bodies not counted", number(gpu["layers_not_seen"])))
-    return rows
+        return "n/a"
+    seen = "" if not gpu["layers_not_seen"] else f" ({gpu['layers_not_seen']} Scan/Loop bodies not counted)"
+    return f"{number(gpu['effective_acs'])} / {number(gpu['effective_macs'])}{seen}"
+
+
+def _gpu_sops_rows(gpu: dict | None) -> list[tuple[str, str]]:
+    """The row of :func:`gpu_sops_text`, where the bundle has a dense part."""
+    return [("  GPU ACs / MACs per sample (NeuroBench)", gpu_sops_text(gpu))] if gpu else []
 
 
 def _early_exit_rows(ee: dict) -> list[tuple[str, str]]:

@@ -20,15 +20,13 @@ largest exponent, and a bound on ``|u|`` (24-bit, wraps). A conv synapse's expon
 Lava 0.10's Python ``Conv`` fixed model has a ``weight_exp`` but ignores it, so the runtime hands it the
 mantissas shifted left, ``w 2**e`` (:func:`neurodeploy.spiking.loihi.lava_conv_weights`: what the chip
 computes for ``e >= 0``, exactly), as the emulator does. The largest ``S`` gives the smallest rounding error.
-With
-``per_synapse_exponents=False`` all synapses into a population share one exponent (the largest), which
-shows what the per-synapse exponents buy.
+With ``per_synapse_exponents=False`` all synapses into a population share one exponent (the largest),
+which shows what the per-synapse exponents buy.
 
 Options (each reported per layer):
 
 - ``precision="double"`` spends synapses for bits: each dense or conv synapse whose weight grid is coarser
-  than
-  one unit of ``a_in`` becomes two synapse layers between the same populations. The first holds the grid
+  than one unit of ``a_in`` becomes two synapse layers between the same populations. The first holds the grid
   point at or below ``W S`` at exponent ``e`` (8-bit mantissas, even when mixed-sign); the second,
   one-signed (excitatory: 8 full bits), holds the rest at the smallest exponent ``e_lo >= 0`` that fits
   it, so that both sums stay exact integers (Lava floors a sum shifted right)::
