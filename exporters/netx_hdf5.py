@@ -7,6 +7,8 @@ The format (lava-dl ``netx/hdf5.py``): groups ``layer/0``, ``layer/1``, ... each
 
 - ``CUBA``/``LOIHI``: Lava LIF with ``du = iDecay - 1``, ``dv = vDecay``, ``vth = vThMant`` and
   ``bias_mant = bias`` at ``bias_exp = 6``;
+  An input layer with a neuron takes values, not only 0/1 (``graded_input``): its current is the input (a
+  frame held as its bias, :func:`neurodeploy.runtime.inputs.frames_as_bias`);
 - ``SDNN``: sigma-delta (ReLU) with ``vth = vThMant``, ``spike_exp = state_exp = 6``, graded 16-bit
   messages; the input layer is a Delta population, a layer with ``sigma_output`` a Sigma population.
 
@@ -166,8 +168,7 @@ def _read(f: h5py.File, dt: float) -> SpikingPlan:
     if problems or input_shape is None:
         raise NetxFormatError(problems or ["no input layer"], "cannot read the netx file")
     return SpikingPlan(input_shape=input_shape, layers=layers, outputs={"output": previous}, dt=dt, fixed=fixed,
-                       graded_input=any(p.driven_by_input and p.model == "delta" for p in layers
-                                        if isinstance(p, NeuronLayer)))
+                       graded_input=any(p.driven_by_input for p in layers if isinstance(p, NeuronLayer)))
 
 
 def fixed_shape(layers: list, name: str) -> tuple[int, ...]:

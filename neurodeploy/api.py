@@ -45,7 +45,8 @@ def _bundle(bundle: Bundle | str | Path) -> Bundle:
 def compile(model: Any, out: str | Path, *, inputs: Any = None, dt_s: float | None = None, cut: str | None = None,
             profile: str = "loihi2", schedule: str | None = None, samples: int = DEFAULT_SAMPLES,
             weights: str | Path | None = None, name: str | None = None, discretisation: str = "euler",
-            fixes: tuple[str, ...] | list[str] = (), precision: str = "auto", calibration: Any = None) -> Bundle:
+            fixes: tuple[str, ...] | list[str] = (), precision: str = "auto", calibration: Any = None,
+            max_chips: int | None = None) -> Bundle:
     """Compile ``model`` into a deployment bundle at ``out`` and return it.
 
     ``model`` is one of: an ``nn.Module`` (with ``inputs`` (B, T, *input_shape), the examples stored as the
@@ -62,23 +63,28 @@ def compile(model: Any, out: str | Path, *, inputs: Any = None, dt_s: float | No
     about 14-bit weights, where the profile's cores hold them), ``"double"`` or ``"single"`` (8-bit);
     ``calibration``: inputs (B, T, *input_shape) whose float run bounds each population's current instead of
     the worst case (a finer grid), or ``True`` for a model's example ``inputs``. The choice is stored in the bundle.
+    ``max_chips``: the chip budget: a spiking part that needs more chips of ``profile`` is refused
+    (``ModelDoesNotFitError``, each population's cores and the per-core limit that binds it).
     """
     from neurodeploy.compiler.any_model import compile_model
 
     return load(compile_model(model, out, inputs=inputs, dt_s=dt_s, cut=cut, profile=profile, schedule=schedule,
                               samples=samples, weights=weights, name=name, discretisation=discretisation, fixes=fixes,
-                              precision=precision, calibration=calibration))
+                              precision=precision, calibration=calibration, max_chips=max_chips))
 
 
 def cosimulate(bundle: Bundle | str | Path, inputs: np.ndarray | None = None, *, mode: str = "float",
                backend: str = "lava", schedule: str | None = None, early_exit: bool = False,
                checkpoint: str | Path | None = None, progress: bool = False, model: Any = None,
-               weights: str | Path | None = None, device: str | None = None) -> CosimResult:
+               weights: str | Path | None = None, device: str | None = None,
+               steps: int | None = None) -> CosimResult:
     """Run the bundle: the spiking part on ``backend`` (``lava`` or the bit-exact ``emulator``) in ``mode``
     (``float`` or ``fixed``), its spikes into the dense part on ONNX Runtime. ``inputs`` (B, T, ...) or
     (T, ...) (for a bundle of a model that takes (T, B, ...): (T, B, ...)), default the bundle's reference
     inputs; ``schedule=None`` is the bundle's own; ``device``: where the emulator and the dense part compute
     (``None``/``"auto"``: a GPU where torch and onnxruntime have one, ``"cpu"``, ``"cuda"``, ``"cuda:N"``).
+    ``steps``: ``inputs`` are frames, one per sample ``(B, *input_shape)``, each held for ``steps`` steps as the
+    input layer's bias, as lava-dl drives a netx network (:func:`neurodeploy.runtime.inputs.frames_as_bias`).
 
     ``result.agreement`` compares with PyTorch: on the reference inputs against the outputs stored in the
     bundle; on any other inputs against ``model`` (an ``nn.Module``, a zoo name or a factory, with
@@ -91,6 +97,10 @@ def cosimulate(bundle: Bundle | str | Path, inputs: np.ndarray | None = None, *,
     from neurodeploy.runtime.inputs import from_model_layout
 
     bundle = _bundle(bundle)
+    if steps is not None:
+        from neurodeploy.runtime.inputs import frames_as_bias
+
+        inputs = frames_as_bias(bundle, inputs, steps)
     inputs = from_model_layout(inputs, bundle.manifest)
     result = run_cosim(bundle, inputs, mode=mode, backend=backend, progress=progress,
                        schedule=schedule or bundle.manifest.default_schedule, checkpoint=checkpoint,

@@ -39,6 +39,17 @@ def _console():
     return Console(stderr=True)
 
 
+def _positive_int(text: str) -> int:
+    """An argparse type: a whole number >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number >= 1")
+    return value
+
+
 def _load_input(path: str | None, option: str = "--input"):
     if path is None:
         return None
@@ -57,7 +68,7 @@ def _cmd_compile(args: argparse.Namespace) -> int:
     bundle = nd.compile(args.model, args.out, dt_s=args.dt, cut=args.cut, profile=args.profile,
                         schedule=args.schedule, samples=args.samples, weights=args.weights,
                         discretisation=args.discretisation, fixes=args.fix, precision=args.precision,
-                        calibration=_load_input(args.calibration, "--calibration"))
+                        calibration=_load_input(args.calibration, "--calibration"), max_chips=args.max_chips)
     console, m = _console(), bundle.manifest.spiking
     console.print(f"dt = {m.dt_s:g} s; input shape {tuple(m.input_shape)}; delay compensation {m.total_delay_steps} "
                   f"steps; schedule {bundle.manifest.default_schedule}")
@@ -71,8 +82,10 @@ def _cmd_compile(args: argparse.Namespace) -> int:
         console.print(f"resources on {res['profile']}: {res['cores']} cores, {res['chips']} chip(s)")
         for pop in res["populations"]:
             name = m.module_paths.get(pop["name"], pop["name"])
-            console.print(f"  {name}: {pop['neurons']:,} neurons, {pop['synapses']:,} synapses, "
-                          f"fan-in {pop['fan_in']:,}, {pop['cores']} core(s)")
+            tile = " x ".join(str(d) for d in pop.get("tile", [])) or "?"
+            console.print(f"  {name}: {pop['neurons']:,} neurons on {pop['cores']} core(s) of {tile}, "
+                          f"{pop['synapses']:,} synapses, fan-in {pop['fan_in']:,}, fan-out {pop['fan_out']:,} "
+                          f"axons per core; binding limit: {pop.get('limit') or '?'}")
     if m.quantization:
         print_quantization(m.quantization, m.module_paths, console)
     if m.quantization_error:
@@ -89,7 +102,7 @@ def _run_and_price(args: argparse.Namespace, progress: bool, inputs=None):
     result = nd.cosimulate(bundle, inputs, mode=args.mode, backend=args.backend,
                            schedule=args.schedule, early_exit=args.early_exit,
                            checkpoint=getattr(args, "checkpoint", None), progress=progress, model=args.model,
-                           weights=args.weights, device=args.device)
+                           weights=args.weights, device=args.device, steps=args.steps)
     return bundle, result, nd.estimate(bundle, result, loihi=args.loihi, gpu=args.gpu)
 
 
@@ -260,6 +273,9 @@ def _costed(sub, name: str, help_text: str, json_flag: bool = True) -> argparse.
     p.add_argument("bundle")
     p.add_argument("--input", help=".npy, time-major: (T, *input_shape) or (B, T, *input_shape); "
                                    "default: the bundle's reference inputs (required for a spiking-only bundle)")
+    p.add_argument("--steps", type=_positive_int, metavar="T",
+                   help="--input holds frames, one per sample (B, *input_shape), each held for T steps as the input "
+                        "layer's bias, as lava-dl drives a netx network")
     p.add_argument("--mode", choices=list(MODES), default="float")
     _backend_arg(p)
     _schedule_args(p)
@@ -287,6 +303,8 @@ def _add_compile(sub) -> None:
                                                                "(default: window for a streaming back-end, else end)")
     p.add_argument("--weights", help="state_dict (.pt) to load into a module:function or zoo model")
     p.add_argument("--cut", help="name of the last spiking module (default: found automatically)")
+    p.add_argument("--max-chips", type=_positive_int, metavar="N", dest="max_chips",
+                   help="chip budget: refuse a spiking part that needs more than N chips of the profile")
     p.add_argument("--precision", choices=list(PRECISIONS), default="auto",
                    help="fixed-point weights: auto (default: two synapses per weight, about 14 bits, where the "
                         "profile's cores hold them), double, or single (8-bit mantissas)")

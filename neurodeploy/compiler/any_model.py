@@ -33,7 +33,7 @@ def compile_model(model: Any, out: str | Path, *, inputs: Any = None, dt_s: floa
                   cut: str | None = None, profile: str = "loihi2", schedule: str | None = None,
                   samples: int = DEFAULT_SAMPLES, weights: str | Path | None = None, name: str | None = None,
                   discretisation: str = "euler", fixes: tuple[str, ...] | list[str] = (), precision: str = "auto",
-                  calibration: Any = None) -> Path:
+                  calibration: Any = None, max_chips: int | None = None) -> Path:
     """Compile ``model`` into a bundle at ``out`` and return its path (the options as :func:`neurodeploy.compile`)."""
     out = Path(out)
     check_out_folder(out)  # before minutes of work: a bundle never replaces anything but a bundle
@@ -45,10 +45,10 @@ def compile_model(model: Any, out: str | Path, *, inputs: Any = None, dt_s: floa
         if isinstance(source, Path) and source.is_file():
             check_hdf5(source)  # a file that reads outside itself or declares too much, before torch is imported
         return _compile_spiking(source, out, dt_s, profile, discretisation, fixes, precision,
-                                None if calibration is True else calibration)
+                                None if calibration is True else calibration, max_chips)
     return _compile_module(model, out, inputs=inputs, dt_s=dt_s, cut=cut, profile=profile, schedule=schedule,
                            samples=samples, weights=weights, name=name, discretisation=discretisation, fixes=fixes,
-                           precision=precision, calibration=calibration)
+                           precision=precision, calibration=calibration, max_chips=max_chips)
 
 
 def _compile_spiking(*args) -> Path:
@@ -58,7 +58,7 @@ def _compile_spiking(*args) -> Path:
 
 
 def _compile_module(model: Any, out: Path, *, inputs, dt_s, cut, profile, schedule, samples, weights, name,
-                    discretisation, fixes, precision, calibration) -> Path:
+                    discretisation, fixes, precision, calibration, max_chips) -> Path:
     """A PyTorch model (an ``nn.Module``, a zoo name or a factory) through :func:`compile_hybrid`."""
     import torch
 
@@ -82,7 +82,7 @@ def _compile_module(model: Any, out: Path, *, inputs, dt_s, cut, profile, schedu
     return compile_hybrid(model, torch.as_tensor(inputs).float(), out, dt_s or DEFAULT_DT_S,
                           name or type(model).__name__, cut=cut, profile=profile, schedule=schedule,
                           weights=None if weights is None else str(weights), precision=precision,
-                          calibration=calibration)
+                          calibration=calibration, max_chips=max_chips)
 
 
 def _refuse(given: dict[str, Any], what: str) -> None:

@@ -67,12 +67,13 @@ def calibration_inputs(plan: SpikingPlan, calibration, inputs) -> np.ndarray | N
     return x.reshape(*x.shape[:2], *plan.input_shape)
 
 
-def fixed_point(plan: SpikingPlan, profile: str, precision: str = "auto", calibration: np.ndarray | None = None) -> dict:
+def fixed_point(plan: SpikingPlan, profile: str, precision: str = "auto", calibration: np.ndarray | None = None,
+                max_chips: int | None = None) -> dict:
     """The quantization report, the quantizer's options and the resource map of the spiking part on
     ``profile``, for the manifest (the resources of the quantized plan: precision ``double`` stores more
     synapses). A plan with no fixed-point form keeps its float use: the reason is recorded, fixed runs refuse it.
-    A plan that carries its own integers (netx) is only mapped."""
-    out = {"profile": profile, "resources": map_resources(plan, profile).as_dict()}
+    A plan that carries its own integers (netx) is only mapped. ``max_chips``: the chip budget (a named error past it)."""
+    out = {"profile": profile, "resources": map_resources(plan, profile, max_chips).as_dict()}
     if plan.is_quantized:
         return out
     measured = {}  # per population, on the calibration inputs: spikes unlike float before and after
@@ -85,5 +86,6 @@ def fixed_point(plan: SpikingPlan, profile: str, precision: str = "auto", calibr
         out["quantization_error"] = str(exc)
         return out
     report = [{**population, "calibration_disagreement": measured.get(population["name"])} for population in q.as_dict()]
-    out.update(quantization=report, quantizer=q.options, resources=map_resources(q.plan, profile).as_dict())
+    out.update(quantization=report, quantizer=q.options,
+               resources=map_resources(q.plan, profile, max_chips).as_dict())
     return out

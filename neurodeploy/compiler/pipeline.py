@@ -69,6 +69,7 @@ class CompileOptions:
     weights: str | None = None  # the state_dict file loaded into the model, recorded in the provenance
     precision: str = "auto"
     calibration: object = None  # True: the example inputs; else inputs (B, T, ...) or None
+    max_chips: int | None = None  # the chip budget (None: any number of chips)
 
 
 @dataclass
@@ -161,7 +162,7 @@ def quantize_and_map(job: HybridJob) -> HybridJob:
     o = job.options
     with _user_names(job):
         job.fixed_point = fixed_point(job.plan, o.profile, o.precision,
-                                      calibration_inputs(job.plan, o.calibration, job.inputs))
+                                      calibration_inputs(job.plan, o.calibration, job.inputs), o.max_chips)
     return job
 
 
@@ -193,7 +194,8 @@ HYBRID_PASSES = (split, to_nir, lower, torch_reference, export_dense, quantize_a
 
 def compile_hybrid(model: nn.Module, inputs: torch.Tensor, out: Path, dt_s: float, name: str,
                    cut: str | None = None, profile: str = "loihi2", schedule: str | None = None,
-                   weights: str | None = None, precision: str = "auto", calibration=None) -> Path:
+                   weights: str | None = None, precision: str = "auto", calibration=None,
+                   max_chips: int | None = None) -> Path:
     """Run :data:`HYBRID_PASSES` on ``model`` and write the bundle at ``out``.
 
     ``inputs`` are in the layout the model takes (``(B, T, ...)``, or ``(T, B, ...)`` for a captured model
@@ -201,7 +203,7 @@ def compile_hybrid(model: nn.Module, inputs: torch.Tensor, out: Path, dt_s: floa
     streaming back-end, else ``end``); ``precision`` and ``calibration`` (``True``: the example inputs) as
     :func:`neurodeploy.spiking.quantize.quantize_for`.
     """
-    options = CompileOptions(dt_s, name, cut, profile, schedule, weights, precision, calibration)
+    options = CompileOptions(dt_s, name, cut, profile, schedule, weights, precision, calibration, max_chips)
     with tempfile.TemporaryDirectory() as tmp:
         job = HybridJob(model.eval(), inputs, options, Path(tmp))
         t0 = time.perf_counter()
@@ -216,7 +218,8 @@ def compile_hybrid(model: nn.Module, inputs: torch.Tensor, out: Path, dt_s: floa
 
 def compile_spiking(source, out: Path, dt_s: float | None = None, profile: str = "loihi2",
                     discretisation: str = "euler", fixes: tuple[str, ...] | list[str] = (),
-                    precision: str = "auto", calibration: np.ndarray | None = None) -> Path:
+                    precision: str = "auto", calibration: np.ndarray | None = None,
+                    max_chips: int | None = None) -> Path:
     """A spiking-only bundle from a ``.nir`` or netx ``.net`` file, or an in-memory ``nir.NIRGraph`` (as a
     framework's ``to_nir`` returns it; missing types are filled before it is written)::
 
@@ -232,7 +235,7 @@ def compile_spiking(source, out: Path, dt_s: float | None = None, profile: str =
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / "graph.nir"
             write_nir(complete_types(source), path)
-            return compile_spiking(path, out, dt_s, profile, discretisation, fixes, precision, calibration)
+            return compile_spiking(path, out, dt_s, profile, discretisation, fixes, precision, calibration, max_chips)
     from neurodeploy.exporters import SPIKING_FORMATS, load_spiking
 
     source = Path(source)
@@ -248,7 +251,7 @@ def compile_spiking(source, out: Path, dt_s: float | None = None, profile: str =
                             input_shape=list(plan.input_shape), outputs=plan.outputs,
                             delay_steps={n.name: n.delay_steps for n in plan.neurons},
                             total_delay_steps=plan.max_delay_steps, discretisation=discretisation,
-                            exporter_fixes=list(fixes), **fixed_point(plan, profile, precision, calibration)),
+                            exporter_fixes=list(fixes), **fixed_point(plan, profile, precision, calibration, max_chips)),
         provenance={"neurodeploy": __version__, "source": str(source.resolve()), "created_utc": _now()},
     )
     return write_bundle(out, manifest, {file: source})

@@ -96,3 +96,47 @@ def _check_values(x: np.ndarray) -> None:
                               "one step, time-major (B, T, ...)")
     if not np.all(np.isfinite(x)):
         raise InputShapeError("input contains NaN or inf values")
+
+
+def frames_as_bias(bundle: Bundle, frames, steps: int) -> np.ndarray:
+    """One frame per sample, ``(B, *input_shape)`` or ``(*input_shape)``, held for ``steps`` steps as the input
+    layer's bias, as lava-dl drives its netx networks (``net.in_layer.neuron.bias_mant = frame``; the frame as
+    the dataset gives it, after the input layer's own transform) -> the runtime's inputs ``(B, T, *input_shape)``.
+
+    The runtime feeds those inputs to the input layer's current: for a netx LIF input layer with ``du = 4095``
+    (iDecay 4096) and no bias of its own, Lava's fixed-point update is, each step,
+
+        u[t] = (u[t-1] * (4096 - 4096) >> 12) + (a_in[t] << 6) = frame << 6
+        v[t] = decay(v[t-1]) + u[t] + 0
+
+    which is the update with ``a_in = 0`` and the bias ``frame << 6`` (``bias_exp`` 6): the same integers,
+    step for step, and in float (``du = 1``, bias ``frame``) the same values. A bundle whose first layer is
+    not such a layer, or a frame outside the 13-bit signed bias mantissa, is refused by name.
+    """
+    from neurodeploy.runtime.bundle_plan import load_plan
+
+    m = bundle.manifest
+    shape = tuple(m.spiking.input_shape) or (m.spiking.n_in,)
+    x = np.asarray(frames)
+    x = x[None] if x.shape == shape else x
+    if steps < 1 or x.ndim != len(shape) + 1 or x.shape[1:] != shape:
+        raise InputShapeError(f"frames of shape {x.shape} with steps={steps} for bundle '{m.name}': expected one "
+                              f"frame per sample, (B, {', '.join(map(str, shape))}), and steps >= 1")
+    _check_values(x[:, None])
+    plan = load_plan(bundle, "fixed" if not m.spiking.quantization_error else "float")
+    first = plan.neurons[0]
+    q = plan.fixed.get(first.name)
+    bias_exp = getattr(q, "bias_exp", None)
+    problems = []
+    if not first.driven_by_input or first.model != "lif":
+        problems.append(f"its first population {first.name} is not an input layer of LIF neurons (a netx input layer)")
+    elif q is None or q.du != 4095 or bias_exp != 6 or np.any(np.asarray(q.bias_mant) != 0):
+        problems.append(f"its input layer {first.name} keeps current between steps or has a bias of its own (du "
+                        f"{getattr(q, 'du', None)}, bias_exp {bias_exp}): a bias there is not its input current")
+    if np.any(x != np.rint(x)) or np.abs(x).max(initial=0) > 4095:
+        problems.append("frame values must be integers within the 13-bit signed bias mantissa (-4096..4095): "
+                        "apply the input layer's transform first, as lava-dl's dataset does")
+    if problems:
+        raise InputShapeError(f"bundle '{m.name}' cannot take frames as its input layer's bias: "
+                              + "; ".join(problems) + "; pass time-major inputs (B, T, ...) without steps")
+    return np.repeat(x.astype(np.float64)[:, None], steps, axis=1)

@@ -1,38 +1,52 @@
-"""Resource mapping of a SpikingPlan onto neuromorphic cores and chips, from a hardware profile.
+"""Mapping a SpikingPlan onto neuron cores and chips by each core's limits, from a hardware profile.
 
-Each population gets its own cores (no two populations share a core), as many as the tightest limit needs::
+Each population gets its own cores (no two populations share one), cut into equal tiles
+(:mod:`neurodeploy.spiking.tiles`: convolutional populations spatially, with all or some of their channels;
+dense ones in blocks of consecutive neurons). A tile must fit every per-core limit of the profile::
 
-    cores = max(ceil(neurons / neurons_per_core), ceil(synapses_stored / synapses_per_core))
+    neurons <= neurons_per_core                    (neuron state memory)
+    synapses stored <= synapses_per_core           (synapse memory; a shared conv kernel once per core)
+    input axons <= fan_in_per_core                 (the receptive field of the tile's neurons)
+    output axons <= fan_out_per_core               (one per neuron and destination core)
 
-where ``synapses_stored`` counts every nonzero pre x post connection into the population, except that a
-convolution's kernel is stored once per core when the profile has ``shared_conv_weights``. Every core of
-a population receives the whole fan-in of its sources (``fan_in``: source neurons, summed over the
-incoming synapses; a second layer that refines another one, the quantizer's precision "double", shares
-its axons) and sends to every core of the populations it feeds (``fan_out`` in target cores).
-``chips = ceil(total cores / cores_per_chip)``. A population whose fan-in or fan-out exceeds the per-core
-limit, or a plan needing more than ``max_chips``, raises :class:`ModelDoesNotFitError` with the numbers.
+and each population takes the tiling with the fewest cores (ties: more channels per tile, then more rows).
+Output axons depend on how the populations a population feeds are tiled, so populations are tiled once on
+the first three limits, then again from the last to the first with all four. ``limit`` names, per
+population of more than one core, the limit its tiles come closest to (the one that binds). ``chips = ceil(cores /
+cores_per_chip)``. A population no tile of one neuron fits, or a plan needing more than ``max_chips``,
+raises :class:`ModelDoesNotFitError` listing every violation with the numbers.
 """
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
-from neurodeploy.profiles import NeuromorphicProfile, load_profile
+import numpy as np
+
 from neurodeploy.errors import ModelDoesNotFitError
-from neurodeploy.spiking.plan import SpikingPlan
+from neurodeploy.profiles import NeuromorphicProfile, load_profile
+from neurodeploy.spiking import tiles as T
+from neurodeploy.spiking.plan import NeuronLayer, SpikingPlan
+
+LIMITS = {"neurons": "neurons_per_core", "synapses": "synapses_per_core", "axons_in": "fan_in_per_core",
+          "axons_out": "fan_out_per_core"}
+"""What a tile uses -> the profile's per-core limit on it."""
 
 
 @dataclass
 class PopulationMap:
     name: str
     neurons: int
-    synapses: int  # stored synapses (shared conv kernels counted once per core)
+    synapses: int  # stored synapses, all cores together (a shared conv kernel slice once per core)
     connections: int  # nonzero pre x post pairs
-    fan_in: int
-    fan_out: int
+    fan_in: int  # input axons of the busiest core (source neurons reaching it)
+    fan_out: int  # output axons of the busiest core (neuron x destination core pairs)
     cores: int
     neurons_per_core: int
     synapses_per_core: int
+    tile: list[int] = field(default_factory=list)  # (channels, rows, columns) per core; flat: (neurons, 1, 1)
+    limit: str = ""  # the per-core limit the tiles come closest to
+    use: dict[str, float] = field(default_factory=dict)  # fraction of each per-core limit used
 
 
 @dataclass
@@ -47,43 +61,118 @@ class ResourceMap:
         return asdict(self)
 
 
+@dataclass
+class _Search:
+    """One population's tiling problem: its plan, the limits, its shape and its neurons' reach."""
+
+    plan: SpikingPlan
+    pop: NeuronLayer
+    limits: dict[str, int]
+    shared: bool
+    reach: np.ndarray | None = None
+
+    @property
+    def shape(self) -> T.Shape3:
+        return T.geometry(self.plan, self.pop)
+
+    def use(self, tile: T.Tile) -> dict[str, int]:
+        return {"neurons": tile.neurons, "synapses": T.synapses_stored(self.plan, self.pop, tile, self.shared),
+                "axons_in": T.axons_in(self.plan, self.pop, tile),
+                "axons_out": 0 if self.reach is None else T.axons_out(self.reach, tile)}
+
+    def fits(self, tile: T.Tile) -> bool:
+        return all(v <= self.limits[k] for k, v in self.use(tile).items())
+
+    def best(self) -> T.Tile | None:
+        """The feasible tile with the fewest cores (None: not even one neuron per core fits)."""
+        c_all, h_all, w_all = self.shape
+        best, best_cores = None, math.inf
+        for c in sorted({math.ceil(c_all / k) for k in range(1, c_all + 1)}, reverse=True):
+            for h in sorted({math.ceil(h_all / k) for k in range(1, h_all + 1)}, reverse=True):
+                if math.ceil(c_all / c) * math.ceil(h_all / h) >= best_cores:
+                    continue
+                w = self._widest(c, h, w_all)
+                if w and T.Tile(c, h, w).cores(self.shape) < best_cores:
+                    best, best_cores = T.Tile(c, h, w), T.Tile(c, h, w).cores(self.shape)
+        return best
+
+    def _widest(self, c: int, h: int, w_all: int) -> int:
+        """The most columns a (c, h, .) tile may hold (0: none), by bisection (every use grows with w)."""
+        if not self.fits(T.Tile(c, h, 1)):
+            return 0
+        lo, hi = 1, w_all
+        while lo < hi:
+            mid = (lo + hi + 1) // 2
+            lo, hi = (mid, hi) if self.fits(T.Tile(c, h, mid)) else (lo, mid - 1)
+        return lo
+
+
+def _limits(prof: NeuromorphicProfile) -> dict[str, int]:
+    r = prof.resources
+    return {use: int(getattr(r, key).value) for use, key in LIMITS.items()}
+
+
+def _problem(search: _Search, prof: NeuromorphicProfile) -> str:
+    """Why not even one neuron per core fits, in the limits' words."""
+    use, limits, name = search.use(T.Tile(1, 1, 1)), search.limits, search.pop.name
+    words = {"axons_in": f"fan-in {use['axons_in']} source neurons per core > {limits['axons_in']} ({prof.name}); "
+                         "split the source population or use a conv",
+             "axons_out": f"fan-out {use['axons_out']} output axons from one neuron > {limits['axons_out']} "
+                          f"({prof.name}); split the populations it feeds",
+             "synapses": f"{use['synapses']} synapses into one neuron > {limits['synapses']} per core ({prof.name})",
+             "neurons": f"one neuron > {limits['neurons']} per core"}
+    return "; ".join(f"{name}: {words[k]}" for k in LIMITS if use[k] > limits[k])
+
+
+def _tile_all(plan: SpikingPlan, prof: NeuromorphicProfile) -> tuple[dict[str, T.Tile], dict[str, _Search], list[str]]:
+    """Tiles on neurons, synapses and input axons, then again from the last population with output axons."""
+    limits, shared = _limits(prof), bool(prof.resources.shared_conv_weights.value)
+    searches = {p.name: _Search(plan, p, limits, shared) for p in plan.neurons}
+    tiles, problems = {}, []
+    for name, search in searches.items():
+        tile = search.best()
+        if tile is None:
+            problems.append(_problem(search, prof))
+        else:
+            tiles[name] = tile
+    if problems:
+        return tiles, searches, problems
+    for pop in reversed(plan.neurons):
+        search = searches[pop.name]
+        search.reach = T.reach(plan, pop, tiles)
+        tile = search.best()
+        if tile is None:
+            problems.append(_problem(search, prof))
+        else:
+            tiles[pop.name] = tile
+    return tiles, searches, problems
+
+
+def _population(search: _Search, tile: T.Tile) -> PopulationMap:
+    use, cores, plan, pop = search.use(tile), tile.cores(search.shape), search.plan, search.pop
+    fraction = {k: v / search.limits[k] for k, v in use.items()}
+    return PopulationMap(name=pop.name, neurons=pop.n, synapses=use["synapses"] * cores,
+                         connections=sum(s.num_connections for s in plan.incoming(pop.name)),
+                         fan_in=use["axons_in"], fan_out=use["axons_out"], cores=cores,
+                         neurons_per_core=math.ceil(pop.n / cores), synapses_per_core=use["synapses"],
+                         tile=[tile.c, tile.h, tile.w], use=fraction,
+                         limit=max(fraction, key=fraction.get) if cores > 1 else "none (one core)")
+
+
 def map_resources(plan: SpikingPlan, profile: str | NeuromorphicProfile = "loihi2",
                   max_chips: int | None = None) -> ResourceMap:
     """Cores and chips for ``plan`` on ``profile``; raises ModelDoesNotFitError listing every violation."""
     prof = load_profile(profile) if isinstance(profile, str) else profile
-    r = prof.resources
-    limit = {k: int(getattr(r, k).value) for k in ("neurons_per_core", "synapses_per_core", "fan_in_per_core",
-                                                   "fan_out_per_core", "cores_per_chip")}
-    shared = bool(r.shared_conv_weights.value)
-    pops, problems = [], []
-    for pop in plan.neurons:
-        syns = plan.incoming(pop.name)
-        connections = sum(s.num_connections for s in syns)
-        fan_in = sum(int(math.prod(plan.source_shape(s.source))) for s in syns if s.refines is None)  # same axons
-        base_cores = math.ceil(pop.n / limit["neurons_per_core"])
-        stored = sum(s.num_synapses if (shared and s.kind == "conv") else s.num_connections for s in syns)
-        cores = max(base_cores, math.ceil(stored / limit["synapses_per_core"]), 1)
-        if shared:  # every core holds its own copy of each shared kernel
-            stored = sum(s.num_synapses * cores if s.kind == "conv" else s.num_connections for s in syns)
-        pops.append(PopulationMap(name=pop.name, neurons=pop.n, synapses=stored, connections=connections,
-                                  fan_in=fan_in, fan_out=0, cores=cores,
-                                  neurons_per_core=math.ceil(pop.n / cores), synapses_per_core=math.ceil(stored / cores)))
-    by_name = {p.name: p for p in pops}
-    for syn in plan.synapses:
-        if syn.source in by_name and syn.refines is None:
-            by_name[syn.source].fan_out += by_name[syn.target].cores
-    for p in pops:
-        if p.fan_in > limit["fan_in_per_core"]:
-            problems.append(f"{p.name}: fan-in {p.fan_in} source neurons per core > {limit['fan_in_per_core']} "
-                            f"({prof.name}); split the source population or use a conv")
-        if p.fan_out > limit["fan_out_per_core"]:
-            problems.append(f"{p.name}: fan-out to {p.fan_out} cores > {limit['fan_out_per_core']} ({prof.name})")
-    total = sum(p.cores for p in pops)
-    chips = math.ceil(total / limit["cores_per_chip"])
-    if max_chips is not None and chips > max_chips:
-        problems.append(f"needs {total} cores = {chips} chips of {limit['cores_per_chip']} cores > {max_chips} chip(s): "
-                        + ", ".join(f"{p.name} {p.cores}" for p in pops))
+    tiles, searches, problems = _tile_all(plan, prof)
     if problems:
         raise ModelDoesNotFitError(problems, f"the network does not fit {prof.name}")
-    return ResourceMap(profile=prof.name, populations=pops, cores=total, chips=chips,
-                       cores_per_chip=limit["cores_per_chip"])
+    pops = [_population(searches[p.name], tiles[p.name]) for p in plan.neurons]
+    per_chip = int(prof.resources.cores_per_chip.value)
+    total = sum(p.cores for p in pops)
+    chips = math.ceil(total / per_chip)
+    if max_chips is not None and chips > max_chips:
+        raise ModelDoesNotFitError(
+            [f"needs {total} cores = {chips} chips of {per_chip} cores > {max_chips} chip(s): "
+             + ", ".join(f"{p.name} {p.cores} ({p.limit})" for p in pops)],
+            f"the network does not fit {max_chips} chip(s) of {prof.name}; raise --max-chips or shrink the network")
+    return ResourceMap(profile=prof.name, populations=pops, cores=total, chips=chips, cores_per_chip=per_chip)
