@@ -3,10 +3,10 @@
     neurodeploy demo [--out DIR] [--samples N]
     neurodeploy compile MODEL|module:function|FILE.nir|FILE.net --out BUNDLE [--samples N] [--weights W.pt]
                         [--cut NAME] [--dt SECONDS] [--profile loihi2] [--schedule end|window|event]
-                        [--discretisation euler|exact] [--fix EXPORTER]
-    neurodeploy cosim BUNDLE [--input X.npy] [--output Y.npz] [--mode float|fixed] [--backend lava|emulator]
+                        [--discretisation euler|exact] [--fix EXPORTER] [--max-chips N]
+    neurodeploy cosim BUNDLE [--input X.npy [--steps T]] [--output Y.npz] [--mode float|fixed] [--backend lava|emulator]
                       [--schedule S] [--early-exit] [--checkpoint DIR] [--json]
-    neurodeploy energy BUNDLE [--loihi PROFILE] [--gpu PROFILE] [--input X.npy] [--schedule S] [--early-exit] [--json]
+    neurodeploy energy BUNDLE [--loihi PROFILE] [--gpu PROFILE] [--input X.npy [--steps T]] [--schedule S] [--early-exit] [--json]
     neurodeploy report BUNDLE [--html OUT.html] [--schedule S] [--early-exit]
     neurodeploy evaluate BUNDLE --data D.npz [--backend emulator|lava] [--mode fixed|float] [--model NAME] [--json]
                          [--checkpoint DIR]
@@ -110,7 +110,7 @@ def _cmd_cosim(args: argparse.Namespace) -> int:
     inputs = _load_input(args.input)
     bundle, result, cost = _run_and_price(args, not (args.json or args.quiet), inputs)
     if args.output:
-        _save_output(args.output, bundle, result, inputs)
+        _save_output(args.output, bundle, result, None if args.steps else inputs)  # frames: always a batch
     _emit(bundle, result, cost, args.json)
     return 0
 

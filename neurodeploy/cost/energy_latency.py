@@ -5,14 +5,20 @@ count from the run (spikes, synaptic operations) or the exported graph (MACs, FL
 
 Neuromorphic (per sample, T steps)::
 
-    E_nm  = synops * E_synop + neuron_updates * E_neuron + sum_p spikes_p * (E_spike + hops_p * E_hop)
-            + P_static * chips * t_nm
-    t_nm  = T * (max over populations p of [synops_p / (T * cores_p) * t_synop + n_p / cores_p * t_neuron]
-                 + t_barrier)
+    E_nm  = dense synops * E_synop + conv synops * E_synop_conv + neuron_updates * E_neuron
+            + sum_p spikes_p * (E_spike + m_p * E_message + hops_p * E_hop) + P_static * chips * t_nm
+    t_nm  = T * (max over populations p of the work of one of its cores in one step + t_barrier)
+    work_p = [dense synops_p * t_synop + conv synops_p * t_synop_conv + spikes_p * (t_spike + m_p * t_message)]
+             / (T * cores_p) + ceil(n_p / cores_p) * t_neuron
 
-``synops`` are the effective synaptic operations (counted at their target population), ``neuron_updates``
-= n * T per population, ``hops_p`` the mean Manhattan distance on the core mesh (cores placed in order,
-row by row, ``ceil(sqrt(cores_per_chip))`` wide) from p's cores to the cores of the populations it feeds.
+``synops`` are the effective synaptic operations (counted at their target population; a convolution's
+priced apart where the profile does), ``neuron_updates`` = n * T per population, ``m_p`` the mean number of
+destination cores of one of p's spikes (one message each, from the core mapping,
+:mod:`neurodeploy.spiking.resources`), ``hops_p`` the mean Manhattan distance on the core mesh (cores placed
+in order, row by row, ``ceil(sqrt(cores_per_chip))`` wide) from p's cores to the cores of the populations it
+feeds. A core's work is spread evenly over its step (the busiest core of a population is its mean one); the
+model leaves out host I/O (a chip that waits on input from the host runs slower than this) and the mesh's
+own routing time (spikes cross it while the cores work).
 
 Transfer: every cut spike crosses as a 32-bit address event; per window one link latency::
 
@@ -62,6 +68,7 @@ class Counts:
     dense_bytes: float = 0.0
     dense_kernels: float = 0.0
     synapse_weights: float = 0.0  # stored weights of the spiking part (for the all-GPU baseline)
+    conv_synops: dict[str, float] = field(default_factory=dict)  # target population -> those of convolutions
     neurobench_synops: float = 0.0  # effective SOPs as NeuroBench counts them (bias lines excluded)
 
 
@@ -81,6 +88,12 @@ class DeviceCost:
 
 def _v(figure) -> float:
     return float(figure.value)
+
+
+def _or(figure, fallback=None) -> float:
+    """An optional figure's value: ``fallback``'s where the profile has none (0 without a fallback)."""
+    chosen = figure if figure is not None else fallback
+    return 0.0 if chosen is None else _v(chosen)
 
 
 def _require(profile: NeuromorphicProfile) -> None:
@@ -119,14 +132,22 @@ def neuromorphic_cost(plan: SpikingPlan, resources: ResourceMap, counts: Counts,
     e, t = profile.energy, profile.timing
     hops = mesh_hops(plan, resources)
     steps = counts.num_steps
+    conv, dense = counts.conv_synops, {p: n - counts.conv_synops.get(p, 0.0) for p, n in counts.synops.items()}
+    messages = {p.name: p.messages_per_spike for p in resources.populations}
     terms = {
-        "synops": sum(counts.synops.values()) * _v(e.synop_j),
+        "synops": sum(dense.values()) * _v(e.synop_j) + sum(conv.values()) * _or(e.synop_conv_j, e.synop_j),
         "neuron_updates": sum(n * steps for n in counts.neurons.values()) * updated_fraction(profile)
         * _v(e.neuron_update_j),
-        "spikes": sum(counts.spikes[p] * (_v(e.spike_j) + hops[p] * _v(e.hop_j)) for p in counts.spikes),
+        "spikes": sum(counts.spikes[p] * (_v(e.spike_j) + messages.get(p, 0.0) * _or(e.message_j)
+                                          + hops[p] * _v(e.hop_j)) for p in counts.spikes),
     }
-    busiest = max(counts.synops.get(p.name, 0.0) / (steps * p.cores) * _v(t.synop_s)
-                  + math.ceil(p.neurons / p.cores) * _v(t.neuron_update_s) for p in resources.populations)
+
+    def work_s(p) -> float:
+        events = dense.get(p.name, 0.0) * _v(t.synop_s) + conv.get(p.name, 0.0) * _or(t.synop_conv_s, t.synop_s) \
+            + counts.spikes.get(p.name, 0.0) * (_or(t.spike_s) + p.messages_per_spike * _or(t.message_s))
+        return events / (steps * p.cores) + math.ceil(p.neurons / p.cores) * _v(t.neuron_update_s)
+
+    busiest = max(work_s(p) for p in resources.populations)
     latency = steps * (busiest + _v(t.barrier_s))
     terms["static"] = _v(e.static_w) * resources.chips * latency
     return terms, latency, sum(hops.values())
@@ -203,11 +224,14 @@ def counts_from_run(plan: SpikingPlan, inputs: np.ndarray, spikes: dict[str, np.
     batch, steps = inputs.shape[:2]
     per_layer = sops if sops is not None else synaptic_ops(plan, inputs, spikes)
     synops: dict[str, float] = {}
+    conv_synops: dict[str, float] = {}
     for layer in per_layer:
-        target = plan.layer(layer.layer).target
-        synops[target] = synops.get(target, 0.0) + layer.effective
+        syn = plan.layer(layer.layer)
+        synops[syn.target] = synops.get(syn.target, 0.0) + layer.effective
+        if syn.kind == "conv":
+            conv_synops[syn.target] = conv_synops.get(syn.target, 0.0) + layer.effective
     counts = Counts(
-        num_steps=steps, synops=synops, dense_synops=sum(s.dense for s in per_layer if not s.refines),
+        num_steps=steps, synops=synops, conv_synops=conv_synops, dense_synops=sum(s.dense for s in per_layer if not s.refines),
         neurobench_synops=neurobench_sops(per_layer),
         spikes={name: float(np.sum(s != 0) / batch) for name, s in plan.spikes_only(spikes).items()},
         neurons={p.name: p.n for p in plan.neurons},

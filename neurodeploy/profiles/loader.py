@@ -71,6 +71,8 @@ class NeuromorphicEnergy(_Strict):
     static_w: Figure
     # fraction of a population's compartments the chip updates per time step (1: all, whatever their input)
     neuron_updates_per_step: Figure | None = None
+    synop_conv_j: Figure | None = None  # a synaptic operation of a convolution (shared kernel); absent: synop_j
+    message_j: Figure | None = None  # one spike message out of a core, per destination core; absent: 0
 
 
 class NeuromorphicTiming(_Strict):
@@ -79,6 +81,9 @@ class NeuromorphicTiming(_Strict):
     synop_s: Figure
     neuron_update_s: Figure
     barrier_s: Figure
+    synop_conv_s: Figure | None = None  # a convolution's synaptic operation; absent: synop_s
+    spike_s: Figure | None = None  # generating one spike; absent: 0
+    message_s: Figure | None = None  # sending one spike message, per destination core; absent: 0
 
 
 class Link(_Strict):

@@ -135,8 +135,15 @@ def _summary_rows(data: dict) -> list[dict]:
 
 
 def _resource_rows(resources: dict | None, labels: dict[str, str]) -> list[dict]:
+    """One row per population: its tiles, what each core holds and routes, the limit that binds."""
     rows = resources["populations"] if resources else []
-    return [{**row, "name": labels.get(row["name"], row["name"])} for row in rows]
+    return [{"population": labels.get(r["name"], r["name"]), "neurons": f"{r['neurons']:,}", "cores": r["cores"],
+             "tile per core (C x H x W)": " x ".join(map(str, r.get("tile", []))) or "n/a",
+             "neurons per core": f"{r['neurons_per_core']:,}", "synapses per core": f"{r['synapses_per_core']:,}",
+             "axons in / out per core": f"{r['fan_in']:,} / {r['fan_out']:,}",
+             "binding limit": r.get("limit") or "n/a",
+             "use of that limit": f"{r['use'][r['limit']]:.0%}" if r.get("use", {}).get(r.get("limit")) else "n/a"}
+            for r in rows]
 
 
 def _quantization_rows(data: dict) -> list[dict]:

@@ -47,6 +47,7 @@ class PopulationMap:
     tile: list[int] = field(default_factory=list)  # (channels, rows, columns) per core; flat: (neurons, 1, 1)
     limit: str = ""  # the per-core limit the tiles come closest to
     use: dict[str, float] = field(default_factory=dict)  # fraction of each per-core limit used
+    messages_per_spike: float = 0.0  # mean destination cores of one of its neurons' spikes
 
 
 @dataclass
@@ -156,6 +157,7 @@ def _population(search: _Search, tile: T.Tile) -> PopulationMap:
                          fan_in=use["axons_in"], fan_out=use["axons_out"], cores=cores,
                          neurons_per_core=math.ceil(pop.n / cores), synapses_per_core=use["synapses"],
                          tile=[tile.c, tile.h, tile.w], use=fraction,
+                         messages_per_spike=0.0 if search.reach is None else float(search.reach.mean()),
                          limit=max(fraction, key=fraction.get) if cores > 1 else "none (one core)")
 
 
