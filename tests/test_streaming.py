@@ -75,6 +75,19 @@ def test_the_emulator_streams_on_the_same_runtime(mamba_bundle, tmp_path, mode, 
     assert len(marks) == batch * windows and len(streamed.timeline["sample_latency_s"]) == batch
     assert all(m["ready_s"] <= m["dense_start_s"] <= m["dense_end_s"] for m in marks.values())
     assert max(m["queue_depth"] for m in marks.values()) < 3 * 3  # bounded: two windows of a chunk queued, one in work
+    assert streamed.timeline["dense_calls"] == windows * 3  # one step call per window of a chunk (3, 3, 2 samples)
+
+
+def test_batched_event_schedule_equals_one_sample_at_a_time(mamba_bundle, tmp_path, monkeypatch):
+    """The event schedule batched over a chunk (only the salient samples' rows step; the others hold their
+    last output and state) gives the outputs and invocations of one sample at a time."""
+    bundle = nd.load(mamba_bundle)
+    replayed = nd.cosimulate(bundle, mode="fixed", backend="emulator", schedule="event", checkpoint=tmp_path)
+    monkeypatch.setattr("neurodeploy.runtime.emulator.DEFAULT_BATCH_SIZE", 4)
+    streamed = nd.cosimulate(bundle, mode="fixed", backend="emulator", schedule="event")
+    assert np.array_equal(streamed.y, replayed.y) and streamed.dense_invocations == replayed.dense_invocations
+    assert 0 < streamed.dense_invocations < len(streamed.y) * bundle.manifest.num_tokens  # some windows held
+    assert streamed.timeline["dense_calls"] < streamed.dense_invocations  # salient rows of a chunk in one call
 
 
 def test_the_dense_step_runs_while_the_emulator_computes_the_next_window(mamba_bundle, monkeypatch):

@@ -15,20 +15,98 @@ from neurodeploy.models.backends import salient_windows
 
 
 class StepRunner:
-    """The exported step model with zero initial states; ``run(cut)`` feeds (1, T, n) window by window."""
+    """The exported step model with zero initial states; ``run(cut)`` feeds (1, T, n) window by window;
+    ``step_many`` runs one window of many samples in one call, each with its own state in a row of every
+    state input that has a batch dimension (its one dynamic dimension: ``batch_axes``). A state without one
+    (a step counter) is shared by samples that step together; :meth:`batches_exactly` checks, once, on
+    random windows, that a batch of two gives what each sample gives alone."""
 
     def __init__(self, path, input_name: str, window: int, prefer_gpu: bool = True) -> None:
         import onnx
 
         self.session = make_session(path, prefer_gpu, spinning=False)
         self.window, self.input_name = window, input_name
-        self.states = []
-        for vi in onnx.load(str(path), load_external_data=False).graph.input[1:]:
+        self.states, self.batch_axes = [], []
+        graph = onnx.load(str(path), load_external_data=False).graph
+        for vi in graph.input[1:]:
             tt = vi.type.tensor_type
             shape = [1 if d.dim_param else d.dim_value for d in tt.shape.dim]
+            dynamic = [i for i, d in enumerate(tt.shape.dim) if d.dim_param]
             self.states.append((vi.name, np.zeros(shape, dtype=onnx.helper.tensor_dtype_to_np_dtype(tt.elem_type))))
+            self.batch_axes.append(dynamic[0] if len(dynamic) == 1 else None if not dynamic else -1)
+        first = graph.input[0].type.tensor_type.shape.dim
+        self.batchable = bool(first) and bool(first[0].dim_param) and -1 not in self.batch_axes
+        self.window_shape = [d.dim_value for d in first[1:]]
+        self._exact: bool | None = None
         self.n_out = self.session.get_outputs()[0].shape[-1]
-        self.invocations = 0
+        self.invocations = 0  # sample windows the step model ran (what the GPU computed)
+        self.calls = 0  # ONNX Runtime calls (one per window of a batch of samples)
+
+    def zero_states(self, batch: int) -> dict[str, np.ndarray]:
+        """Every state at zero for ``batch`` samples (stacked on each state's batch axis)."""
+        return {name: np.zeros([batch if i == axis else d for i, d in enumerate(zero.shape)], zero.dtype)
+                for (name, zero), axis in zip(self.states, self.batch_axes)}
+
+    @property
+    def shared_states(self) -> bool:
+        """Some state has no batch dimension (shared by samples stepping together)."""
+        return None in self.batch_axes
+
+    def batches_exactly(self) -> bool:
+        """Whether two random samples stepped together for three windows give exactly what each gives alone
+        (outputs and every state); checked once."""
+        if self._exact is None:
+            self._exact = self.batchable and self._same_alone_and_together()
+        return self._exact
+
+    def _same_alone_and_together(self) -> bool:
+        windows = (np.random.default_rng(0).random((3, 2, *self.window_shape)) < 0.3).astype(np.float32)
+        together, alone = self.zero_states(2), [self.zero_states(1), self.zero_states(1)]
+        for window in windows:
+            y, *new = run_session(self.session, {self.input_name: window, **together})
+            together = dict(zip(together, new))
+            for i in range(2):
+                y_i, *new_i = run_session(self.session, {self.input_name: window[i:i + 1], **alone[i]})
+                alone[i] = dict(zip(alone[i], new_i))
+                if not np.array_equal(y[i], y_i[0]) or not all(
+                        np.array_equal(self.take(together, np.array([i]))[k], v) for k, v in alone[i].items()):
+                    return False
+        return True
+
+    def step_many(self, windows: np.ndarray, states: dict[str, np.ndarray]) -> tuple[np.ndarray, dict]:
+        """One window of B samples (B, K, ...) from their stacked states -> (y (B, n_out), new states): one
+        ONNX Runtime call, B invocations."""
+        y, *new = run_session(self.session, {self.input_name: np.asarray(windows, dtype=np.float32), **states})
+        self.invocations += len(windows)
+        self.calls += 1
+        return y, dict(zip(states, new))
+
+    def take(self, states: dict[str, np.ndarray], rows: np.ndarray) -> dict[str, np.ndarray]:
+        """The states of samples ``rows`` (indices into the batch)."""
+        return {name: v if axis is None else np.take(v, rows, axis=axis)
+                for (name, v), axis in zip(states.items(), self.batch_axes)}
+
+    def put(self, states: dict[str, np.ndarray], rows: np.ndarray, part: dict[str, np.ndarray]) -> None:
+        """Write ``part`` (the states of samples ``rows``) back into ``states``, in place."""
+        for (name, v), axis in zip(states.items(), self.batch_axes):
+            if axis is None:
+                continue
+            index = [slice(None)] * v.ndim
+            index[axis] = rows
+            v[tuple(index)] = part[name]
+
+    def next_many(self, windows: np.ndarray, states: dict, held: np.ndarray,
+                  threshold: float | None = None) -> tuple[np.ndarray, dict]:
+        """The outputs (B, n_out) after one window of B samples and their new states (``held``: each sample's
+        last output, kept where ``threshold`` (the event schedule) finds its window not salient)."""
+        if threshold is None:
+            return self.step_many(windows, states)
+        rows = np.flatnonzero(salient_windows(windows, threshold))
+        y = held.copy()
+        if len(rows):
+            y[rows], part = self.step_many(windows[rows], self.take(states, rows))
+            self.put(states, rows, part)
+        return y, states
 
     def reset(self) -> None:
         """Back to the zero state (the start of a sample)."""
@@ -40,6 +118,7 @@ class StepRunner:
         y, *new = run_session(self.session, {self.input_name: np.asarray(window, dtype=np.float32), **self.state})
         self.state = dict(zip(self.state, new))
         self.invocations += 1
+        self.calls += 1
         return y[0]
 
     def next(self, window: np.ndarray, threshold: float | None = None) -> np.ndarray:

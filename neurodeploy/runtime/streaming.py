@@ -16,7 +16,10 @@ window of the cut as it arrives, with a measured timeline. Both back-ends run it
 
 Per schedule: ``window`` / ``event``: the step model on every window (``event``: on salient windows,
 the last output held otherwise), its state reset at each sample's first window and kept per sample;
-``end``: the whole-sequence model once a sample's last window is in.
+``end``: the whole-sequence model once a sample's last window is in. The emulator hands the dense thread
+one window of every sample of its chunk at once: where the step model's states (or the whole-sequence
+model's input) have a batch dimension, that is one ONNX Runtime call for all of them, each sample's state
+kept in its row (``batched``; outputs equal to one call per sample); Lava streams one sample at a time.
 
 The timeline (the JSON's ``timeline``, measured on this machine) gives, per window, when its last
 step left the spiking part, when the dense step started and ended, how many steps the spiking part
@@ -66,13 +69,14 @@ class Timeline:
     sample_start_s: dict[int, float] = field(default_factory=dict)  # when the spiking part began each sample
     build_s: float = 0.0
     spiking_run_s: float = 0.0
+    dense_calls: int = 0  # ONNX Runtime calls of the dense part (one per window of a batch of samples, batched)
 
     def as_dict(self) -> dict:
         ends: dict[int, float] = {}
         for w in self.windows:
             ends[w.sample] = max(ends.get(w.sample, 0.0), w.dense_end_s)
         return {"measured_on": MEASURED_ON[self.backend], "backend": self.backend,
-                "build_s": self.build_s, "spiking_run_s": self.spiking_run_s,
+                "build_s": self.build_s, "spiking_run_s": self.spiking_run_s, "dense_calls": self.dense_calls,
                 "windows": [asdict(w) for w in sorted(self.windows, key=lambda w: (w.sample, w.window))],
                 "sample_latency_s": [ends[b] - self.sample_start_s.get(b, 0.0) for b in sorted(ends)]}
 
@@ -83,14 +87,64 @@ class DenseWorker:
     for the step model). ``ahead`` (optional) says how far the spiking part is beyond a window, now."""
 
     def __init__(self, session, input_name: str, stepper, threshold: float | None, windows: int, t0: float,
-                 window_shape: tuple[int, ...], backend: str = "lava", ahead: AheadFn | None = None):
+                 window_shape: tuple[int, ...], backend: str = "lava", ahead: AheadFn | None = None,
+                 batched: bool = True):
         self.session, self.input_name, self.stepper, self.threshold = session, input_name, stepper, threshold
-        self.windows, self.t0, self.ahead = windows, t0, ahead
+        self.windows, self.t0, self.ahead, self.batched = windows, t0, ahead, batched
         self.timeline = Timeline(backend)
         self.outputs: dict[int, np.ndarray] = {}
-        self._pending: dict[int, list[np.ndarray]] = {}
+        self.calls = 0  # ONNX Runtime calls of the whole-sequence model
+        self._pending: dict[int | tuple[int, ...], list[np.ndarray]] = {}
         self._contexts: dict[int, tuple] = {}  # sample -> the step model's (state, held output) after its last window
+        self._groups: dict[tuple[int, ...], tuple] = {}  # samples -> their stacked (states, held outputs)
         self._warm_up(window_shape)
+
+    def can_batch(self, items: list) -> bool:
+        """Whether one window of several samples runs in one call: the step model's states (or the
+        whole-sequence model's input) have a batch dimension, and every item is the same window."""
+        if not self.batched or len(items) < 2 or len({w for _, w, *_ in items}) != 1:
+            return False
+        if self.stepper is not None:  # a shared state (a step counter) cannot follow samples that skip windows
+            return (self.threshold is None or not self.stepper.shared_states) and self.stepper.batches_exactly()
+        return isinstance(self.session.get_inputs()[0].shape[0], str)
+
+    def submit_group(self, items: list, waiting: int = 0) -> None:
+        """One window of several samples [(b, w, window, ready_s), ...] in one ONNX Runtime call; each sample's
+        mark gets an equal share of the call's time, one after another."""
+        samples, w = tuple(b for b, *_ in items), items[0][1]
+        windows = np.stack([np.asarray(window, dtype=np.float32) for _, _, window, _ in items])
+        ahead = [self.ahead(b, w) for b in samples] if self.ahead is not None else None
+        start = time.perf_counter() - self.t0
+        if self.stepper is not None:
+            self._step_group(samples, w, windows)
+        else:
+            self._pending.setdefault(samples, []).append(windows)
+            if w == self.windows - 1:
+                y = run_session(self.session, {self.input_name: np.concatenate(self._pending.pop(samples), axis=1)})[0]
+                self.calls += 1
+                self.outputs.update({b: y[i] for i, b in enumerate(samples)})
+        end = time.perf_counter() - self.t0
+        share = (end - start) / len(items)
+        for i, (b, _, _, ready_s) in enumerate(items):
+            mark = WindowMark(b, w, ready_s, dense_start_s=start + i * share, dense_end_s=start + (i + 1) * share,
+                              queue_depth=waiting + len(items) - i - 1)
+            if ahead is not None:
+                mark.spiking_ahead_at_start, mark.spiking_ahead_at_end = ahead[i], self.ahead(b, w)
+            self.timeline.windows.append(mark)
+
+    def _step_group(self, samples: tuple[int, ...], w: int, windows: np.ndarray) -> None:
+        """The step model on window w of ``samples``, from their stacked states."""
+        stepper = self.stepper
+        if w == 0:
+            states, held = stepper.zero_states(len(samples)), np.zeros((len(samples), stepper.n_out), np.float32)
+            self.outputs.update({b: np.zeros((self.windows, stepper.n_out), np.float32) for b in samples})
+        else:
+            states, held = self._groups.pop(samples)
+        y, states = stepper.next_many(windows, states, held, self.threshold)
+        for i, b in enumerate(samples):
+            self.outputs[b][w] = y[i]
+        if w < self.windows - 1:
+            self._groups[samples] = (states, y)
 
     def _warm_up(self, window_shape: tuple[int, ...]) -> None:
         """One call on zeros before the stream starts: ONNX Runtime's first run allocates and optimises,
@@ -99,7 +153,7 @@ class DenseWorker:
         if self.stepper is not None:
             self.stepper.reset()
             self.stepper.step(np.zeros((1, k, *shape), np.float32))
-            self.stepper.invocations = 0
+            self.stepper.invocations = self.stepper.calls = 0
         else:
             run_session(self.session, {self.input_name: np.zeros((1, k * self.windows, *shape), np.float32)})
 
@@ -115,6 +169,7 @@ class DenseWorker:
             if w == self.windows - 1:
                 cut = np.concatenate(self._pending.pop(b))[None]
                 self.outputs[b] = run_session(self.session, {self.input_name: cut})[0][0]
+                self.calls += 1
         mark.dense_end_s = time.perf_counter() - self.t0
         if self.ahead is not None:
             mark.spiking_ahead_at_end = self.ahead(b, w)
@@ -156,6 +211,12 @@ class DenseThread:
     def _serve(self) -> None:
         while (windows := self._queue.get()) is not None:
             self._taken += len(windows)
+            if self.error is None and not self._dropping and self.worker.can_batch(windows):
+                try:
+                    self.worker.submit_group(windows, waiting=max(0, self._queued - self._taken))
+                except BaseException as exc:  # re-raised in the caller's thread by submit/close
+                    self.error = exc
+                continue
             for i, item in enumerate(windows):
                 if self.error is None and not self._dropping:
                     waiting = len(windows) - i - 1 + max(0, self._queued - self._taken)  # behind this one
@@ -180,6 +241,7 @@ class DenseThread:
 
 def _result(worker: DenseWorker, batch: int, spikes: dict[str, np.ndarray], spiking_s: float, t0: float):
     dense = sum(w.dense_end_s - w.dense_start_s for w in worker.timeline.windows)
+    worker.timeline.dense_calls = worker.calls + (worker.stepper.calls if worker.stepper is not None else 0)
     y = np.stack([worker.outputs[b] for b in range(batch)])
     return spikes, y, {"spiking": spiking_s, "dense": dense, "total": time.perf_counter() - t0}, worker.timeline
 
