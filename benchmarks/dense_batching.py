@@ -17,20 +17,10 @@ from __future__ import annotations
 
 import argparse
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
-
-
-def fastest(fn, repeat: int):
-    """(the fastest wall time of ``repeat`` calls, the last call's result)."""
-    times, result = [], None
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        result = fn()
-        times.append(time.perf_counter() - t0)
-    return min(times), result
+from emulator_streaming import fastest  # benchmarks/ is the script's folder: on sys.path
 
 
 def main() -> None:
