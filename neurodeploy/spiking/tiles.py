@@ -77,16 +77,25 @@ def _kernel(syn: SynapseLayer) -> tuple[int, int]:
     return (1, int(k[0])) if len(k) == 1 else (int(k[0]), int(k[1]))
 
 
-def _pairs(value: tuple[int, ...]) -> tuple[int, int]:
-    return (1, int(value[0])) if len(value) == 1 else (int(value[0]), int(value[-1]))
+def _pairs(value: tuple[int, ...], missing: int = 1) -> tuple[int, int]:
+    """(rows, columns) of a stride, dilation or padding; a 1-D conv's has ``missing`` for rows."""
+    return (missing, int(value[0])) if len(value) == 1 else (int(value[0]), int(value[-1]))
 
 
-def _nonzero(syn: SynapseLayer) -> np.ndarray:
-    """The dense layer's nonzero mask (n_out, n_in), kept until the weights change."""
+@dataclass
+class _Dense:
+    mask: np.ndarray  # nonzero weights (n_out, n_in)
+    full: bool  # every weight nonzero
+    per_row: np.ndarray  # nonzero weights into each target neuron
+
+
+def _dense(syn: SynapseLayer) -> _Dense:
+    """The dense layer's nonzero pattern, kept until the weights change."""
     cache = syn.__dict__.setdefault("_counts", {})
-    if "mask" not in cache or cache["mask"][0] is not syn.weights:
-        cache["mask"] = (syn.weights, np.asarray(syn.weights) != 0)
-    return cache["mask"][1]
+    if "pattern" not in cache or cache["pattern"][0] is not syn.weights:
+        mask = np.asarray(syn.weights) != 0
+        cache["pattern"] = (syn.weights, _Dense(mask, bool(mask.all()), mask.sum(axis=1)))
+    return cache["pattern"][1]
 
 
 def _blocks(mask: np.ndarray, c: int) -> np.ndarray:
@@ -95,12 +104,12 @@ def _blocks(mask: np.ndarray, c: int) -> np.ndarray:
 
 
 def _dense_axons_in(syn: SynapseLayer, c: int) -> int:
-    mask = _nonzero(syn)
     if syn.source == "bias":
         return 1
-    if mask.all():
-        return mask.shape[1]
-    return int((_blocks(mask, c) > 0).sum(axis=1).max(initial=0))
+    pattern = _dense(syn)
+    if pattern.full:
+        return pattern.mask.shape[1]
+    return int((_blocks(pattern.mask, c) > 0).sum(axis=1).max(initial=0))
 
 
 def _conv_axons_in(plan: SpikingPlan, syn: SynapseLayer, tile: Tile, out_channels: int) -> int:
@@ -138,7 +147,7 @@ def synapses_stored(plan: SpikingPlan, pop: NeuronLayer, tile: Tile, shared_conv
     total = 0
     for syn in plan.incoming(pop.name):
         if syn.kind == "dense":
-            rows = _nonzero(syn).sum(axis=1)
+            rows = _dense(syn).per_row
             total += int(np.add.reduceat(rows, np.arange(0, len(rows), tile.c)).max(initial=0)) \
                 if syn.source != "bias" or shape[1:] == (1, 1) else tile.neurons
         elif shared_conv:
@@ -167,17 +176,17 @@ def reach(plan: SpikingPlan, pop: NeuronLayer, tiles: dict[str, Tile]) -> np.nda
 
 
 def _dense_reach(syn: SynapseLayer, tile: Tile, t_shape: Shape3) -> np.ndarray:
-    mask = _nonzero(syn)
-    if mask.all():
-        return np.full(mask.shape[1], tile.cores(t_shape), dtype=np.int64)
-    return (_blocks(mask, tile.c) > 0).sum(axis=0)
+    pattern = _dense(syn)
+    if pattern.full:
+        return np.full(pattern.mask.shape[1], tile.cores(t_shape), dtype=np.int64)
+    return (_blocks(pattern.mask, tile.c) > 0).sum(axis=0)
 
 
 def _conv_reach(plan: SpikingPlan, syn: SynapseLayer, tile: Tile, t_shape: Shape3) -> np.ndarray:
     """(H_in, W_in): how many of the target's cores read each input position (every channel alike)."""
     _, hs, ws = as_3d(plan.source_shape(syn.source))
     (kh, kw), (sh, sw), (dh, dw), (ph, pw) = _kernel(syn), _pairs(syn.stride), _pairs(syn.dilation), \
-        _pairs(syn.padding)
+        _pairs(syn.padding, 0)
     grid = np.zeros((hs + 1, ws + 1), dtype=np.int64)
     channel_tiles = math.ceil(t_shape[0] / tile.c)
     for r0 in range(0, t_shape[1], tile.h):
