@@ -96,13 +96,18 @@ def test_the_dense_step_runs_while_the_emulator_computes_the_next_window(mamba_b
     before the spiking part has finished the sample: a pipeline, not a replay."""
     from neurodeploy.runtime.emulator import EmulatorRunner
 
-    step = EmulatorRunner._step
+    step, block = EmulatorRunner._step, EmulatorRunner._block
 
     def slow_step(self, *args):
         step(self, *args)
         time.sleep(0.003)
 
+    def slow_block(self, start, end, *args):  # a block of steps, each 3 ms longer
+        block(self, start, end, *args)
+        time.sleep(0.003 * (end - start))
+
     monkeypatch.setattr(EmulatorRunner, "_step", slow_step)
+    monkeypatch.setattr(EmulatorRunner, "_block", slow_block)
     monkeypatch.setattr("neurodeploy.runtime.emulator.DEFAULT_BATCH_SIZE", 4)
     bundle = nd.load(mamba_bundle)
     streamed = nd.cosimulate(bundle, mode="fixed", backend="emulator")

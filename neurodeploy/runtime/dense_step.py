@@ -14,6 +14,15 @@ from neurodeploy.exporters.onnx_session import make_session, run_session
 from neurodeploy.models.backends import salient_windows
 
 
+def sequence_batches_exactly(session, input_name: str, sample_shape: tuple[int, ...]) -> bool:
+    """Whether the whole-sequence model gives two random samples together exactly what it gives each alone
+    (ONNX Runtime may take another kernel for a batch of one: then the dense part runs one sample per call)."""
+    x = (np.random.default_rng(0).random((2, *sample_shape)) < 0.3).astype(np.float32)
+    together = run_session(session, {input_name: x})
+    return all(np.array_equal(t[i], a[0]) for i in range(2)
+               for t, a in zip(together, run_session(session, {input_name: x[i: i + 1]})))
+
+
 class StepRunner:
     """The exported step model with zero initial states; ``run(cut)`` feeds (1, T, n) window by window;
     ``step_many`` runs one window of many samples in one call, each with its own state in a row of every

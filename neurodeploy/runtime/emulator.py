@@ -21,6 +21,13 @@ the same step order as Lava's processes, with the same integer widths:
 - Float models: ``u = u (1 - du) + a``; ``v = v (1 - dv) + u + bias``; ``s = v > vth``; Lava's float
   Conv computes in float32, so does the emulator's.
 
+A plan without recurrent synapses runs in blocks of :data:`STEP_BLOCK` steps: population after population
+(sources first), each synaptic layer's sums over the whole block as one matrix product (rows: step x
+sample), then the population's update step by step; the same operations per element in the same order as
+step after step, so the same integers (Lava's delay: the block's first step takes the buffer the last
+block left, each later step the sums of the step before). Runs that write their input mid-run
+(feedback) go step by step.
+
 Integer sums are computed as floating-point matrix products, which are exact while every partial sum
 fits the mantissa: float32 when ``max|w| * fan_in * max|s| < 2**24``, else float64 (2**53); a layer
 that could exceed that raises :class:`EmulatorError` rather than round. Each sample runs ``T + D``
@@ -50,6 +57,7 @@ FLOAT64_EXACT = 2 ** 53
 STATE_BITS, ACT_SHIFT = LAVA.state_bits, LAVA.act_shift
 GRADED_MAX = 2 ** 31  # a graded message is an int32
 DEFAULT_BATCH_SIZE = 256
+STEP_BLOCK = 16  # steps whose synaptic sums run as one matrix product per layer, in plans without recurrence
 
 
 @dataclass
@@ -117,6 +125,7 @@ class EmulatorRunner:
         self.branch_free = self.device.type != "cpu" if branch_free is None else branch_free
         self.synapses = [self._prepare(syn) for syn in plan.synapses]
         self.incoming = {p.name: [s.name for s in plan.incoming(p.name)] for p in plan.neurons}
+        self.order = _sources_first(plan)  # None: a recurrent plan, run step by step
         self._closed = False
 
     # -- set-up -------------------------------------------------------------------------------------
@@ -218,12 +227,14 @@ class EmulatorRunner:
 
     # -- running --------------------------------------------------------------------------------------
     def run_batch(self, x: np.ndarray, pause_at: list[int] | None = None,
-                  on_pause: Callable | None = None) -> EmulatorRun:
+                  on_pause: Callable | None = None, reads_only: bool = False) -> EmulatorRun:
         """x (B, T, *input_shape) (or (B, T, n_in)) -> spikes of every population, aligned to x.
 
         With ``pause_at``, ``on_pause(steps_run, read_population, write_input)`` is called after those
         step counts (up to T + D, the last step), as in :meth:`LavaRunner.run_sample` (``read_population``
         as :meth:`_reader`; ``write_input`` rows are (n, *input_shape), the same for every sample of the batch).
+        ``reads_only``: the pauses only read, so a plan without recurrence may run in blocks of steps (each
+        ending at the next pause, at most :data:`STEP_BLOCK` long).
         """
         if self._closed:
             raise RuntimeError("this EmulatorRunner is closed")
@@ -236,16 +247,23 @@ class EmulatorRunner:
         buffers = {s.layer.name: self._zeros(batch, s.layer.out_shape) for s in self.synapses}
         record = {p.name: torch.zeros((steps, batch, *p.shape), dtype=self._record_dtype(p), device=self.device)
                   for p in self.plan.neurons}
-        pauses = sorted(s for s in (pause_at or []) if 0 < s <= steps)
+        pauses = sorted({s for s in (pause_at or []) if 0 < s <= steps})
         t0 = time.perf_counter()
+        blocks = STEP_BLOCK if self.order is not None and (not pauses or reads_only) else 1
         with torch.no_grad():
-            for t in range(steps):
-                self._step(t, xs, pops, buffers, params, record, batch)
-                if pauses and t + 1 == pauses[0]:
-                    pauses.pop(0)
-                    on_pause(t + 1, self._reader(record, t + 1),
-                             lambda start, rows: xs[start: start + len(rows)].copy_(
+            start = 0
+            while start < steps:
+                end = min(steps, start + blocks, pauses[0] if pauses else steps)  # a block ends at a pause
+                if blocks == 1:
+                    self._step(start, xs, pops, buffers, params, record, batch)
+                else:
+                    self._block(start, end, xs, pops, buffers, params, record, batch)
+                while pauses and pauses[0] <= end:
+                    done = pauses.pop(0)
+                    on_pause(done, self._reader(record, done),
+                             lambda first, rows: xs[first: first + len(rows)].copy_(
                                  torch.as_tensor(rows, device=self.device)[:, None].to(xs.dtype)))
+                start = end
         if self.device.type == "cuda":
             torch.cuda.synchronize()
         return self._batch_run(record, pops, buffers, params, time.perf_counter() - t0)
@@ -311,6 +329,39 @@ class EmulatorRunner:
                 s = xs[t] if layer.source == "input" else pops.out[layer.source]
             buffers[layer.name] = self._synapse_output(syn, s.reshape(batch, *layer.in_shape))
 
+    def _block(self, start: int, end: int, xs, pops: _Populations, buffers, params, record, batch: int) -> None:
+        """Lava time steps start + 1 .. end, population after population (sources first)."""
+        for p in self.order:
+            a = [self._sent_during(syn, start, end, xs, record, buffers, batch) for syn in self.by_target[p.name]]
+            if p.driven_by_input:
+                a.append(xs[start:end].reshape(end - start, batch, *p.shape))
+            a = sum(a[1:], a[0]) if a else torch.stack([self._zeros(batch, p.shape)] * (end - start))
+            for i, t in enumerate(range(start, end)):
+                out = self._neuron_step(p, pops.state[p.name], a[i], params[p.name], t + 1)
+                pops.out[p.name] = out
+                record[p.name][t] = out
+
+    @property
+    def by_target(self) -> dict[str, list[_Synapse]]:
+        """The prepared synapses into each population, in the plan's order."""
+        if not hasattr(self, "_by_target"):
+            self._by_target = {p.name: [s for s in self.synapses if s.layer.target == p.name] for p in self.plan.neurons}
+        return self._by_target
+
+    def _sent_during(self, syn: _Synapse, start: int, end: int, xs, record, buffers, batch: int) -> torch.Tensor:
+        """What ``syn`` delivers at steps start .. end - 1 (n, B, *out_shape): the buffer left before the block,
+        then the sums of the source's values one step earlier, all in one call; the block's last sums stay
+        in the buffer for the next step."""
+        layer, n = syn.layer, end - start
+        if layer.source == "bias":
+            s = (torch.arange(start, end, device=self.device) >= layer.start_step)[:, None, None].expand(n, batch, 1)
+        else:
+            s = xs[start:end] if layer.source == "input" else record[layer.source][start:end]
+        sums = self._synapse_output(syn, s.reshape(n * batch, *layer.in_shape)).reshape(n, batch, *layer.out_shape)
+        sent = torch.cat([buffers[layer.name][None], sums[:-1]])
+        buffers[layer.name] = sums[-1]
+        return sent
+
     def _check_input(self, x: np.ndarray) -> np.ndarray:
         x = np.asarray(x, dtype=np.float64)
         shape = self.plan.input_shape
@@ -350,6 +401,21 @@ class EmulatorRunner:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def _sources_first(plan: SpikingPlan) -> list[NeuronLayer] | None:
+    """The populations, each after every population that feeds it; None where a synapse is recurrent."""
+    if any(s.recurrent for s in plan.synapses):
+        return None
+    order, done, left = [], set(), list(plan.neurons)
+    while left:
+        ready = [p for p in left if all(s.source in ("input", "bias") or s.source in done for s in plan.incoming(p.name))]
+        if not ready:
+            return None
+        order += ready
+        done |= {p.name for p in ready}
+        left = [p for p in left if p.name not in done]
+    return order
 
 
 def _compact(x: torch.Tensor, dtype: type) -> np.ndarray:

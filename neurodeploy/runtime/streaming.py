@@ -41,6 +41,7 @@ import numpy as np
 import torch
 
 from neurodeploy.exporters.onnx_session import run_session
+from neurodeploy.runtime.dense_step import sequence_batches_exactly
 
 MEASURED_ON = {"lava": "this machine (Lava CPU simulation + ONNX Runtime), not Loihi",
                "emulator": "this machine (neurodeploy's emulator + ONNX Runtime), not Loihi"}
@@ -97,6 +98,7 @@ class DenseWorker:
         self._pending: dict[int | tuple[int, ...], list[np.ndarray]] = {}
         self._contexts: dict[int, tuple] = {}  # sample -> the step model's (state, held output) after its last window
         self._groups: dict[tuple[int, ...], tuple] = {}  # samples -> their stacked (states, held outputs)
+        self._sequence_exact: bool | None = None  # the whole-sequence model batches exactly (checked once)
         self._warm_up(window_shape)
 
     def can_batch(self, items: list) -> bool:
@@ -106,7 +108,11 @@ class DenseWorker:
             return False
         if self.stepper is not None:  # a shared state (a step counter) cannot follow samples that skip windows
             return (self.threshold is None or not self.stepper.shared_states) and self.stepper.batches_exactly()
-        return isinstance(self.session.get_inputs()[0].shape[0], str)
+        if self._sequence_exact is None:
+            self._sequence_exact = isinstance(self.session.get_inputs()[0].shape[0], str) and \
+                sequence_batches_exactly(self.session, self.input_name, (self.windows * items[0][2].shape[0],
+                                                                         *items[0][2].shape[1:]))
+        return self._sequence_exact
 
     def submit_group(self, items: list, waiting: int = 0) -> None:
         """One window of several samples [(b, w, window, ready_s), ...] in one ONNX Runtime call; each sample's
@@ -209,21 +215,21 @@ class DenseThread:
         self._queued += len(windows)
 
     def _serve(self) -> None:
-        while (windows := self._queue.get()) is not None:
+        while (windows := self._queue.get()) is not None:  # drained to the end, even after an error
             self._taken += len(windows)
-            if self.error is None and not self._dropping and self.worker.can_batch(windows):
+            if self.error is None and not self._dropping:
                 try:
-                    self.worker.submit_group(windows, waiting=max(0, self._queued - self._taken))
+                    self._run(windows)
                 except BaseException as exc:  # re-raised in the caller's thread by submit/close
                     self.error = exc
-                continue
-            for i, item in enumerate(windows):
-                if self.error is None and not self._dropping:
-                    waiting = len(windows) - i - 1 + max(0, self._queued - self._taken)  # behind this one
-                    try:
-                        self.worker.submit(*item, waiting=waiting)
-                    except BaseException as exc:  # re-raised in the caller's thread by submit/close
-                        self.error = exc
+
+    def _run(self, windows: list) -> None:
+        """One window of every sample of the batch: in one call where the worker batches them."""
+        if getattr(self.worker, "can_batch", lambda items: False)(windows):
+            self.worker.submit_group(windows, waiting=max(0, self._queued - self._taken))
+            return
+        for i, item in enumerate(windows):
+            self.worker.submit(*item, waiting=len(windows) - i - 1 + max(0, self._queued - self._taken))
 
     def close(self) -> None:
         self._queue.put(None)
@@ -291,7 +297,8 @@ class _EmulatorStream:
         self.chunk, self.offset, self.done = chunk, chunk * self.batch_size, 0
         for i in range(len(x)):
             self.dense.worker.timeline.sample_start_s[self.offset + i] = time.perf_counter() - self.t0
-        return self.runner.run_batch(x, pause_at=list(range(1, self.period + 1)), on_pause=self.on_pause)
+        window_ends = list(range(self.delay + self.k, self.delay + self.runner.num_steps + 1, self.k))
+        return self.runner.run_batch(x, pause_at=window_ends + [self.period], on_pause=self.on_pause, reads_only=True)
 
 
 @contextmanager
