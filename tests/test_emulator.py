@@ -30,18 +30,24 @@ def run_both(plan: SpikingPlan, x: np.ndarray, mode: str):
 
 
 def assert_bit_exact(plan: SpikingPlan, x: np.ndarray):
-    """Zero spike mismatches (every step Lava ran, delays included) and zero state mismatches, on both of
-    the emulator's paths (the GPU's branch-free one runs here on the CPU)."""
+    """Zero spike mismatches (every step Lava ran, delays included) and zero state mismatches, on every one of
+    the emulator's paths: the default (feed-forward plans in blocks of steps, the LIF in numba's compiled
+    loop), the GPU's branch-free one (run here on the CPU), blocks with the LIF in torch, step by step."""
     sample, state, run = run_both(plan, x, "fixed")
     with EmulatorRunner(plan, len(x), "fixed", device="cpu", branch_free=True) as emu:
         branch_free = emu.run_batch(x[None])
-    for got in (run, branch_free):
+    with EmulatorRunner(plan, len(x), "fixed", device="cpu") as emu:
+        emu._compiled = lambda population: False  # as without numba
+        torch_blocks = emu.run_batch(x[None])
+        emu.order = None  # as a recurrent plan, or a run that writes its input mid-run
+        stepwise = emu.run_batch(x[None])
+    for got in (run, branch_free, torch_blocks, stepwise):
         for name, raw in sample.raw.items():
             np.testing.assert_array_equal(got.raw[name][0], raw, err_msg=f"spikes of {name}")
         for owner, variables in state.items():
             for var, value in variables.items():
                 np.testing.assert_array_equal(got.state[owner][var][0], value, err_msg=f"{owner}.{var}")
-    assert run.saturation == branch_free.saturation
+    assert run.saturation == branch_free.saturation == torch_blocks.saturation == stepwise.saturation
     return sample, run
 
 

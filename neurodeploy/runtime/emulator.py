@@ -45,6 +45,7 @@ import torch
 
 from neurodeploy.choices import MODES
 from neurodeploy.errors import EmulatorError, InputShapeError, SpikingPlanError, UsageError
+from neurodeploy.runtime import lif_kernel
 from neurodeploy.runtime.runners import SampleSpikes, check_input_values
 from neurodeploy.spiking.loihi import (LAVA, UV_LIMIT, decay, fixed_lif_constants, lava_conv_weights,
                                       lava_dense_weights, lif_fixed_step, shift, wrap_int)
@@ -332,14 +333,41 @@ class EmulatorRunner:
     def _block(self, start: int, end: int, xs, pops: _Populations, buffers, params, record, batch: int) -> None:
         """Lava time steps start + 1 .. end, population after population (sources first)."""
         for p in self.order:
-            a = [self._sent_during(syn, start, end, xs, record, buffers, batch) for syn in self.by_target[p.name]]
+            a = self._zeros(batch * (end - start), p.shape).reshape(end - start, batch, *p.shape)
+            for syn in self.by_target[p.name]:  # summed in the order step by step sums them
+                self._add_sent(a, syn, start, end, xs, record, buffers, batch)
             if p.driven_by_input:
-                a.append(xs[start:end].reshape(end - start, batch, *p.shape))
-            a = sum(a[1:], a[0]) if a else torch.stack([self._zeros(batch, p.shape)] * (end - start))
+                a += xs[start:end].reshape(end - start, batch, *p.shape)
+            if self._compiled(p):
+                record[p.name][start:end] = self._lif_block(p, a, pops.state[p.name], params[p.name], start, end)
+                pops.out[p.name] = record[p.name][end - 1]
+                continue
             for i, t in enumerate(range(start, end)):
                 out = self._neuron_step(p, pops.state[p.name], a[i], params[p.name], t + 1)
                 pops.out[p.name] = out
                 record[p.name][t] = out
+
+    def _compiled(self, p: NeuronLayer) -> bool:
+        """Whether population ``p`` runs a block in the compiled loop (:mod:`neurodeploy.runtime.lif_kernel`):
+        a fixed-point LIF with Lava's zero reset, on the CPU, with numba installed."""
+        return self.mode == "fixed" and p.model == "lif" and p.reset == "zero" and self.device.type == "cpu" \
+            and lif_kernel.available()
+
+    def _lif_block(self, p: NeuronLayer, a: torch.Tensor, st: dict[str, torch.Tensor], c: dict, start: int,
+                   end: int) -> torch.Tensor:
+        """Steps start + 1 .. end of a fixed-point LIF in one compiled loop: its spikes (n, B, *shape)."""
+        n, batch = end - start, a.shape[1]
+        st["u"], st["v"] = st["u"].contiguous(), st["v"].contiguous()
+        if "bias_flat" not in c or len(c["bias_flat"]) != batch * p.n:
+            c["bias_flat"] = np.ascontiguousarray(np.broadcast_to(c["bias"].cpu().numpy(), (batch, *p.shape)).ravel())
+        reset = c.get("reset")
+        rows = np.array([reset is not None and (t + 1) % self.run_steps == reset % self.run_steps
+                         for t in range(start, end)], dtype=np.bool_)
+        spikes = lif_kernel.lif_zero_block(a.reshape(n, -1).contiguous().numpy(), st["u"].view(-1).numpy(),
+                                           st["v"].view(-1).numpy(), c["bias_flat"], c["keep_u"], c["keep_v"],
+                                           c["vth"], c["arithmetic"].small, c["has_bias"], rows,
+                                           c["saturated"].numpy())
+        return torch.from_numpy(spikes).reshape(n, batch, *p.shape)
 
     @property
     def by_target(self) -> dict[str, list[_Synapse]]:
@@ -348,19 +376,19 @@ class EmulatorRunner:
             self._by_target = {p.name: [s for s in self.synapses if s.layer.target == p.name] for p in self.plan.neurons}
         return self._by_target
 
-    def _sent_during(self, syn: _Synapse, start: int, end: int, xs, record, buffers, batch: int) -> torch.Tensor:
-        """What ``syn`` delivers at steps start .. end - 1 (n, B, *out_shape): the buffer left before the block,
-        then the sums of the source's values one step earlier, all in one call; the block's last sums stay
-        in the buffer for the next step."""
+    def _add_sent(self, a: torch.Tensor, syn: _Synapse, start: int, end: int, xs, record, buffers, batch: int) -> None:
+        """Add to ``a`` (n, B, *out_shape) what ``syn`` delivers at steps start .. end - 1: the buffer left before
+        the block, then the sums of the source's values one step earlier, all in one call; the block's last
+        sums stay in the buffer for the next step."""
         layer, n = syn.layer, end - start
         if layer.source == "bias":
             s = (torch.arange(start, end, device=self.device) >= layer.start_step)[:, None, None].expand(n, batch, 1)
         else:
             s = xs[start:end] if layer.source == "input" else record[layer.source][start:end]
         sums = self._synapse_output(syn, s.reshape(n * batch, *layer.in_shape)).reshape(n, batch, *layer.out_shape)
-        sent = torch.cat([buffers[layer.name][None], sums[:-1]])
+        a[0] += buffers[layer.name]
+        a[1:] += sums[:-1]
         buffers[layer.name] = sums[-1]
-        return sent
 
     def _check_input(self, x: np.ndarray) -> np.ndarray:
         x = np.asarray(x, dtype=np.float64)
