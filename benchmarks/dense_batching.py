@@ -23,6 +23,34 @@ import numpy as np
 from emulator_streaming import fastest  # benchmarks/ is the script's folder: on sys.path
 
 
+def dense_alone(bundle, run, repeat: int, chunk: int = 256) -> tuple[float, float]:
+    """Seconds of the step model alone on ``run``'s cut spikes: batches of ``chunk`` samples per call, and one
+    sample per call (outputs checked equal)."""
+    from neurodeploy.runtime.dense_step import StepRunner
+
+    m = bundle.manifest
+    stepper = StepRunner(bundle.path / m.dense.step_file, "window", m.adapter.window)
+    cut = run.spikes[run.plan.outputs[m.spiking.cut_output]].astype(np.float32)
+    cut = cut.reshape(*cut.shape[:2], -1)
+    k = m.adapter.window
+
+    def batched():
+        ys = []
+        for c in range(0, len(cut), chunk):
+            part = cut[c: c + chunk]
+            states, y = stepper.zero_states(len(part)), []
+            for w in range(0, cut.shape[1], k):
+                out, states = stepper.step_many(part[:, w: w + k], states)
+                y.append(out)
+            ys.append(np.stack(y, axis=1))
+        return np.concatenate(ys)
+
+    fast_s, y_fast = fastest(batched, repeat)
+    slow_s, y_slow = fastest(lambda: np.stack([stepper.run(cut[b: b + 1]) for b in range(len(cut))]), repeat)
+    assert np.array_equal(y_fast, y_slow)
+    return fast_s, slow_s
+
+
 def main() -> None:
     import torch
 
@@ -49,12 +77,15 @@ def main() -> None:
     streaming.DenseWorker.can_batch = batching
     (fast, fast_dense, fast_eval), (slow, slow_dense, slow_eval) = results.values()
     assert np.array_equal(fast.y, slow.y), "batched outputs differ from one call per sample"
+    alone = dense_alone(bundle, fast, args.repeat)
     print(f"liquidspikeformer: {args.samples} samples x {m.num_steps} steps, fixed point, window schedule "
           f"(K = {m.adapter.window}); torch threads {torch.get_num_threads()}; fastest of {args.repeat}; outputs identical")
     print(f"  dense step calls: batched {fast.timeline['dense_calls']:,}, one per sample window "
           f"{slow.timeline['dense_calls']:,} ({fast.dense_invocations:,} sample windows either way)")
     print(f"  dense part wall time: batched {fast_dense:.3f} s, one call per sample window {slow_dense:.3f} s "
           f"({slow_dense / fast_dense:.1f}x less)")
+    print(f"  the step model alone on the run's cut spikes (no emulator beside it): batches of 256 {alone[0]:.3f} s, "
+          f"one sample at a time {alone[1]:.3f} s ({alone[1] / alone[0]:.1f}x less)")
     print(f"  whole evaluate: batched {fast_eval:.2f} s, one call per sample window {slow_eval:.2f} s "
           f"({slow_eval / fast_eval:.2f}x)")
 

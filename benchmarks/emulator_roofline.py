@@ -8,7 +8,8 @@ accumulates per second; then the emulator's synaptic operations per second (fixe
 (``cnn_sinabs.nir`` from ``../shared/cases``, IF neurons, dt = 1) at batch 1 and 64. A synaptic operation
 here is one input x weight pair of a synaptic layer per time step, every pair counted (what the emulator
 computes: a dense product, whatever the spikes), so the figure compares with the GEMM's MACs. Last, the
-1024 net at batch 64 with torch's default threads against one thread.
+1024 net at batch 64 with torch's default threads against one thread. Beside each emulator figure: the same run
+step by step in torch (the emulator before the kernel work: blocks of steps, numba's LIF loop), in the same run.
 
 Targets (issue 30): feed-forward >= 1.0x and CNN >= 0.5x of the float32 GEMM figure at batch 64; batch 1
 at least 3x the throughput recorded before the kernel work; default threads no more than 1.25x slower than
@@ -81,13 +82,17 @@ def dense_sops_per_sample(plan, steps: int) -> float:
     return steps * float(sum(fan_out(s, nonzero=False).sum() for s in plan.synapses))
 
 
-def emulator_rate(plan, steps: int, batch: int, repeat: int) -> float:
-    """Synaptic operations per second of the emulator (fixed point, CPU) on ``batch`` samples of random spikes."""
+def emulator_rate(plan, steps: int, batch: int, repeat: int, step_by_step: bool = False) -> float:
+    """Synaptic operations per second of the emulator (fixed point, CPU) on ``batch`` samples of random spikes;
+    ``step_by_step``: its torch path one step at a time (the emulator before the kernel work, still the path of
+    recurrent plans)."""
     from neurodeploy.runtime.emulator import EmulatorRunner
 
     rng = np.random.default_rng(1)
     x = (rng.random((batch, steps, *plan.input_shape)) < 0.2).astype(np.float64)
     runner = EmulatorRunner(plan, steps, mode="fixed", device="cpu")
+    if step_by_step:
+        runner.order, runner._compiled = None, lambda population: False
     return dense_sops_per_sample(plan, steps) * batch / best_s(lambda: runner.run_batch(x), repeat)
 
 
@@ -107,8 +112,10 @@ def main() -> None:
     for name, plan in nets.items():
         for batch in (1, 64):
             rate = emulator_rate(plan, args.steps, batch, args.repeat)
+            before = emulator_rate(plan, args.steps, batch, args.repeat, step_by_step=True)
             print(f"{name}, batch {batch}: {rate / 1e9:.2f} GSOP/s = {rate / limits['float32']:.2f} x float32 GEMM, "
-                  f"{rate / limits['int8']:.2f} x int8 GEMM")
+                  f"{rate / limits['int8']:.2f} x int8 GEMM; step by step in torch {before / 1e9:.2f} GSOP/s "
+                  f"({rate / before:.1f}x)")
     plan = nets["1024-1024-1024 LIF"]
     one = emulator_rate(plan, args.steps, 64, args.repeat)
     torch.set_num_threads(default_threads)
