@@ -97,3 +97,24 @@ def test_profile_labels_match_their_sources():
                 if name == "loihi2" and key != "static_w":
                     assert fig["label"] in ("estimate", "derived"), (name, key)
     assert load_profile("loihi2").energy.static_w.label == "measured"
+
+
+def test_host_input_is_priced_apart_and_flagged_when_it_bounds(pilotnet):
+    """The frame crosses once as 16-bit bias words (not every step's values as events); a run whose input takes
+    longer than the chip's steps is flagged input-bound, outside the total latency."""
+    from dataclasses import replace
+
+    import neurodeploy as nd
+    from neurodeploy.cost.energy_latency import counts_from_run, estimate
+    from neurodeploy.spiking.resources import map_resources
+
+    run = nd.cosimulate(pilotnet / "bundle", np.load(pilotnet / "frame.npy"), steps=STEPS, mode="fixed",
+                        backend="emulator")
+    counts = counts_from_run(run.plan, run.inputs, run.spikes, None, None)
+    assert counts.input_bits == 16 * 3 * 66 * 200
+    link = load_profile("loihi2").link
+    cost = estimate(run.plan, map_resources(run.plan), counts)
+    assert cost.latency_s["host_input"] == pytest.approx(link.latency_s.value + counts.input_bits / link.bandwidth_bps.value)
+    assert cost.latency_s["host_input"] < cost.latency_s["neuromorphic"] and not cost.notes
+    slow = estimate(run.plan, map_resources(run.plan), replace(counts, input_bits=1e9))
+    assert slow.latency_s["total"] == cost.latency_s["total"] and "input-bound" in slow.notes[0]

@@ -20,6 +20,12 @@ feeds. A core's work is spread evenly over its step (the busiest core of a popul
 model leaves out host I/O (a chip that waits on input from the host runs slower than this) and the mesh's
 own routing time (spikes cross it while the cores work).
 
+Host input (not in the total; flagged in ``notes`` when it exceeds ``t_nm``, a run the chip would spend
+waiting on its input, as lava-dl's PilotNet SDNN benchmark is): a frame held as the input layer's bias is
+written once per sample as 16-bit words, spike inputs cross as 32-bit events, over the profile's link::
+
+    t_in = link latency + input bits / bandwidth
+
 Transfer: every cut spike crosses as a 32-bit address event; per window one link latency::
 
     bytes = 4 * cut_spikes;  t_tr = windows * latency + 8 bytes / bandwidth;  E_tr = 8 bytes * E_bit
@@ -69,6 +75,7 @@ class Counts:
     dense_kernels: float = 0.0
     synapse_weights: float = 0.0  # stored weights of the spiking part (for the all-GPU baseline)
     conv_synops: dict[str, float] = field(default_factory=dict)  # target population -> those of convolutions
+    input_bits: float = 0.0  # what the host sends the chip per sample (module docstring: host input)
     neurobench_synops: float = 0.0  # effective SOPs as NeuroBench counts them (bias lines excluded)
 
 
@@ -81,6 +88,7 @@ class DeviceCost:
     tiers_j: dict[str, float]
     profiles: dict[str, str]
     assumptions: list[dict] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -179,6 +187,9 @@ def estimate(plan: SpikingPlan, resources: ResourceMap, counts: Counts, loihi: s
     t_gpu = roofline(counts.dense_flops, counts.dense_bytes, counts.dense_kernels, gp) if counts.dense_kernels else 0.0
     e_gpu = gpu_energy(counts.dense_flops, counts.dense_bytes, gp)
     e_nm = sum(terms.values())
+    t_in = _v(link.latency_s) + counts.input_bits / _v(link.bandwidth_bps)
+    notes = [f"input-bound: the host's input takes {t_in:.3g} s per sample over the link, the chip's steps "
+             f"{t_nm:.3g} s; the latency leaves host I/O out"] if t_in > t_nm else []
     steps, n_total = counts.num_steps, sum(counts.neurons.values())
     snn_flops = 2 * counts.dense_synops + FLOPS_PER_NEURON_UPDATE * n_total * steps
     snn_bytes = steps * 4.0 * (counts.synapse_weights + 2 * n_total)
@@ -192,14 +203,15 @@ def estimate(plan: SpikingPlan, resources: ResourceMap, counts: Counts, loihi: s
     }
     return DeviceCost(
         energy_j={"neuromorphic": e_nm, "transfer": e_tr, "gpu": e_gpu, "total": e_nm + e_tr + e_gpu},
-        latency_s={"neuromorphic": t_nm, "transfer": t_tr, "gpu": t_gpu, "total": t_nm + t_tr + t_gpu},
+        latency_s={"neuromorphic": t_nm, "transfer": t_tr, "gpu": t_gpu, "total": t_nm + t_tr + t_gpu,
+                   "host_input": t_in},
         terms_j={f"neuromorphic.{k}": v for k, v in terms.items()} | {"transfer": e_tr, "gpu": e_gpu,
                                                                        "gpu_upper_bound_at_tdp": _v(gp.compute.tdp_w) * t_gpu},
         baseline_gpu_only={"energy_j": tiers["gpu_only"], "latency_s": t_base,
                            "energy_upper_bound_at_tdp_j": _v(gp.compute.tdp_w) * t_base,
                            "ratio_vs_hybrid": tiers["gpu_only"] / (e_nm + e_tr + e_gpu) if e_nm + e_tr + e_gpu else None},
         tiers_j=tiers, profiles={"loihi": nm.name, "gpu": gp.name, "reference": ref.name},
-        assumptions=assumptions(nm, gp, ref))
+        assumptions=assumptions(nm, gp, ref), notes=notes)
 
 
 def assumptions(*profiles) -> list[dict]:
@@ -237,13 +249,25 @@ def counts_from_run(plan: SpikingPlan, inputs: np.ndarray, spikes: dict[str, np.
         neurons={p.name: p.n for p in plan.neurons},
         cut_spikes=float(np.sum(spikes[cut] != 0) / batch) if cut else 0.0,
         windows=steps // window if window else 0,
-        synapse_weights=float(sum(fan_out(s).sum() for s in plan.synapses if not s.refines)))
+        synapse_weights=float(sum(fan_out(s).sum() for s in plan.synapses if not s.refines)),
+        input_bits=host_input_bits(plan, inputs))
     if dense_path is not None and cut:
         report = count_macs(dense_path, {input_name: (1, steps, *dense_input_step_shape(dense_path, spikes[cut]))})
         counts.dense_flops, counts.dense_macs = report.flops, report.macs
         counts.dense_bytes = report.weight_bytes + report.activation_bytes
         counts.dense_kernels = report.kernels
     return counts
+
+
+def host_input_bits(plan: SpikingPlan, inputs: np.ndarray) -> float:
+    """Bits the host sends the chip per sample: a frame held as a LIF input layer's bias (the same values every
+    step) once, in 16-bit words; otherwise every nonzero input value as a 32-bit event."""
+    first = plan.neurons[0] if plan.neurons else None
+    held = first is not None and first.driven_by_input and first.model == "lif" and inputs.shape[1] > 1 \
+        and bool(np.all(inputs == inputs[:, :1]))
+    if held:
+        return 16.0 * plan.n_in
+    return 8.0 * BYTES_PER_EVENT * float(np.count_nonzero(inputs)) / max(len(inputs), 1)
 
 
 def dense_input_step_shape(dense_path, cut_spikes: np.ndarray) -> tuple[int, ...]:

@@ -143,7 +143,7 @@ def summary(bundle: Bundle, result: CosimResult, loihi: str = "loihi2", gpu: str
         "layer_names": {name: display_name(name, bundle.manifest.spiking.module_paths)
                         for name in [*result.spikes, *(s.layer for s in sops)]},
         "quantization": bundle.manifest.spiking.quantization,
-        "notes": result.notes,
+        "notes": result.notes + report.notes,
     }
 
 
