@@ -9,7 +9,7 @@ measured timeline. Entry: :func:`~neurodeploy.runtime.cosim.run_cosim`, which re
 - the runner protocol (:class:`~neurodeploy.runtime.runners.SpikingRunner`,
   :func:`~neurodeploy.runtime.runners.open_runner`): Lava (:mod:`~neurodeploy.runtime.lava_runner`,
   :mod:`~neurodeploy.runtime.lava_stream`, :mod:`~neurodeploy.runtime.lava_net`) or the bit-exact
-  emulator (:mod:`~neurodeploy.runtime.emulator`);
+  emulator (:mod:`~neurodeploy.runtime.emulator`, its compiled LIF loop :mod:`~neurodeploy.runtime.lif_kernel`);
 - the co-simulation: :mod:`~neurodeploy.runtime.inputs`, :mod:`~neurodeploy.runtime.bundle_plan`,
   :mod:`~neurodeploy.runtime.cosim_setup`, :mod:`~neurodeploy.runtime.dense_step`,
   :mod:`~neurodeploy.runtime.feedback`, :mod:`~neurodeploy.runtime.streaming`,

@@ -11,7 +11,8 @@ fixed-point form and quantization report, its resource map, and its float simula
 - :mod:`~neurodeploy.spiking.loihi`: Loihi's numerics in one place (bit widths, wraps, decays, shifts,
   weight truncation, LIF constants, the LIF step);
 - :mod:`~neurodeploy.spiking.quantize` (:func:`~neurodeploy.spiking.quantize.quantize_for`): Loihi's integers;
-- :mod:`~neurodeploy.spiking.resources` (:func:`~neurodeploy.spiking.resources.map_resources`): cores and chips;
+- :mod:`~neurodeploy.spiking.resources` (:func:`~neurodeploy.spiking.resources.map_resources`): cores and chips,
+  each population tiled by :mod:`~neurodeploy.spiking.tiles` (what one core holds and routes);
 - :mod:`~neurodeploy.spiking.float_simulation`: the plan's float model in PyTorch;
 - :mod:`~neurodeploy.spiking.resets`: the reset rules every simulator shares.
 """
