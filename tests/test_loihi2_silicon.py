@@ -118,3 +118,20 @@ def test_host_input_is_priced_apart_and_flagged_when_it_bounds(pilotnet):
     assert cost.latency_s["host_input"] < cost.latency_s["neuromorphic"] and not cost.notes
     slow = estimate(run.plan, map_resources(run.plan), replace(counts, input_bits=1e9))
     assert slow.latency_s["total"] == cost.latency_s["total"] and "input-bound" in slow.notes[0]
+
+
+def test_frames_into_a_layer_that_is_not_bias_driven_are_refused_on_one_line(pilotnet, capsys):
+    """The SDNN PilotNet's input layer is a sigma-delta (Delta) population, not a LIF one: frames held as its bias
+    would not be what it computes, so --steps is refused by name; the LIF bundle saves its outputs as a batch."""
+    sdnn = PILOTNET.parent / "pilotnet_sdnn" / "network.net"
+    assert main(["compile", str(sdnn), "--out", str(pilotnet / "sdnn")]) == 0
+    capsys.readouterr()
+    np.save(pilotnet / "sdnn_frame.npy", np.ones((1, 3, 33, 100), dtype=np.int32))  # the SDNN's input shape
+    assert main(["cosim", str(pilotnet / "sdnn"), "--input", str(pilotnet / "sdnn_frame.npy"), "--steps", "4",
+                 "--backend", "emulator", "--mode", "fixed"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "InputShapeError" in err and "not an input layer of LIF neurons" in err and "\n" not in err
+    assert main(["cosim", str(pilotnet / "bundle"), "--input", str(pilotnet / "frame.npy"), "--steps", "4",
+                 "--backend", "emulator", "--mode", "fixed", "--output", str(pilotnet / "out.npz"), "--json"]) == 0
+    with np.load(pilotnet / "out.npz") as out:
+        assert out["y"].shape[:2] == (1, 4)  # (B, T, ...): a batch of one frame
