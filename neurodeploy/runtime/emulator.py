@@ -349,9 +349,9 @@ class EmulatorRunner:
 
     def _compiled(self, p: NeuronLayer) -> bool:
         """Whether population ``p`` runs a block in the compiled loop (:mod:`neurodeploy.runtime.lif_kernel`):
-        a fixed-point LIF with Lava's zero reset, on the CPU, with numba installed."""
-        return self.mode == "fixed" and p.model == "lif" and p.reset == "zero" and self.device.type == "cpu" \
-            and lif_kernel.available()
+        a fixed-point LIF (any reset mode), on the CPU, with numba installed."""
+        return self.mode == "fixed" and p.model == "lif" and p.reset in lif_kernel.MODES \
+            and self.device.type == "cpu" and lif_kernel.available()
 
     def _lif_block(self, p: NeuronLayer, a: torch.Tensor, st: dict[str, torch.Tensor], c: dict, start: int,
                    end: int) -> torch.Tensor:
@@ -363,10 +363,9 @@ class EmulatorRunner:
         reset = c.get("reset")
         rows = np.array([reset is not None and (t + 1) % self.run_steps == reset % self.run_steps
                          for t in range(start, end)], dtype=np.bool_)
-        spikes = lif_kernel.lif_zero_block(a.reshape(n, -1).contiguous().numpy(), st["u"].view(-1).numpy(),
-                                           st["v"].view(-1).numpy(), c["bias_flat"], c["keep_u"], c["keep_v"],
-                                           c["vth"], c["arithmetic"].small, c["has_bias"], rows,
-                                           c["saturated"].numpy())
+        spikes = lif_kernel.lif_block(a.reshape(n, -1).contiguous().numpy(), st["u"].view(-1).numpy(),
+                                      st["v"].view(-1).numpy(), c["bias_flat"], c["keep_u"], c["keep_v"], c["vth"],
+                                      c["arithmetic"].small, c["has_bias"], p.reset, rows, c["saturated"].numpy())
         return torch.from_numpy(spikes).reshape(n, batch, *p.shape)
 
     @property
