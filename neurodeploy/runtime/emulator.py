@@ -127,6 +127,7 @@ class EmulatorRunner:
         self.synapses = [self._prepare(syn) for syn in plan.synapses]
         self.incoming = {p.name: [s.name for s in plan.incoming(p.name)] for p in plan.neurons}
         self.order = _sources_first(plan)  # None: a recurrent plan, run step by step
+        self.by_target = {p.name: [s for s in self.synapses if s.layer.target == p.name] for p in plan.neurons}
         self._closed = False
 
     # -- set-up -------------------------------------------------------------------------------------
@@ -368,13 +369,6 @@ class EmulatorRunner:
                                       c["arithmetic"].small, c["has_bias"], p.reset, rows, c["saturated"].numpy())
         return torch.from_numpy(spikes).reshape(n, batch, *p.shape)
 
-    @property
-    def by_target(self) -> dict[str, list[_Synapse]]:
-        """The prepared synapses into each population, in the plan's order."""
-        if not hasattr(self, "_by_target"):
-            self._by_target = {p.name: [s for s in self.synapses if s.layer.target == p.name] for p in self.plan.neurons}
-        return self._by_target
-
     def _add_sent(self, a: torch.Tensor, syn: _Synapse, start: int, end: int, xs, record, buffers, batch: int) -> None:
         """Add to ``a`` (n, B, *out_shape) what ``syn`` delivers at steps start .. end - 1: the buffer left before
         the block, then the sums of the source's values one step earlier, all in one call; the block's last
@@ -436,7 +430,8 @@ def _sources_first(plan: SpikingPlan) -> list[NeuronLayer] | None:
         return None
     order, done, left = [], set(), list(plan.neurons)
     while left:
-        ready = [p for p in left if all(s.source in ("input", "bias") or s.source in done for s in plan.incoming(p.name))]
+        ready = [p for p in left
+                 if all(s.source in ("input", "bias") or s.source in done for s in plan.incoming(p.name))]
         if not ready:
             return None
         order += ready

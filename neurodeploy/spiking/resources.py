@@ -25,7 +25,7 @@ import numpy as np
 
 from neurodeploy.errors import ModelDoesNotFitError
 from neurodeploy.profiles import NeuromorphicProfile, load_profile
-from neurodeploy.spiking import tiles as T
+from neurodeploy.spiking import tiles as tiling
 from neurodeploy.spiking.plan import NeuronLayer, SpikingPlan
 
 LIMITS = {"neurons": "neurons_per_core", "synapses": "synapses_per_core", "axons_in": "fan_in_per_core",
@@ -73,18 +73,18 @@ class _Search:
     reach: np.ndarray | None = None
 
     @property
-    def shape(self) -> T.Shape3:
-        return T.geometry(self.plan, self.pop)
+    def shape(self) -> tiling.Shape3:
+        return tiling.geometry(self.plan, self.pop)
 
-    def use(self, tile: T.Tile) -> dict[str, int]:
-        return {"neurons": tile.neurons, "synapses": T.synapses_stored(self.plan, self.pop, tile, self.shared),
-                "axons_in": T.axons_in(self.plan, self.pop, tile),
-                "axons_out": 0 if self.reach is None else T.axons_out(self.reach, tile)}
+    def use(self, tile: tiling.Tile) -> dict[str, int]:
+        return {"neurons": tile.neurons, "synapses": tiling.synapses_stored(self.plan, self.pop, tile, self.shared),
+                "axons_in": tiling.axons_in(self.plan, self.pop, tile),
+                "axons_out": 0 if self.reach is None else tiling.axons_out(self.reach, tile)}
 
-    def fits(self, tile: T.Tile) -> bool:
+    def fits(self, tile: tiling.Tile) -> bool:
         return all(v <= self.limits[k] for k, v in self.use(tile).items())
 
-    def best(self) -> T.Tile | None:
+    def best(self) -> tiling.Tile | None:
         """The feasible tile with the fewest cores (None: not even one neuron per core fits)."""
         c_all, h_all, w_all = self.shape
         best, best_cores = None, math.inf
@@ -93,18 +93,18 @@ class _Search:
                 if math.ceil(c_all / c) * math.ceil(h_all / h) >= best_cores:
                     continue
                 w = self._widest(c, h, w_all)
-                if w and T.Tile(c, h, w).cores(self.shape) < best_cores:
-                    best, best_cores = T.Tile(c, h, w), T.Tile(c, h, w).cores(self.shape)
+                if w and tiling.Tile(c, h, w).cores(self.shape) < best_cores:
+                    best, best_cores = tiling.Tile(c, h, w), tiling.Tile(c, h, w).cores(self.shape)
         return best
 
     def _widest(self, c: int, h: int, w_all: int) -> int:
         """The most columns a (c, h, .) tile may hold (0: none), by bisection (every use grows with w)."""
-        if not self.fits(T.Tile(c, h, 1)):
+        if not self.fits(tiling.Tile(c, h, 1)):
             return 0
         lo, hi = 1, w_all
         while lo < hi:
             mid = (lo + hi + 1) // 2
-            lo, hi = (mid, hi) if self.fits(T.Tile(c, h, mid)) else (lo, mid - 1)
+            lo, hi = (mid, hi) if self.fits(tiling.Tile(c, h, mid)) else (lo, mid - 1)
         return lo
 
 
@@ -115,7 +115,7 @@ def _limits(prof: NeuromorphicProfile) -> dict[str, int]:
 
 def _problem(search: _Search, prof: NeuromorphicProfile) -> str:
     """Why not even one neuron per core fits, in the limits' words."""
-    use, limits, name = search.use(T.Tile(1, 1, 1)), search.limits, search.pop.name
+    use, limits, name = search.use(tiling.Tile(1, 1, 1)), search.limits, search.pop.name
     words = {"axons_in": f"fan-in {use['axons_in']} source neurons per core > {limits['axons_in']} ({prof.name}); "
                          "split the source population or use a conv",
              "axons_out": f"fan-out {use['axons_out']} output axons from one neuron > {limits['axons_out']} "
@@ -125,7 +125,8 @@ def _problem(search: _Search, prof: NeuromorphicProfile) -> str:
     return "; ".join(f"{name}: {words[k]}" for k in LIMITS if use[k] > limits[k])
 
 
-def _tile_all(plan: SpikingPlan, prof: NeuromorphicProfile) -> tuple[dict[str, T.Tile], dict[str, _Search], list[str]]:
+def _tile_all(plan: SpikingPlan, prof: NeuromorphicProfile
+              ) -> tuple[dict[str, tiling.Tile], dict[str, _Search], list[str]]:
     """Tiles on neurons, synapses and input axons, then again from the last population with output axons."""
     limits, shared = _limits(prof), bool(prof.resources.shared_conv_weights.value)
     searches = {p.name: _Search(plan, p, limits, shared) for p in plan.neurons}
@@ -140,7 +141,7 @@ def _tile_all(plan: SpikingPlan, prof: NeuromorphicProfile) -> tuple[dict[str, T
         return tiles, searches, problems
     for pop in reversed(plan.neurons):
         search = searches[pop.name]
-        search.reach = T.reach(plan, pop, tiles)
+        search.reach = tiling.reach(plan, pop, tiles)
         tile = search.best()
         if tile is None:
             problems.append(_problem(search, prof))
@@ -149,7 +150,7 @@ def _tile_all(plan: SpikingPlan, prof: NeuromorphicProfile) -> tuple[dict[str, T
     return tiles, searches, problems
 
 
-def _population(search: _Search, tile: T.Tile) -> PopulationMap:
+def _population(search: _Search, tile: tiling.Tile) -> PopulationMap:
     use, cores, plan, pop = search.use(tile), tile.cores(search.shape), search.plan, search.pop
     fraction = {k: v / search.limits[k] for k, v in use.items()}
     return PopulationMap(name=pop.name, neurons=pop.n, synapses=use["synapses"] * cores,
