@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field
+from functools import cached_property
 
 import numpy as np
 
@@ -72,8 +73,9 @@ class _Search:
     shared: bool
     reach: np.ndarray | None = None
 
-    @property
+    @cached_property
     def shape(self) -> tiling.Shape3:
+        """The population as (C, H, W) blocks of neurons, as it is tiled (asked at every candidate tile)."""
         return tiling.geometry(self.plan, self.pop)
 
     def use(self, tile: tiling.Tile) -> dict[str, int]:
