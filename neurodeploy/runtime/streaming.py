@@ -19,7 +19,7 @@ the last output held otherwise), its state reset at each sample's first window a
 ``end``: the whole-sequence model once a sample's last window is in. The emulator hands the dense thread
 one window of every sample of its chunk at once: where the step model's states (or the whole-sequence
 model's input) have a batch dimension, that is one ONNX Runtime call for all of them, each sample's state
-kept in its row (``batched``; outputs equal to one call per sample); Lava streams one sample at a time.
+kept in its row (:meth:`DenseWorker.can_batch`; outputs equal to one call per sample); Lava streams one sample at a time.
 
 The timeline (the JSON's ``timeline``, measured on this machine) gives, per window, when its last
 step left the spiking part, when the dense step started and ended, how many steps the spiking part
@@ -88,10 +88,9 @@ class DenseWorker:
     for the step model). ``ahead`` (optional) says how far the spiking part is beyond a window, now."""
 
     def __init__(self, session, input_name: str, stepper, threshold: float | None, windows: int, t0: float,
-                 window_shape: tuple[int, ...], backend: str = "lava", ahead: AheadFn | None = None,
-                 batched: bool = True):
+                 window_shape: tuple[int, ...], backend: str = "lava", ahead: AheadFn | None = None):
         self.session, self.input_name, self.stepper, self.threshold = session, input_name, stepper, threshold
-        self.windows, self.t0, self.ahead, self.batched = windows, t0, ahead, batched
+        self.windows, self.t0, self.ahead = windows, t0, ahead
         self.timeline = Timeline(backend)
         self.outputs: dict[int, np.ndarray] = {}
         self.calls = 0  # ONNX Runtime calls of the whole-sequence model
@@ -104,7 +103,7 @@ class DenseWorker:
     def can_batch(self, items: list) -> bool:
         """Whether one window of several samples runs in one call: the step model's states (or the
         whole-sequence model's input) have a batch dimension, and every item is the same window."""
-        if not self.batched or len(items) < 2 or len({w for _, w, *_ in items}) != 1:
+        if len(items) < 2 or len({w for _, w, *_ in items}) != 1:
             return False
         if self.stepper is not None:  # a shared state (a step counter) cannot follow samples that skip windows
             return (self.threshold is None or not self.stepper.shared_states) and self.stepper.batches_exactly()
