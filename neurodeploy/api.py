@@ -141,13 +141,13 @@ def write_report(bundle: Bundle | str | Path, result: CosimResult, cost: CostRep
     from neurodeploy.spiking.resources import map_resources
 
     bundle = _bundle(bundle)
-    return write_html(path, cost.figures, result.spikes, map_resources(result.plan, cost.loihi).as_dict(),
-                      _windows(bundle, result))
+    resources = None if result.plan is None else map_resources(result.plan, cost.loihi).as_dict()
+    return write_html(path, cost.figures, result.spikes, resources, _windows(bundle, result))
 
 
 def _windows(bundle: Bundle, result: CosimResult) -> int:
     m = bundle.manifest
-    return next(iter(result.spikes.values())).shape[1] // m.adapter.window if m.adapter else 1
+    return result.inputs.shape[1] // m.adapter.window if m.adapter else 1
 
 
 def evaluate(bundle: Bundle | str | Path, x: np.ndarray, labels: np.ndarray, *, model: Any = None,
@@ -206,6 +206,7 @@ def parity(source: Bundle | str | Path, inputs: np.ndarray, *, dt_s: float | Non
     bundle = dense = None
     if isinstance(source, Bundle) or Path(source).is_dir():
         bundle = _bundle(source)
+        bundle.require_spiking("parity (population by population against the float reference)")
         m = bundle.manifest.spiking
         source, dt_s, profile, reading, quantizer = bundle.spiking_path, m.dt_s, m.profile, m.reading, m.quantizer
         inputs = from_model_layout(inputs, bundle.manifest)

@@ -70,6 +70,8 @@ def _cmd_compile(args: argparse.Namespace) -> int:
                         discretisation=args.discretisation, fixes=args.fix, precision=args.precision,
                         calibration=_load_input(args.calibration, "--calibration"), max_chips=args.max_chips)
     console, m = _console(), bundle.manifest.spiking
+    if m is None:
+        return _compiled_for_gpu_only(bundle, console)
     console.print(f"dt = {m.dt_s:g} s; input shape {tuple(m.input_shape)}; delay compensation {m.total_delay_steps} "
                   f"steps; schedule {bundle.manifest.default_schedule}")
     if bundle.manifest.dense is not None and bundle.manifest.adapter is None:
@@ -90,6 +92,17 @@ def _cmd_compile(args: argparse.Namespace) -> int:
         print_quantization(m.quantization, m.module_paths, console)
     if m.quantization_error:
         console.print(f"no fixed-point form (float runs only): {one_line(m.quantization_error)}")
+    console.print(f"bundle written to {bundle.path}")
+    return 0
+
+
+def _compiled_for_gpu_only(bundle, console) -> int:
+    """What ``compile`` prints for a model Loihi cannot start: it runs wholly on the GPU, and why."""
+    m = bundle.manifest
+    console.print(f"Loihi cannot start this model: it runs wholly on the GPU, exported at T={m.num_steps} steps "
+                  f"(input shape {m.sample_shape}; schedule end)")
+    for p in m.placement:
+        console.print(f"  {p.module}: {p.device} ({p.reason})")
     console.print(f"bundle written to {bundle.path}")
     return 0
 
@@ -122,7 +135,7 @@ def _save_output(path: str, bundle, result, inputs) -> None:
 
     from neurodeploy.bundle.atomic import write_file
 
-    shape = bundle.manifest.spiking.input_shape or [None]
+    shape = bundle.manifest.sample_shape
     one_sample = inputs is not None and inputs.ndim in (len(shape) + 1, 2)
     arrays = {name: (a[0] if one_sample else a) for name, a in result.outputs.items()}
     arrays["y"] = result.y[0] if one_sample else result.y

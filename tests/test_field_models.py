@@ -22,7 +22,7 @@ import torch
 
 import neurodeploy as nd
 from neurodeploy.compiler.capture import batchnorm_problems
-from neurodeploy.errors import InputShapeError, OnnxExportError, PartitionError
+from neurodeploy.errors import InputShapeError, OnnxExportError, PartitionError, ScheduleError, UsageError
 
 pytest.importorskip("spikingjelly")
 pytest.importorskip("snntorch")
@@ -129,16 +129,46 @@ def test_spikformer_attention_runs_on_the_gpu_with_its_reason(compiled):
     assert {name for name, _ in model.named_modules() if name} - inside_loihi == set(placed)  # e.g. a surrogate
 
 
-def test_a_first_population_loihi_cannot_run_is_refused_with_the_line_and_the_way_out(tmp_path):
+def test_a_model_loihi_cannot_start_deploys_wholly_on_the_gpu_priced_as_such(tmp_path):
+    """snnTorch: F.max_pool2d before the first Leaky. The whole model runs on the GPU with the reason (the line,
+    the way out) on its first layer; its output equals the unmodified model's on new inputs; it is priced as
+    the all-GPU baseline, nothing on Loihi, and its synaptic operations equal NeuroBench's own on the model."""
+    from neurobench.metrics.workload import SynapticOperations
+    from neurobench.models import TorchModel
+
     model, x, dt_s = fm.make_pool_first()
-    with pytest.raises(PartitionError) as err:
-        nd.compile(model, tmp_path / "p", inputs=x, dt_s=dt_s)
-    text = str(err.value)
-    assert "max_pool2d() after conv" in text and "field_models.py" in text and "F.max_pool2d(self.conv(" in text
-    assert "avg pooling" in text
-    done = _cli_compile("make_pool_first", tmp_path / "p")
-    assert done.returncode == 2 and "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1
-    assert "PartitionError" in done.stderr and "F.max_pool2d(self.conv(" in done.stderr
+    bundle = nd.compile(model, tmp_path / "p", inputs=x, dt_s=dt_s)
+    placed = {p.module: p for p in bundle.manifest.placement}
+    assert bundle.manifest.gpu_only and {p.device for p in placed.values()} == {"gpu"} and set(placed) == \
+        {"conv", "lif", "head"}
+    why = placed["conv"].reason
+    assert "max_pool2d() after conv" in why and "F.max_pool2d(self.conv(" in why and "avg pooling" in why
+    assert "field_models.py:" in placed["lif"].reason
+    x_new = (torch.rand(5, *x.shape[1:], generator=torch.Generator().manual_seed(3)) < 0.3).float()
+    result = nd.cosimulate(bundle, x_new.numpy(), model=model)
+    with torch.no_grad():
+        want = model(x_new).double().numpy()
+    assert result.y.shape == want.shape and np.abs(result.y - want).max() < 1e-4 and want.std() > 0.01
+    assert result.agreement.max_abs_err < 1e-4 and result.spikes == {}
+    figures = nd.estimate(bundle, result).figures
+    e = figures["energy_j"]
+    assert figures["gpu_only"] and e["neuromorphic"] == e["transfer"] == 0 and e["gpu"] > 0
+    assert e["total"] == figures["baseline_gpu_only"]["energy_j"] and figures["macs"]["total"] > 0
+    bench = TorchModel(model)
+    bench.register_hooks()
+    with torch.no_grad():
+        preds = bench(x_new)
+    theirs = SynapticOperations()(bench, preds, (x_new, torch.zeros(5)))
+    bench.cleanup_hooks()
+    ours = figures["gpu_sops"]
+    assert theirs["Effective_ACs"] > 0 and (ours["effective_acs"], ours["effective_macs"], ours["dense"]) == \
+        (theirs["Effective_ACs"], theirs["Effective_MACs"], theirs["Dense"])
+    with pytest.raises(UsageError, match="runs wholly on the GPU.*parity"):
+        nd.parity(bundle, x_new.numpy())
+    with pytest.raises(ScheduleError, match="wholly on the GPU"):
+        nd.cosimulate(bundle, x_new.numpy(), schedule="window")
+    done = _cli_compile("make_pool_first", tmp_path / "q")
+    assert done.returncode == 0 and "runs wholly on the GPU" in " ".join((done.stdout + done.stderr).split())
 
 
 def _cli_compile(factory: str, out: Path) -> subprocess.CompletedProcess:

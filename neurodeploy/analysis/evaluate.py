@@ -127,7 +127,7 @@ def chunk_outcome(bundle: Bundle, x: np.ndarray, backend: str, mode: str, schedu
         preds = np.argmax(exit_outputs(result.y, result.exit_windows), axis=-1)
     else:
         preds = predictions(result.y, bundle.manifest.spiking_only)
-    sops = neurobench_sops(synaptic_ops(result.plan, result.inputs, result.spikes))
+    sops = 0.0 if result.plan is None else neurobench_sops(synaptic_ops(result.plan, result.inputs, result.spikes))
     outcome = ChunkOutcome(preds, result.exit_windows, sops * len(x))
     del result
     _release_freed_memory()

@@ -30,7 +30,7 @@ from pydantic import ValidationError
 from neurodeploy.bundle.atomic import (discard, disk_errors, locked, new_folder_beside, remove_leftovers,
                                        replace_folder)
 from neurodeploy.bundle.manifest import MANIFEST, SCHEMA_VERSION, Manifest
-from neurodeploy.errors import BundleError, UnsafeFileError, validation_problems
+from neurodeploy.errors import BundleError, UnsafeFileError, UsageError, validation_problems
 from neurodeploy.tables import data_frame, html_table
 
 
@@ -123,13 +123,16 @@ class Bundle:
 
     def __repr__(self) -> str:
         m = self.manifest
+        if m.gpu_only:
+            return f"Bundle({m.name!r} at {str(self.path)!r}: all on the GPU, Loihi cannot start it)"
         kind = "spiking-only" if m.spiking_only else f"hybrid, schedule {m.default_schedule}"
         return f"Bundle({m.name!r} at {str(self.path)!r}: {kind}, for {m.spiking.profile})"
 
     def _repr_html_(self) -> str:
         m = self.manifest
         rows = [[p.module, p.device, p.reason] for p in m.placement]
-        return html_table(f"{m.name} at {self.path}, for {m.spiking.profile}: where each module runs",
+        target = "all on the GPU" if m.gpu_only else f"for {m.spiking.profile}"
+        return html_table(f"{m.name} at {self.path}, {target}: where each module runs",
                           ["module", "device", "reason"], rows)
 
     def to_dataframe(self):
@@ -139,6 +142,15 @@ class Bundle:
     @property
     def spiking_path(self) -> Path:
         return self.path / self.manifest.spiking.file
+
+    def require_spiking(self, what: str) -> None:
+        """A :class:`UsageError` naming ``what`` where the bundle has no spiking part (the model runs wholly on
+        the GPU), with the reason its placement gives."""
+        m = self.manifest
+        if m.gpu_only:
+            why = next((p.reason for p in m.placement if "Loihi's part cannot start" in p.reason), "")
+            raise UsageError(f"bundle '{m.name}' runs wholly on the GPU ({why or 'Loihi cannot start it'}): {what} "
+                             "needs a spiking part; cosim, energy, report and evaluate run it")
 
     @property
     def dense_path(self) -> Path:
@@ -206,7 +218,8 @@ def _check_files(bundle: Bundle) -> None:
 
 def _named_files(m: Manifest) -> list[tuple[str, str]]:
     """(manifest field, relative path) of every file the manifest names."""
-    fields = [("spiking.file", m.spiking.file), ("spiking.weights_file", m.spiking.weights_file)]
+    fields = [] if m.spiking is None else [("spiking.file", m.spiking.file),
+                                           ("spiking.weights_file", m.spiking.weights_file)]
     if m.dense is not None:
         fields += [("dense.file", m.dense.file), ("dense.step_file", m.dense.step_file)]
     if m.feedback is not None:

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict
+import numpy as np
+from pydantic import BaseModel, ConfigDict, model_validator
 
 from neurodeploy.bundle.schedules import default_schedule
 from neurodeploy.choices import Discretisation, Schedule
@@ -65,6 +66,8 @@ class DensePart(_Strict):
     schedules: list[Schedule] = ["end"]
     event_threshold: float | None = None  # spikes of the cut per window that make it salient (event schedule)
     exit_threshold: float | None = None  # softmax confidence of a window's output that ends the sample (early exit)
+    input_shape: list[int] = []  # one step of one sample, where the dense part takes the model's own inputs (a
+    # model that runs wholly on the GPU: no spiking part)
 
 
 class FeedbackPart(_Strict):
@@ -100,7 +103,7 @@ class Manifest(_Strict):
     name: str
     num_steps: int | None = None
     num_tokens: int | None = None
-    spiking: SpikingPart
+    spiking: SpikingPart | None = None  # None: the model runs wholly on the GPU (why: the placement's reasons)
     dense: DensePart | None = None
     adapter: Adapter | None = None
     placement: list[Placement] = []
@@ -112,9 +115,34 @@ class Manifest(_Strict):
     provenance: dict[str, str]
     checksums: dict[str, str] = {}  # relative path -> sha256 of every file in the bundle but the manifest
 
+    @model_validator(mode="after")
+    def _has_a_part(self) -> Manifest:
+        if self.spiking is None and (self.dense is None or not self.dense.input_shape):
+            raise ValueError("a bundle has a spiking part, or a dense part that takes the model's inputs "
+                             "(dense.input_shape)")
+        return self
+
     @property
     def spiking_only(self) -> bool:
         return self.dense is None
+
+    @property
+    def gpu_only(self) -> bool:
+        """The model runs wholly on the GPU: Loihi cannot run its first layers (the placement says why)."""
+        return self.spiking is None
+
+    @property
+    def sample_shape(self) -> tuple[int, ...]:
+        """One step of one sample as the bundle takes it: the spiking part's input (flat ``(n_in,)`` where it
+        has no other shape), or the dense part's where the model runs wholly on the GPU."""
+        if self.spiking is None:
+            return tuple(self.dense.input_shape)
+        return tuple(self.spiking.input_shape) or (self.spiking.n_in,)
+
+    @property
+    def sample_size(self) -> int:
+        """Values in one step of one sample (``n_in`` of the spiking part)."""
+        return self.spiking.n_in if self.spiking is not None else int(np.prod(self.sample_shape))
 
     @property
     def default_schedule(self) -> Schedule:

@@ -48,9 +48,13 @@ def supported_schedules(manifest: Manifest) -> list[str]:
 
 
 def moved_to_gpu(manifest: Manifest) -> str | None:
-    """Why a bundle cut before its last population has only the end schedule (None if it was not)."""
+    """Why a bundle cut before its last population, or run wholly on the GPU, has only the end schedule (None
+    if neither)."""
     from neurodeploy.bundle.manifest import TAIL_REASON
 
+    if manifest.gpu_only:
+        return ("it runs wholly on the GPU (Loihi cannot start it), as the model's own code over its "
+                f"{manifest.num_steps} steps: the end schedule only, no early exits")
     on_gpu = [p.module for p in manifest.placement if p.reason == TAIL_REASON]
     if not on_gpu:
         return None

@@ -409,16 +409,18 @@ def _stop_before_escapes(walk: _Walk, step0: list[Call]) -> None:
 
 
 def _chain_end(walk: _Walk, step0_modules: list[Call]) -> tuple[list[Call], list[str]]:
-    """The chain up to its last population, and the populations called after the cut (GPU side)."""
+    """The chain up to its last population, and the populations called after the cut (GPU side); no chain
+    where Loihi cannot run the model's first population (the walk says why: :func:`gpu_only_reason`)."""
     last = max((i for i, c in enumerate(walk.chain) if is_neuron(c.module)), default=None)
     if last is None:
         begins = step0_modules[0]
-        why = walk.stop or "it has no spiking population"
-        raise PartitionError(
-            f"no spiking population at the start of the model's time step: it begins {begins.path} "
-            f"({type(begins.module).__name__}) and Loihi's part stops at {why}. The part Loihi runs must start "
-            "with synapses (Linear, Conv, sum pooling, BatchNorm after them) and end on a neuron module "
-            "(snnTorch, norse, SpikingJelly or neurodeploy); change the first layers or run the model on a GPU")
+        why = walk.stop or "the model has no spiking population Loihi could run"
+        walk.stopped(f"Loihi's part cannot start at {begins.path} ({type(begins.module).__name__}): {why}. The part "
+                     "Loihi runs must start with synapses (Linear, Conv, sum pooling, BatchNorm after them) and end "
+                     "on a neuron module (snnTorch, norse, SpikingJelly or neurodeploy); to run the start on Loihi, "
+                     "change the first layers and retrain", walk.stop_at or _short(
+                         f"{begins.path} ({type(begins.module).__name__})", begins.where), begins.path)
+        return [], [c.path for c in step0_modules if is_neuron(c.module)]
     chain = walk.chain[: last + 1]
     later = [c.path for c in step0_modules[len(chain):] if is_neuron(c.module)]
     return chain, later
@@ -445,7 +447,7 @@ def capture(model: nn.Module, x: torch.Tensor, dt_s: float | None = None) -> Cap
             raise PartitionError(f"{c.path} is called {count} times for {steps} time steps; each module of the "
                                  "spiking part must be called once per step (or once, on all steps)")
     before = {i: f for i, f in walk.before.items() if i < len(chain)}
-    stop = (walk.stop, walk.stop_at, walk.blocker_path) if later else ("", "", "")
+    stop = (walk.stop, walk.stop_at, walk.blocker_path) if later or not chain else ("", "", "")
     return Capture([(c.path, c.module) for c in chain], time_dim, steps, {c.path: c.out for c in chain}, multi,
                    batch, before, *stop, later)
 
@@ -512,6 +514,34 @@ class DenseRemainder(nn.Module):
         reset_memories(self.model)
         with _stand_ins(self.cap, spikes):
             return _first(self.model(x)).movedim(self.batch_dim, 0)
+
+
+class WholeModel(nn.Module):
+    """A model Loihi cannot start (:func:`gpu_only_reason`), run wholly on the GPU as the user wrote it:
+    ``forward(x (B, T, ...))`` resets its stateful neurons and returns its output, batch first."""
+
+    def __init__(self, model: nn.Module, cap: Capture, batch_dim: int = 0) -> None:
+        super().__init__()
+        self.model, self.cap, self.batch_dim = model, cap, batch_dim
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        reset_memories(self.model)
+        return _first(self.model(x if self.cap.time_dim == 1 else x.transpose(0, 1))).movedim(self.batch_dim, 0)
+
+
+def whole_model(model: nn.Module, cap: Capture, x: torch.Tensor) -> WholeModel:
+    """:class:`WholeModel` of a copy of ``model``, with the dimension of its output that follows the batch."""
+    own = copy.deepcopy(model).eval()
+    whole = WholeModel(own, cap)
+    bmajor = x if cap.time_dim == 1 else x.transpose(0, 1)
+    with torch.no_grad():
+        whole.batch_dim = _output_batch_dim(whole(bmajor), whole(bmajor[:1])) if len(bmajor) > 1 else 0
+    return whole
+
+
+def gpu_only_reason(cap: Capture) -> str | None:
+    """Why the whole model runs on the GPU (None where Loihi runs its start)."""
+    return cap.stop if not cap.chain else None
 
 
 def batch_first(y: torch.Tensor, batch: int, layout: str, one_sample=None) -> torch.Tensor:

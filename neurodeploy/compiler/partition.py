@@ -34,7 +34,8 @@ from neurodeploy.models.hybrid import HybridModel
 
 @dataclass
 class Partition:
-    spiking: nn.Module  # SpikingSequential or nn.Sequential of per-timestep modules
+    spiking: nn.Module | None  # SpikingSequential or nn.Sequential of per-timestep modules; None: Loihi cannot
+    # start the model, which runs wholly on the GPU (``dense`` is the model itself, taking its inputs)
     dense: nn.Module
     adapter: nn.Module | None  # None: a captured model's own code after the cut (no neurodeploy adapter)
     placement: list[Placement]
@@ -255,6 +256,9 @@ def _attention_by_name(m: nn.Module) -> str | None:
 
 
 def _after_cut_reason(cap, path: str, m: nn.Module) -> str:
+    if not cap.chain:  # the model runs wholly on the GPU
+        return cap.stop if path == cap.blocker_path else \
+            f"the whole model runs on the GPU: Loihi cannot run its start ({cap.stop_at})"
     if cap.stop and path == cap.blocker_path:
         return f"Loihi's part stops here: {cap.stop}"
     if is_neuron(m) and cap.stop:

@@ -4,6 +4,9 @@ A hybrid PyTorch model (:func:`compile_hybrid`), each pass a function of the :cl
 
     split -> to_nir -> lower -> torch_reference -> export_dense -> quantize_and_map -> write
 
+(a model Loihi cannot start runs wholly on the GPU: the passes of the spiking part, :func:`spiking_pass`,
+do nothing, and the dense part is the model itself, taking its inputs)
+
 - ``split``: the part Loihi runs and the part the GPU runs (:mod:`neurodeploy.compiler.split`);
 - ``to_nir``: the spiking part as a NIR graph file (:mod:`neurodeploy.exporters`);
 - ``lower``: the NIR file read back through the design rules into a plan (proves it maps onto Lava),
@@ -22,10 +25,11 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
+import functools
 import logging
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -98,6 +102,19 @@ class HybridJob:
     def window(self) -> int:
         return self.part.adapter.window if self.part.adapter is not None else self.num_steps
 
+    @property
+    def gpu_only(self) -> bool:
+        """Loihi cannot start the model: it runs wholly on the GPU (the passes of the spiking part skip)."""
+        return self.part is not None and self.part.spiking is None
+
+
+def spiking_pass(compile_pass: Callable[[HybridJob], HybridJob]) -> Callable[[HybridJob], HybridJob]:
+    """A pass of the spiking part: it does nothing for a model that runs wholly on the GPU."""
+    @functools.wraps(compile_pass)
+    def run(job: HybridJob) -> HybridJob:
+        return job if job.gpu_only else compile_pass(job)
+    return run
+
 
 def split(job: HybridJob) -> HybridJob:
     """The partition, and the inputs in the bundle's layout; T a multiple of the adapter window."""
@@ -109,6 +126,7 @@ def split(job: HybridJob) -> HybridJob:
     return job
 
 
+@spiking_pass
 def to_nir(job: HybridJob) -> HybridJob:
     """``spiking.nir``: the spiking part's graph (feedback channels join its input)."""
     input_shape = tuple(job.inputs.shape[2:])
@@ -130,6 +148,7 @@ def _user_names(job: HybridJob) -> Iterator[None]:
         raise exc.renamed(job.part.module_paths) from exc
 
 
+@spiking_pass
 def lower(job: HybridJob) -> HybridJob:
     """The written graph through the design rules into a plan; the cut; the feedback channel's arrays."""
     with _user_names(job):
@@ -146,7 +165,14 @@ def torch_reference(job: HybridJob) -> HybridJob:
 
 def export_dense(job: HybridJob) -> HybridJob:
     """The dense part to ONNX, verified against PyTorch on random spikes at the cut (in the cut population's
-    shape where populations moved to the GPU take them)."""
+    shape where populations moved to the GPU take them); a model that runs wholly on the GPU on its own
+    example inputs, as batches of 1, 2 and 3."""
+    if job.gpu_only:
+        x = job.inputs.float()
+        examples = [x.repeat(3, *[1] * (x.dim() - 1))[i: i + b] for i, b in zip((0, 1, 2), (1, 2, 3))]
+        job.dense = _export_dense(copy.deepcopy(job.part.dense).float().eval(), x.numpy(), examples, job.tmp, True)
+        job.dense = job.dense.model_copy(update={"input_shape": list(x.shape[2:])})
+        return job
     cut_spikes = job.reference[f"spikes/{job.cut_node}"]
     examples = _parity_examples(job.num_steps, job.window, job.plan.layer(job.cut_node).n, job.part.fixed_length)
     if job.part.fixed_length:  # populations moved to the GPU, or the user's own code, take the cut's shape
@@ -158,6 +184,7 @@ def export_dense(job: HybridJob) -> HybridJob:
     return job
 
 
+@spiking_pass
 def quantize_and_map(job: HybridJob) -> HybridJob:
     o = job.options
     with _user_names(job):
@@ -169,20 +196,20 @@ def quantize_and_map(job: HybridJob) -> HybridJob:
 def write(job: HybridJob, out: Path) -> Path:
     """The manifest and every file, written atomically at ``out``."""
     plan, o = job.plan, job.options
+    spiking = None if job.gpu_only else \
+        SpikingPart(dt_s=plan.dt, n_in=plan.n_in, input_shape=list(plan.input_shape), cut_output=job.cut_output,
+                    outputs=plan.outputs, delay_steps={n.name: n.delay_steps for n in plan.neurons},
+                    total_delay_steps=plan.max_delay_steps, module_paths=job.part.module_paths, **job.fixed_point)
     manifest = Manifest(
         name=o.name, num_steps=job.num_steps, num_tokens=job.num_steps // job.window, input_layout=job.layout,
-        spiking=SpikingPart(dt_s=plan.dt, n_in=plan.n_in, input_shape=list(plan.input_shape), cut_output=job.cut_output,
-                            outputs=plan.outputs, delay_steps={n.name: n.delay_steps for n in plan.neurons},
-                            total_delay_steps=plan.max_delay_steps, module_paths=job.part.module_paths,
-                            **job.fixed_point),
-        dense=job.dense, feedback=job.feedback,
+        spiking=spiking, dense=job.dense, feedback=job.feedback,
         schedule=compiled_schedule(job.dense.schedules, job.feedback is not None, o.schedule),
         adapter=None if job.part.adapter is None else Adapter(kind=ADAPTER_KINDS[type(job.part.adapter)], window=job.window),
         placement=job.part.placement, cut=o.cut,
         reference=TorchReference(dtype="float64", num_samples=int(job.inputs.shape[0])),
         provenance=_provenance(o.name, o.weights),
     )
-    files = {"spiking.nir": job.tmp / "spiking.nir", "dense.onnx": job.tmp / "dense.onnx"}
+    files = {"dense.onnx": job.tmp / "dense.onnx"} | ({} if job.gpu_only else {"spiking.nir": job.tmp / "spiking.nir"})
     for name in (job.dense.step_file, job.feedback.file if job.feedback else None):
         if name:
             files[name] = job.tmp / name

@@ -94,5 +94,6 @@ def torch_reference_for(bundle: Bundle, model: Any = None, weights: str | Path |
         if resolved is None:
             return None
         m = bundle.manifest
-        return torch_reference(resolved, torch.as_tensor(x), layout=m.input_layout, cut=m.cut, dt_s=m.spiking.dt_s)
+        return torch_reference(resolved, torch.as_tensor(x), layout=m.input_layout, cut=m.cut,
+                               dt_s=m.spiking.dt_s if m.spiking is not None else None)
     return outputs

@@ -23,17 +23,23 @@ def split(model: nn.Module, inputs: torch.Tensor, cut: str | None = None, dt_s: 
     if cut is not None:
         raise UsageError("cut= applies to a flat nn.Sequential; a captured model is cut where its spikes first "
                          "meet an operation Loihi cannot run")
-    from neurodeploy.compiler.capture import capture, dense_remainder, loihi_modules, spiking_sequential
+    from neurodeploy.compiler.capture import (capture, dense_remainder, gpu_only_reason, loihi_modules,
+                                              spiking_sequential, whole_model)
 
     cap = capture(model, inputs, dt_s)
+    layout = "BT" if cap.time_dim == 1 else "TB"
+    bundle_inputs = inputs if cap.time_dim == 1 else inputs.transpose(0, 1)
+    if gpu_only_reason(cap):
+        LOG.warning("%s runs wholly on the GPU: %s", type(model).__name__, cap.stop)
+        return Partition(None, whole_model(model, cap, inputs), None, captured_placement(model, cap)), \
+            bundle_inputs, layout
     if cap.stop:
         LOG.info("Loihi runs %s up to %s; it stops at %s, so %d later population(s) run on the GPU: %s",
                  type(model).__name__, cap.chain[-1][0], cap.stop, len(cap.later_neurons), ", ".join(cap.later_neurons))
-    bundle_inputs = inputs if cap.time_dim == 1 else inputs.transpose(0, 1)
     dense = dense_remainder(model, cap, inputs)
     paths = {str(i): label for i, (label, _) in enumerate(loihi_modules(cap))}
     return Partition(spiking_sequential(cap), dense, None, captured_placement(model, cap), paths), bundle_inputs, \
-        "BT" if cap.time_dim == 1 else "TB"
+        layout
 
 
 def as_model_takes(x: torch.Tensor, layout: str) -> torch.Tensor:

@@ -36,9 +36,12 @@ def torch_reference(model: nn.Module, x: torch.Tensor, *, layout: str = "BT", pa
         return {**{f"spikes/{name}": s.numpy() for name, s in spikes.items()}, "y": y.numpy()}
     if part is None:
         part, x, _ = split(model.eval(), as_model_takes(x, layout).float(), cut, dt_s)
-    spiking64 = copy.deepcopy(part.spiking).double().eval()
     dtype = torch.float32 if _float32_spikes(part.dense) else torch.float64
     dense = copy.deepcopy(part.dense).to(dtype).eval()
+    if part.spiking is None:  # the model runs wholly on the GPU
+        with torch.no_grad():
+            return {"y": dense(x.to(dtype)).numpy().astype(np.float64)}
+    spiking64 = copy.deepcopy(part.spiking).double().eval()
     with torch.no_grad():
         spikes = run_frontend(spiking64, x.double())
         out = {f"spikes/{name}": s.numpy() for name, s in spikes.items()}

@@ -214,6 +214,23 @@ def estimate(plan: SpikingPlan, resources: ResourceMap, counts: Counts, loihi: s
         assumptions=assumptions(nm, gp, ref), notes=notes)
 
 
+def estimate_gpu_only(counts: Counts, gpu: str = "h100", reference: str = "cmos45nm") -> DeviceCost:
+    """A model that runs wholly on the GPU (Loihi cannot start it): the GPU's roofline on the whole model, which
+    is also its all-GPU baseline (ratio 1); nothing on Loihi or the link."""
+    gp, ref = load_profile(gpu, "gpu"), load_profile(reference, "reference")
+    t_gpu = roofline(counts.dense_flops, counts.dense_bytes, counts.dense_kernels, gp)
+    e_gpu = gpu_energy(counts.dense_flops, counts.dense_bytes, gp)
+    tiers = {"cmos45nm_sops": _v(ref.ops.mac_j) * counts.dense_macs, "loihi_plus_gpu": e_gpu, "gpu_only": e_gpu}
+    return DeviceCost(
+        energy_j={"neuromorphic": 0.0, "transfer": 0.0, "gpu": e_gpu, "total": e_gpu},
+        latency_s={"neuromorphic": 0.0, "transfer": 0.0, "gpu": t_gpu, "total": t_gpu, "host_input": 0.0},
+        terms_j={"gpu": e_gpu, "gpu_upper_bound_at_tdp": _v(gp.compute.tdp_w) * t_gpu},
+        baseline_gpu_only={"energy_j": e_gpu, "latency_s": t_gpu, "energy_upper_bound_at_tdp_j": _v(gp.compute.tdp_w)
+                           * t_gpu, "ratio_vs_hybrid": 1.0},
+        tiers_j=tiers, profiles={"gpu": gp.name, "reference": ref.name}, assumptions=assumptions(gp, ref),
+        notes=["the whole model runs on the GPU (Loihi cannot start it): priced as the all-GPU baseline"])
+
+
 def assumptions(*profiles) -> list[dict]:
     """Every figure used, with its value, label and source."""
     rows = []

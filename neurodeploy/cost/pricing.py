@@ -18,7 +18,7 @@ import numpy as np
 from neurodeploy.bundle import Bundle
 from neurodeploy.cost.counts import (LayerSops, activation_sparsity, membrane_updates, sops_summary, spike_rates,
                                      synaptic_ops)
-from neurodeploy.cost.energy_latency import counts_from_run, estimate
+from neurodeploy.cost.energy_latency import Counts, counts_from_run, estimate, estimate_gpu_only
 from neurodeploy.runtime.cosim import CosimResult
 from neurodeploy.spiking.float_simulation import simulate_batch
 from neurodeploy.spiking.resources import map_resources
@@ -109,15 +109,15 @@ def _saving(with_exits: float, full: float) -> dict:
 
 def summary(bundle: Bundle, result: CosimResult, loihi: str = "loihi2", gpu: str = "h100") -> dict:
     """One JSON-able dict with at least the keys of DESIGN.md's ``--json`` contract."""
+    if bundle.manifest.gpu_only:
+        return gpu_only_summary(bundle, result, gpu)
     spikes = result.plan.spikes_only(result.spikes)
     rates = spike_rates(spikes)
     sops = synaptic_ops(result.plan, result.inputs, result.spikes)
     report, counts = cost(bundle, result, loihi, gpu, sops)
     extra = {} if result.exit_windows is None else {"early_exit": early_exit_cost(bundle, result, report, loihi, gpu)}
-    return extra | {
-        "bundle": str(bundle.path), "model": bundle.manifest.name, "mode": result.mode,
-        "backend": result.backend, "schedule": result.schedule,
-        "num_samples": int(result.y.shape[0]), "num_steps": int(next(iter(result.spikes.values())).shape[1]),
+    return extra | _run_fields(bundle, result, int(next(iter(result.spikes.values())).shape[1])) | {
+        "gpu_only": False,
         "sops": sops_summary(sops),
         "macs": {"total": counts.dense_macs, "flops": counts.dense_flops, "kernels": counts.dense_kernels,
                  "unit": "dense part per sample, counted from the ONNX graph"},
@@ -132,18 +132,56 @@ def summary(bundle: Bundle, result: CosimResult, loihi: str = "loihi2", gpu: str
         "energy_j": report.energy_j | {"terms": report.terms_j},
         "baseline_gpu_only": report.baseline_gpu_only,
         "tiers_j": report.tiers_j,
-        "agreement": asdict(result.agreement) if result.agreement is not None else
-        {"spike_mismatches": None, "max_abs_err": None, "top1_match": None},
-        "wall_s": result.wall_s,
-        "dense_invocations": result.dense_invocations,
-        "timeline": result.timeline,
-        "providers": result.providers,
         "profiles": report.profiles,
         "assumptions": report.assumptions,
         "layer_names": {name: display_name(name, bundle.manifest.spiking.module_paths)
                         for name in [*result.spikes, *(s.layer for s in sops)]},
         "quantization": bundle.manifest.spiking.quantization,
         "notes": result.notes + report.notes,
+    }
+
+
+def gpu_only_summary(bundle: Bundle, result: CosimResult, gpu: str = "h100") -> dict:
+    """:func:`summary` of a bundle whose model runs wholly on the GPU: the contract's keys, the spiking ones
+    empty or zero (nothing runs on Loihi), MACs and NeuroBench's synaptic operations of the whole model."""
+    from neurodeploy.cost.gpu_sops import gpu_synaptic_ops
+    from neurodeploy.cost.macs import count_macs
+
+    m, x = bundle.manifest, result.inputs
+    steps = int(x.shape[1])
+    macs = count_macs(bundle.dense_path, {m.dense.input_name: (1, steps, *m.sample_shape)})
+    counts = Counts(num_steps=steps, synops={}, dense_synops=0.0, spikes={}, neurons={}, cut_spikes=0.0, windows=0,
+                    dense_flops=macs.flops, dense_macs=macs.macs, dense_bytes=macs.weight_bytes + macs.activation_bytes,
+                    dense_kernels=macs.kernels)
+    report = estimate_gpu_only(counts, gpu)
+    nothing = "nothing runs on Loihi: the whole model runs on the GPU"
+    return _run_fields(bundle, result, steps) | {
+        "gpu_only": True,
+        "sops": sops_summary([]),
+        "macs": {"total": macs.macs, "flops": macs.flops, "kernels": macs.kernels,
+                 "unit": "the whole model per sample, counted from the ONNX graph"},
+        "gpu_sops": gpu_synaptic_ops(bundle.dense_path, m.dense.input_name, x.astype(np.float32)).as_dict(),
+        "spike_rate": {"mean": None, "per_layer": {}},
+        "activation_sparsity": {"value": None, "unit": nothing},
+        "membrane_updates": {"value": None, "unit": nothing},
+        "spikes_per_step": {},
+        "latency_s": report.latency_s, "energy_j": report.energy_j | {"terms": report.terms_j},
+        "baseline_gpu_only": report.baseline_gpu_only, "tiers_j": report.tiers_j,
+        "profiles": report.profiles, "assumptions": report.assumptions,
+        "layer_names": {}, "quantization": None, "notes": result.notes + report.notes,
+    }
+
+
+def _run_fields(bundle: Bundle, result: CosimResult, steps: int) -> dict:
+    """The summary's fields that describe the run itself."""
+    return {
+        "bundle": str(bundle.path), "model": bundle.manifest.name, "mode": result.mode,
+        "backend": result.backend, "schedule": result.schedule,
+        "num_samples": int(result.y.shape[0]), "num_steps": steps,
+        "agreement": asdict(result.agreement) if result.agreement is not None else
+        {"spike_mismatches": None, "max_abs_err": None, "top1_match": None},
+        "wall_s": result.wall_s, "dense_invocations": result.dense_invocations,
+        "timeline": result.timeline, "providers": result.providers,
     }
 
 
@@ -174,5 +212,6 @@ def _membrane_updates(result: CosimResult) -> dict:
 def price(bundle: Bundle, result: CosimResult, loihi: str | None = None, gpu: str = "h100") -> CostReport:
     """Price ``result``: :func:`summary` as a :class:`CostReport` (``loihi``: default the profile the bundle
     was compiled for)."""
-    loihi = loihi or bundle.manifest.spiking.profile
+    m = bundle.manifest
+    loihi = loihi or (m.spiking.profile if m.spiking is not None else "loihi2")
     return CostReport(summary(bundle, result, loihi, gpu), loihi)

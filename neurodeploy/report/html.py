@@ -118,6 +118,15 @@ def html_table(rows: list[dict]) -> str:
 
 def _summary_rows(data: dict) -> list[dict]:
     agreement, e = data["agreement"], data["energy_j"]
+    if data.get("gpu_only"):
+        return [{"quantity": k, "value": v} for k, v in (
+            ("model", data["model"]), ("runs on", "the GPU alone (Loihi cannot start it: see the notes)"),
+            ("samples", data["num_samples"]), ("output max abs error", number(agreement["max_abs_err"])),
+            ("MACs per sample", number(data["macs"]["total"])),
+            ("GPU synaptic ops per sample (NeuroBench), ACs / MACs", gpu_sops_text(data.get("gpu_sops"))),
+            ("energy per sample, GPU", si(e["total"], "J")),
+            ("latency per sample, estimated", si(data["latency_s"]["total"], "s")),
+            ("profiles", listing(data["profiles"])))]
     return [{"quantity": k, "value": v} for k, v in (
         ("model", data["model"]), ("mode", data["mode"]), ("schedule", data["schedule"]),
         ("samples", data["num_samples"]), ("spike mismatches vs PyTorch", number(agreement["spike_mismatches"])),
@@ -175,6 +184,9 @@ def html_page(title: str, body: str) -> str:
 def write_html(path: Path, data: dict, spikes: dict[str, np.ndarray], resources: dict | None, windows: int) -> Path:
     """Write the report; ``data`` is :func:`neurodeploy.cost.pricing.summary`'s dict."""
     labels = data.get("layer_names", {})
+    if data.get("gpu_only"):
+        return _write_page(path, data, [("Summary", html_table(_summary_rows(data))),
+                                        ("Energy by term and tier", energy_plot(data))])
     sections = [
         ("Summary", html_table(_summary_rows(data))),
         ("Synaptic operations per layer", sops_plot(data)),
@@ -186,10 +198,17 @@ def write_html(path: Path, data: dict, spikes: dict[str, np.ndarray], resources:
         ("Resource map" + (f" ({resources['profile']}: {resources['cores']} cores, {resources['chips']} chip(s))"
                            if resources else ""), html_table(_resource_rows(resources, labels))),
         ("Fixed point (Loihi integers) per population and synapse", html_table(_quantization_rows(data))),
-        ("Assumptions (every figure used, with its source)",
-         html_table([a | {"value": figure_value(a["figure"], a["value"])} for a in data["assumptions"]])),
     ]
+    return _write_page(path, data, sections)
+
+
+def _write_page(path: Path, data: dict, sections: list[tuple[str, str]]) -> Path:
+    """The page of ``sections`` (title, HTML), ending with the assumptions and the notes."""
+    sections = [*sections, ("Assumptions (every figure used, with its source)",
+                            html_table([a | {"value": figure_value(a["figure"], a["value"])}
+                                        for a in data["assumptions"]]))]
+    if data["notes"]:
+        sections.append(("Notes", "".join(f"<p>{html.escape(n)}</p>" for n in data["notes"])))
     body = "".join(f"<h2>{html.escape(title)}</h2>{content}" for title, content in sections)
-    page = html_page(f"neurodeploy report: {data['model']}", body)
-    write_file(path, page)
+    write_file(path, html_page(f"neurodeploy report: {data['model']}", body))
     return Path(path)

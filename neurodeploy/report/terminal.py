@@ -11,7 +11,26 @@ from rich.table import Table
 from neurodeploy.units import display_name, listing, number, percent, si
 
 
+def _gpu_only_rows(data: dict) -> list[tuple[str, str]]:
+    """The rows of a model that runs wholly on the GPU (nothing on Loihi: no spikes, no SOPs on the chip)."""
+    agreement = data["agreement"]
+    return [
+        ("runs on", "the GPU alone (Loihi cannot start it)"),
+        ("output max |error| vs PyTorch", number(agreement["max_abs_err"])),
+        ("top-1 agreement", percent(agreement["top1_match"])),
+        ("MACs / sample, whole model", number(data["macs"]["total"])),
+        *_gpu_sops_rows(data.get("gpu_sops")),
+        ("energy / sample, GPU", si(data["energy_j"]["total"], "J")),
+        ("energy / sample, 45 nm MAC tier", si(data["tiers_j"]["cmos45nm_sops"], "J")),
+        ("latency / sample, estimated", si(data["latency_s"]["total"], "s")),
+        ("wall time, ONNX Runtime", si(data["wall_s"]["dense"], "s")),
+        ("ONNX Runtime providers", ", ".join(data["providers"]) or "n/a"),
+    ]
+
+
 def _rows(data: dict) -> list[tuple[str, str]]:
+    if data.get("gpu_only"):
+        return _gpu_only_rows(data)
     agreement, e, lat = data["agreement"], data["energy_j"], data["latency_s"]
     return [
         ("spike mismatches vs PyTorch", number(agreement["spike_mismatches"])),

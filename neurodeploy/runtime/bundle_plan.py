@@ -14,6 +14,7 @@ from neurodeploy.spiking.plan import SpikingPlan
 def load_plan(bundle: Bundle, mode: str) -> SpikingPlan:
     """The bundle's spiking plan; for fixed mode in the integers of the profile it was compiled for."""
     m = bundle.manifest
+    bundle.require_spiking("a run of its spiking part")
     plan = load_spiking(bundle.spiking_path, m.spiking.dt_s, **m.spiking.reading)
     if m.spiking.weights_file:  # fine-tuned on the bundle's grid (neurodeploy.qat)
         with np.load(bundle.path / m.spiking.weights_file) as trained:

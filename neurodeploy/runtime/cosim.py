@@ -101,6 +101,8 @@ def run_cosim(bundle: Bundle, inputs: np.ndarray | None = None, mode: str = "flo
     check_schedule(m, schedule, early_exit, mode)
     check_backend(backend)
     x = bundle_inputs(bundle, inputs)
+    if m.gpu_only:
+        return _gpu_only_result(bundle, x, mode, backend, resolve_device(device))
     run = set_up(bundle, x, mode, backend, schedule, progress, resolve_device(device))
     saved = None if checkpoint is None else Checkpoint(checkpoint, run_key(x, mode, schedule, sorted(m.checksums.items())))
     t_start, notes = time.perf_counter(), []
@@ -120,6 +122,17 @@ def run_cosim(bundle: Bundle, inputs: np.ndarray | None = None, mode: str = "flo
                        mode=mode, backend=backend, schedule=schedule, notes=notes,
                        dense_invocations=_dense_invocations(run), inputs=x_run, plan=run.plan, exit_windows=exits,
                        timeline=timeline, module_paths=dict(m.spiking.module_paths))
+
+
+def _gpu_only_result(bundle: Bundle, x: np.ndarray, mode: str, backend: str, device) -> CosimResult:
+    """A bundle whose model runs wholly on the GPU: the model on ONNX Runtime (:mod:`neurodeploy.runtime.gpu_only`)."""
+    from neurodeploy.runtime.gpu_only import run_gpu_only
+
+    y, dense_s, providers = run_gpu_only(bundle, x, device.ort_gpu)
+    note = "the whole model runs on the GPU (Loihi cannot start it): mode and back-end change nothing"
+    return CosimResult(spikes={}, outputs={}, y=y, wall_s={"lava": 0.0, "dense": dense_s, "total": dense_s},
+                       providers=providers, mode=mode, backend=backend, schedule="end", notes=[note],
+                       dense_invocations=len(x), inputs=x)
 
 
 def _streamed(run: CosimRun):

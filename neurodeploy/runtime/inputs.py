@@ -19,7 +19,7 @@ def bundle_inputs(bundle: Bundle, inputs: np.ndarray | None) -> np.ndarray:
     m = bundle.manifest
     if inputs is None and m.reference is None:
         raise InputShapeError(f"bundle '{m.name}' has no reference inputs; pass inputs (--input FILE.npy), "
-                              f"time-major (T, {', '.join(map(str, m.spiking.input_shape or [m.spiking.n_in]))})")
+                              f"time-major (T, {', '.join(map(str, m.sample_shape))})")
     return normalize_inputs(bundle.reference_inputs() if inputs is None else inputs, bundle)
 
 
@@ -29,8 +29,7 @@ def from_model_layout(x, m: Manifest):
     if x is None or m.input_layout != "TB":
         return x
     x = np.asarray(x)
-    sample = tuple(m.spiking.input_shape) or (m.spiking.n_in,)
-    if x.ndim < 3 or x.shape[1:] in (sample, (m.spiking.n_in,)):
+    if x.ndim < 3 or x.shape[1:] in (m.sample_shape, (m.sample_size,)):
         return x  # one sample (T, ...)
     if x.shape[0] != m.num_steps and x.shape[1] == m.num_steps:
         raise InputShapeError(f"input of shape {x.shape} for bundle '{m.name}': its model takes (T, B, ...) with "
@@ -58,7 +57,7 @@ def normalize_inputs(x: np.ndarray, bundle: Bundle) -> np.ndarray:
     x = np.asarray(x)
     if m.spiking_only:
         return shaped_inputs(x, m)
-    if len(m.spiking.input_shape) > 1:  # a conv front-end: (B, T, C, H, W)
+    if m.gpu_only or len(m.sample_shape) > 1:  # a conv front-end (B, T, C, H, W), or the model's own inputs
         x = shaped_inputs(x, m)
         problem = length_problem(x.shape[1], m)
         if problem:
@@ -78,10 +77,10 @@ def normalize_inputs(x: np.ndarray, bundle: Bundle) -> np.ndarray:
 
 def shaped_inputs(x: np.ndarray, m: Manifest) -> np.ndarray:
     """(T, *shape) or (B, T, *shape) (or flattened) -> (B, T, *shape) float64."""
-    shape = tuple(m.spiking.input_shape) or (m.spiking.n_in,)
-    if x.shape[1:] == shape or (len(shape) > 1 and x.shape[1:] == (m.spiking.n_in,)):
+    shape, n_in = m.sample_shape, m.sample_size
+    if x.shape[1:] == shape or (len(shape) > 1 and x.shape[1:] == (n_in,)):
         x = x[None]
-    if x.ndim < 3 or x.shape[2:] not in (shape, (m.spiking.n_in,)):
+    if x.ndim < 3 or x.shape[2:] not in (shape, (n_in,)):
         raise InputShapeError(f"input of shape {x.shape} does not fit bundle '{m.name}': expected time-major "
                               f"(T, {', '.join(map(str, shape))}) or (B, T, {', '.join(map(str, shape))})")
     _check_values(x)
@@ -116,7 +115,8 @@ def frames_as_bias(bundle: Bundle, frames, steps: int) -> np.ndarray:
     from neurodeploy.runtime.bundle_plan import load_plan
 
     m = bundle.manifest
-    shape = tuple(m.spiking.input_shape) or (m.spiking.n_in,)
+    bundle.require_spiking("frames held as the input layer's bias (steps=)")
+    shape = m.sample_shape
     x = np.asarray(frames)
     x = x[None] if x.shape == shape else x
     if steps < 1 or x.ndim != len(shape) + 1 or x.shape[1:] != shape:

@@ -58,7 +58,7 @@ def with_thresholds(bundle, task: dict, schedule: str):
 def _row(task: dict, gpu: str, bundle, ev, figures: dict, shared: dict, t0: float) -> dict:
     exits = figures.get("early_exit")
     energy, latency = figures["energy_j"], figures["latency_s"]
-    resources = bundle.manifest.spiking.resources or {}
+    resources = (bundle.manifest.spiking.resources if bundle.manifest.spiking is not None else None) or {}
     return {
         "config_id": task["ids"][gpu], "cut": task["cut"], "loihi": task["loihi"], "precision": task["precision"],
         "mode": task["mode"],
