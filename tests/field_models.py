@@ -325,3 +325,65 @@ class InPlaceGain(nn.Module):
             z2, m2 = self.lif2(self.fc2(z), m2)
             out.append(z2)
         return self.head(torch.stack(out, 1).mean(1))
+
+
+class MembraneReadout(nn.Module):
+    """snnTorch: ``Linear -> Leaky -> Linear -> Leaky`` over (B, T, 16), and a GRU over the second Leaky's
+    membrane ``mem`` (not its spikes), its last state into a Linear head: a membrane readout at the cut."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        import snntorch as snn
+
+        self.fc1, self.lif1 = nn.Linear(16, 24), snn.Leaky(beta=0.9)
+        self.fc2, self.lif2 = nn.Linear(24, 12), snn.Leaky(beta=0.8)
+        self.gru, self.head = nn.GRU(12, 10, batch_first=True), nn.Linear(10, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        mem1, mem2, mems = self.lif1.init_leaky(), self.lif2.init_leaky(), []
+        for t in range(x.shape[1]):
+            spk1, mem1 = self.lif1(self.fc1(x[:, t]), mem1)
+            _, mem2 = self.lif2(self.fc2(spk1), mem2)
+            mems.append(mem2)
+        out, _ = self.gru(torch.stack(mems, 1))
+        return self.head(out[:, -1])
+
+
+def make_membrane_readout():
+    torch.manual_seed(0)
+    model = MembraneReadout().eval()
+    with torch.no_grad():
+        model.fc1.weight.mul_(3.0)
+        model.fc2.weight.mul_(3.0)
+    return model, _spikes(6, 10, 16), 1e-3
+
+
+class NorseMembraneReadout(nn.Module):
+    """norse: ``Linear -> LIFBoxCell`` twice over (B, T, 16); the head reads the second cell's state ``v``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        import norse.torch as norse
+
+        p = norse.LIFBoxParameters(tau_mem_inv=torch.tensor(100.0), v_th=torch.tensor(0.5))
+        self.fc1, self.lif1 = nn.Linear(16, 24), norse.LIFBoxCell(p)
+        self.fc2, self.lif2 = nn.Linear(24, 12), norse.LIFBoxCell(p)
+        self.head = nn.Linear(12, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        s1 = s2 = None
+        vs = []
+        for t in range(x.shape[1]):
+            z1, s1 = self.lif1(self.fc1(x[:, t]), s1)
+            _, s2 = self.lif2(self.fc2(z1), s2)
+            vs.append(s2.v)
+        return self.head(torch.stack(vs, 1).mean(1))
+
+
+def make_norse_membrane_readout():
+    torch.manual_seed(0)
+    model = NorseMembraneReadout().eval()
+    with torch.no_grad():
+        model.fc1.weight.mul_(4.0)
+        model.fc2.weight.mul_(4.0)
+    return model, _spikes(6, 10, 16), 1e-3

@@ -260,3 +260,28 @@ def test_a_value_changed_in_place_between_modules_ends_loihis_part():
     cap = capture(fm.InPlaceGain().eval(), fm._spikes(3, 5, 4, rate=0.5))
     assert [path for path, _ in cap.chain] == ["fc1", "lif1"] and cap.later_neurons == ["lif2"]
     assert cap.stop.startswith("mul_() after lif1") and "z.mul_(2)" in cap.stop
+
+
+@pytest.mark.parametrize("make", [fm.make_membrane_readout, fm.make_norse_membrane_readout],
+                         ids=["snntorch_mem", "norse_state_v"])
+def test_a_membrane_read_after_the_cut_is_sent_by_its_population(make, tmp_path):
+    """The code after the cut reads the last population's membrane (snnTorch's ``mem`` into a GRU; a norse
+    state's ``v`` into a head), not its spikes: that population sends its voltage each step (graded values),
+    on Lava and on the emulator alike, and the output equals the unmodified model's on new inputs. Fixed point
+    is refused by name (the voltage would cross in Loihi's integer units)."""
+    model, x, dt_s = make()
+    bundle = nd.compile(model, tmp_path / "m", inputs=x, dt_s=dt_s)
+    cut = bundle.manifest.spiking.outputs[bundle.manifest.spiking.cut_output]
+    assert bundle.manifest.spiking.cut_reads == "v"
+    assert "reads its membrane voltage" in {p.module: p for p in bundle.manifest.placement}["lif2"].reason
+    x_new = (torch.rand(4, *x.shape[1:], generator=torch.Generator().manual_seed(3)) < 0.3).float()
+    with torch.no_grad():
+        want = model(x_new).double().numpy()
+    runs = [nd.cosimulate(bundle, x_new.numpy(), model=model, backend=b) for b in ("lava", "emulator")]
+    for result in runs:
+        assert result.agreement.spike_mismatches == 0 and np.abs(result.y - want).max() < 1e-4 and want.std() > 0.01
+        assert result.spikes[cut].dtype == np.float64 and len(np.unique(result.spikes[cut])) > 10  # voltages
+    assert np.abs(runs[0].spikes[cut] - runs[1].spikes[cut]).max() < 1e-9
+    assert nd.estimate(bundle, runs[1]).energy_j["transfer"] > 0
+    with pytest.raises(UsageError, match="membrane voltage of lif2.*float mode"):
+        nd.cosimulate(bundle, x_new.numpy(), mode="fixed", backend="emulator")

@@ -37,8 +37,11 @@ class Agreement:
 
 
 def agreement(spikes: dict[str, np.ndarray], y: np.ndarray, torch_outputs: dict[str, np.ndarray],
-              y_key: str = "y") -> Agreement:
-    per_layer = {name: int(np.sum(s != torch_outputs[f"spikes/{name}"])) for name, s in spikes.items()}
+              y_key: str = "y", voltages: set[str] = frozenset()) -> Agreement:
+    """Spike mismatches over every population but ``voltages`` (those that send their voltage, compared
+    through ``y``), the largest error and the argmax agreement of ``y``."""
+    per_layer = {name: int(np.sum(s != torch_outputs[f"spikes/{name}"])) for name, s in spikes.items()
+                 if name not in voltages}
     torch_y = torch_outputs[y_key]
     return Agreement(
         spike_mismatches=sum(per_layer.values()), spike_mismatches_per_layer=per_layer,
@@ -59,11 +62,12 @@ def compare_with_torch(bundle: Bundle, result: CosimResult, inputs: np.ndarray |
         result.notes.append("agreement not computed: a spiking-only bundle has no PyTorch reference")
         return None
     x = bundle_inputs(bundle, inputs)
+    voltages = result.plan.readouts if result.plan is not None else set()
     if np.array_equal(x, bundle.reference_inputs().astype(np.float64)):
-        return agreement(result.spikes, result.y, bundle.reference_outputs(), key)
+        return agreement(result.spikes, result.y, bundle.reference_outputs(), key, voltages)
     outputs = None if torch_reference_for is None else torch_reference_for(x)
     if outputs is not None:
-        return agreement(result.spikes, result.y, outputs, key)
+        return agreement(result.spikes, result.y, outputs, key, voltages)
     result.notes.append(no_model or "agreement not computed: these are not the bundle's reference inputs and no "
                         "PyTorch model was given (model= in the API, --model on the CLI)")
     return None

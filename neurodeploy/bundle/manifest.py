@@ -29,6 +29,8 @@ class SpikingPart(_Strict):
     n_in: int
     input_shape: list[int] = []
     cut_output: str | None = None  # the NIR Output node whose spikes cross the cut (hybrids)
+    cut_reads: Literal["spikes", "v"] = "spikes"  # what the dense part reads of the cut population: its spikes, or
+    # its membrane voltage (snnTorch's ``mem``, a norse state's ``v``), which it then sends instead (graded values)
     outputs: dict[str, str] = {}  # Output node -> population
     delay_steps: dict[str, int]  # Lava's synaptic delay per population (compensated on readout)
     total_delay_steps: int

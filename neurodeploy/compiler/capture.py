@@ -484,6 +484,8 @@ def _zeros_like_output(out, cap: Capture, batch: int):
     """Zeros shaped as a recorded output, with ``batch`` samples: ``(batch, ...)`` per step, ``(T, batch, ...)``
     or ``(T*batch, ...)`` multi-step."""
     def zeros(t):
+        if hasattr(t, "_fields"):  # a state namedtuple (norse): each of its tensors
+            return type(t)(*[zeros(f) for f in t])
         if not isinstance(t, torch.Tensor):
             return None
         shape = list(t.shape)
@@ -502,17 +504,19 @@ class DenseRemainder(nn.Module):
     with the spiking chain's modules standing in, so everything downstream of the cut is the user's own
     code (SpikingJelly's stateful neurons reset first, as ``functional.reset_net`` does)."""
 
-    def __init__(self, model: nn.Module, cap: Capture, input_shape: tuple[int, ...], batch_dim: int = 0) -> None:
+    def __init__(self, model: nn.Module, cap: Capture, input_shape: tuple[int, ...], batch_dim: int = 0,
+                 reads: str = "spikes") -> None:
         super().__init__()
         self.model, self.cap, self.input_shape = model, cap, tuple(input_shape)
         self.batch_dim = batch_dim  # where the model's output has its batch: moved to dim 0 (the bundle's layout)
+        self.reads = reads  # "spikes", or "v": the cut population's membrane voltage (it returns NaN spikes)
 
     def forward(self, spikes: torch.Tensor) -> torch.Tensor:
         batch, steps = spikes.shape[0], spikes.shape[1]
         shape = (batch, steps, *self.input_shape) if self.cap.time_dim == 1 else (steps, batch, *self.input_shape)
         x = torch.zeros(shape, dtype=spikes.dtype)
         reset_memories(self.model)
-        with _stand_ins(self.cap, spikes):
+        with _stand_ins(self.cap, spikes, self.reads):
             return _first(self.model(x)).movedim(self.batch_dim, 0)
 
 
@@ -571,9 +575,11 @@ def _cut_spikes(cap: Capture, spikes: torch.Tensor, t: int) -> torch.Tensor:
 
 
 @contextmanager
-def _stand_ins(cap: Capture, spikes: torch.Tensor):
+def _stand_ins(cap: Capture, spikes: torch.Tensor, reads: str = "spikes"):
     """Replace each chain module's forward: the cut population returns its spikes at each call (its other
-    outputs, e.g. snnTorch's ``mem``, as zeros), the others zeros of their recorded shapes."""
+    outputs, e.g. snnTorch's ``mem``, as zeros), the others zeros of their recorded shapes. With
+    ``reads="v"`` the values given are the cut population's voltage: it returns NaN spikes (the code after
+    the cut must not read them) and the voltage where its framework returns it (:func:`_with_voltage`)."""
     batch, cut = spikes.shape[0], cap.chain[-1][1]
     step = {"t": 0}
 
@@ -581,6 +587,8 @@ def _stand_ins(cap: Capture, spikes: torch.Tensor):
         s = _cut_spikes(cap, spikes, step["t"])
         step["t"] += 1
         out = cap.outputs[cap.chain[-1][0]]
+        if reads == "v":
+            return _with_voltage(out, s, cap, batch)
         if isinstance(out, tuple):
             return (s, *_zeros_like_output(out, cap, batch)[1:])
         return s
@@ -596,6 +604,20 @@ def _stand_ins(cap: Capture, spikes: torch.Tensor):
             module.forward = forward
 
 
+def _with_voltage(out, v: torch.Tensor, cap: Capture, batch: int):
+    """The cut population's outputs rebuilt around its voltage ``v``: snnTorch's ``(spk, mem)`` (``mem``: the
+    last of its outputs; ``syn`` zeros), norse's ``(z, state)`` with ``state.v``; the spikes NaN."""
+    if not isinstance(out, tuple) or len(out) < 2:
+        return v
+    rest = list(_zeros_like_output(out, cap, batch))[1:]
+    state = out[-1]
+    if hasattr(state, "_replace") and hasattr(state, "v"):  # a norse state (a namedtuple of tensors)
+        rest[-1] = state._replace(**{k: v if k == "v" else torch.zeros_like(v) for k in state._fields})
+    else:
+        rest[-1] = v
+    return (torch.full_like(v, float("nan")), *rest)
+
+
 def dense_remainder(model: nn.Module, cap: Capture, x: torch.Tensor, tol: float = 1e-5) -> DenseRemainder:
     """:class:`DenseRemainder` of a copy of ``model``, checked: given the chain's spikes (run with each
     framework's step convention) it reproduces the unmodified model's output on ``x``. The check runs in
@@ -603,21 +625,39 @@ def dense_remainder(model: nn.Module, cap: Capture, x: torch.Tensor, tol: float 
     model32 = copy.deepcopy(model).float().eval()
     x32 = x.float()
     bmajor = x32 if cap.time_dim == 1 else x32.transpose(0, 1)
-    with torch.no_grad(), _after_the_cut(cap):
-        cut = output_spikes(spiking_sequential(_copied(cap, model32)), bmajor)
-        stand_in = DenseRemainder(model32, _copied(cap, model32), tuple(bmajor.shape[2:]))
-        batch_dim = _output_batch_dim(stand_in(cut), stand_in(cut[:1])) if len(cut) > 1 else 0
-        reset_memories(model32)
-        want = _first(model32(x32)).movedim(batch_dim, 0)
-        stand_in.batch_dim = batch_dim
-        got = stand_in(cut)
-    if got.shape != want.shape or not torch.allclose(got, want, atol=tol, rtol=0):
-        err = float((got - want).abs().max()) if got.shape == want.shape else float("nan")
-        raise PartitionError(f"after the cut at {cap.chain[-1][0]}, the model does not depend on its spikes alone "
-                             f"(max difference {err:.3g} when only they are given): it may read the membrane "
-                             "potential or another output of the spiking part; return and use the spikes only")
-    own = copy.deepcopy(model)
-    return DenseRemainder(own, _copied(cap, own), tuple(x.shape[2:]), batch_dim)
+    errors, raised = {}, None
+    for reads in ("spikes", "v"):  # the spikes; else the membrane voltage alone
+        try:
+            with torch.no_grad(), _after_the_cut(cap):
+                got, want, batch_dim = _stand_in_run(model32, cap, x32, bmajor, reads)
+        except PartitionError as exc:
+            raised, got, want = raised or exc, None, None
+        if got is not None and got.shape == want.shape and torch.allclose(got, want, atol=tol, rtol=0):
+            own = copy.deepcopy(model)
+            return DenseRemainder(own, _copied(cap, own), tuple(x.shape[2:]), batch_dim, reads)
+        errors[reads] = float((got - want).abs().max()) if got is not None and got.shape == want.shape else \
+            float("nan")
+    if raised is not None:
+        raise raised
+    raise PartitionError(f"after the cut at {cap.chain[-1][0]}, the model depends on more than its spikes alone, "
+                         f"or its membrane voltage alone (max difference {errors['spikes']:.3g} given only the spikes, "
+                         f"{errors['v']:.3g} given only the voltage): it may read both, or another output of the "
+                         "spiking part; return and use the spikes only (or the voltage only)")
+
+
+def _stand_in_run(model32: nn.Module, cap: Capture, x32: torch.Tensor, bmajor: torch.Tensor, reads: str):
+    """(the model's output with the chain standing in, given the cut's spikes or voltage; the unmodified
+    model's output; the batch dimension of its output); the first None where the cut has no voltage."""
+    chain = spiking_sequential(_copied(cap, model32))
+    if reads == "v" and (cap.multi_step or not isinstance(cap.outputs[cap.chain[-1][0]], tuple)):
+        return None, None, 0  # the voltage is not among the population's outputs (SpikingJelly keeps it inside)
+    cut = output_spikes(chain, bmajor, cut_reads=reads)
+    stand_in = DenseRemainder(model32, _copied(cap, model32), tuple(bmajor.shape[2:]), reads=reads)
+    batch_dim = _output_batch_dim(stand_in(cut), stand_in(cut[:1])) if len(cut) > 1 else 0
+    reset_memories(model32)
+    want = _first(model32(x32)).movedim(batch_dim, 0)
+    stand_in.batch_dim = batch_dim
+    return stand_in(cut), want, batch_dim
 
 
 @contextmanager

@@ -40,6 +40,7 @@ class Partition:
     adapter: nn.Module | None  # None: a captured model's own code after the cut (no neurodeploy adapter)
     placement: list[Placement]
     module_paths: dict[str, str] = field(default_factory=dict)  # NIR node -> "frontend.1 (Leaky)"
+    cut_reads: str = "spikes"  # what the dense part reads of the cut population: "spikes", or "v" (its membrane)
 
     @property
     def fixed_length(self) -> bool:

@@ -175,6 +175,9 @@ def export_dense(job: HybridJob) -> HybridJob:
         return job
     cut_spikes = job.reference[f"spikes/{job.cut_node}"]
     examples = _parity_examples(job.num_steps, job.window, job.plan.layer(job.cut_node).n, job.part.fixed_length)
+    if job.part.cut_reads == "v":  # the membrane crosses the cut: voltages, not spikes
+        g = torch.Generator().manual_seed(4321)
+        examples = [torch.randn(e.shape, generator=g) * float(np.abs(cut_spikes).max() or 1) for e in examples]
     if job.part.fixed_length:  # populations moved to the GPU, or the user's own code, take the cut's shape
         examples = [e.reshape(*e.shape[:2], *cut_spikes.shape[2:]) for e in examples]
     dense = copy.deepcopy(job.part.dense).float().eval()
@@ -199,7 +202,8 @@ def write(job: HybridJob, out: Path) -> Path:
     spiking = None if job.gpu_only else \
         SpikingPart(dt_s=plan.dt, n_in=plan.n_in, input_shape=list(plan.input_shape), cut_output=job.cut_output,
                     outputs=plan.outputs, delay_steps={n.name: n.delay_steps for n in plan.neurons},
-                    total_delay_steps=plan.max_delay_steps, module_paths=job.part.module_paths, **job.fixed_point)
+                    total_delay_steps=plan.max_delay_steps, module_paths=job.part.module_paths,
+                    cut_reads=job.part.cut_reads, **job.fixed_point)
     manifest = Manifest(
         name=o.name, num_steps=job.num_steps, num_tokens=job.num_steps // job.window, input_layout=job.layout,
         spiking=spiking, dense=job.dense, feedback=job.feedback,

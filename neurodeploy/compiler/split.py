@@ -38,8 +38,12 @@ def split(model: nn.Module, inputs: torch.Tensor, cut: str | None = None, dt_s: 
                  type(model).__name__, cap.chain[-1][0], cap.stop, len(cap.later_neurons), ", ".join(cap.later_neurons))
     dense = dense_remainder(model, cap, inputs)
     paths = {str(i): label for i, (label, _) in enumerate(loihi_modules(cap))}
-    return Partition(spiking_sequential(cap), dense, None, captured_placement(model, cap), paths), bundle_inputs, \
-        layout
+    placement = captured_placement(model, cap)
+    if dense.reads == "v":  # the code after the cut reads the membrane: the population sends it
+        placement = [p.model_copy(update={"reason": p.reason + "; the code after the cut reads its membrane voltage, "
+                                          "which it sends each step (graded values)"})
+                     if p.module == cap.chain[-1][0] else p for p in placement]
+    return Partition(spiking_sequential(cap), dense, None, placement, paths, dense.reads), bundle_inputs, layout
 
 
 def as_model_takes(x: torch.Tensor, layout: str) -> torch.Tensor:

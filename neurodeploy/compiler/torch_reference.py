@@ -43,7 +43,7 @@ def torch_reference(model: nn.Module, x: torch.Tensor, *, layout: str = "BT", pa
             return {"y": dense(x.to(dtype)).numpy().astype(np.float64)}
     spiking64 = copy.deepcopy(part.spiking).double().eval()
     with torch.no_grad():
-        spikes = run_frontend(spiking64, x.double())
+        spikes = run_frontend(spiking64, x.double(), cut_reads=part.cut_reads)
         out = {f"spikes/{name}": s.numpy() for name, s in spikes.items()}
         out.update(_dense_outputs(dense, list(spikes.values())[-1].to(dtype)))
     return {k: v.astype(np.float64) if v.dtype == np.float32 else v for k, v in out.items()}

@@ -82,13 +82,26 @@ def chain_modules(frontend: nn.Module) -> list[tuple[str, nn.Module]]:
     return list(frontend.named_children())
 
 
+def voltage(module: nn.Module, state) -> torch.Tensor | None:
+    """A neuron module's membrane voltage after a step, as its framework returns it (from its new state):
+    snnTorch's ``mem`` (the last of its state tuple), norse's and neurodeploy's ``state.v``, SpikingJelly's
+    ``module.v``."""
+    if type(module).__name__ in SPIKINGJELLY_KINDS:
+        return module.v if isinstance(module.v, torch.Tensor) else None
+    if isinstance(state, tuple) and not hasattr(state, "v"):
+        return state[-1] if state else None
+    return getattr(state, "v", None)
+
+
 class FrontendStepper:
-    """Steps a front-end one time step at a time from the zero state: ``step(x_t) -> {population: spikes}``."""
+    """Steps a front-end one time step at a time from the zero state: ``step(x_t) -> {population: spikes}``;
+    ``voltages`` holds each population's voltage after the last step."""
 
     def __init__(self, frontend: nn.Module, grad: bool = False) -> None:
         self.frontend, self.grad = frontend, grad
         self.modules = chain_modules(frontend)
         self.states: dict[str, object] = {}
+        self.voltages: dict[str, torch.Tensor | None] = {}
 
     def step(self, x_t: torch.Tensor) -> dict[str, torch.Tensor]:
         spikes, h = {}, x_t
@@ -99,19 +112,28 @@ class FrontendStepper:
                         self.states[name] = _zero_state(module, h)
                     h, self.states[name] = _step(module, h, self.states[name])
                     spikes[name] = h
+                    self.voltages[name] = voltage(module, self.states[name])
                 else:
                     h = module(h)
         return spikes
 
 
-def run_frontend(frontend: nn.Module, x: torch.Tensor, grad: bool = False) -> dict[str, torch.Tensor]:
+def run_frontend(frontend: nn.Module, x: torch.Tensor, grad: bool = False, cut_reads: str = "spikes"
+                 ) -> dict[str, torch.Tensor]:
     """x (B, T, *input_shape) -> spikes (B, T, *shape) of every neuron module, from the zero state
-    (with ``grad``, differentiable through the neurons' surrogate gradients: for training)."""
+    (with ``grad``, differentiable through the neurons' surrogate gradients: for training); with
+    ``cut_reads="v"`` the last population's entry is its voltage instead (a membrane read at the cut)."""
     stepper = FrontendStepper(frontend, grad)
-    per_step = [stepper.step(x[:, t]) for t in range(x.shape[1])]
+    per_step = []
+    for t in range(x.shape[1]):
+        per_step.append(stepper.step(x[:, t]))
+        if cut_reads == "v":
+            last = list(per_step[-1])[-1]
+            per_step[-1][last] = stepper.voltages[last].to(x.dtype)
     return {name: torch.stack([s[name] for s in per_step], dim=1) for name in per_step[0]}
 
 
-def output_spikes(frontend: nn.Module, x: torch.Tensor, grad: bool = False) -> torch.Tensor:
-    """The last neuron module's spikes (what crosses the cut)."""
-    return list(run_frontend(frontend, x, grad).values())[-1]
+def output_spikes(frontend: nn.Module, x: torch.Tensor, grad: bool = False, cut_reads: str = "spikes"
+                  ) -> torch.Tensor:
+    """The last neuron module's spikes, or with ``cut_reads="v"`` its voltage (what crosses the cut)."""
+    return list(run_frontend(frontend, x, grad, cut_reads).values())[-1]

@@ -209,7 +209,7 @@ class EmulatorRunner:
         """Advance one population by one step (``step`` is Lava's 1-based time step); return its output
         (an LI readout's output is its voltage)."""
         s = self._advance(p, st, a, c, step)
-        return st["v"].clone() if p.model == "li" else s
+        return st["v"].clone() if p.sends_voltage else s
 
     def _advance(self, p: NeuronLayer, st: dict[str, torch.Tensor], a: torch.Tensor, c: dict, step: int) -> torch.Tensor:
         if c.get("reset") is not None and step % self.run_steps == c["reset"] % self.run_steps:
@@ -300,7 +300,7 @@ class EmulatorRunner:
 
     def _record_dtype(self, p: NeuronLayer) -> torch.dtype:
         """Spikes as bool; sigma-delta messages and LI voltages as the state's numbers."""
-        if p.model == "lif":
+        if p.model == "lif" and not p.sends_v:
             return torch.bool
         return torch.float64 if self.mode == "float" else torch.int64
 
@@ -351,7 +351,7 @@ class EmulatorRunner:
     def _compiled(self, p: NeuronLayer) -> bool:
         """Whether population ``p`` runs a block in the compiled loop (:mod:`neurodeploy.runtime.lif_kernel`):
         a fixed-point LIF (any reset mode), on the CPU, with numba installed."""
-        return self.mode == "fixed" and p.model == "lif" and p.reset in lif_kernel.MODES \
+        return self.mode == "fixed" and p.model == "lif" and not p.sends_v and p.reset in lif_kernel.MODES \
             and self.device.type == "cpu" and lif_kernel.available()
 
     def _lif_block(self, p: NeuronLayer, a: torch.Tensor, st: dict[str, torch.Tensor], c: dict, start: int,

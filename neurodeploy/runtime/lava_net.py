@@ -110,16 +110,16 @@ def _lif(layer: NeuronLayer, steps_per_run: int, stream: StreamLayout | None = N
     ResetLIF zeroed once per period."""
     if stream is not None:
         return ResetLIF(reset_mode=RESETS.index("none" if layer.model == "li" else layer.reset),
-                        send_v=layer.model == "li", reset_interval=stream.period,
+                        send_v=layer.sends_voltage, reset_interval=stream.period,
                         reset_offset=stream.reset_offsets[layer.name], **params)
     step = layer.zeroed_at_step(params["bias_mant"])
     if layer.model == "li" and step is None:
         return ResetLIF(reset_mode=RESETS.index("none"), send_v=True, **params)
-    if layer.reset != "zero" or layer.model == "li":
+    if layer.reset != "zero" or layer.sends_voltage:
         if step is not None:
             raise SpikingPlanError(f"{layer.name}: a {layer.reset} reset and a bias before its delayed input "
                                    "(a netx-style LIFReset) are not combined; move the bias to a bias line")
-        return ResetLIF(reset_mode=RESETS.index(layer.reset), **params)
+        return ResetLIF(reset_mode=RESETS.index(layer.reset), send_v=layer.sends_v, **params)
     if step is not None:
         return LIFReset(reset_interval=steps_per_run, reset_offset=step % steps_per_run, **params)
     return LIF(**params)

@@ -82,4 +82,4 @@ def _lif_step(p, u: dict, v: dict, a: torch.Tensor, peaks: dict | None = None) -
     v[p.name] = subtract_delayed(v[p.name], fired, p.vth, p.reset)
     s = threshold(v[p.name], fired, p.vth, p.reset)
     v[p.name] = after_spike(v[p.name], s, p.vth, p.reset)
-    return v[p.name].clone() if p.model == "li" else s.double()
+    return v[p.name].clone() if p.sends_voltage else s.double()

@@ -116,6 +116,13 @@ class NeuronLayer:
     model: str = "lif"
     driven_by_input: bool = False  # the external input enters a_in directly (netx input layers)
     reset: str = "zero"  # one of RESETS
+    sends_v: bool = False  # a LIF that sends its voltage v (after its reset, as the frameworks return it) each step
+    # instead of its spikes: a membrane readout at the cut (set by the runtime from the bundle's ``cut_reads``)
+
+    @property
+    def sends_voltage(self) -> bool:
+        """Its output is its voltage: an LI readout, or a LIF read at the cut by its membrane."""
+        return self.model == "li" or self.sends_v
 
     @property
     def n(self) -> int:
@@ -125,7 +132,7 @@ class NeuronLayer:
     def output_dtype(self) -> type:
         """How a run stores this population's output: binary spikes as uint8 (8x less than float64), graded
         values (sigma-delta messages, an LI readout's voltage) as float64."""
-        return np.uint8 if self.model == "lif" else np.float64
+        return np.uint8 if self.model == "lif" and not self.sends_v else np.float64
 
     def zeroed_at_step(self, bias) -> int | None:
         """The step (1-based, within each run) at which u and v are set to zero, or None.
@@ -202,8 +209,8 @@ class SpikingPlan:
 
     @property
     def readouts(self) -> set[str]:
-        """Populations whose output is their voltage (LI/CubaLI readouts), not spikes."""
-        return {n.name for n in self.neurons if n.model == "li"}
+        """Populations whose output is their voltage (LI/CubaLI readouts, a membrane read at the cut), not spikes."""
+        return {n.name for n in self.neurons if n.sends_voltage}
 
     def spikes_only(self, arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """``arrays`` keyed by population, without the voltage readouts (what spike counts are taken over)."""
