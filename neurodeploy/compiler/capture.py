@@ -24,11 +24,16 @@ that called it:
    other operation (a max pool, a product of two data-dependent tensors) stops it.
    The chain also ends at the first module whose output code outside the chain reads too (a residual
    ``x + identity``). The cut is after the chain's last population; every later module, spiking neurons
-   included, runs on the GPU in the user's own code, stepped as its framework steps it.
+   included, runs on the GPU in the user's own code, stepped as its framework steps it. Where the chain
+   holds no population (a max pool before the first one), the whole model runs on the GPU
+   (:class:`WholeModel`), with the reason (:func:`gpu_only_reason`).
 4. The dense part is the user's own ``forward`` after the cut, unchanged: :class:`DenseRemainder`
    runs it with the chain's modules standing in (the cut population returns the spikes given to it,
    step by step, in its own shape; the modules before it return zeros of the shapes they produced). It
    is exported to ONNX at the model's ``T`` (a Python loop fixes the number of steps), with a dynamic batch.
+   Where that code reads the cut population's membrane (snnTorch's ``mem``, a norse state's ``v``) and not
+   its spikes, the cut carries the voltage instead (``reads="v"``: the stand-in returns NaN spikes, so a
+   model that also reads the spikes cannot pass the check below).
 
 The capture is checked before anything is written: the chain run with each framework's step
 convention, then :class:`DenseRemainder`, must reproduce the unmodified model's output.
@@ -620,7 +625,8 @@ def _with_voltage(out, v: torch.Tensor, cap: Capture, batch: int):
 
 def dense_remainder(model: nn.Module, cap: Capture, x: torch.Tensor, tol: float = 1e-5) -> DenseRemainder:
     """:class:`DenseRemainder` of a copy of ``model``, checked: given the chain's spikes (run with each
-    framework's step convention) it reproduces the unmodified model's output on ``x``. The check runs in
+    framework's step convention), else its last population's voltage alone, it reproduces the unmodified
+    model's output on ``x``. The check runs in
     float32, the precision the frameworks' neurons return spikes in (snnTorch's are float32 always)."""
     model32 = copy.deepcopy(model).float().eval()
     x32 = x.float()
