@@ -297,13 +297,17 @@ class FunctionalPooling(nn.Module):
         return self.head(torch.stack(out, 1).sum(1))
 
 
+def _with_gains(model: nn.Module, **gains: float) -> nn.Module:
+    """``model`` in eval mode with the weights of the named layers multiplied (so that its neurons fire)."""
+    with torch.no_grad():
+        for name, gain in gains.items():
+            model.get_submodule(name).weight.mul_(gain)
+    return model.eval()
+
+
 def make_functional_pooling():
     torch.manual_seed(0)
-    model = FunctionalPooling().eval()
-    with torch.no_grad():
-        model.conv.weight.mul_(3.0)
-        model.fc.weight.mul_(6.0)
-    return model, _spikes(2, 8, 2, 8, 8), 1e-3
+    return _with_gains(FunctionalPooling(), conv=3.0, fc=6.0), _spikes(2, 8, 2, 8, 8), 1e-3
 
 
 class InPlaceGain(nn.Module):
@@ -351,11 +355,7 @@ class MembraneReadout(nn.Module):
 
 def make_membrane_readout():
     torch.manual_seed(0)
-    model = MembraneReadout().eval()
-    with torch.no_grad():
-        model.fc1.weight.mul_(3.0)
-        model.fc2.weight.mul_(3.0)
-    return model, _spikes(6, 10, 16), 1e-3
+    return _with_gains(MembraneReadout(), fc1=3.0, fc2=3.0), _spikes(6, 10, 16), 1e-3
 
 
 class NorseMembraneReadout(nn.Module):
@@ -382,8 +382,4 @@ class NorseMembraneReadout(nn.Module):
 
 def make_norse_membrane_readout():
     torch.manual_seed(0)
-    model = NorseMembraneReadout().eval()
-    with torch.no_grad():
-        model.fc1.weight.mul_(4.0)
-        model.fc2.weight.mul_(4.0)
-    return model, _spikes(6, 10, 16), 1e-3
+    return _with_gains(NorseMembraneReadout(), fc1=4.0, fc2=4.0), _spikes(6, 10, 16), 1e-3

@@ -267,8 +267,9 @@ def test_a_value_changed_in_place_between_modules_ends_loihis_part():
 def test_a_membrane_read_after_the_cut_is_sent_by_its_population(make, tmp_path):
     """The code after the cut reads the last population's membrane (snnTorch's ``mem`` into a GRU; a norse
     state's ``v`` into a head), not its spikes: that population sends its voltage each step (graded values),
-    on Lava and on the emulator alike, and the output equals the unmodified model's on new inputs. Fixed point
-    is refused by name (the voltage would cross in Loihi's integer units)."""
+    on Lava and on the emulator alike, and the output equals the unmodified model's on new inputs. In fixed
+    point the voltage crosses in the model's units (Loihi's integers over 2**6 S): Lava ``fixed_pt`` and the
+    emulator agree exactly, and the voltage and the output stay within the quantization's error of float."""
     model, x, dt_s = make()
     bundle = nd.compile(model, tmp_path / "m", inputs=x, dt_s=dt_s)
     cut = bundle.manifest.spiking.outputs[bundle.manifest.spiking.cut_output]
@@ -283,5 +284,10 @@ def test_a_membrane_read_after_the_cut_is_sent_by_its_population(make, tmp_path)
         assert result.spikes[cut].dtype == np.float64 and len(np.unique(result.spikes[cut])) > 10  # voltages
     assert np.abs(runs[0].spikes[cut] - runs[1].spikes[cut]).max() < 1e-9
     assert nd.estimate(bundle, runs[1]).energy_j["transfer"] > 0
-    with pytest.raises(UsageError, match="membrane voltage of lif2.*float mode"):
-        nd.cosimulate(bundle, x_new.numpy(), mode="fixed", backend="emulator")
+    lava, emulator = (nd.cosimulate(bundle, x_new.numpy(), mode="fixed", backend=b, model=model)
+                      for b in ("lava", "emulator"))
+    assert all(np.array_equal(lava.spikes[k], emulator.spikes[k]) for k in lava.spikes)
+    assert np.abs(lava.y - emulator.y).max() < 1e-6 and emulator.agreement.spike_mismatches == 0
+    v_float = runs[1].spikes[cut]
+    assert 0 < np.abs(emulator.spikes[cut] - v_float).max() < 1e-3 * np.abs(v_float).max()  # model units
+    assert np.abs(emulator.y - want).max() < 1e-3

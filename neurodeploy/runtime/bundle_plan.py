@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from neurodeploy.bundle import Bundle
-from neurodeploy.errors import QuantizationError, UsageError
+from neurodeploy.errors import QuantizationError
 from neurodeploy.exporters import load_spiking
 from neurodeploy.spiking.plan import SpikingPlan
 
@@ -24,21 +24,10 @@ def load_plan(bundle: Bundle, mode: str) -> SpikingPlan:
         reasons = [line.strip().removeprefix("- ") for line in m.spiking.quantization_error.splitlines()[1:]]
         raise QuantizationError(reasons or [m.spiking.quantization_error],
                                 f"bundle '{m.name}' has no fixed-point form (it runs in float mode)")
-    if m.spiking.cut_reads == "v":
-        _membrane_at_the_cut(plan, m, mode)
     if mode == "fixed" and not plan.is_quantized:
         from neurodeploy.spiking.quantize import quantize_for
 
         plan = quantize_for(plan, m.spiking.profile, **m.spiking.quantizer).plan
+    if m.spiking.cut_reads == "v":  # the dense part reads the membrane: the cut population sends it
+        plan.layer(plan.outputs[m.spiking.cut_output]).sends_v = True
     return plan
-
-
-def _membrane_at_the_cut(plan: SpikingPlan, m, mode: str) -> None:
-    """The cut population sends its voltage (the dense part reads the membrane): float mode only, for now (in
-    fixed point the voltage crosses in Loihi's integer units, which the dense part would need converted)."""
-    cut = plan.outputs[m.spiking.cut_output]
-    if mode == "fixed":
-        raise UsageError(f"bundle '{m.name}': its dense part reads the membrane voltage of "
-                         f"{m.spiking.module_paths.get(cut, cut)}, which crosses the cut in float mode only for now; "
-                         "run with mode float (--mode float), or make the model read the spikes")
-    plan.layer(cut).sends_v = True

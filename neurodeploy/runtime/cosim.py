@@ -113,6 +113,8 @@ def run_cosim(bundle: Bundle, inputs: np.ndarray | None = None, mode: str = "flo
     else:
         (spikes, y, wall, x_run), timeline = run_sample_by_sample(run, saved, notes), None
     wall["total"] = time.perf_counter() - t_start
+    if m.dense is not None:  # a membrane sent at the cut, in the model's units (Loihi's integers in fixed point)
+        spikes[run.cut] = run.plan.cut_values(run.cut, spikes[run.cut])
     exits = exit_windows(y, m.dense.exit_threshold) if early_exit else None
     if exits is not None:
         notes.append(f"early exit at confidence {m.dense.exit_threshold:g}: mean exit window "

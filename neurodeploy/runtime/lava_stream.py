@@ -154,6 +154,6 @@ def _receive(plan: SpikingPlan, net, batch: int, steps: int, period: int, cut: s
             w = (j - delays[cut]) // window
             now, before = time.perf_counter() - t0, _backlog(net.sinks[cut])
             if on_window is not None:
-                on_window(b, w, out[cut][b, w * window: (w + 1) * window], now)
+                on_window(b, w, plan.cut_values(cut, out[cut][b, w * window: (w + 1) * window]), now)
             ready.append((b, w, now, before, _backlog(net.sinks[cut])))
     return out, ready

@@ -67,7 +67,7 @@ def _dense_output(run: CosimRun, spikes: dict[str, np.ndarray], b: int, wall: di
     if run.dense is None:
         return spikes[next(iter(run.plan.outputs.values()))][b]
     t_cut = time.perf_counter()
-    cut = spikes[run.cut][b: b + 1].astype(np.float32)
+    cut = run.plan.cut_values(run.cut, spikes[run.cut][b: b + 1]).astype(np.float32)
     t0 = time.perf_counter()
     wall["transfer"] += t0 - t_cut
     y = run.dense.run(cut)

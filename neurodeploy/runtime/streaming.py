@@ -288,7 +288,8 @@ class _EmulatorStream:
         aligned = done - self.delay
         if aligned <= 0 or aligned % self.k or aligned > self.runner.num_steps:
             return
-        windows = read(self.cut, batch=True, since=aligned - self.k).to(torch.float32).contiguous().numpy()
+        windows = read(self.cut, batch=True, since=aligned - self.k).numpy()
+        windows = np.ascontiguousarray(self.runner.plan.cut_values(self.cut, windows), dtype=np.float32)
         now, w = time.perf_counter() - self.t0, aligned // self.k - 1
         self.dense.submit([(self.offset + i, w, spikes, now) for i, spikes in enumerate(windows)])
 

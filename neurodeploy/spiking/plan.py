@@ -169,6 +169,7 @@ class FixedNeuron:
     bias_exp: int = 0
     spike_exp: int = 0
     state_exp: int = 0
+    v_unit: float = 0.0  # integer units of v per float unit, 2**act_shift S (0: not known, e.g. read from netx)
 
 
 @dataclass
@@ -219,6 +220,15 @@ class SpikingPlan:
     @property
     def max_delay_steps(self) -> int:
         return max(n.delay_steps for n in self.neurons)
+
+    def cut_values(self, name: str, values: np.ndarray) -> np.ndarray:
+        """What population ``name`` hands the dense part, in the model's units: a membrane sent at the cut
+        (``sends_v``) is, in fixed point, Loihi's integer voltage over ``2**act_shift S`` (its float units, as
+        the weights' scale defines them); spikes and float values as they are."""
+        q = self.fixed.get(name)
+        if not self.layer(name).sends_v or not self.is_quantized or not getattr(q, "v_unit", 0.0):
+            return values
+        return np.asarray(values, dtype=np.float64) / q.v_unit
 
     @property
     def is_quantized(self) -> bool:

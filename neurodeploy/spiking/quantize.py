@@ -209,7 +209,8 @@ def _neuron(layer: NeuronLayer, scale: float, limited_by: str, nx: LoihiNumerics
         du_fixed=du_f, dv_fixed=dv_f, du_err=abs((du_f + 1) / one - layer.du), dv_err=abs(dv_f / one - layer.dv),
         bias_exp=bias_exp, bias_max_abs_err=float(np.abs(bias_mant * 2.0 ** bias_exp / (scale * 2 ** nx.act_shift)
                                                          - layer.bias).max(initial=0)))
-    return FixedNeuron(du=du_f, dv=dv_f, vth=vth_mant, bias_mant=bias_mant, bias_exp=bias_exp), report
+    return FixedNeuron(du=du_f, dv=dv_f, vth=vth_mant, bias_mant=bias_mant, bias_exp=bias_exp,
+                       v_unit=scale * 2 ** nx.act_shift), report
 
 
 def _synapse(syn: SynapseLayer, scale: float, exp: int, graded: bool,

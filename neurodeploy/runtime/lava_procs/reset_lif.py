@@ -20,7 +20,9 @@ samples, one every P steps, starts each sample from rest without any ``Var.set``
 
 With ``send_v=True`` the output port carries ``v`` each step instead of the spikes: a graded voltage
 readout (NIR's LI/CubaLI, whose output is its membrane), recorded like spikes; such a population runs
-with ``reset_mode=3`` and a threshold it never reaches.
+with ``reset_mode=3`` and a threshold it never reaches. A spiking population read at the cut by its
+membrane (snnTorch's ``mem``, a norse state's ``v``) keeps its threshold and reset and sends ``v`` after
+the reset, which is what those frameworks return.
 
 In fixed point ``vth`` is ``vth << 6`` and mode 2 subtracts after Lava's 24-bit clip of v, then clips
 again below (``-(2**23 - 1)``). The emulator (:mod:`neurodeploy.runtime.emulator`) runs the same
