@@ -383,3 +383,66 @@ class NorseMembraneReadout(nn.Module):
 def make_norse_membrane_readout():
     torch.manual_seed(0)
     return _with_gains(NorseMembraneReadout(), fc1=4.0, fc2=4.0), _spikes(6, 10, 16), 1e-3
+
+
+def _lif_m(**kwargs):
+    from spikingjelly.activation_based import neuron
+
+    return neuron.LIFNode(tau=2.0, detach_reset=True, step_mode="m", **kwargs)
+
+
+class _ConvBNLIF(nn.Module):
+    """``lif(bn(conv(x.flatten(0, 1))).reshape(T, B, ...))``: the original Spikformer's unit, over (T, B, C, ...)."""
+
+    def __init__(self, conv: nn.Module, bn: nn.Module, **lif) -> None:
+        super().__init__()
+        self.conv, self.bn, self.lif = conv, bn, _lif_m(**lif)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        T, B = x.shape[:2]
+        y = self.bn(self.conv(x.flatten(0, 1)))
+        return self.lif(y.reshape(T, B, *y.shape[1:]).contiguous())
+
+
+class OriginalStyleSpikformer(nn.Module):
+    """A small Spikformer written in the idiom of the original repository (ZK-Zhou/spikformer,
+    ``cifar10dvs/model.py``), on SpikingJelly 2.0's multi-step ``LIFNode``: it takes (B, T, 2, 16, 16) and
+    permutes it to time-major itself; the stem folds time into the batch for each Conv -> BatchNorm, reshapes
+    back for the LIF, max-pools, and adds a relative-position Conv-BN-LIF branch; one block of spiking
+    self-attention (Conv1d q/k/v, ``q @ k^T @ v``) and a Conv1d MLP, residual; the head reads the time mean."""
+
+    def __init__(self, dim: int = 16, heads: int = 2) -> None:
+        super().__init__()
+        self.stem0 = _ConvBNLIF(nn.Conv2d(2, dim // 2, 3, padding=1, bias=False), nn.BatchNorm2d(dim // 2))
+        self.stem1 = _ConvBNLIF(nn.Conv2d(dim // 2, dim, 3, padding=1, bias=False), nn.BatchNorm2d(dim))
+        self.rpe = _ConvBNLIF(nn.Conv2d(dim, dim, 3, padding=1, bias=False), nn.BatchNorm2d(dim))
+        self.pool = nn.MaxPool2d(3, 2, 1)
+        self.q, self.k, self.v = (_ConvBNLIF(nn.Conv1d(dim, dim, 1, bias=False), nn.BatchNorm1d(dim)) for _ in range(3))
+        self.attn_lif = _lif_m(v_threshold=0.5)
+        self.proj = _ConvBNLIF(nn.Conv1d(dim, dim, 1), nn.BatchNorm1d(dim))
+        self.mlp1 = _ConvBNLIF(nn.Conv1d(dim, 2 * dim, 1), nn.BatchNorm1d(2 * dim))
+        self.mlp2 = _ConvBNLIF(nn.Conv1d(2 * dim, dim, 1), nn.BatchNorm1d(dim))
+        self.heads, self.head = heads, nn.Linear(dim, 5)
+
+    def _attention(self, x: torch.Tensor) -> torch.Tensor:
+        T, B, C, N = x.shape
+        q, k, v = (f(x).transpose(-1, -2).reshape(T, B, N, self.heads, C // self.heads).permute(0, 1, 3, 2, 4)
+                   for f in (self.q, self.k, self.v))
+        y = (q @ k.transpose(-2, -1) @ v) * 0.25
+        return self.proj(self.attn_lif(y.transpose(3, 4).reshape(T, B, C, N)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.permute(1, 0, 2, 3, 4).contiguous()  # (T, B, C, H, W)
+        T, B = x.shape[:2]
+        x = self.pool(self.stem0(x).flatten(0, 1)).reshape(T, B, -1, 8, 8)
+        x = self.pool(self.stem1(x).flatten(0, 1)).reshape(T, B, -1, 4, 4)
+        x = (x + self.rpe(x)).flatten(3)  # (T, B, C, N)
+        x = x + self._attention(x)
+        x = x + self.mlp2(self.mlp1(x))
+        return self.head(x.mean(3).mean(0))
+
+
+def make_original_style_spikformer():
+    torch.manual_seed(0)
+    x = _spikes(4, 4, 2, 16, 16)
+    return _settle_batchnorms(OriginalStyleSpikformer(), x), x, 1e-3

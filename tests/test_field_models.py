@@ -291,3 +291,25 @@ def test_a_membrane_read_after_the_cut_is_sent_by_its_population(make, tmp_path)
     v_float = runs[1].spikes[cut]
     assert 0 < np.abs(emulator.spikes[cut] - v_float).max() < 1e-3 * np.abs(v_float).max()  # model units
     assert np.abs(emulator.y - want).max() < 1e-3
+
+
+def test_a_spikformer_written_as_the_original_repository_deploys(tmp_path):
+    """The original Spikformer's idiom (tests/field_models.py): a batch-major input the model permutes to
+    time-major itself, then folds into the batch for each Conv -> BatchNorm. The stem's first Conv-BN-LIF runs
+    on Loihi (BatchNorm folded), its MaxPool starts the GPU part, the attention's LIFs run there."""
+    from spikingjelly.activation_based import functional
+
+    model, x, dt_s = fm.make_original_style_spikformer()
+    bundle = nd.compile(model, tmp_path / "s", inputs=x, dt_s=dt_s)
+    placed = {p.module: p for p in bundle.manifest.placement}
+    assert bundle.manifest.input_layout == "BT"
+    assert {k for k, p in placed.items() if p.device == "loihi"} == {"stem0", "stem0.conv", "stem0.bn", "stem0.lif"}
+    assert "folded into stem0.conv" in placed["stem0.bn"].reason
+    assert placed["q.lif"].device == placed["attn_lif"].device == "gpu" and "MaxPool" in placed["attn_lif"].reason
+    x_new = (torch.rand(3, *x.shape[1:], generator=torch.Generator().manual_seed(7)) < 0.3).float()
+    result = nd.cosimulate(bundle, x_new.numpy(), model=model)
+    functional.reset_net(model)
+    with torch.no_grad():
+        want = model(x_new).double().numpy()
+    assert result.agreement.spike_mismatches == 0 and all(s.sum() > 0 for s in result.spikes.values())
+    assert np.abs(result.y - want).max() < 1e-4 and want.std() > 0.01

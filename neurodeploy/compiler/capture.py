@@ -194,11 +194,16 @@ def _first(value):
 
 def _layout(first: Call, steps: int, x: torch.Tensor) -> tuple[int, int, bool]:
     """(time_dim, T, multi_step) from the first module's calls: one per step on x[:, t] or x[t], or one
-    call on the whole time-major input, as it is or with time folded into the batch (``x.flatten(0, 1)``)."""
+    call on the whole time-major input, as it is or with time folded into the batch (``x.flatten(0, 1)``),
+    the input given time-major or batch-major and made time-major inside (``x.permute(1, 0, ...)``, as the
+    original Spikformer does)."""
     inp = first.inp if isinstance(first.inp, torch.Tensor) else None
-    if steps == 1 and inp is not None and inp.numel() == x.numel() and inp.shape[1:] in (x.shape[1:], x.shape[2:]) \
-            and torch.equal(inp.reshape(x.shape), x):
-        return 0, int(x.shape[0]), True
+    if steps == 1 and inp is not None and inp.numel() == x.numel() and inp.shape[1:] in (x.shape[1:], x.shape[2:]):
+        if torch.equal(inp.reshape(x.shape), x):
+            return 0, int(x.shape[0]), True
+        swapped = x.transpose(0, 1)
+        if torch.equal(inp.reshape(swapped.shape), swapped):
+            return 1, int(x.shape[1]), True
     for dim in (1, 0):
         if inp is not None and x.shape[dim] == steps and inp.shape == x.select(dim, 0).shape and \
                 torch.equal(inp, x.select(dim, 0)):
