@@ -476,6 +476,10 @@ def _configure_logging(args: argparse.Namespace) -> None:
         handler.setFormatter(logging.Formatter("neurodeploy: %(message)s"))
         handler._neurodeploy_cli = True
         logger.addHandler(handler)
+    if not args.verbose:  # torch's own notices (e.g. "Triton not available" when a model's library registers
+        import torch  # noqa: F401  (its kernels) would break the one-line error; torch sets its level on import
+
+        logging.getLogger("torch").setLevel(logging.ERROR)
 
 
 @contextmanager

@@ -446,3 +446,33 @@ def make_original_style_spikformer():
     torch.manual_seed(0)
     x = _spikes(4, 4, 2, 16, 16)
     return _settle_batchnorms(OriginalStyleSpikformer(), x), x, 1e-3
+
+
+class SpikesAndMembrane(nn.Module):
+    """snnTorch: ``Linear -> Leaky``, and a head over both its spike count and its mean ``mem`` (refused: the cut
+    carries the spikes or the voltage, not both)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        import snntorch as snn
+
+        self.fc, self.lif, self.head = nn.Linear(16, 12), snn.Leaky(beta=0.9), nn.Linear(24, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        mem, spikes, mems = self.lif.init_leaky(), [], []
+        for t in range(x.shape[1]):
+            spk, mem = self.lif(self.fc(x[:, t]), mem)
+            spikes.append(spk)
+            mems.append(mem)
+        return self.head(torch.cat([torch.stack(spikes, 1).sum(1), torch.stack(mems, 1).mean(1)], 1))
+
+
+def make_spikes_and_membrane():
+    torch.manual_seed(0)
+    return _with_gains(SpikesAndMembrane(), fc=3.0), _spikes(2, 10, 16), 1e-3
+
+
+def make_spikformer_on_one_channel():
+    """SpikingJelly's Spikformer with example inputs of 1 channel where its stem takes 2 (refused by name)."""
+    model, x, dt_s = make_spikformer()
+    return model, x[:, :, :1], dt_s

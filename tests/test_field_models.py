@@ -189,11 +189,22 @@ def test_code_after_the_cut_that_cannot_export_is_named_by_its_line(tmp_path):
     assert "OnnxExportError" in done.stderr and "rate.sum().item()" in done.stderr
 
 
+def test_a_model_reading_both_spikes_and_membrane_is_refused_by_name(tmp_path):
+    done = _cli_compile("make_spikes_and_membrane", tmp_path / "b")
+    text = " ".join(done.stderr.split())
+    assert done.returncode == 2 and "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1
+    assert "PartitionError" in text and "after the cut at lif" in text and "spk, mem = self.lif(self.fc(" in text
+    assert "read the spikes only, or the voltage only" in text
+
+
 def test_a_model_that_fails_on_its_example_inputs_is_named(tmp_path):
-    model, x, dt_s = fm.make_spikformer()
+    model, x, dt_s = fm.make_spikformer_on_one_channel()
     with pytest.raises(PartitionError, match=r"Spikformer raised RuntimeError: .*channels.*\(at .*spikingjelly.*"
                                              r"pass inputs="):
-        nd.compile(model, tmp_path / "s", inputs=x[:, :, :1], dt_s=dt_s)  # 1 channel where its stem takes 2
+        nd.compile(model, tmp_path / "s", inputs=x, dt_s=dt_s)  # 1 channel where its stem takes 2
+    done = _cli_compile("make_spikformer_on_one_channel", tmp_path / "c")
+    assert done.returncode == 2 and "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1
+    assert "PartitionError" in done.stderr and "Spikformer raised RuntimeError" in done.stderr
 
 
 def test_batchnorm_folds_only_in_eval_mode_after_a_conv_or_linear():

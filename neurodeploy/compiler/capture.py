@@ -107,6 +107,7 @@ class Capture:
     stop_at: str = ""  # the same, short: what stops it and the line (placement reasons of later populations)
     blocker_path: str = ""  # the module that stops it, where it is a module
     later_neurons: list[str] = field(default_factory=list)  # populations after the cut: on the GPU
+    lines: dict[str, str] = field(default_factory=dict)  # chain path -> the user's line that calls it
 
 
 def units(model: nn.Module) -> list[tuple[str, nn.Module]]:
@@ -459,7 +460,7 @@ def capture(model: nn.Module, x: torch.Tensor, dt_s: float | None = None) -> Cap
     before = {i: f for i, f in walk.before.items() if i < len(chain)}
     stop = (walk.stop, walk.stop_at, walk.blocker_path) if later or not chain else ("", "", "")
     return Capture([(c.path, c.module) for c in chain], time_dim, steps, {c.path: c.out for c in chain}, multi,
-                   batch, before, *stop, later)
+                   batch, before, *stop, later, {c.path: c.where for c in chain})
 
 
 def loihi_modules(cap: Capture) -> list[tuple[str, nn.Module]]:
@@ -650,10 +651,12 @@ def dense_remainder(model: nn.Module, cap: Capture, x: torch.Tensor, tol: float 
             float("nan")
     if raised is not None:
         raise raised
-    raise PartitionError(f"after the cut at {cap.chain[-1][0]}, the model depends on more than its spikes alone, "
-                         f"or its membrane voltage alone (max difference {errors['spikes']:.3g} given only the spikes, "
-                         f"{errors['v']:.3g} given only the voltage): it may read both, or another output of the "
-                         "spiking part; return and use the spikes only (or the voltage only)")
+    cut = cap.chain[-1][0]
+    where = f" (called at {cap.lines[cut]})" if cap.lines.get(cut) else ""
+    raise PartitionError(f"after the cut at {cut}{where}, the model depends on more than its spikes alone, or its "
+                         f"membrane voltage alone (max difference {errors['spikes']:.3g} given only the spikes, "
+                         f"{errors['v']:.3g} given only the voltage): it reads both, or another output of the spiking "
+                         "part (a synaptic current); make the code after it read the spikes only, or the voltage only")
 
 
 def _stand_in_run(model32: nn.Module, cap: Capture, x32: torch.Tensor, bmajor: torch.Tensor, reads: str):
