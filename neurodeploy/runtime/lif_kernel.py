@@ -39,73 +39,50 @@ def _w32(x):
     return (x << 32) >> 32
 
 
-def _decay(x, keep):
-    if keep == 4096:
-        return x
-    if keep == 0:
-        return x * 0
-    y = x * keep
-    return (y + ((y >> 63) & 4095)) >> 12
-
-
-def _u_next(u, a, keep_u, small, saturated):
-    if small:
-        x = _decay(u, keep_u) + (a << 6)
-        if x < 1 - U or x > U:
-            t = x + (U - 1)
-            if t >> 24 != 0:
-                saturated[0] += 1
-            x = (t & (2 * U - 1)) - (U - 1)
-        return x
-    x = _w32(_decay(u, keep_u) + _w32(_w32(a) << 6))
-    if x > U:
-        saturated[0] += 1
-        x = x - 2 * U
-    elif x <= -U:
-        saturated[0] += 1
-        x = x + 2 * U
-    return _w32(x)
-
-
-def _v_next(v, u, bias, keep_v, small, has_bias, saturated):
-    w = _decay(v, keep_v) + u if small else _w32(_decay(v, keep_v) + u)
-    if has_bias:
-        w = w + bias if small else _w32(w + bias)
-    if w > U - 1:
-        saturated[1] += 1
-        w = U - 1
-    elif w < 1 - U:
-        saturated[1] += 1
-        w = 1 - U
-    return w
-
-
 def _lif_block(a, u, v, bias, keep_u, keep_v, vth, small, has_bias, mode, reset_rows, spikes, saturated):
     """a (steps, n) int64; u, v (n,) int64, updated in place; bias (n,) int64; mode: the index of the reset in
-    :data:`MODES`; reset_rows (steps,) bool: zero u and v before that step; spikes (steps, n) bool, written."""
+    :data:`MODES`; reset_rows (steps,) bool: zero u and v before that step; spikes (steps, n) bool, written.
+
+    No branch in the loop over neurons (so that it runs in SIMD lanes): the decays as
+    ``(y + ((y >> 63) & 4095)) >> 12`` for every ``keep`` (exact for 0 and 4096 too); u's wrap onto (-U, U]
+    as a mask where the input is ``small`` (the identity within range), else as Lava's int32 wraps and one
+    2U step; v's clip as min/max; the resets as selects; the saturation counts as sums."""
     steps, n = a.shape
+    m0, m1, m2 = int(mode == 0), int(mode == 1), int(mode == 2)
+    wraps, clips = 0, 0
     for t in range(steps):
         if reset_rows[t]:
             u[:] = 0
             v[:] = 0
         for i in range(n):
-            before = v[i] > vth
-            x = _u_next(u[i], a[t, i], keep_u, small, saturated)
+            before = int(v[i] > vth)
+            y = u[i] * keep_u
+            if small:
+                x = ((y + ((y >> 63) & 4095)) >> 12) + (a[t, i] << 6)
+                shifted = x + (U - 1)
+                wraps += int((shifted >> 24) != 0)
+                x = (shifted & (2 * U - 1)) - (U - 1)
+            else:
+                x = _w32(((y + ((y >> 63) & 4095)) >> 12) + _w32(_w32(a[t, i]) << 6))
+                over, under = int(x > U), int(x <= -U)
+                wraps += over + under
+                x = _w32(x - 2 * U * over + 2 * U * under)
             u[i] = x
-            w = _v_next(v[i], x, bias[i], keep_v, small, has_bias, saturated)
-            if mode == 2 and before:  # subtract_delayed
-                w = max(w - vth, 1 - U)
-            fired = (w - vth if mode == 1 and before else w) > vth
+            y = v[i] * keep_v
+            w = ((y + ((y >> 63) & 4095)) >> 12) + x
+            w = w + bias[i] * has_bias if small else _w32(_w32(w) + bias[i] * has_bias)
+            clips += int(w > U - 1) + int(w < 1 - U)
+            w = max(min(w, U - 1), 1 - U)
+            w = max(w - vth * (before * m2), 1 - U)  # subtract_delayed: last step's spike, before the threshold
+            fired = int(w - vth * (before * m1) > vth)
             spikes[t, i] = fired
-            if fired and mode == 0:
-                w = 0
-            elif fired and mode == 1:
-                w = w - vth
-            v[i] = w
+            v[i] = w - w * (fired * m0) - vth * (fired * m1)
+    saturated[0] += wraps
+    saturated[1] += clips
 
 
 if numba is not None:
-    _w32, _decay, _u_next, _v_next = (numba.njit(inline="always")(f) for f in (_w32, _decay, _u_next, _v_next))
+    _w32 = numba.njit(inline="always")(_w32)
     _lif_block = numba.njit(cache=True, nogil=True)(_lif_block)
 
 MODES = ("zero", "subtract", "subtract_delayed", "none")
