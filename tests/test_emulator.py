@@ -32,22 +32,32 @@ def run_both(plan: SpikingPlan, x: np.ndarray, mode: str):
 def assert_bit_exact(plan: SpikingPlan, x: np.ndarray):
     """Zero spike mismatches (every step Lava ran, delays included) and zero state mismatches, on every one of
     the emulator's paths: the default (feed-forward plans in blocks of steps, the LIF in numba's compiled
-    loop), the GPU's branch-free one (run here on the CPU), blocks with the LIF in torch, step by step."""
+    loop, each dense synapse's sums event-driven or as a product, as measured), every dense synapse's sums
+    event-driven, the GPU's branch-free one (run here on the CPU), blocks with the LIF and the sums in torch,
+    step by step."""
     sample, state, run = run_both(plan, x, "fixed")
+    with EmulatorRunner(plan, len(x), "fixed", device="cpu") as emu:
+        for syn in emu.synapses:
+            if syn.events is not None:
+                syn.events.s_per_event, syn.events.s_per_row = 0.0, 1.0  # events always cheaper
+        events = emu.run_batch(x[None])
     with EmulatorRunner(plan, len(x), "fixed", device="cpu", branch_free=True) as emu:
         branch_free = emu.run_batch(x[None])
     with EmulatorRunner(plan, len(x), "fixed", device="cpu") as emu:
         emu._compiled = lambda population: False  # as without numba
+        for syn in emu.synapses:
+            syn.events = None
         torch_blocks = emu.run_batch(x[None])
         emu.order = None  # as a recurrent plan, or a run that writes its input mid-run
         stepwise = emu.run_batch(x[None])
-    for got in (run, branch_free, torch_blocks, stepwise):
+    for got in (run, events, branch_free, torch_blocks, stepwise):
         for name, raw in sample.raw.items():
             np.testing.assert_array_equal(got.raw[name][0], raw, err_msg=f"spikes of {name}")
         for owner, variables in state.items():
             for var, value in variables.items():
                 np.testing.assert_array_equal(got.state[owner][var][0], value, err_msg=f"{owner}.{var}")
-    assert run.saturation == branch_free.saturation == torch_blocks.saturation == stepwise.saturation
+    assert run.saturation == events.saturation == branch_free.saturation == torch_blocks.saturation == \
+        stepwise.saturation
     return sample, run
 
 
@@ -282,3 +292,19 @@ def test_dataset_evaluation_float_reproduces_pytorch_and_fixed_equals_lava(demo_
     np.savez(tmp_path / "bad.npz", x=x, labels=labels[:3])
     assert main(["evaluate", str(demo_bundle), "--data", str(tmp_path / "bad.npz")]) == 2
     assert "labels must be integers of shape (48,)" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("weight_max", [200, 60_000])  # int16 weight rows, and int32 ones
+def test_event_driven_sums_equal_the_integer_product(weight_max):
+    """The event kernel (runtime/event_kernel.py) on every density from none to all spikes, rows with 0-3
+    events left after the groups of four, against numpy's int64 product."""
+    from neurodeploy.runtime.event_kernel import EventSums
+
+    rng = np.random.default_rng(3)
+    weights = rng.integers(-weight_max, weight_max + 1, (37, 203))  # (n_out, n_in), as Lava's dense weights
+    sums = EventSums(weights)
+    sums.s_per_event, sums.s_per_row = 0.0, 1.0
+    assert sums.w_t.dtype == (np.int16 if weight_max < 2 ** 15 else np.int32)
+    for density in (0.0, 0.01, 0.3, 1.0):
+        spikes = rng.random((23, 203)) < density
+        np.testing.assert_array_equal(sums.sums(spikes), spikes.astype(np.int64) @ weights.T)

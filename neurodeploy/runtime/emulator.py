@@ -46,6 +46,7 @@ import torch
 from neurodeploy.choices import MODES
 from neurodeploy.errors import EmulatorError, InputShapeError, SpikingPlanError, UsageError
 from neurodeploy.runtime import lif_kernel
+from neurodeploy.runtime.event_kernel import EventSums
 from neurodeploy.runtime.runners import SampleSpikes, check_input_values
 from neurodeploy.spiking.loihi import (LAVA, UV_LIMIT, decay, fixed_lif_constants, lava_conv_weights,
                                       lava_dense_weights, lif_fixed_step, shift, wrap_int)
@@ -70,6 +71,7 @@ class _Synapse:
     graded: bool  # multiply by the source's value instead of counting it as a 0/1 spike
     weight_exp: int = 0
     bound: int = 2 ** 63  # the largest |message| before Lava's wrap (fixed mode)
+    events: EventSums | None = None  # event-driven sums (fixed mode, binary spikes into a dense layer, CPU)
 
     def accumulate(self, s: torch.Tensor) -> torch.Tensor:
         """s (B, *in_shape) -> the synaptic sum (B, *out_shape), in the accumulation dtype."""
@@ -151,7 +153,22 @@ class EmulatorRunner:
         exp = fixed.weight_exp if syn.kind == "dense" else 0
         if syn.kind == "dense":  # the message before the int32 channel: shifted, unbounded if the dot product wraps
             bound = 2 ** 63 if graded and bound >= GRADED_MAX else (bound << exp if exp >= 0 else -(-bound >> -exp))
-        return _Synapse(syn, torch.as_tensor(weights, dtype=dtype, device=self.device), graded, exp, bound)
+        events = EventSums(weights) if syn.kind == "dense" and not graded and bound < 2 ** 31 and \
+            self.device.type == "cpu" and EventSums.available() else None
+        return _Synapse(syn, torch.as_tensor(weights, dtype=dtype, device=self.device), graded, exp, bound, events)
+
+    def _fixed_sums(self, syn: _Synapse, s: torch.Tensor) -> torch.Tensor:
+        """The synapse's integer sums of ``s`` (B, *in_shape), int64: event-driven or as one matrix product,
+        whichever :class:`~neurodeploy.runtime.event_kernel.EventSums` measured faster for this many spikes
+        (both exact)."""
+        events = syn.events.sums((s != 0).reshape(len(s), -1).numpy()) if syn.events is not None else None
+        if events is not None and not syn.events.measuring:
+            return torch.from_numpy(events).reshape(len(s), *syn.layer.out_shape)
+        t0 = time.perf_counter()
+        acc = syn.accumulate(s).to(torch.int64)  # exact: integer-valued sums within the mantissa
+        if syn.events is not None and syn.events.measuring:
+            syn.events.product_took(time.perf_counter() - t0, len(s))
+        return acc
 
     def synapse_bound(self, syn: _Synapse) -> int:
         """The largest |message| the synapse can send (fixed mode), after Lava's wraps."""
@@ -167,10 +184,9 @@ class EmulatorRunner:
     # -- one step of every process ------------------------------------------------------------------
     def _synapse_output(self, syn: _Synapse, s: torch.Tensor) -> torch.Tensor:
         """What the synapse will send next step (Lava's ``a_buff``)."""
-        acc = syn.accumulate(s)
         if self.mode == "float":
-            return acc.to(torch.float64)
-        acc = acc.to(torch.int64)  # exact: integer-valued sums within the mantissa
+            return syn.accumulate(s).to(torch.float64)
+        acc = self._fixed_sums(syn, s)
         if syn.layer.kind == "conv":
             return acc if syn.bound < UV_LIMIT else wrap_int(acc, STATE_BITS)  # Lava: signed_clamp(x, bits=24)
         if syn.graded:

@@ -1,0 +1,95 @@
+"""Event-driven synaptic sums for the emulator on a CPU (numba): where binary spikes enter a dense synaptic
+layer, a row's sum is the sum of the weight rows of the inputs that spiked, so the work follows the spikes,
+not every input x weight pair.
+
+For one row of spikes ``s`` (n_in,) and integer weights ``W`` (n_out, n_in), Lava's dense synapse computes
+``a = W s``; here ``a = sum over i with s_i != 0 of W[:, i]``, added in int32 over the transposed weights (int16
+where they fit): the same integers exactly, since the synapse's bound (``max |W| * fan_in``) is below 2**31
+(the emulator's float32 product needs it below 2**24). Which of the two runs a block is chosen by
+measurement (:class:`EventSums`): the first block runs both and times them, later blocks take the one that
+is faster for their number of spikes.
+"""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from neurodeploy.runtime import lif_kernel
+
+try:
+    import numba
+except ImportError:  # pragma: no cover - the matrix product runs instead
+    numba = None
+
+
+def _event_sums(spikes, w_t, out):
+    """spikes (R, n_in) bool; w_t (n_in, n_out) int16/int32; out (R, n_out) int64, written. Per row: the
+    inputs that spiked, then their weight rows added four at a time (one pass over the sums per four)."""
+    rows, n_in = spikes.shape
+    n_out = w_t.shape[1]
+    active = np.empty(n_in, np.int64)
+    acc = np.zeros(n_out, np.int32)
+    for r in range(rows):
+        k = 0
+        for i in range(n_in):
+            if spikes[r, i]:
+                active[k] = i
+                k += 1
+        acc[:] = 0
+        e = 0
+        while e + 3 < k:
+            a, b, c, d = w_t[active[e]], w_t[active[e + 1]], w_t[active[e + 2]], w_t[active[e + 3]]
+            for j in range(n_out):
+                acc[j] += np.int32(a[j]) + np.int32(b[j]) + np.int32(c[j]) + np.int32(d[j])
+            e += 4
+        while e < k:
+            a = w_t[active[e]]
+            for j in range(n_out):
+                acc[j] += a[j]
+            e += 1
+        for j in range(n_out):
+            out[r, j] = acc[j]
+
+
+if numba is not None:
+    _event_sums = numba.njit(cache=True, nogil=True)(_event_sums)
+
+
+class EventSums:
+    """A dense synapse's sums, event-driven or as the caller's matrix product, whichever measured faster:
+    ``sums(spikes)`` returns the int64 sums, or None where the matrix product should run (then the caller
+    reports its time with :meth:`product_took`)."""
+
+    def __init__(self, weights: np.ndarray) -> None:
+        w_t = np.ascontiguousarray(np.asarray(weights).T)
+        fits16 = np.abs(w_t).max(initial=0) < 2 ** 15
+        self.w_t = w_t.astype(np.int16 if fits16 else np.int32)
+        self.s_per_event: float | None = None  # seconds per spike and row, measured
+        self.s_per_row: float | None = None  # seconds per row of the matrix product, measured
+        _event_sums(np.ones((1, len(self.w_t)), np.bool_), self.w_t, np.empty((1, self.w_t.shape[1]), np.int64))
+
+    @staticmethod
+    def available() -> bool:
+        return numba is not None and lif_kernel.available()
+
+    def sums(self, spikes: np.ndarray) -> np.ndarray | None:
+        """spikes (R, n_in) bool -> (R, n_out) int64, or None: the matrix product is expected to be faster."""
+        events = int(np.count_nonzero(spikes))
+        if self.s_per_event is not None and self.s_per_row is not None and \
+                events * self.s_per_event >= len(spikes) * self.s_per_row:
+            return None
+        out = np.empty((len(spikes), self.w_t.shape[1]), dtype=np.int64)
+        t0 = time.perf_counter()
+        _event_sums(np.ascontiguousarray(spikes), self.w_t, out)
+        if self.s_per_event is None:
+            self.s_per_event = (time.perf_counter() - t0) / max(events, 1)
+        return out
+
+    @property
+    def measuring(self) -> bool:
+        """The product has not been timed yet: the caller runs it too, and reports its time."""
+        return self.s_per_row is None
+
+    def product_took(self, seconds: float, rows: int) -> None:
+        self.s_per_row = seconds / max(rows, 1)
