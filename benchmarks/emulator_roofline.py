@@ -9,7 +9,8 @@ accumulates per second; then the emulator's synaptic operations per second (fixe
 here is one input x weight pair of a synaptic layer per time step, every pair counted (what the emulator
 computes: a dense product, whatever the spikes), so the figure compares with the GEMM's MACs. Last, the
 1024 net at batch 64 with torch's default threads against one thread. Beside each emulator figure: the same run
-step by step in torch (the emulator before the kernel work: blocks of steps, numba's LIF loop), in the same run.
+step by step in torch (the emulator before the kernel work: blocks of steps, numba's LIF loop, event-driven
+sums), in the same run, and the same blocks with every sum as a matrix product (no event-driven sums).
 
 Targets (issue 30): feed-forward >= 1.0x and CNN >= 0.5x of the float32 GEMM figure at batch 64; batch 1
 at least 3x the throughput recorded before the kernel work; default threads no more than 1.25x slower than
@@ -82,15 +83,19 @@ def dense_sops_per_sample(plan, steps: int) -> float:
     return steps * float(sum(fan_out(s, nonzero=False).sum() for s in plan.synapses))
 
 
-def emulator_rate(plan, steps: int, batch: int, repeat: int, step_by_step: bool = False) -> float:
+def emulator_rate(plan, steps: int, batch: int, repeat: int, step_by_step: bool = False,
+                  products: bool = False) -> float:
     """Synaptic operations per second of the emulator (fixed point, CPU) on ``batch`` samples of random spikes;
     ``step_by_step``: its torch path one step at a time (the emulator before the kernel work, still the path of
-    recurrent plans)."""
+    recurrent plans); ``products``: every synaptic sum as a matrix product (no event-driven sums)."""
     from neurodeploy.runtime.emulator import EmulatorRunner
 
     rng = np.random.default_rng(1)
     x = (rng.random((batch, steps, *plan.input_shape)) < 0.2).astype(np.float64)
     runner = EmulatorRunner(plan, steps, mode="fixed", device="cpu")
+    if step_by_step or products:
+        for syn in runner.synapses:
+            syn.events = None
     if step_by_step:
         runner.order, runner._compiled = None, lambda population: False
     return dense_sops_per_sample(plan, steps) * batch / best_s(lambda: runner.run_batch(x), repeat)
@@ -112,10 +117,11 @@ def main() -> None:
     for name, plan in nets.items():
         for batch in (1, 64):
             rate = emulator_rate(plan, args.steps, batch, args.repeat)
+            products = emulator_rate(plan, args.steps, batch, args.repeat, products=True)
             before = emulator_rate(plan, args.steps, batch, args.repeat, step_by_step=True)
             print(f"{name}, batch {batch}: {rate / 1e9:.2f} GSOP/s = {rate / limits['float32']:.2f} x float32 GEMM, "
-                  f"{rate / limits['int8']:.2f} x int8 GEMM; step by step in torch {before / 1e9:.2f} GSOP/s "
-                  f"({rate / before:.1f}x)")
+                  f"{rate / limits['int8']:.2f} x int8 GEMM; every sum a product {products / 1e9:.2f} GSOP/s; "
+                  f"step by step in torch {before / 1e9:.2f} GSOP/s ({rate / before:.1f}x)")
     plan = nets["1024-1024-1024 LIF"]
     one = emulator_rate(plan, args.steps, 64, args.repeat)
     torch.set_num_threads(default_threads)
