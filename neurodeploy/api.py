@@ -162,7 +162,7 @@ def evaluate(bundle: Bundle | str | Path, x: np.ndarray, labels: np.ndarray, *, 
     ``device`` as :func:`cosimulate`'s."""
     from neurodeploy.analysis.evaluate import DEFAULT_CHUNK
     from neurodeploy.analysis.evaluate import evaluate as run_evaluation
-    from neurodeploy.compiler.resolve import model_for_bundle
+    from neurodeploy.compiler.resolve import model_for_bundle, no_model_note
     from neurodeploy.runtime.inputs import from_model_layout
 
     import numpy as np
@@ -171,9 +171,11 @@ def evaluate(bundle: Bundle | str | Path, x: np.ndarray, labels: np.ndarray, *, 
     x = from_model_layout(x, bundle.manifest)
     if chunk is not None and chunk < 1:
         raise UsageError(f"chunk must be >= 1 sample, got {chunk}")
-    return run_evaluation(bundle, x, labels, backend, mode, schedule or bundle.manifest.default_schedule,
-                          model_for_bundle(bundle, model, weights), chunk or DEFAULT_CHUNK, progress=progress,
-                          early_exit=early_exit, workers=workers, ray=ray, checkpoint=checkpoint, device=device)
+    result = run_evaluation(bundle, x, labels, backend, mode, schedule or bundle.manifest.default_schedule,
+                            model_for_bundle(bundle, model, weights), chunk or DEFAULT_CHUNK, progress=progress,
+                            early_exit=early_exit, workers=workers, ray=ray, checkpoint=checkpoint, device=device)
+    result.note = None if result.torch_accuracy is not None else no_model_note(bundle, model, "PyTorch accuracy")
+    return result
 
 
 def sweep(config: str | Path | dict, out: str | Path, *, workers: int = 1, ray: str | None = None,

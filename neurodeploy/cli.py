@@ -188,6 +188,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     if result.torch_accuracy is not None:
         out(f"PyTorch accuracy {result.torch_accuracy:.2%}; the two predict the same class on "
             f"{result.agreement:.2%} of the samples")
+    elif result.note:
+        out(result.note)
     out(f"{number(result.sops_per_sample)} SOPs per sample; {si(result.wall_s, 's')} in all")
     return 0
 

@@ -45,12 +45,13 @@ class Evaluation:
     wall_s: float
     sops_per_sample: float
     mean_exit_window: float | None = None  # with early exits: windows run per sample, on average
+    note: str | None = None  # why there is no PyTorch accuracy, where a model could be given
 
     def as_dict(self) -> dict:
         return asdict(self)
 
     def __repr__(self) -> str:
-        torch = "" if self.torch_accuracy is None else \
+        torch = (f"; {self.note}" if self.note else "") if self.torch_accuracy is None else \
             f", PyTorch {percent(self.torch_accuracy)}, same class on {percent(self.agreement)}"
         return (f"Evaluation({self.samples} samples, {self.backend} {self.mode}, schedule {self.schedule}: accuracy "
                 f"{percent(self.accuracy)}{torch}; {number(self.sops_per_sample)} SOPs/sample; "

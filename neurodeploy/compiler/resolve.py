@@ -75,13 +75,16 @@ def _own_zoo_model(bundle: Bundle, weights) -> str | None:
     return named if same_weights and named in zoo.ZOO else None
 
 
-def no_model_note(bundle: Bundle, model: Any = None) -> str | None:
-    """Why no PyTorch model is at hand for a bundle compiled from a factory, and how to give it."""
+def no_model_note(bundle: Bundle, model: Any = None, what: str = "agreement") -> str | None:
+    """Why no PyTorch model is at hand for a bundle compiled from a factory, and how to give it (``what``:
+    the figure that is missing for it)."""
     named = (bundle.manifest.provenance or {}).get("model")
     if model is not None or not named or ":" not in named:
         return None
-    return (f"agreement not computed: the bundle was compiled from the factory '{named}', and a bundle never "
-            f"imports code it names; pass --model {named} (model= in the API) to compare with it")
+    weights = (bundle.manifest.provenance or {}).get("weights")
+    return (f"{what} not computed: the bundle was compiled from the factory '{named}', and a bundle never "
+            f"imports code it names; pass --model {named}" + (f" --weights {weights}" if weights else "") +
+            " (model= and weights= in the API) to compare with it")
 
 
 def torch_reference_for(bundle: Bundle, model: Any = None, weights: str | Path | None = None):
