@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -182,8 +183,33 @@ def test_html_report_is_self_contained_with_plots(mamba_bundle, tmp_path, capsys
     assert shown is None or "decoded by Chromium: 5" in shown
     assert not _unreadable(page.text), _unreadable(page.text)  # the page's text, as a person reads it
     assert "GPU synaptic ops per sample (NeuroBench), ACs / MACs" in page.text
+    named = _layer_cells((tmp_path / "r.html").read_text())
+    assert named and not _nir_ids(mamba_bundle, named), _nir_ids(mamba_bundle, named)
     from neurodeploy.cli import main
 
     assert main(["energy", str(mamba_bundle)]) == 0
     terminal = capsys.readouterr().out.splitlines()
     assert any("GPU ACs / MACs" in line for line in terminal) and not _unreadable(terminal), _unreadable(terminal)
+    assert not _nir_ids(mamba_bundle, terminal)
+
+
+def _layer_cells(page: str) -> list[str]:
+    """The cells of the HTML tables' columns that name a layer (population, synapse, what limits a scale)."""
+    cells = []
+    for table in re.findall(r"<table>(.*?)</table>", page, re.S):
+        heads = re.findall(r"<th>([^<]*)</th>", table)
+        for row in re.findall(r"<tr>(.*?)</tr>", table, re.S):
+            cells += [c for h, c in zip(heads, re.findall(r"<td>([^<]*)</td>", row))
+                      if h in ("population", "synapse", "limited by", "layer")]
+    return cells
+
+
+def _nir_ids(bundle_path, texts: list[str]) -> list[str]:
+    """Texts that name a layer by its bare NIR id where the user's model gives it a name (``"0 (Linear)"``, the
+    module's path and type): a table cell that is the id, or the id without its type after ``weights of``,
+    ``SOPs`` or at the start of a line."""
+    import neurodeploy as nd
+
+    ids = set(nd.load(bundle_path).manifest.spiking.module_paths)
+    bare = [re.compile(rf"(weights of |SOPs |^[│ ]*){re.escape(i)}(?=$|[\s:,)])(?! \((?!effective))") for i in ids]
+    return [t for t in (text.strip() for text in texts) if t in ids or any(b.search(t) for b in bare)]

@@ -19,7 +19,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from neurodeploy.bundle.atomic import write_file  # noqa: E402
-from neurodeploy.report.terminal import gpu_sops_text  # noqa: E402
+from neurodeploy.report.terminal import gpu_sops_text, limit_text  # noqa: E402
 from neurodeploy.tables import html_table as _table  # noqa: E402
 from neurodeploy.units import figure_value, listing, number, si  # noqa: E402
 
@@ -161,7 +161,7 @@ def _quantization_rows(data: dict) -> list[dict]:
         for s in q["synapses"]:
             measured = q.get("calibration_disagreement") or {}
             rows.append({"population": labels.get(q["name"], q["name"]), "scale": f"{q['scale']:.4g}",
-                         "limited by": q["limited_by"], "threshold": q["vth_mant"],
+                         "limited by": limit_text(q["limited_by"], labels), "threshold": q["vth_mant"],
                          "synapse": labels.get(s["name"], s["name"]), "precision": s.get("precision", "single"),
                          "weight exponent": s["weight_exp"] if s.get("fine_exp") is None else
                          f"{s['weight_exp']} + {s['fine_exp']}",

@@ -113,14 +113,19 @@ def print_quantization(report: list[dict], names: dict[str, str], console: Conso
     for q in report:
         syn = "; ".join(f"{label(s['name'])}: {_grid(s)}, rms error {s['rel_rms_err']:.2%}"
                         + (f", {s['zeroed']} weights rounded to 0" if s["zeroed"] else "") for s in q["synapses"])
-        limit = q["limited_by"]
-        if limit.startswith("weights of "):
-            limit = "weights of " + label(limit.removeprefix("weights of "))
+        limit = limit_text(q["limited_by"], names)
         measured = q.get("calibration_disagreement")
         spikes = "" if not measured else (f"; spikes unlike float on the calibration inputs: {measured['after']:.2%} "
                                           f"(8-bit, uncalibrated: {measured['before']:.2%})")
         console.print(f"  {label(q['name'])}: scale {q['scale']:.4g} (limited by {limit}), "
                       f"threshold {q['vth_mant']}; {syn}{spikes}")
+
+
+def limit_text(limit: str, names: dict[str, str]) -> str:
+    """What bounds a population's scale, a synapse named by the user's module (``weights of conv1 (Conv2d)``)."""
+    if limit.startswith("weights of "):
+        return "weights of " + display_name(limit.removeprefix("weights of "), names)
+    return limit
 
 
 def _grid(synapse: dict) -> str:
