@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import sys
 from contextlib import contextmanager
@@ -34,9 +35,9 @@ from neurodeploy.errors import NeurodeployError, UsageError, one_line
 
 
 def _console():
-    from rich.console import Console
+    from neurodeploy.tables import stderr_console
 
-    return Console(stderr=True)
+    return stderr_console()
 
 
 def _positive_int(text: str) -> int:
@@ -437,10 +438,10 @@ def main(argv: list[str] | None = None) -> int:
     import signal
 
     args = build_parser().parse_args(argv)
-    _configure_logging(args)
     previous = signal.signal(signal.SIGTERM, _on_sigterm) if _main_thread() else None
     try:
-        with _current_folder_importable():
+        with _status_line(args), _current_folder_importable():
+            _configure_logging(args)
             return args.func(args)
     except NeurodeployError as exc:
         print(f"neurodeploy {args.command}: error: {type(exc).__name__}: {one_line(exc)}", file=sys.stderr)
@@ -463,12 +464,41 @@ def main(argv: list[str] | None = None) -> int:
             signal.signal(signal.SIGTERM, previous)
 
 
+@contextmanager
+def _status_line(args: argparse.Namespace):
+    """On a terminal (not with ``-q``): a status line on stderr from the start, ``neurodeploy COMMAND`` with a
+    spinner and the time so far, naming each stage as the log reports it (the log's lines print above it);
+    progress bars draw beneath it. Gone when the command ends."""
+    if args.quiet or not sys.stderr.isatty():
+        yield
+        return
+    from neurodeploy.tables import bound_console
+
+    title = f"neurodeploy {args.command}"
+    with bound_console() as console, console.status(title) as status:
+        handler = _StatusHandler(status, title)
+        logging.getLogger("neurodeploy").addHandler(handler)
+        try:
+            yield
+        finally:
+            logging.getLogger("neurodeploy").removeHandler(handler)
+
+
+class _StatusHandler(logging.Handler):
+    """Shows the last stage the log named on the status line."""
+
+    def __init__(self, status, title: str) -> None:
+        super().__init__(logging.INFO)
+        self.status, self.title = status, title
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.status.update(f"{self.title}: {one_line(record.getMessage())[:100]}")
+
+
 def _configure_logging(args: argparse.Namespace) -> None:
     """neurodeploy's log (Python ``logging``, logger ``neurodeploy``) on stderr: stages (INFO) on a terminal
     or with ``-v`` (DEBUG), warnings only when stderr is piped (one line per error stays one line), nothing
     but errors with ``-q``."""
-    import logging
-
     level = logging.DEBUG if args.verbose else logging.ERROR if args.quiet else \
         logging.INFO if sys.stderr.isatty() else logging.WARNING
     logger = logging.getLogger("neurodeploy")

@@ -17,7 +17,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from rich.console import Console
 from rich.progress import Progress
 
 from neurodeploy.bundle import Bundle
@@ -27,7 +26,7 @@ from neurodeploy.errors import DatasetError
 from neurodeploy.runtime.checkpoint import Checkpoint, run_key
 from neurodeploy.runtime.cosim import run_cosim
 from neurodeploy.runtime.early_exit import exit_outputs
-from neurodeploy.tables import data_frame, html_table
+from neurodeploy.tables import data_frame, html_table, stderr_console
 from neurodeploy.units import number, percent, si
 
 DEFAULT_CHUNK = 256
@@ -173,7 +172,7 @@ def _run_chunks(bundle: Bundle, x: np.ndarray, spans: list[tuple[int, int]], run
     outcomes = {} if saved is None else {int(r["index"]): _outcome_of(r) for r in saved.load()}
     todo = [i for i in range(len(spans)) if i not in outcomes]
     shared = {"bundle": for_workers(bundle.path, workers, ray), "x": x, "run": run, "device": device}
-    with Progress(console=Console(stderr=True), disable=not progress) as bar:
+    with Progress(console=stderr_console(), disable=not progress) as bar:
         task = bar.add_task(f"evaluating ({run['backend']}, {run['mode']})", total=len(x),
                             completed=sum(len(o.predictions) for o in outcomes.values()))
         for done in map_tasks(_chunk_task, [spans[i] for i in todo], shared, workers, ray):

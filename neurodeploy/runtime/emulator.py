@@ -414,13 +414,13 @@ class EmulatorRunner:
                  description: str = "emulating") -> tuple[dict[str, np.ndarray], float]:
         """Any number of samples (B, T, *input_shape), ``batch_size`` at a time, with a progress bar
         -> (spikes of every population (B, T, *shape), aligned to x; seconds spent running)."""
-        from rich.console import Console
+        from neurodeploy.tables import stderr_console
         from rich.progress import track
 
         x = np.asarray(x)
         chunks = [x[i: i + batch_size] for i in range(0, len(x), batch_size)]
         runs = [self.run_batch(chunk) for chunk in track(chunks, description=description, disable=not progress,
-                                                         console=Console(stderr=True))]
+                                                         console=stderr_console())]
         spikes = {p.name: np.concatenate([r.spikes[p.name] for r in runs]) for p in self.plan.neurons}
         return spikes, sum(r.wall_s for r in runs)
 

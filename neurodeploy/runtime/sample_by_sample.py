@@ -9,12 +9,12 @@ from __future__ import annotations
 import time
 
 import numpy as np
-from rich.console import Console
 from rich.progress import track
 
 from neurodeploy.runtime.checkpoint import Checkpoint
 from neurodeploy.runtime.cosim_setup import CosimRun
 from neurodeploy.runtime.runners import SampleSpikes, open_runner
+from neurodeploy.tables import stderr_console
 
 
 def run_sample_by_sample(run: CosimRun, saved: Checkpoint | None, notes: list[str]):
@@ -30,7 +30,7 @@ def run_sample_by_sample(run: CosimRun, saved: Checkpoint | None, notes: list[st
         if backend == "emulator" and run.feedback is None:  # the whole batch at once, then the dense part per sample
             batched, wall["emulator"] = runner.run_many(x[start:], progress=run.show_progress)
         for b in track(range(start, batch), description="co-simulating", disable=not run.show_progress,
-                       console=Console(stderr=True)):
+                       console=stderr_console()):
             if run.feedback is not None:
                 sample, y_fb, x_run[b] = run.feedback.run(runner, x[b])
             elif batched is not None:

@@ -319,7 +319,7 @@ def run_emulated(runner, x: np.ndarray, cut: str, window: int, session, input_na
                  threshold: float | None, batch_size: int, progress: bool = False):
     """The emulator (an :class:`~neurodeploy.runtime.emulator.EmulatorRunner`), ``batch_size`` samples at a
     time, with the dense part in a thread behind it: as :func:`run_streamed`."""
-    from rich.console import Console
+    from neurodeploy.tables import stderr_console
     from rich.progress import track
 
     t0 = time.perf_counter()
@@ -332,7 +332,7 @@ def run_emulated(runner, x: np.ndarray, cut: str, window: int, session, input_na
     try:
         with _core_for_the_dense_thread(runner.device):
             chunks = range(0, len(x), batch_size)
-            for c in track(chunks, description="co-simulating", disable=not progress, console=Console(stderr=True)):
+            for c in track(chunks, description="co-simulating", disable=not progress, console=stderr_console()):
                 runs.append(stream.run_chunk(c // batch_size, x[c: c + batch_size]))
             dense.close()
     except BaseException:

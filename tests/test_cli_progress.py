@@ -1,0 +1,92 @@
+"""Every CLI command on a zoo model through a pseudo-terminal, as a person at a terminal runs it: something is
+shown within 2 s of the start and then at least every 2 s until the command ends (the status line names the
+stage; progress bars draw beneath it), and each ends with exit code 0. ``--version`` answers at once; ``-q``
+prints the results only."""
+from __future__ import annotations
+
+import os
+import pty
+import select
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+SCRIPT = Path(sys.executable).with_name("neurodeploy")
+MODEL = "liquidspikeformer"
+
+
+def run_in_pty(args: list[str], cwd: Path, timeout_s: float = 600) -> tuple[int, float, float, str]:
+    """(exit code, seconds to the first output, longest silence in seconds, the output) of ``neurodeploy
+    args`` with a pseudo-terminal as its stdout and stderr."""
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: the console script, in cwd
+        os.chdir(cwd)
+        os.execv(str(SCRIPT), [str(SCRIPT), *args])
+    t0, stamps, out = time.perf_counter(), [], b""
+    while time.perf_counter() - t0 < timeout_s:
+        ready, _, _ = select.select([fd], [], [], 0.05)
+        if not ready:
+            continue
+        try:
+            data = os.read(fd, 65536)
+        except OSError:  # the child closed the terminal
+            break
+        if not data:
+            break
+        stamps.append(time.perf_counter() - t0)
+        out += data
+    else:
+        os.kill(pid, 9)
+    _, status = os.waitpid(pid, 0)
+    os.close(fd)
+    gaps = [b - a for a, b in zip([0.0, *stamps], stamps)]
+    return os.waitstatus_to_exitcode(status), (stamps or [float("inf")])[0], max(gaps, default=float("inf")), \
+        out.decode(errors="replace")
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory):
+    return tmp_path_factory.mktemp("cli")
+
+
+COMMANDS = [
+    ("compile", ["compile", MODEL, "--out", "b"]),
+    ("cosim", ["cosim", "b", "--backend", "emulator"]),
+    ("energy", ["energy", "b", "--backend", "emulator"]),
+    ("report", ["report", "b", "--backend", "emulator", "--html", "r.html"]),
+    ("evaluate", ["evaluate", "b", "--data", "data.npz"]),
+    ("parity", ["parity", "b", "--input", "x.npy", "--backend", "emulator"]),
+    ("sweep", ["sweep", "sweep.toml", "--out", "s"]),
+    ("demo", ["demo", "--out", "d"]),
+]
+
+
+@pytest.mark.parametrize("name, args", COMMANDS, ids=[c[0] for c in COMMANDS])
+def test_every_command_shows_progress_on_a_terminal(name, args, folder):
+    if not SCRIPT.is_file():
+        pytest.skip("the console script is not installed beside this interpreter")
+    if name == "evaluate":
+        import neurodeploy as nd
+
+        x = nd.load(folder / "b").reference_inputs()
+        np.savez(folder / "data.npz", x=x, labels=np.arange(len(x)) % 2)
+        np.save(folder / "x.npy", x[:2])
+    if name == "sweep":
+        (folder / "sweep.toml").write_text(f'model = "{MODEL}"\nsamples = 4\nprice_samples = 2\n'
+                                           '[grid]\ncut = ["frontend.6"]\nmode = ["fixed"]\ngpu = ["h100"]\n')
+    code, first_s, silence_s, out = run_in_pty(args, folder)
+    assert code == 0, out[-3000:]
+    assert first_s < 2.0 and silence_s < 2.0, f"{name}: first output after {first_s:.2f} s, silent for {silence_s:.2f} s"
+
+
+def test_version_and_quiet(folder):
+    done = subprocess.run([str(SCRIPT), "--version"], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and done.stdout.strip().startswith("neurodeploy ")
+    if not (folder / "b").is_dir():
+        pytest.skip("needs the bundle compiled by the compile case")
+    code, _, _, out = run_in_pty(["-q", "cosim", "b", "--backend", "emulator", "--json"], folder)
+    assert code == 0 and out.lstrip().startswith("{") and "neurodeploy:" not in out
