@@ -1,9 +1,10 @@
-"""Every CLI command on a zoo model through a pseudo-terminal, as a person at a terminal runs it: something is
+"""Every CLI command on a zoo model (``demo``: the default one) through a pseudo-terminal, as a person at a terminal runs it: something is
 shown within 2 s of the start and then at least every 2 s until the command ends (the status line names the
 stage; progress bars draw beneath it), and each ends with exit code 0. ``--version`` answers at once; ``-q``
 prints the results only."""
 from __future__ import annotations
 
+import json
 import os
 import pty
 import select
@@ -16,7 +17,7 @@ import numpy as np
 import pytest
 
 SCRIPT = Path(sys.executable).with_name("neurodeploy")
-MODEL = "liquidspikeformer"
+MODEL = "tiny_hybrid"  # the zoo's smallest; demo runs the default model
 
 
 def run_in_pty(args: list[str], cwd: Path, timeout_s: float = 600) -> tuple[int, float, float, str]:
@@ -61,7 +62,7 @@ COMMANDS = [
     ("evaluate", ["evaluate", "b", "--data", "data.npz"]),
     ("parity", ["parity", "b", "--input", "x.npy", "--backend", "emulator"]),
     ("sweep", ["sweep", "sweep.toml", "--out", "s"]),
-    ("demo", ["demo", "--out", "d"]),
+    ("demo", ["demo", "--out", "d", "--samples", "2"]),
 ]
 
 
@@ -76,11 +77,17 @@ def test_every_command_shows_progress_on_a_terminal(name, args, folder):
         np.savez(folder / "data.npz", x=x, labels=np.arange(len(x)) % 2)
         np.save(folder / "x.npy", x[:2])
     if name == "sweep":
-        (folder / "sweep.toml").write_text(f'model = "{MODEL}"\nsamples = 4\nprice_samples = 2\n'
-                                           '[grid]\ncut = ["frontend.6"]\nmode = ["fixed"]\ngpu = ["h100"]\n')
+        (folder / "sweep.toml").write_text(f'model = "{MODEL}"\ndata = "data.npz"\nprice_samples = 2\n[grid]\n'
+                                           'cut = ["frontend.layers.3"]\nmode = ["fixed"]\ngpu = ["h100"]\n')
     code, first_s, silence_s, out = run_in_pty(args, folder)
     assert code == 0, out[-3000:]
     assert first_s < 2.0 and silence_s < 2.0, f"{name}: first output after {first_s:.2f} s, silent for {silence_s:.2f} s"
+    if name == "demo":  # the default zoo model, with its early exits priced
+        from neurodeploy.models import zoo
+
+        report = json.loads((folder / "d" / "report.json").read_text())
+        assert report["model"] == zoo.DEFAULT_MODEL and report["agreement"]["spike_mismatches"] == 0
+        assert report["early_exit"]["energy_j"]["full"] == report["energy_j"]["total"]
 
 
 def test_version_and_quiet(folder):

@@ -118,18 +118,6 @@ def test_surrogate_gradients_leave_the_forward_pass_unchanged():
     assert torch.equal(plain, trained) and x.grad.abs().sum() > 0
 
 
-def test_demo_runs_the_default_zoo_model_with_early_exits(tmp_path):
-    import json
-
-    from neurodeploy.cli import main
-
-    assert zoo.DEFAULT_MODEL in zoo.TRAINED
-    assert main(["demo", "--out", str(tmp_path), "--samples", "2"]) == 0
-    report = json.loads((tmp_path / "report.json").read_text())
-    assert report["model"] == zoo.DEFAULT_MODEL and report["agreement"]["spike_mismatches"] == 0
-    assert report["early_exit"]["energy_j"]["full"] == report["energy_j"]["total"]
-
-
 def test_energy_and_report_price_a_window_bundle_and_its_early_exits(zoo_bundles, tmp_path, capsys):
     """No --schedule: energy and report price the bundle's own schedule (window), with --early-exit too."""
     import json
