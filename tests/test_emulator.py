@@ -39,7 +39,7 @@ def assert_bit_exact(plan: SpikingPlan, x: np.ndarray):
     with EmulatorRunner(plan, len(x), "fixed", device="cpu") as emu:
         for syn in emu.synapses:
             if syn.events is not None:
-                syn.events.s_per_event, syn.events.s_per_row = 0.0, 1.0  # events always cheaper
+                syn.events.s_per_event, syn.events.s_per_row, syn.events.min_pairs = 0.0, 1.0, 0  # always events
         events = emu.run_batch(x[None])
     with EmulatorRunner(plan, len(x), "fixed", device="cpu", branch_free=True) as emu:
         branch_free = emu.run_batch(x[None])
@@ -303,7 +303,7 @@ def test_event_driven_sums_equal_the_integer_product(weight_max):
     rng = np.random.default_rng(3)
     weights = rng.integers(-weight_max, weight_max + 1, (37, 203))  # (n_out, n_in), as Lava's dense weights
     sums = EventSums(weights)
-    sums.s_per_event, sums.s_per_row = 0.0, 1.0
+    sums.s_per_event, sums.s_per_row, sums.min_pairs = 0.0, 1.0, 0
     assert sums.w_t.dtype == (np.int16 if weight_max < 2 ** 15 else np.int32)
     for density in (0.0, 0.01, 0.3, 1.0):
         spikes = rng.random((23, 203)) < density

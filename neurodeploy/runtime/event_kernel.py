@@ -17,6 +17,10 @@ import numpy as np
 
 from neurodeploy.runtime import lif_kernel
 
+MIN_PAIRS = 1 << 22
+"""Input x weight pairs below which a block's sums are always one matrix product (about 0.1 ms of it here):
+smaller products cost little more than the calls around them, which the per-spike timing does not see."""
+
 try:
     import numba
 except ImportError:  # pragma: no cover - the matrix product runs instead
@@ -67,6 +71,7 @@ class EventSums:
         self.w_t = w_t.astype(np.int16 if fits16 else np.int32)
         self.s_per_event: float | None = None  # seconds per spike and row, measured
         self.s_per_row: float | None = None  # seconds per row of the matrix product, measured
+        self.min_pairs = MIN_PAIRS  # (0 in tests: every block event-driven where the timing says so)
         _event_sums(np.ones((1, len(self.w_t)), np.bool_), self.w_t, np.empty((1, self.w_t.shape[1]), np.int64))
 
     @staticmethod
@@ -74,7 +79,11 @@ class EventSums:
         return numba is not None and lif_kernel.available()
 
     def sums(self, spikes: np.ndarray) -> np.ndarray | None:
-        """spikes (R, n_in) bool -> (R, n_out) int64, or None: the matrix product is expected to be faster."""
+        """spikes (R, n_in) bool -> (R, n_out) int64, or None: the matrix product is expected to be faster (or
+        the product is too small for the timing to tell: below :data:`MIN_PAIRS` pairs, the calls' own cost
+        decides, and the product is taken)."""
+        if spikes.size * self.w_t.shape[1] < self.min_pairs:
+            return None
         events = int(np.count_nonzero(spikes))
         if self.s_per_event is not None and self.s_per_row is not None and \
                 events * self.s_per_event >= len(spikes) * self.s_per_row:
