@@ -21,13 +21,15 @@ def select_providers(prefer_gpu: bool = True) -> list[str]:
     return ["CPUExecutionProvider"]
 
 
-def make_session(path: Path, prefer_gpu: bool = True, spinning: bool = True) -> ort.InferenceSession:
-    """An ORT session with all graph optimisations and one intra-op thread per core. ``spinning=False``:
-    its threads sleep between runs instead of spinning for the next one (ONNX Runtime's default), which
-    would take the cores from a spiking part running beside it (the streamed co-simulation)."""
+def make_session(path: Path, prefer_gpu: bool = True, spinning: bool = True,
+                 threads: int | None = None) -> ort.InferenceSession:
+    """An ORT session with all graph optimisations and ``threads`` intra-op threads (default: one per core this
+    process may run on). ``spinning=False``: its threads sleep between runs instead of spinning for the next
+    one (ONNX Runtime's default), which would take the cores from a spiking part running beside it (the
+    streamed co-simulation)."""
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    options.intra_op_num_threads = max(1, len(os.sched_getaffinity(0)))
+    options.intra_op_num_threads = threads or max(1, len(os.sched_getaffinity(0)))
     if not spinning:
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     options.log_severity_level = 3

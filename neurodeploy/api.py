@@ -77,7 +77,7 @@ def cosimulate(bundle: Bundle | str | Path, inputs: np.ndarray | None = None, *,
                backend: str = "lava", schedule: str | None = None, early_exit: bool = False,
                checkpoint: str | Path | None = None, progress: bool = False, model: Any = None,
                weights: str | Path | None = None, device: str | None = None,
-               steps: int | None = None) -> CosimResult:
+               steps: int | None = None, threads: int | None = None) -> CosimResult:
     """Run the bundle: the spiking part on ``backend`` (``lava`` or the bit-exact ``emulator``) in ``mode``
     (``float`` or ``fixed``), its spikes into the dense part on ONNX Runtime. ``inputs`` (B, T, ...) or
     (T, ...) (for a bundle of a model that takes (T, B, ...): (T, B, ...)), default the bundle's reference
@@ -85,6 +85,8 @@ def cosimulate(bundle: Bundle | str | Path, inputs: np.ndarray | None = None, *,
     (``None``/``"auto"``: a GPU where torch and onnxruntime have one, ``"cpu"``, ``"cuda"``, ``"cuda:N"``).
     ``steps``: ``inputs`` are frames, one per sample ``(B, *input_shape)``, each held for ``steps`` steps as the
     input layer's bias, as lava-dl drives a netx network (:func:`neurodeploy.runtime.inputs.frames_as_bias`).
+    ``threads``: how many threads torch and ONNX Runtime compute on (default torch's setting: the cores this
+    process may run on).
 
     ``result.agreement`` compares with PyTorch: on the reference inputs against the outputs stored in the
     bundle; on any other inputs against ``model`` (an ``nn.Module``, a zoo name or a factory, with
@@ -104,7 +106,7 @@ def cosimulate(bundle: Bundle | str | Path, inputs: np.ndarray | None = None, *,
     inputs = from_model_layout(inputs, bundle.manifest)
     result = run_cosim(bundle, inputs, mode=mode, backend=backend, progress=progress,
                        schedule=schedule or bundle.manifest.default_schedule, checkpoint=checkpoint,
-                       early_exit=early_exit, device=device)
+                       early_exit=early_exit, device=device, threads=threads)
     result.agreement = compare_with_torch(bundle, result, inputs, torch_reference_for(bundle, model, weights),
                                           no_model_note(bundle, model))
     return result
@@ -154,12 +156,13 @@ def evaluate(bundle: Bundle | str | Path, x: np.ndarray, labels: np.ndarray, *, 
              weights: str | Path | None = None, backend: str = "emulator", mode: str = "fixed",
              schedule: str | None = None, chunk: int | None = None, early_exit: bool = False,
              progress: bool = False, workers: int = 1, ray: str | None = None,
-             checkpoint: str | Path | None = None, device: str | None = None) -> Evaluation:
+             checkpoint: str | Path | None = None, device: str | None = None,
+             threads: int | None = None) -> Evaluation:
     """The deployed model's accuracy on ``(x, labels)`` and, beside it, the PyTorch model's (``model``: an
     ``nn.Module``, a zoo name or a factory; default the zoo model the bundle was compiled from). Chunks run
     on ``workers`` local processes, or on a Ray cluster with ``ray`` (``auto``, ``local`` or an address;
     the ``ray`` extra). With ``checkpoint`` (a folder) finished chunks are kept there and a rerun resumes.
-    ``device`` as :func:`cosimulate`'s."""
+    ``device`` and ``threads`` as :func:`cosimulate`'s (``threads`` per worker; default each worker's share)."""
     from neurodeploy.analysis.evaluate import DEFAULT_CHUNK
     from neurodeploy.analysis.evaluate import evaluate as run_evaluation
     from neurodeploy.compiler.resolve import model_for_bundle, no_model_note
@@ -173,7 +176,8 @@ def evaluate(bundle: Bundle | str | Path, x: np.ndarray, labels: np.ndarray, *, 
         raise UsageError(f"chunk must be >= 1 sample, got {chunk}")
     result = run_evaluation(bundle, x, labels, backend, mode, schedule or bundle.manifest.default_schedule,
                             model_for_bundle(bundle, model, weights), chunk or DEFAULT_CHUNK, progress=progress,
-                            early_exit=early_exit, workers=workers, ray=ray, checkpoint=checkpoint, device=device)
+                            early_exit=early_exit, workers=workers, ray=ray, checkpoint=checkpoint, device=device,
+                            threads=threads)
     result.note = None if result.torch_accuracy is not None else no_model_note(bundle, model, "PyTorch accuracy")
     return result
 

@@ -116,7 +116,7 @@ def _run_and_price(args: argparse.Namespace, progress: bool, inputs=None):
     result = nd.cosimulate(bundle, inputs, mode=args.mode, backend=args.backend,
                            schedule=args.schedule, early_exit=args.early_exit,
                            checkpoint=getattr(args, "checkpoint", None), progress=progress, model=args.model,
-                           weights=args.weights, device=args.device, steps=args.steps)
+                           weights=args.weights, device=args.device, steps=args.steps, threads=args.threads)
     return bundle, result, nd.estimate(bundle, result, loihi=args.loihi, gpu=args.gpu)
 
 
@@ -179,7 +179,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     result = nd.evaluate(args.bundle, x, labels, model=args.model, weights=args.weights, backend=args.backend,
                          mode=args.mode, schedule=args.schedule, chunk=args.chunk, early_exit=args.early_exit,
                          progress=not (args.json or args.quiet), workers=args.workers, ray=args.ray,
-                         checkpoint=args.checkpoint, device=args.device)
+                         checkpoint=args.checkpoint, device=args.device, threads=args.threads)
     if args.json:
         print(json.dumps(result.as_dict(), indent=2), flush=True)
         return 0
@@ -272,6 +272,9 @@ def _device_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="auto", metavar="auto|cpu|cuda|cuda:N",
                    help="where the emulator and the dense part (ONNX Runtime) compute: auto (default: a GPU where "
                         "torch and onnxruntime have one), cpu, cuda or cuda:N; Lava runs on the CPU")
+    p.add_argument("--threads", type=_positive_int, metavar="N",
+                   help="threads torch and ONNX Runtime compute on (default: the cores this process may run on; "
+                        "with --workers, each worker's share)")
 
 
 def _schedule_args(p: argparse.ArgumentParser) -> None:

@@ -15,6 +15,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from test_cli_progress import run_in_pty
+
 ROOT = Path(__file__).resolve().parents[1]
 # --no-compile: pip's byte-compiling of torch and the rest took ~30 s of this test; Python compiles what it
 # imports anyway, so what is tested (the install resolves, the package runs from it) is the same
@@ -54,11 +56,15 @@ def test_wheel_installs_and_runs_outside_the_checkout(tmp_path):
     elsewhere.mkdir()
     command = str(tmp_path / "venv" / "bin" / "neurodeploy")
 
-    demo = _run([command, "demo", "--out", "demo", "--samples", "2"], cwd=elsewhere)
+    # the demo as a person at a terminal runs it: progress from the start, never silent for 2 s
+    code, first_s, silence_s, out = run_in_pty(["demo", "--out", "demo", "--samples", "2"], elsewhere,
+                                               script=Path(command))
+    assert code == 0 and first_s < 2.0 and silence_s < 2.0, (first_s, silence_s, out[-3000:])
     report = json.loads((elsewhere / "demo" / "report.json").read_text())
-    assert report["agreement"]["spike_mismatches"] == 0, demo.stdout
+    assert report["model"] == "liquidspikeformer" and report["agreement"]["spike_mismatches"] == 0, out[-2000:]
     assert report["energy_j"]["total"] > 0 and report["profiles"]["loihi"] == "loihi2"
     assert report["schedule"] == "window" and report["assumptions"]
+    assert report["early_exit"]["energy_j"]["full"] == report["energy_j"]["total"]  # early exits priced
 
     probe = _run([python, "-c", (
         "import importlib.util, json, neurodeploy as nd, neurodeploy.qat\n"

@@ -119,10 +119,10 @@ class ChunkOutcome:
 
 
 def chunk_outcome(bundle: Bundle, x: np.ndarray, backend: str, mode: str, schedule: str,
-                  early_exit: bool, device: str | None = None) -> ChunkOutcome:
+                  early_exit: bool, device: str | None = None, threads: int | None = None) -> ChunkOutcome:
     """The deployed model's classes (and exit windows) for one chunk of samples, and its SOPs."""
     result = run_cosim(bundle, x, mode=mode, backend=backend, progress=False, schedule=schedule, early_exit=early_exit,
-                       device=device)
+                       device=device, threads=threads)
     if result.exit_windows is not None:
         preds = np.argmax(exit_outputs(result.y, result.exit_windows), axis=-1)
     else:
@@ -159,19 +159,21 @@ def _chunk_task(span: tuple[int, int], shared: dict) -> ChunkOutcome:
     from neurodeploy.parallel.shipping import unpack
 
     start, stop = span
-    return chunk_outcome(unpack(shared["bundle"]), shared["x"][start:stop], **shared["run"], device=shared["device"])
+    return chunk_outcome(unpack(shared["bundle"]), shared["x"][start:stop], **shared["run"], device=shared["device"],
+                         threads=shared["threads"])
 
 
 def _run_chunks(bundle: Bundle, x: np.ndarray, spans: list[tuple[int, int]], run: dict, workers: int,
                 ray: str | None, saved: Checkpoint | None, progress: bool,
-                device: str | None = None) -> dict[int, ChunkOutcome]:
+                device: str | None = None, threads: int | None = None) -> dict[int, ChunkOutcome]:
     """Every chunk's outcome by index: those a checkpoint holds, the others run (and appended to it)."""
     from neurodeploy.parallel.executor import map_tasks
     from neurodeploy.parallel.shipping import for_workers
 
     outcomes = {} if saved is None else {int(r["index"]): _outcome_of(r) for r in saved.load()}
     todo = [i for i in range(len(spans)) if i not in outcomes]
-    shared = {"bundle": for_workers(bundle.path, workers, ray), "x": x, "run": run, "device": device}
+    shared = {"bundle": for_workers(bundle.path, workers, ray), "x": x, "run": run, "device": device,
+              "threads": threads}
     with Progress(console=stderr_console(), disable=not progress) as bar:
         task = bar.add_task(f"evaluating ({run['backend']}, {run['mode']})", total=len(x),
                             completed=sum(len(o.predictions) for o in outcomes.values()))
@@ -199,23 +201,27 @@ def evaluate(bundle: Bundle, x: np.ndarray, labels: np.ndarray, backend: str = "
              schedule: str = "end", torch_model: torch.nn.Module | None = None, chunk: int = DEFAULT_CHUNK,
              progress: bool = True, early_exit: bool = False, workers: int = 1, ray: str | None = None,
              reference_predictions: np.ndarray | None = None, checkpoint: str | Path | None = None,
-             device: str | None = None) -> Evaluation:
+             device: str | None = None, threads: int | None = None) -> Evaluation:
     """Accuracy of the deployed model on (x, labels); with ``torch_model`` (or its ``reference_predictions``
     computed before), PyTorch's beside it (always read from the last window: what the PyTorch model computes
     without exits). Chunks of ``chunk`` samples run on ``workers`` local processes or on Ray (``ray``: an
     address, ``auto`` or ``local``); the figures do not depend on where they ran. With ``checkpoint`` (a
     folder), each finished chunk is appended there and a rerun of the same evaluation runs only the others.
     ``device`` places the emulator and the dense part (:mod:`neurodeploy.runtime.devices`; not part of the
-    checkpoint's key: the figures do not depend on it)."""
+    checkpoint's key: the figures do not depend on it); ``threads`` the threads each run computes on
+    (:mod:`neurodeploy.runtime.threads`; default torch's setting, a worker's share)."""
     from neurodeploy.runtime.devices import resolve_device
+    from neurodeploy.runtime.threads import thread_count
 
     resolve_device(device)  # a device this machine lacks is refused before the first chunk
+    if threads is not None:
+        thread_count(threads)  # a bad count is refused before the first chunk
     run = dict(backend=backend, mode=mode, schedule=schedule, early_exit=early_exit)
     spans = [(start, min(start + chunk, len(x))) for start in range(0, len(x), chunk)]
     saved = None if checkpoint is None else \
         Checkpoint(checkpoint, run_key(x, labels, chunk, sorted(run.items()), sorted(bundle.manifest.checksums.items())))
     t0 = time.perf_counter()
-    outcomes = _run_chunks(bundle, x, spans, run, workers, ray, saved, progress, device)
+    outcomes = _run_chunks(bundle, x, spans, run, workers, ray, saved, progress, device, threads)
     ordered = [outcomes[i] for i in range(len(spans))]
     deployed = np.concatenate([o.predictions for o in ordered]) if ordered else np.zeros(0, dtype=int)
     exits = [o.exit_windows for o in ordered if o.exit_windows is not None]

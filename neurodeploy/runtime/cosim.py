@@ -34,6 +34,7 @@ from neurodeploy.runtime.early_exit import exit_windows
 from neurodeploy.runtime.inputs import bundle_inputs
 from neurodeploy.runtime.runners import check_backend, open_runner
 from neurodeploy.runtime.sample_by_sample import run_sample_by_sample
+from neurodeploy.runtime.threads import thread_count, torch_threads
 from neurodeploy.spiking.plan import SpikingPlan
 from neurodeploy.tables import data_frame, html_table
 from neurodeploy.units import display_name, number, si
@@ -86,7 +87,7 @@ class CosimResult:
 def run_cosim(bundle: Bundle, inputs: np.ndarray | None = None, mode: str = "float",
               backend: str = "lava", progress: bool = True, schedule: str = "end",
               checkpoint: str | Path | None = None, early_exit: bool = False, stream: bool = True,
-              device: str | None = None) -> CosimResult:
+              device: str | None = None, threads: int | None = None) -> CosimResult:
     """Co-simulate ``inputs`` (default: the bundle's reference inputs).
 
     With ``checkpoint`` (a folder), results are saved after every sample and a rerun of the same
@@ -95,15 +96,27 @@ def run_cosim(bundle: Bundle, inputs: np.ndarray | None = None, mode: str = "flo
     ``exit_threshold``): ``exit_windows`` says where; the cost model prices the run up to there.
     ``stream=False`` runs sample by sample even where the batch could stream (the same outputs, no
     measured timeline). ``device``: where the emulator and the dense part compute
-    (:mod:`neurodeploy.runtime.devices`: ``None``/``"auto"``, ``"cpu"``, ``"cuda"``, ``"cuda:N"``).
+    (:mod:`neurodeploy.runtime.devices`: ``None``/``"auto"``, ``"cpu"``, ``"cuda"``, ``"cuda:N"``); ``threads``:
+    how many threads torch and ONNX Runtime compute on (:mod:`neurodeploy.runtime.threads`; default torch's
+    setting: the cores this process may run on, a pool worker's share).
     """
     m = bundle.manifest
     check_schedule(m, schedule, early_exit, mode)
     check_backend(backend)
+    n_threads = thread_count(threads)
     x = bundle_inputs(bundle, inputs)
-    if m.gpu_only:
-        return _gpu_only_result(bundle, x, mode, backend, resolve_device(device))
-    run = set_up(bundle, x, mode, backend, schedule, progress, resolve_device(device))
+    with torch_threads(n_threads):
+        if m.gpu_only:
+            return _gpu_only_result(bundle, x, mode, backend, resolve_device(device), n_threads)
+        return _run(bundle, x, mode, backend, progress, schedule, checkpoint, early_exit, stream,
+                    resolve_device(device), n_threads)
+
+
+def _run(bundle: Bundle, x: np.ndarray, mode: str, backend: str, progress: bool, schedule: str, checkpoint,
+         early_exit: bool, stream: bool, device, threads: int) -> CosimResult:
+    """:func:`run_cosim` of a bundle with a spiking part, its request checked and its inputs shaped."""
+    m = bundle.manifest
+    run = set_up(bundle, x, mode, backend, schedule, progress, device, threads)
     saved = None if checkpoint is None else Checkpoint(checkpoint, run_key(x, mode, schedule, sorted(m.checksums.items())))
     t_start, notes = time.perf_counter(), []
     streamed = _streamed(run) if stream and saved is None else None
@@ -126,11 +139,11 @@ def run_cosim(bundle: Bundle, inputs: np.ndarray | None = None, mode: str = "flo
                        timeline=timeline, module_paths=dict(m.spiking.module_paths))
 
 
-def _gpu_only_result(bundle: Bundle, x: np.ndarray, mode: str, backend: str, device) -> CosimResult:
+def _gpu_only_result(bundle: Bundle, x: np.ndarray, mode: str, backend: str, device, threads: int) -> CosimResult:
     """A bundle whose model runs wholly on the GPU: the model on ONNX Runtime (:mod:`neurodeploy.runtime.gpu_only`)."""
     from neurodeploy.runtime.gpu_only import run_gpu_only
 
-    y, dense_s, providers = run_gpu_only(bundle, x, device.ort_gpu)
+    y, dense_s, providers = run_gpu_only(bundle, x, device.ort_gpu, threads)
     note = "the whole model runs on the GPU (Loihi cannot start it): mode and back-end change nothing"
     return CosimResult(spikes={}, outputs={}, y=y, wall_s={"lava": 0.0, "dense": dense_s, "total": dense_s},
                        providers=providers, mode=mode, backend=backend, schedule="end", notes=[note],

@@ -37,14 +37,15 @@ class CosimRun:
 
 
 def set_up(bundle: Bundle, x: np.ndarray, mode: str, backend: str, schedule: str, progress: bool,
-           device: Device = AUTO) -> CosimRun:
-    """The plan in ``mode``, the ONNX Runtime sessions (sleeping between runs, so that they leave the cores
-    to a spiking part running beside them) and, for the window and event schedules, the step model."""
+           device: Device = AUTO, threads: int | None = None) -> CosimRun:
+    """The plan in ``mode``, the ONNX Runtime sessions (``threads`` each, sleeping between runs, so that they
+    leave the cores to a spiking part running beside them) and, for the window and event schedules, the step
+    model."""
     m = bundle.manifest
     plan = load_plan(bundle, mode)
     dense = feedback = None
     if not m.spiking_only:
-        dense = _dense_runner(bundle, schedule, device.ort_gpu)
+        dense = _dense_runner(bundle, schedule, device.ort_gpu, threads)
         if m.feedback is not None:
             feedback = FeedbackLoop(bundle, plan, dense.stepper, x.shape[1])
     return CosimRun(bundle, x, mode, backend, plan, dense, feedback, progress and len(x) > 1 and sys.stderr.isatty(),
@@ -64,11 +65,12 @@ def dense_as_deployed(bundle: Bundle, schedule: str | None = None) -> Callable[[
     return lambda cut: np.stack([dense.run(np.asarray(cut[b: b + 1], dtype=np.float32)) for b in range(len(cut))])
 
 
-def _dense_runner(bundle: Bundle, schedule: str, prefer_gpu: bool = True) -> DenseRunner:
+def _dense_runner(bundle: Bundle, schedule: str, prefer_gpu: bool = True, threads: int | None = None) -> DenseRunner:
     """The whole-sequence session and, for the window and event schedules, the step model (on ONNX Runtime's
-    CUDA provider where ``prefer_gpu`` and it is offered)."""
+    CUDA provider where ``prefer_gpu`` and it is offered; ``threads`` intra-op threads each)."""
     m = bundle.manifest
     stepper = None if schedule == "end" else \
-        StepRunner(bundle.path / m.dense.step_file, "window", m.adapter.window, prefer_gpu)
-    return DenseRunner(make_session(bundle.dense_path, prefer_gpu, spinning=False), m.dense.input_name, stepper,
+        StepRunner(bundle.path / m.dense.step_file, "window", m.adapter.window, prefer_gpu, threads)
+    return DenseRunner(make_session(bundle.dense_path, prefer_gpu, spinning=False, threads=threads),
+                       m.dense.input_name, stepper,
                        m.dense.event_threshold if schedule == "event" else None)

@@ -30,10 +30,10 @@ class StepRunner:
     (a step counter) is shared by samples that step together; :meth:`batches_exactly` checks, once, on
     random windows, that a batch of two gives what each sample gives alone."""
 
-    def __init__(self, path, input_name: str, window: int, prefer_gpu: bool = True) -> None:
+    def __init__(self, path, input_name: str, window: int, prefer_gpu: bool = True, threads: int | None = None) -> None:
         import onnx
 
-        self.session = make_session(path, prefer_gpu, spinning=False)
+        self.session = make_session(path, prefer_gpu, spinning=False, threads=threads)
         self.window, self.input_name = window, input_name
         self.states, self.batch_axes = [], []
         graph = onnx.load(str(path), load_external_data=False).graph

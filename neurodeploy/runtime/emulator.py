@@ -288,9 +288,10 @@ class EmulatorRunner:
 
     def _inputs_over_time(self, x: np.ndarray, steps: int) -> torch.Tensor:
         """x (B, T, ...) -> (T + D, B, ...) on the device, zero after T; fixed mode: int64 (Lava's int32 RingBuffer)."""
-        xs = torch.zeros((steps, len(x), *self.plan.input_shape), dtype=torch.float64, device=self.device)
-        xs[: self.num_steps] = torch.as_tensor(np.moveaxis(x, 1, 0), device=self.device)
-        return torch.trunc(xs).to(torch.int64) if self.mode == "fixed" else xs
+        dtype = torch.int64 if self.mode == "fixed" else torch.float64  # float -> int64 truncates, as trunc does
+        xs = torch.zeros((steps, len(x), *self.plan.input_shape), dtype=dtype, device=self.device)
+        xs[: self.num_steps] = torch.as_tensor(np.moveaxis(x, 1, 0), device=self.device).to(dtype)
+        return xs
 
     def _batch_run(self, record: dict[str, torch.Tensor], pops: _Populations, buffers: dict[str, torch.Tensor],
                    params: dict[str, dict], wall_s: float) -> EmulatorRun:

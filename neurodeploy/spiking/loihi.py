@@ -118,7 +118,10 @@ def wrap_int(x: torch.Tensor, bits: int = 32) -> torch.Tensor:
 
 
 def shift(x: torch.Tensor, exp: int) -> torch.Tensor:
-    """``x << exp`` (exp > 0) or ``x >> -exp`` (arithmetic, rounds toward -inf): Lava's Dense after its sum."""
+    """``x << exp`` (exp > 0) or ``x >> -exp`` (arithmetic, rounds toward -inf): Lava's Dense after its sum
+    (``x`` itself for exp 0)."""
+    if exp == 0:
+        return x
     return x << exp if exp > 0 else x >> -exp
 
 
