@@ -39,8 +39,8 @@ def test_public_api_names_the_flow():
     assert issubclass(UsageError, NeurodeployError)
 
 
-def test_zoo_model_through_the_api_equals_the_cli(tmp_path, capsys):
-    bundle = nd.compile("tiny_mamba", tmp_path / "b", samples=4)
+def test_zoo_model_through_the_api_equals_the_cli(mamba_bundle, tmp_path, capsys):
+    bundle = nd.load(mamba_bundle)  # nd.compile("tiny_mamba", ...), once per session
     assert bundle.manifest.default_schedule == "window"  # a streaming back-end deploys window by window
     assert bundle.manifest.spiking.quantization and bundle.manifest.spiking.resources["profile"] == "loihi2"
     assert bundle.manifest.spiking.module_paths["1"] == "1 (Leaky)"  # the user's module path and type

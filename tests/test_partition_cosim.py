@@ -66,7 +66,9 @@ def test_bundle_records_placement_and_schedules(mamba_bundle, demo_bundle):
         run_cosim(read_bundle(demo_bundle), schedule="window", progress=False)
 
 
-def test_cli_compiles_a_factory_with_weights(tmp_path):
+def test_cli_refuses_weights_that_do_not_fit_the_factory(tmp_path):
+    """A state_dict whose keys the factory's model lacks is a named error listing them (exit 2). The good path,
+    a factory of the current folder with its weights, runs in tests/test_readme_own_model.py."""
     import os
     import subprocess
     import sys
@@ -80,23 +82,6 @@ def test_cli_compiles_a_factory_with_weights(tmp_path):
         "                          StreamingBackend(12, 2, 4, ['cfc'], d_model=8))\n"
         "    return model, (torch.rand(2, 16, 6) < 0.4).float(), 1e-3\n")
     env = {**os.environ, "PYTHONPATH": str(tmp_path)}  # the CLI imports my_hybrid from there
-    sys.path.insert(0, str(tmp_path))
-    try:
-        from my_hybrid import make
-        net, _, _ = make()
-    finally:
-        sys.path.remove(str(tmp_path))
-    with torch.no_grad():
-        net[0].weight.mul_(3.0)  # trained weights differ from the factory's initialisation
-    torch.save(net.state_dict(), tmp_path / "w.pt")
-    done = subprocess.run([sys.executable, "-m", "neurodeploy.cli", "compile", "my_hybrid:make", "--out",
-                           str(tmp_path / "b"), "--weights", str(tmp_path / "w.pt")],
-                          capture_output=True, text=True, env=env, timeout=300)
-    assert done.returncode == 0, done.stderr
-    cosim = subprocess.run([sys.executable, "-m", "neurodeploy.cli", "cosim", str(tmp_path / "b"), "--json",
-                            "--schedule", "window"], capture_output=True, text=True, env=env, timeout=300)
-    data = json.loads(cosim.stdout)
-    assert data["agreement"]["spike_mismatches"] == 0 and data["agreement"]["max_abs_err"] < 1e-4
     torch.save({"nope": torch.zeros(1)}, tmp_path / "bad.pt")
     bad = subprocess.run([sys.executable, "-m", "neurodeploy.cli", "compile", "my_hybrid:make", "--out",
                           str(tmp_path / "c"), "--weights", str(tmp_path / "bad.pt")],
