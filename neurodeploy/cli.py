@@ -470,8 +470,8 @@ def main(argv: list[str] | None = None) -> int:
 @contextmanager
 def _status_line(args: argparse.Namespace):
     """On a terminal (not with ``-q``): a status line on stderr from the start, ``neurodeploy COMMAND`` with a
-    spinner and the time so far, naming each stage as the log reports it (the log's lines print above it);
-    progress bars draw beneath it. Gone when the command ends."""
+    spinner, naming each stage as the log reports it (the log's lines, with the seconds so far, print above
+    it); progress bars draw beneath it. Gone when the command ends."""
     if args.quiet or not sys.stderr.isatty():
         yield
         return

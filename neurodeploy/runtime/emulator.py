@@ -30,7 +30,10 @@ block left, each later step the sums of the step before). Runs that write their 
 
 Integer sums are computed as floating-point matrix products, which are exact while every partial sum
 fits the mantissa: float32 when ``max|w| * fan_in * max|s| < 2**24``, else float64 (2**53); a layer
-that could exceed that raises :class:`EmulatorError` rather than round. Each sample runs ``T + D``
+that could exceed that raises :class:`EmulatorError` rather than round. On a CPU, binary spikes into a
+dense layer may instead be summed event-driven, in int32 (:mod:`neurodeploy.runtime.event_kernel`: the same
+integers; chosen per block by the measured time for its number of spikes), and a fixed-point LIF block runs
+in one compiled loop (:mod:`neurodeploy.runtime.lif_kernel`). Each sample runs ``T + D``
 steps from the zero state, D the deepest population's delay, and spikes are aligned as
 :class:`neurodeploy.runtime.lava_runner.LavaRunner` aligns them.
 """
