@@ -48,8 +48,8 @@ def test_several_modules_after_the_cut_with_any_argument_name(tmp_path):
     assert sum(s.sum() for s in result.spikes.values()) > 0
 
 
-def test_agreement_on_any_input_against_the_model_at_hand(tmp_path):
-    bundle = nd.compile("tiny_mamba", tmp_path / "m", samples=2)
+def test_agreement_on_any_input_against_the_model_at_hand(mamba_bundle):
+    bundle = nd.load(mamba_bundle)  # nd.compile("tiny_mamba", ...), once per session
     x = _new_inputs((3, 32, 16), 5, 0.25)
     result = nd.cosimulate(bundle, x, backend="emulator")  # the zoo model named in the bundle
     assert result.agreement is not None and result.agreement.spike_mismatches == 0
