@@ -21,7 +21,6 @@ def euler_nir_chain(graph: nir.NIRGraph, x: np.ndarray, dt: float) -> dict[str, 
     while order[-1] in nxt:
         order.append(nxt[order[-1]])
     out, h = {}, x
-    state = {}
     for name in order[1:-1]:
         node = graph.nodes[name]
         if isinstance(node, (nir.Linear, nir.Affine)):
