@@ -51,14 +51,9 @@ def run_in_pty(args: list[str], cwd: Path, timeout_s: float = 600, script: Path 
         out.decode(errors="replace")
 
 
-@pytest.fixture(scope="module")
-def folder(tmp_path_factory):
-    return tmp_path_factory.mktemp("cli")
-
-
 COMPILE_PASSES = ("split", "to_nir", "lower", "torch_reference", "export_dense", "quantize_and_map", "write")
 COMMANDS = [
-    ("compile", ["compile", MODEL, "--out", "b"]),
+    ("compile", None),  # run once by the fixture below, for the other commands' bundle
     ("cosim", ["cosim", "b", "--backend", "emulator"]),
     ("energy", ["energy", "b", "--backend", "emulator"]),
     ("report", ["report", "b", "--backend", "emulator", "--html", "r.html"]),
@@ -68,20 +63,28 @@ COMMANDS = [
 ]  # demo: in tests/test_wheel.py, from the installed wheel, through a pseudo-terminal too
 
 
-@pytest.mark.parametrize("name, args", COMMANDS, ids=[c[0] for c in COMMANDS])
-def test_every_command_shows_progress_on_a_terminal(name, args, folder):
-    if not SCRIPT.is_file():
-        pytest.skip("the console script is not installed beside this interpreter")
-    if name == "evaluate":
-        import neurodeploy as nd
+@pytest.fixture(scope="module")
+def compiled(tmp_path_factory):
+    """(a folder with the zoo model compiled in ``b`` through a pseudo-terminal, a dataset, one input and a sweep
+    configuration; that compile's exit code, first output, longest silence and output)."""
+    import neurodeploy as nd
 
-        x = nd.load(folder / "b").reference_inputs()
-        np.savez(folder / "data.npz", x=x, labels=np.arange(len(x)) % 2)
-        np.save(folder / "x.npy", x[:2])
-    if name == "sweep":
-        (folder / "sweep.toml").write_text(f'model = "{MODEL}"\ndata = "data.npz"\nprice_samples = 2\n[grid]\n'
-                                           'cut = ["frontend.layers.3"]\nmode = ["fixed"]\ngpu = ["h100"]\n')
-    code, first_s, silence_s, out = run_in_pty(args, folder)
+    assert SCRIPT.is_file(), "the console script is installed beside the interpreter (pip install -e .)"
+    folder = tmp_path_factory.mktemp("cli")
+    run = run_in_pty(["compile", MODEL, "--out", "b"], folder)
+    assert run[0] == 0, run[3][-3000:]
+    x = nd.load(folder / "b").reference_inputs()
+    np.savez(folder / "data.npz", x=x, labels=np.arange(len(x)) % 2)
+    np.save(folder / "x.npy", x[:2])
+    (folder / "sweep.toml").write_text(f'model = "{MODEL}"\ndata = "data.npz"\nprice_samples = 2\n[grid]\n'
+                                       'cut = ["frontend.layers.3"]\nmode = ["fixed"]\ngpu = ["h100"]\n')
+    return folder, run
+
+
+@pytest.mark.parametrize("name, args", COMMANDS, ids=[c[0] for c in COMMANDS])
+def test_every_command_shows_progress_on_a_terminal(name, args, compiled):
+    folder, run = compiled
+    code, first_s, silence_s, out = run if args is None else run_in_pty(args, folder)
     assert code == 0, out[-3000:]
     assert first_s < 2.0 and silence_s < 2.0, f"{name}: first output after {first_s:.2f} s, silent for {silence_s:.2f} s"
     if name == "compile":  # on a terminal the log names every pass, above the status line
@@ -89,10 +92,9 @@ def test_every_command_shows_progress_on_a_terminal(name, args, folder):
         assert all(f"pass {i} of 7, {p}" in text for i, p in enumerate(COMPILE_PASSES, 1)), text[-3000:]
 
 
-def test_version_and_quiet(folder):
+def test_version_and_quiet(compiled):
+    folder, _ = compiled
     done = subprocess.run([str(SCRIPT), "--version"], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0 and done.stdout.strip().startswith("neurodeploy ")
-    if not (folder / "b").is_dir():
-        pytest.skip("needs the bundle compiled by the compile case")
     code, _, _, out = run_in_pty(["-q", "cosim", "b", "--backend", "emulator", "--json"], folder)
     assert code == 0 and out.lstrip().startswith("{") and "neurodeploy:" not in out
