@@ -15,8 +15,6 @@ import time
 
 import numpy as np
 
-from neurodeploy.runtime import lif_kernel
-
 MIN_PAIRS = 1 << 22
 """Input x weight pairs below which a block's sums are always one matrix product (about 0.1 ms of it here):
 smaller products cost little more than the calls around them, which the per-spike timing does not see."""
@@ -66,31 +64,41 @@ class EventSums:
     reports its time with :meth:`product_took`)."""
 
     def __init__(self, weights: np.ndarray) -> None:
-        w_t = np.ascontiguousarray(np.asarray(weights).T)
-        fits16 = np.abs(w_t).max(initial=0) < 2 ** 15
-        self.w_t = w_t.astype(np.int16 if fits16 else np.int32)
+        self.weights = np.asarray(weights)  # (n_out, n_in); transposed and narrowed on the first event-driven block
+        self.n_out = self.weights.shape[0]
+        self._w_t: np.ndarray | None = None
         self.s_per_event: float | None = None  # seconds per spike and row, measured
         self.s_per_row: float | None = None  # seconds per row of the matrix product, measured
         self.min_pairs = MIN_PAIRS  # (0 in tests: every block event-driven where the timing says so)
-        _event_sums(np.ones((1, len(self.w_t)), np.bool_), self.w_t, np.empty((1, self.w_t.shape[1]), np.int64))
 
     @staticmethod
     def available() -> bool:
-        return numba is not None and lif_kernel.available()
+        return numba is not None
+
+    @property
+    def w_t(self) -> np.ndarray:
+        """The weights (n_in, n_out), int16 where they fit, else int32; made (and the kernel compiled or loaded
+        from numba's cache, outside any timing) when first needed, so a synapse whose blocks stay small never
+        copies them."""
+        if self._w_t is None:
+            w_t = np.ascontiguousarray(self.weights.T)
+            self._w_t = w_t.astype(np.int16 if np.abs(w_t).max(initial=0) < 2 ** 15 else np.int32)
+            _event_sums(np.ones((1, len(self._w_t)), np.bool_), self._w_t, np.empty((1, self.n_out), np.int64))
+        return self._w_t
 
     def sums(self, spikes: np.ndarray) -> np.ndarray | None:
         """spikes (R, n_in) bool -> (R, n_out) int64, or None: the matrix product is expected to be faster (or
         the product is too small for the timing to tell: below :data:`MIN_PAIRS` pairs, the calls' own cost
         decides, and the product is taken)."""
-        if spikes.size * self.w_t.shape[1] < self.min_pairs:
+        if spikes.size * self.n_out < self.min_pairs:
             return None
         events = int(np.count_nonzero(spikes))
         if self.s_per_event is not None and self.s_per_row is not None and \
                 events * self.s_per_event >= len(spikes) * self.s_per_row:
             return None
-        out = np.empty((len(spikes), self.w_t.shape[1]), dtype=np.int64)
+        w_t, out = self.w_t, np.empty((len(spikes), self.n_out), dtype=np.int64)
         t0 = time.perf_counter()
-        _event_sums(np.ascontiguousarray(spikes), self.w_t, out)
+        _event_sums(np.ascontiguousarray(spikes), w_t, out)
         if self.s_per_event is None:
             self.s_per_event = (time.perf_counter() - t0) / max(events, 1)
         return out
