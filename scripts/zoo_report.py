@@ -1,4 +1,4 @@
-"""Measure every trained zoo model end to end and print the README's table (numbers computed here).
+"""Measure every trained zoo model end to end and print docs/zoo.md's table (numbers computed here).
 
 For each model: compile it (``neurodeploy compile NAME``), co-simulate its reference samples in Lava
 float (spike mismatches and output error against PyTorch), price them (energy per sample, Loihi 2 +

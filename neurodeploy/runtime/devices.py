@@ -6,7 +6,7 @@
     "cpu"            both on the CPU
     "cuda", "cuda:N" both on that GPU; refused, with what to install, where torch has no CUDA device or
                      onnxruntime no CUDA provider (the CPU-only ``torch`` the constraints pin, or ``onnxruntime``
-                     installed where ``onnxruntime-gpu`` should be: the README's "On a GPU")
+                     installed where ``onnxruntime-gpu`` should be: docs/install.md, "On a GPU")
 
 Lava runs on the CPU whatever the choice (its CPU back-end simulates Loihi); the choice still places the
 dense part.
@@ -57,5 +57,5 @@ def _check_cuda(device: str) -> None:
                         f"(providers: {', '.join(ort.get_available_providers())})")
     if problems:
         raise DependencyError(f"device {device!r} is not available: {'; '.join(problems)}. Install the GPU "
-                              "builds (README, 'On a GPU': CUDA torch from PyTorch's index, onnxruntime-gpu in "
+                              "builds (docs/install.md, 'On a GPU': CUDA torch from PyTorch's index, onnxruntime-gpu in "
                               "place of onnxruntime), or run with device='cpu' / --device cpu")
