@@ -14,8 +14,16 @@ def si(value: float | None, unit: str, digits: int = 3) -> str:
     value = float(value)
     if value == 0 or not math.isfinite(value):
         return f"{value:g} {unit}"
-    scale, prefix = next(((s, p) for s, p in reversed(_PREFIXES) if abs(value) >= s), _PREFIXES[0])
+    scale, prefix = si_prefix(value)
     return f"{_significant(value / scale, digits)} {prefix}{unit}"
+
+
+def si_prefix(value: float) -> tuple[float, str]:
+    """The SI prefix that puts ``value`` between 1 and 1000: ``9.9e-05`` -> ``(1e-06, "µ")``; ``(1.0, "")`` for 0."""
+    value = abs(float(value))
+    if value == 0 or not math.isfinite(value):
+        return 1.0, ""
+    return next(((s, p) for s, p in reversed(_PREFIXES) if value >= s), _PREFIXES[0])
 
 
 def _significant(value: float, digits: int) -> str:

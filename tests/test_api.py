@@ -52,7 +52,7 @@ def test_zoo_model_through_the_api_equals_the_cli(mamba_bundle, tmp_path, capsys
     _same_figures(cost.as_dict(), cli)
 
     html = nd.write_report(bundle, result, cost, tmp_path / "r.html")
-    assert html.read_text().count("data:image/png;base64,") == 5  # with the emulator stream's measured timeline
+    assert html.read_text().count("data:image/png;base64,") == 7  # with the emulator stream's measured timeline
     assert "1 (Leaky)" in html.read_text()  # layers under the user's names
     written = json.loads(nd.write_report(bundle, result, cost, tmp_path / "r.json").read_text())
     _same_figures(written, cli)

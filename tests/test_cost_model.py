@@ -10,6 +10,7 @@ import torch
 from conftest import check_in_chromium
 from torch import nn
 
+from neurodeploy.bundle import read_bundle
 from neurodeploy.cost.counts import synaptic_ops
 from neurodeploy.cost.energy_latency import Counts, estimate, neuromorphic_cost
 from neurodeploy.profiles import PROFILE_DIR, load_profile
@@ -170,7 +171,7 @@ def test_html_report_is_self_contained_with_plots(mamba_bundle, tmp_path, capsys
 
     page = Page()
     page.feed((tmp_path / "r.html").read_text())
-    assert page.scripts == 0 and len(page.images) == 5  # with the timeline measured on the streamed Lava run
+    assert page.scripts == 0 and len(page.images) == 7  # with the timeline measured on the streamed Lava run
     for src in page.images:  # every plot is a real, non-empty PNG
         assert src.startswith("data:image/png;base64,")
         pixels = image.imread(io.BytesIO(base64.b64decode(src.split(",", 1)[1])), format="png")
@@ -180,7 +181,12 @@ def test_html_report_is_self_contained_with_plots(mamba_bundle, tmp_path, capsys
     assert any(h.startswith("Pipeline timeline, measured on this machine") for h in page.headings)
     assert any(h.startswith("Pipeline timeline, modelled") for h in page.headings)
     shown = check_in_chromium(tmp_path / "r.html", tmp_path / "r.png")  # where a browser is installed
-    assert shown is None or "decoded by Chromium: 5" in shown
+    assert shown is None or "decoded by Chromium: 7" in shown
+    raw = (tmp_path / "r.html").read_text()
+    assert raw.count('href="data:image/svg+xml;base64,') == 7  # every figure also as a vector file
+    assert any(h.startswith("Partition: what runs where") for h in page.headings)
+    placed = [p.module for p in read_bundle(mamba_bundle).manifest.placement]
+    assert placed and all(f"<b>{m}</b>" in raw for m in placed) and "&#8594; cut &#8594;" in raw
     assert not _unreadable(page.text), _unreadable(page.text)  # the page's text, as a person reads it
     assert "GPU synaptic ops per sample (NeuroBench), ACs / MACs" in page.text
     named = _layer_cells((tmp_path / "r.html").read_text())

@@ -147,6 +147,6 @@ def test_the_report_shows_the_measured_beside_the_modelled_timeline(mamba_bundle
     assert cost.figures["timeline"]["measured_on"].startswith("this machine")
     page = Path(nd.write_report(mamba_bundle, result, cost, tmp_path / "r.html")).read_text()
     assert "measured on this machine" in page and "modelled" in page
-    assert page.count("data:image/png") == 5
+    assert page.count("data:image/png") == 7
     shown = check_in_chromium(tmp_path / "r.html", tmp_path / "r.png")  # where a browser is installed
     assert shown is None or "decoded by Chromium: 5" in shown

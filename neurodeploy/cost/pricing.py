@@ -137,6 +137,7 @@ def summary(bundle: Bundle, result: CosimResult, loihi: str = "loihi2", gpu: str
         "layer_names": {name: display_name(name, bundle.manifest.spiking.module_paths)
                         for name in [*result.spikes, *(s.layer for s in sops)]},
         "quantization": bundle.manifest.spiking.quantization,
+        "partition": partition(bundle, result),
         "notes": result.notes + report.notes,
     }
 
@@ -183,6 +184,24 @@ def _run_fields(bundle: Bundle, result: CosimResult, steps: int) -> dict:
         "wall_s": result.wall_s, "dense_invocations": result.dense_invocations,
         "timeline": result.timeline, "providers": result.providers,
     }
+
+
+def partition(bundle: Bundle, result: CosimResult) -> dict:
+    """Where each of the user's modules runs (``placement``: module, device, reason, in the model's order) and
+    what crosses the cut: the population (by the user's module name), its values per step (spikes, or its
+    voltage), the steps per window the dense part takes, and the spikes per step measured in this run."""
+    m = bundle.manifest
+    placed = [p.model_dump() for p in m.placement]
+    if m.dense is None or not m.spiking.cut_output:
+        return {"placement": placed, "cut": None}
+    name = result.plan.outputs[m.spiking.cut_output]
+    spikes = result.spikes[name]
+    values = int(np.prod(spikes.shape[2:]))
+    return {"placement": placed, "cut": {
+        "population": display_name(name, m.spiking.module_paths), "reads": m.spiking.cut_reads,
+        "values_per_step": values, "window_steps": m.adapter.window if m.adapter is not None else None,
+        "steps": int(spikes.shape[1]), "schedule": result.schedule,
+        "spikes_per_step": float(np.sum(spikes != 0) / (spikes.shape[0] * spikes.shape[1]))}}
 
 
 def _gpu_sops(bundle: Bundle, result: CosimResult) -> dict | None:

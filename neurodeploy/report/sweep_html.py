@@ -51,7 +51,7 @@ def pareto_plot(rows: list[dict], cost: str, png: Path | None = None) -> str:
     ax.legend(fontsize="small", loc="lower right")
     if png is not None:
         write_file(png, lambda f: fig.savefig(f, format="png", dpi=110, bbox_inches="tight"))
-    return png_img(fig)
+    return png_img(fig, f"pareto_{cost}")
 
 
 def _point_rows(rows: list[dict], table: list[dict]) -> list[dict]:
