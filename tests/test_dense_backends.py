@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from torch import nn
 
 from neurodeploy.cost.macs import count_macs
 from neurodeploy.errors import OnnxExportError
@@ -70,3 +71,34 @@ def test_macs_counted_from_onnx_equal_a_hand_count(tmp_path):
     step = count_macs(result.step_path, {"window": (1, K, N_IN), "state_0": (1, 2, 256, 8), "state_1": (1, 2, 256, 8),
                                          "state_2": (1,)})
     assert step.macs > 0 and not step.unknown
+
+
+class _Recurrent(nn.Module):
+    """A GRU, a bidirectional two-layer LSTM and an RNN over the same spikes, batch first, and a head."""
+
+    def __init__(self):
+        super().__init__()
+        self.gru = nn.GRU(N_IN, 12, batch_first=True)
+        self.lstm = nn.LSTM(N_IN, 10, num_layers=2, bidirectional=True, batch_first=True)
+        self.rnn = nn.RNN(N_IN, 6, batch_first=True)
+        self.head = nn.Linear(12 + 20 + 6, N_OUT)
+
+    def forward(self, spikes):
+        h = torch.cat([self.gru(spikes)[0], self.lstm(spikes)[0], self.rnn(spikes)[0]], -1)
+        return self.head(h[:, -1])
+
+
+def test_macs_of_onnx_recurrent_layers_equal_a_hand_count(tmp_path):
+    """ONNX GRU and LSTM nodes (what a user's nn.GRU/nn.LSTM exports to; nn.RNN exports as MatMuls) count every
+    gate's input and recurrent products per step and direction: they were counted as 0 MACs before."""
+    from neurodeploy.exporters.onnx_export import export_dense
+
+    torch.manual_seed(0)
+    steps = 20
+    export_dense(_Recurrent().eval(), torch.rand(2, steps, N_IN), tmp_path / "r.onnx", {0: "batch"})
+    report = count_macs(tmp_path / "r.onnx", {"spikes": (1, steps, N_IN)})
+    lstm = 4 * 10 * (N_IN + 10) * 2 + 4 * 10 * (20 + 10) * 2  # layer 1 reads N_IN, layer 2 both directions' 20
+    per_step = 3 * 12 * (N_IN + 12) + lstm + 6 * (N_IN + 6)
+    assert {op: report.per_op[op].count for op in ("GRU", "LSTM")} == {"GRU": 1, "LSTM": 2}  # the RNN: MatMuls
+    assert report.macs == steps * per_step + (12 + 20 + 6) * N_OUT and not report.unknown
+    assert report.per_op["GRU"].flops == 2 * steps * 3 * 12 * (N_IN + 12) + steps * 12 * 13

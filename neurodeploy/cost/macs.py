@@ -14,6 +14,13 @@ Counting rules (``n`` = elements of the node's output):
     Reduce*                              FLOPs = elements of the input
     elementwise math (Add, Mul, Exp, ...) FLOPs = n
     Scan / Loop                          the body's counts times the number of iterations
+    GRU / LSTM / RNN (X: steps x batch x I; W: dirs x G*H x I; R: dirs x G*H x H; G = 3, 4, 1)
+                                         MACs = steps * batch * (|W| + |R|)   (every gate's input and
+                                         recurrent products, each direction)
+                                         FLOPs besides = steps * batch * dirs * H * (13, 17, 3): the gates'
+                                         bias adds, activations and products (GRU: 6 bias adds, 3
+                                         activations, 4 products and sums; LSTM: 8 bias adds, 5 activations,
+                                         4 products and sums; RNN: 2 bias adds, 1 activation)
     data movement (Reshape, Transpose, Gather, Concat, Slice, Shape, ...)   0
 
 These include what NeuroBench omits (attention products, softmax, norms, scans). Unknown shapes are
@@ -33,6 +40,7 @@ ELEMENTWISE = {"Add", "Sub", "Mul", "Div", "Neg", "Abs", "Relu", "Sigmoid", "Tan
                "Cos", "HardSigmoid", "LeakyRelu", "Clip", "Not", "And", "Or", "Mod", "Floor", "Ceil", "Round",
                "Sign", "CumSum", "IsInf", "IsNaN"}
 PER_ELEMENT = {"Softmax": 5, "LogSoftmax": 5, "LayerNormalization": 8, "SimplifiedLayerNormalization": 6}
+RECURRENT = {"GRU": 13, "LSTM": 17, "RNN": 3}  # element-wise FLOPs per hidden unit, step and direction
 
 
 @dataclass
@@ -124,6 +132,8 @@ def _count_body(node: onnx.NodeProto, opset, values: dict[str, np.ndarray], in_s
 def _node_work(node: onnx.NodeProto, out_shape: tuple | None, in_shapes: list) -> tuple[float, float] | None:
     """(MACs, FLOPs besides the MACs) of one node; None where a shape it needs is unknown."""
     op = node.op_type
+    if op in RECURRENT:
+        return _recurrent_work(op, in_shapes)
     if not (op in ("MatMul", "Gemm", "Conv", "Einsum") or op in PER_ELEMENT or op in ELEMENTWISE
             or op.startswith("Reduce")):
         return 0.0, 0.0
@@ -146,6 +156,17 @@ def _node_work(node: onnx.NodeProto, out_shape: tuple | None, in_shapes: list) -
     if op.startswith("Reduce"):
         return 0.0, float(np.prod(in_shapes[0])) if in_shapes[0] is not None else n
     return 0.0, n
+
+
+def _recurrent_work(op: str, in_shapes: list) -> tuple[float, float] | None:
+    """(MACs, FLOPs besides) of an ONNX GRU, LSTM or RNN node from its X, W and R shapes (the module
+    docstring's rule; ``layout`` 0 or 1 alike: steps x batch is the product of X's first two sizes)."""
+    x, w, r = (in_shapes + [None] * 3)[:3]
+    if x is None or w is None or r is None:
+        return None
+    rows = float(np.prod(x[:2]))  # steps x batch
+    directions, hidden = w[0], r[-1]
+    return rows * (float(np.prod(w)) + float(np.prod(r))), rows * directions * hidden * RECURRENT[op]
 
 
 def _iterations(node: onnx.NodeProto, in_shapes: list) -> int | None:
