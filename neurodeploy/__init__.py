@@ -20,9 +20,10 @@ co-simulation) -> ``compiler`` (the compile flow as named passes) -> ``cost`` (c
 chip's integer grid) -> ``report`` (rendering) -> ``sweeps`` -> ``api`` (this package's names) -> ``cli``.
 Errors are all under :class:`NeurodeployError`.
 """
-from neurodeploy.api import compile, cosimulate, estimate, evaluate, load, parity, sweep, write_report, zoo_models
+from neurodeploy.api import (benchmark, compile, cosimulate, estimate, evaluate, load, parity, sweep, write_report,
+                             zoo_models)
 from neurodeploy._version import __version__
 from neurodeploy.errors import NeurodeployError
 
-__all__ = ["compile", "cosimulate", "estimate", "evaluate", "load", "parity", "sweep", "write_report", "zoo_models",
+__all__ = ["benchmark", "compile", "cosimulate", "estimate", "evaluate", "load", "parity", "sweep", "write_report", "zoo_models",
            "NeurodeployError", "__version__"]

@@ -182,6 +182,45 @@ def evaluate(bundle: Bundle | str | Path, x: np.ndarray, labels: np.ndarray, *, 
     return result
 
 
+def benchmark(source: Any, x: np.ndarray, labels: np.ndarray, *, out: str | Path | None = None, model: Any = None,
+              weights: str | Path | None = None, backend: str = "emulator", mode: str = "fixed",
+              schedule: str | None = None, loihi: str | None = None, gpu: str = "h100", price_samples: int = 8,
+              device: str | None = None, threads: int | None = None, **compile_options: Any) -> dict[str, Any]:
+    """Everything about a deployment in one flat dict (keys and units:
+    :data:`neurodeploy.analysis.benchmark.FIELDS`; NeuroBench's names where the figure is NeuroBench's).
+
+    ``source``: a bundle (or its path), or anything :func:`compile` takes (then compiled into ``out``, with
+    ``x``'s first samples as the example inputs unless ``inputs=`` is given; ``compile_options`` go to
+    :func:`compile`). ``x``/``labels``: a labelled set in the model's layout, all of it evaluated
+    (:func:`evaluate`); its first ``price_samples`` are co-simulated and priced (:func:`estimate`).
+    ``model``: the PyTorch model for agreement, PyTorch's accuracy and the static metrics (default: the
+    ``nn.Module`` given as ``source``, or the zoo model a bundle was compiled from). ``device`` and
+    ``threads`` as :func:`cosimulate`'s."""
+    import numpy as np
+    from torch import nn
+
+    from neurodeploy.analysis.benchmark import benchmark_dict
+    from neurodeploy.compiler.resolve import model_for_bundle
+    from neurodeploy.spiking.resources import map_resources
+
+    if model is None and (isinstance(source, nn.Module) or (isinstance(source, str) and ":" in source)):
+        model = source  # the module itself, or its "package.module:function" factory
+    if not isinstance(source, (str, Path)) or not (Path(source) / "manifest.json").is_file():
+        if out is None:
+            raise UsageError("benchmark compiles its source first: give out= (the bundle's folder)")
+        compile_options.setdefault("inputs", x[:price_samples] if isinstance(source, nn.Module) else None)
+        source = compile(source, out, weights=weights, **compile_options)
+    bundle = _bundle(source)
+    torch_model = model_for_bundle(bundle, model, weights)
+    evaluation = evaluate(bundle, x, labels, model=torch_model, backend=backend, mode=mode, schedule=schedule,
+                          device=device, threads=threads)
+    result = cosimulate(bundle, np.asarray(x)[:price_samples], mode=mode, backend=backend, schedule=schedule,
+                        model=torch_model, device=device, threads=threads)
+    cost = estimate(bundle, result, loihi=loihi, gpu=gpu)
+    resources = None if result.plan is None else map_resources(result.plan, cost.loihi).as_dict()
+    return benchmark_dict(evaluation, cost.figures, torch_model, resources)
+
+
 def sweep(config: str | Path | dict, out: str | Path, *, workers: int = 1, ray: str | None = None,
           progress: bool = False) -> SweepResult:
     """Run (or resume) a design-space sweep: ``config`` a TOML file (or its dict, see

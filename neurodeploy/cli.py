@@ -11,6 +11,7 @@
     neurodeploy evaluate BUNDLE --data D.npz [--backend emulator|lava] [--mode fixed|float] [--model NAME] [--json]
                          [--checkpoint DIR]
                          [--workers N] [--ray auto|local|ADDRESS]
+    neurodeploy benchmark BUNDLE --data D.npz [--model NAME] [--mode fixed|float] [--backend emulator|lava] [--json]
     neurodeploy sweep CONFIG.toml --out DIR [--workers N] [--ray auto|local|ADDRESS] [--json]
     neurodeploy parity FILE.nir|FILE.net|BUNDLE --input X.npy [--labels Y.npy] [--dt SECONDS] [--backend lava|emulator] [--json]
                        [--discretisation euler|exact] [--fix EXPORTER]
@@ -195,6 +196,26 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_benchmark(args: argparse.Namespace) -> int:
+    import neurodeploy as nd
+    from neurodeploy.analysis.benchmark import FIELDS
+    from neurodeploy.analysis.evaluate import load_dataset
+    from neurodeploy.units import number, si
+
+    x, labels = load_dataset(args.data)
+    flat = nd.benchmark(args.bundle, x, labels, model=args.model, weights=args.weights, backend=args.backend,
+                        mode=args.mode, schedule=args.schedule, loihi=args.loihi, gpu=args.gpu,
+                        price_samples=args.price_samples, device=args.device, threads=args.threads)
+    if args.json:
+        print(json.dumps(flat, indent=2), flush=True)
+        return 0
+    for key, value in flat.items():
+        shown = si(value, {"j": "J", "s": "s"}[key[-1]]) if key.endswith(("_j", "_s")) and value is not None else \
+            number(value) if isinstance(value, (int, float)) else "n/a" if value is None else str(value)
+        print(f"{key:<24} {shown:>14}  {FIELDS[key]}")
+    return 0
+
+
 def _cmd_sweep(args: argparse.Namespace) -> int:
     import neurodeploy as nd
     from neurodeploy.report.sweep_html import print_front
@@ -360,6 +381,24 @@ def _add_evaluate(sub) -> None:
     p.set_defaults(func=_cmd_evaluate)
 
 
+def _add_benchmark(sub) -> None:
+    p = sub.add_parser("benchmark", help="one flat table: accuracy, agreement, operations, static metrics, energy "
+                                         "and latency by device, the all-GPU baseline (NeuroBench's names)")
+    p.add_argument("bundle")
+    p.add_argument("--data", required=True, help=".npz with x (B, T, *input_shape) and labels (B,)")
+    p.add_argument("--mode", choices=list(MODES), default="fixed")
+    p.add_argument("--schedule", choices=list(SCHEDULES), help="default: the bundle's own schedule")
+    p.add_argument("--model", help="PyTorch model for agreement, its accuracy and the static metrics: a zoo name or "
+                                   "module:function (default: the zoo model the bundle was compiled from)")
+    p.add_argument("--weights", help="state_dict (.pt) for --model")
+    p.add_argument("--price-samples", type=_positive_int, default=8, dest="price_samples",
+                   help="samples co-simulated and priced (default 8; all of --data are evaluated)")
+    _profile_args(p)
+    p.add_argument("--json", action="store_true", help="print the dict as one JSON object")
+    _backend_arg(p, default="emulator")
+    p.set_defaults(func=_cmd_benchmark)
+
+
 def _scale_args(p) -> None:
     p.add_argument("--workers", type=int, default=1, help="local worker processes (default 1: this process)")
     p.add_argument("--ray", metavar="ADDRESS", help="run on a Ray cluster: auto (the one `ray start` made), local "
@@ -417,6 +456,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint", help="folder for partial results, appended after every sample; rerun to resume")
     p.set_defaults(func=_cmd_cosim)
     _add_evaluate(sub)
+    _add_benchmark(sub)
     _add_sweep(sub)
     _costed(sub, "energy", "energy and latency per sample: Loihi + link + GPU vs all-GPU, and the 45 nm tier"
             ).set_defaults(func=_cmd_energy)

@@ -110,6 +110,9 @@ def _bad_cases(f: dict, fb: str) -> list[list[str]]:
         ["evaluate", b, "--data", str(r / "garbage.npy")], ["evaluate", b, "--data", str(r / "no_labels.npz")],
         ["evaluate", b, "--data", str(r / "data.npz"), "--chunk", "0"],
         ["evaluate", b, "--data", str(r / "data.npz"), "--model", "no_such_model"],
+        ["benchmark", b], ["benchmark", b, "--data", str(r / "no_labels.npz")],
+        ["benchmark", b, "--data", str(r / "data.npz"), "--price-samples", "0"],
+        ["benchmark", b, "--data", str(r / "data.npz"), "--gpu", "no_such_gpu"],
         ["compile", "bad_models:maxpool", "--out", str(r / "x")],
         ["compile", "bad_models:batchnorm", "--out", str(r / "x")],
         ["compile", "bad_models:not_a_model", "--out", str(r / "x")],
@@ -166,7 +169,7 @@ TOKENS = ["--input", "--mode", "--schedule", "--backend", "--loihi", "--gpu", "-
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(command=st.sampled_from(["compile", "cosim", "energy", "report", "evaluate", "parity", "demo"]),
+@given(command=st.sampled_from(["compile", "cosim", "energy", "report", "evaluate", "benchmark", "parity", "demo"]),
        rest=st.lists(st.sampled_from(TOKENS), max_size=6))
 def test_random_bad_arguments_are_named_errors(files, capsys, command, rest):
     """Whatever else is given, a missing bundle or file makes each call fail fast with one named line."""

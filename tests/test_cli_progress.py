@@ -58,6 +58,7 @@ COMMANDS = [
     ("energy", ["energy", "b", "--backend", "emulator"]),
     ("report", ["report", "b", "--backend", "emulator", "--html", "r.html"]),
     ("evaluate", ["evaluate", "b", "--data", "data.npz"]),
+    ("benchmark", ["benchmark", "b", "--data", "data.npz", "--price-samples", "2"]),
     ("parity", ["parity", "b", "--input", "x.npy", "--backend", "emulator"]),
     ("sweep", ["sweep", "sweep.toml", "--out", "s"]),
 ]  # demo: in tests/test_wheel.py, from the installed wheel, through a pseudo-terminal too
