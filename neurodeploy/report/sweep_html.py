@@ -10,7 +10,10 @@ from rich.table import Table
 
 from neurodeploy.analysis.pareto import chip_rows, pareto_front
 from neurodeploy.bundle.atomic import write_file
-from neurodeploy.report.html import html_page, html_table, plt, png_img
+from matplotlib.lines import Line2D
+from matplotlib.ticker import FuncFormatter
+
+from neurodeploy.report.html import html_page, html_table, plt, png_img, si_scale
 from neurodeploy.units import si
 
 CONFIG_COLUMNS = ("cut", "loihi", "precision", "mode", "schedule", "early_exit", "exit_threshold", "event_threshold", "gpu")
@@ -28,29 +31,43 @@ def label(row: dict) -> str:
             f"{row['schedule']}{events}{exits}")
 
 
+MARKERS = "osD^vP*X"
+
+
 def pareto_plot(rows: list[dict], cost: str, png: Path | None = None) -> str:
-    """Accuracy against ``cost`` (log scale): every configuration, the front joined by a step line; the
-    figure embedded as an <img>, and also saved to ``png`` when given."""
+    """Accuracy against ``cost`` (log scale) for every configuration: colour by cut, marker by GPU, hollow
+    for float runs (before quantization: not what the chip runs, so never on the front); the front ringed
+    in black and joined by a step line. Embedded as an <img> (with its SVG), and saved to ``png`` when given."""
     name, unit = COSTS[cost]
     front = pareto_front(rows, "accuracy", cost)
-    ids = {r["config_id"] for r in front}
-    fig, ax = plt.subplots(figsize=(7, 3.5))
-    others = [r for r in chip_rows(rows) if r["config_id"] not in ids]
-    ax.scatter([r[cost] for r in others], [r["accuracy"] for r in others], s=18, c="#999", label="dominated")
-    floats = [r for r in rows if r not in chip_rows(rows)]
-    if floats:
-        ax.scatter([r[cost] for r in floats], [r["accuracy"] for r in floats], s=18, facecolors="none",
-                   edgecolors="#999", label="float (before quantization; not on the front)")
-    ax.step([r[cost] for r in front], [r["accuracy"] for r in front], where="post", c="C3", lw=1)
-    ax.scatter([r[cost] for r in front], [r["accuracy"] for r in front], s=30, c="C3", label="Pareto front")
+    scale, shown = si_scale([r[cost] for r in rows], unit)
+    cuts, gpus = sorted({str(r["cut"]) for r in rows}), sorted({r["gpu"] for r in rows})
+    fig, ax = plt.subplots(figsize=(7.5, 3.8))
+    chips = chip_rows(rows)
+    for r in rows:
+        colour = plt.cm.tab10(cuts.index(str(r["cut"])) % 10)
+        ax.scatter(r[cost] / scale, r["accuracy"], s=26, marker=MARKERS[gpus.index(r["gpu"]) % len(MARKERS)],
+                   facecolors=colour if r in chips else "none", edgecolors=colour)
+    ax.step([r[cost] / scale for r in front], [r["accuracy"] for r in front], where="post", c="k", lw=0.8)
+    ax.scatter([r[cost] / scale for r in front], [r["accuracy"] for r in front], s=90, facecolors="none",
+               edgecolors="k", lw=1.2)
     for r in front:
-        ax.annotate(label(r), (r[cost], r["accuracy"]), fontsize=6, xytext=(3, -8), textcoords="offset points")
+        ax.annotate(label(r), (r[cost] / scale, r["accuracy"]), fontsize=6, xytext=(4, -9), textcoords="offset points")
+    handles = [Line2D([], [], ls="", marker="o", color=plt.cm.tab10(i % 10), label=f"cut {c}") for i, c in enumerate(cuts)]
+    handles += [Line2D([], [], ls="", marker=MARKERS[i % len(MARKERS)], color="#555", label=g) for i, g in enumerate(gpus)]
+    if len(chips) < len(rows):
+        handles.append(Line2D([], [], ls="", marker="o", mfc="none", color="#555", label="float (not on the front)"))
+    handles.append(Line2D([], [], marker="o", ms=9, mfc="none", color="k", lw=0.8, label="Pareto front"))
+    ax.legend(handles=handles, fontsize="x-small", loc="center left", bbox_to_anchor=(1.01, 0.5))
     ax.set_xscale("log")
-    ax.set_xlabel(f"{name} ({unit}, modelled)")
+    plain = FuncFormatter(lambda v, _: f"{v:g}")  # 3, 10, 20 rather than 3 x 10^0 on the log axis
+    ax.xaxis.set_major_formatter(plain)
+    ax.xaxis.set_minor_formatter(plain)
+    ax.tick_params(axis="x", which="minor", labelsize=7)
+    ax.set_xlabel(f"{name} ({shown}, modelled)")
     ax.set_ylabel("deployed accuracy")
-    ax.legend(fontsize="small", loc="lower right")
     if png is not None:
-        write_file(png, lambda f: fig.savefig(f, format="png", dpi=110, bbox_inches="tight"))
+        write_file(png, lambda f: fig.savefig(f, format="png", dpi=150, bbox_inches="tight"))
     return png_img(fig, f"pareto_{cost}")
 
 
@@ -83,7 +100,7 @@ def write_sweep_html(path: Path, result) -> Path:
                 ("Configurations that do not exist (not applicable)", html_table(skipped))]
     note = (f"<p>{len(rows)} configurations from {html.escape(result.folder)}; energy and latency are modelled "
             "(Loihi and GPU profiles), accuracy is measured on the sweep's dataset.</p>")
-    body = note + "".join(f"<h2>{html.escape(t)}</h2>{c}" for t, c in sections)
+    body = note + "".join(f"<h2>{html.escape(t)}</h2><div style='overflow-x:auto'>{c}</div>" for t, c in sections)
     write_file(path, html_page("neurodeploy sweep", body))
     return Path(path)
 
