@@ -147,6 +147,26 @@ def export_step(backend: nn.Module, path: Path, batch: int = 2) -> None:
     program.save(str(path))
 
 
+def export_step_module(step: nn.Module, window: torch.Tensor, states: list[torch.Tensor], batch_axes: list[int],
+                       path: Path) -> None:
+    """Export ``step(window, *states) -> (y, *new states)`` (a captured model's derived step model) with the
+    batch dynamic in the window (dim 0) and in every state (its ``batch_axes``); inputs ``window, state_i``,
+    outputs ``y, state_i_out`` as :func:`export_step`'s."""
+    dim = torch.export.Dim("batch", min=1, max=1 << 16)
+    shapes = ({0: dim}, tuple({axis: dim} for axis in batch_axes))
+    ins, outs = state_names(len(states))
+    torch._dynamo.reset()
+    with warnings.catch_warnings(), _quiet("torch.onnx"), _printed_to_log():
+        warnings.simplefilter("ignore")
+        try:
+            program = torch.onnx.export(step.float().eval(), (window.float(), *states), dynamo=True,
+                                        dynamic_shapes=shapes, input_names=[STEP_INPUT, *ins],
+                                        output_names=[STEP_OUTPUT, *outs], verbose=False)
+        except Exception as exc:
+            raise OnnxExportError(export_failure(step, exc)) from exc
+    program.save(str(path))
+
+
 def run_step_model(session: ort.InferenceSession, backend: nn.Module, spikes: np.ndarray) -> np.ndarray:
     """Feed ``spikes`` (B, T, N) one window at a time through an exported step model: (B, T // K, n_out)."""
     batch, window = spikes.shape[0], backend.adapter.window

@@ -149,7 +149,8 @@ def write_report(bundle: Bundle | str | Path, result: CosimResult, cost: CostRep
 
 def _windows(bundle: Bundle, result: CosimResult) -> int:
     m = bundle.manifest
-    return result.inputs.shape[1] // m.adapter.window if m.adapter else 1
+    window = m.windowed(result.schedule)
+    return result.inputs.shape[1] // window if window else 1
 
 
 def evaluate(bundle: Bundle | str | Path, x: np.ndarray, labels: np.ndarray, *, model: Any = None,

@@ -70,6 +70,13 @@ class DensePart(_Strict):
     exit_threshold: float | None = None  # softmax confidence of a window's output that ends the sample (early exit)
     input_shape: list[int] = []  # one step of one sample, where the dense part takes the model's own inputs (a
     # model that runs wholly on the GPU: no spiking part)
+    # a captured model's own code after the cut, stepped once per window (neurodeploy.compiler.stepping):
+    window_steps: int | None = None  # steps per window of its step model (a zoo back-end's: its adapter's)
+    step_output: Literal["per_window", "last"] = "per_window"  # "last": the step's output after window l is the
+    # model's output on the first l + 1 windows, flattened; the last window's is the model's output
+    output_shape: list[int] = []  # one sample's output of the model (step_output "last")
+    step_derivation: str | None = None  # how the step model was derived (e.g. "state carry: gru (GRU)")
+    no_step_reason: str | None = None  # why a captured model's dense part has no step model (end schedule only)
 
 
 class FeedbackPart(_Strict):
@@ -145,6 +152,22 @@ class Manifest(_Strict):
     def sample_size(self) -> int:
         """Values in one step of one sample (``n_in`` of the spiking part)."""
         return self.spiking.n_in if self.spiking is not None else int(np.prod(self.sample_shape))
+
+    @property
+    def window_steps(self) -> int | None:
+        """Steps per window of the dense part's step model: a zoo back-end's adapter window, or the window a
+        captured model's derived step model takes; None where the dense part runs on whole samples only."""
+        if self.adapter is not None:
+            return self.adapter.window
+        return self.dense.window_steps if self.dense is not None else None
+
+    def windowed(self, schedule: str) -> int | None:
+        """Steps per window of a run on ``schedule``: a zoo back-end's adapter window whatever the schedule (its
+        adapter makes windows); a captured model's step window on ``window``/``event`` only (None on ``end``:
+        its dense part runs once on the whole sample)."""
+        if self.adapter is not None:
+            return self.adapter.window
+        return None if schedule == "end" else self.window_steps
 
     @property
     def default_schedule(self) -> Schedule:

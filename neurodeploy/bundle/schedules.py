@@ -74,6 +74,10 @@ def check_schedule(manifest: Manifest, schedule: str, early_exit: bool = False, 
     supported = supported_schedules(m)
     if schedule not in supported:
         why = WHY_NOT.get(schedule, "")
+        if m.dense is not None and m.dense.no_step_reason:
+            why = f"no step model could be derived for the model's own code after the cut: {m.dense.no_step_reason}"
+        elif schedule == "event" and m.dense is not None and m.dense.step_output == "last":
+            why = "the event schedule needs a salience threshold: compile with event_threshold"
         if m.feedback is not None:
             why = "the bundle has a feedback channel, which needs the window schedule"
         raise ScheduleError(f"schedule {schedule!r} is not supported by bundle '{m.name}' "

@@ -47,6 +47,8 @@ from neurodeploy.bundle.schedules import compiled_schedule
 from neurodeploy.compiler import split as splitting
 from neurodeploy.compiler.calibration import calibration_inputs, fixed_point
 from neurodeploy.compiler.partition import Partition
+from neurodeploy.compiler.capture import DenseRemainder
+from neurodeploy.compiler.stepping import default_window, derive_step
 from neurodeploy.compiler.torch_reference import torch_reference as model_reference
 from neurodeploy.errors import ModelConfigError, SpikingPlanError, UsageError
 from neurodeploy.exporters import (INPUT_NAME, OUTPUT_NAME, check_dynamic_dims, check_parity, export_backend,
@@ -182,6 +184,10 @@ def export_dense(job: HybridJob) -> HybridJob:
         examples = [e.reshape(*e.shape[:2], *cut_spikes.shape[2:]) for e in examples]
     dense = copy.deepcopy(job.part.dense).float().eval()
     job.dense = _export_dense(dense, cut_spikes, examples, job.tmp, job.part.fixed_length)
+    if isinstance(dense, DenseRemainder) and not job.feedback:  # the user's own code: a step model where exact
+        cut = torch.from_numpy(np.asarray(cut_spikes, dtype=np.float32))
+        job.dense = job.dense.model_copy(update=derive_step(dense, cut, default_window(job.num_steps),
+                                                            job.tmp / "dense_step.onnx"))
     if job.feedback:
         job.dense = job.dense.model_copy(update={"schedules": ["window"]})
     return job
@@ -207,7 +213,8 @@ def write(job: HybridJob, out: Path) -> Path:
     manifest = Manifest(
         name=o.name, num_steps=job.num_steps, num_tokens=job.num_steps // job.window, input_layout=job.layout,
         spiking=spiking, dense=job.dense, feedback=job.feedback,
-        schedule=compiled_schedule(job.dense.schedules, job.feedback is not None, o.schedule),
+        schedule=compiled_schedule(job.dense.schedules, job.feedback is not None,
+                                   o.schedule or ("end" if job.dense.step_output == "last" else None)),
         adapter=None if job.part.adapter is None else Adapter(kind=ADAPTER_KINDS[type(job.part.adapter)], window=job.window),
         placement=job.part.placement, cut=o.cut,
         reference=TorchReference(dtype="float64", num_samples=int(job.inputs.shape[0])),

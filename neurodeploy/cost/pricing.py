@@ -75,7 +75,7 @@ def cost(bundle: Bundle, result: CosimResult, loihi: str = "loihi2", gpu: str = 
     """The cost model on the counts of ``result`` (``sops``: its synaptic operations, when already counted)."""
     m, plan = bundle.manifest, result.plan
     cut = plan.outputs.get(m.spiking.cut_output) if m.spiking.cut_output else None
-    counts = counts_from_run(plan, result.inputs, result.spikes, cut, m.adapter.window if m.adapter else None,
+    counts = counts_from_run(plan, result.inputs, result.spikes, cut, m.windowed(result.schedule),
                              None if m.dense is None else bundle.dense_path, sops=sops)
     return estimate(plan, map_resources(plan, loihi), counts, loihi, gpu), counts
 
@@ -87,7 +87,7 @@ def early_exit_cost(bundle: Bundle, result: CosimResult, full, loihi: str, gpu: 
     first (e + 1) K steps (spikes, inputs, and the dense part's work at that length), and the groups
     are averaged by size.
     """
-    exits, k = result.exit_windows, bundle.manifest.adapter.window
+    exits, k = result.exit_windows, bundle.manifest.window_steps
     windows = int(result.y.shape[1])
     energy = latency = 0.0
     for e in np.unique(exits):
@@ -199,7 +199,7 @@ def partition(bundle: Bundle, result: CosimResult) -> dict:
     values = int(np.prod(spikes.shape[2:]))
     return {"placement": placed, "cut": {
         "population": display_name(name, m.spiking.module_paths), "reads": m.spiking.cut_reads,
-        "values_per_step": values, "window_steps": m.adapter.window if m.adapter is not None else None,
+        "values_per_step": values, "window_steps": m.windowed(result.schedule),
         "steps": int(spikes.shape[1]), "schedule": result.schedule,
         "spikes_per_step": float(np.sum(spikes != 0) / (spikes.shape[0] * spikes.shape[1]))}}
 

@@ -29,9 +29,11 @@ from neurodeploy.bundle import Bundle
 from neurodeploy.bundle.schedules import check_schedule
 from neurodeploy.runtime.checkpoint import Checkpoint, run_key
 from neurodeploy.runtime.cosim_setup import CosimRun, set_up
+from neurodeploy.runtime.dense_step import model_output
 from neurodeploy.runtime.devices import resolve_device
 from neurodeploy.runtime.early_exit import exit_windows
-from neurodeploy.runtime.inputs import bundle_inputs
+from neurodeploy.errors import InputShapeError
+from neurodeploy.runtime.inputs import bundle_inputs, length_problem
 from neurodeploy.runtime.runners import check_backend, open_runner
 from neurodeploy.runtime.sample_by_sample import run_sample_by_sample
 from neurodeploy.runtime.threads import thread_count, torch_threads
@@ -105,6 +107,9 @@ def run_cosim(bundle: Bundle, inputs: np.ndarray | None = None, mode: str = "flo
     check_backend(backend)
     n_threads = thread_count(threads)
     x = bundle_inputs(bundle, inputs)
+    problem = None if m.dense is None else length_problem(x.shape[1], m, schedule)
+    if problem:
+        raise InputShapeError(f"input of {x.shape[1]} steps does not fit bundle '{m.name}': {problem}")
     with torch_threads(n_threads):
         if m.gpu_only:
             return _gpu_only_result(bundle, x, mode, backend, resolve_device(device), n_threads)
@@ -128,6 +133,8 @@ def _run(bundle: Bundle, x: np.ndarray, mode: str, backend: str, progress: bool,
     wall["total"] = time.perf_counter() - t_start
     if m.dense is not None:  # a membrane sent at the cut, in the model's units (Loihi's integers in fixed point)
         spikes[run.cut] = run.plan.cut_values(run.cut, spikes[run.cut])
+    if run.dense is not None:  # a captured model's step outputs: the last window's is the model's output
+        y = model_output(m.dense, y, run.dense.stepper is not None)
     exits = exit_windows(y, m.dense.exit_threshold) if early_exit else None
     if exits is not None:
         notes.append(f"early exit at confidence {m.dense.exit_threshold:g}: mean exit window "
@@ -162,7 +169,7 @@ def _streamed(run: CosimRun):
     from neurodeploy.runtime import streaming
 
     m = run.bundle.manifest
-    window = m.adapter.window if m.adapter is not None else run.x.shape[1]
+    window = m.windowed("end" if run.dense.stepper is None else "window") or run.x.shape[1]
     dense = (run.dense.session, run.dense.input_name, run.dense.stepper, run.dense.threshold)
     if run.backend == "lava":
         spikes, y, wall, measured = streaming.run_streamed(run.plan, run.x, run.mode, run.cut, window, *dense)

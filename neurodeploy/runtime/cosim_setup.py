@@ -13,7 +13,7 @@ from neurodeploy.errors import UsageError
 from neurodeploy.exporters.onnx_session import make_session
 from neurodeploy.runtime.bundle_plan import load_plan
 from neurodeploy.runtime.devices import AUTO, Device
-from neurodeploy.runtime.dense_step import DenseRunner, StepRunner
+from neurodeploy.runtime.dense_step import DenseRunner, StepRunner, model_output
 from neurodeploy.runtime.feedback import FeedbackLoop
 from neurodeploy.spiking.plan import SpikingPlan
 
@@ -62,7 +62,8 @@ def dense_as_deployed(bundle: Bundle, schedule: str | None = None) -> Callable[[
         raise UsageError(f"bundle '{m.name}' closes a feedback loop between its parts: its dense part cannot "
                          "run on a stage's spikes alone; compare its stages without labels")
     dense = _dense_runner(bundle, schedule or m.default_schedule)
-    return lambda cut: np.stack([dense.run(np.asarray(cut[b: b + 1], dtype=np.float32)) for b in range(len(cut))])
+    return lambda cut: model_output(m.dense, np.stack([dense.run(np.asarray(cut[b: b + 1], dtype=np.float32))
+                                                       for b in range(len(cut))]), dense.stepper is not None)
 
 
 def _dense_runner(bundle: Bundle, schedule: str, prefer_gpu: bool = True, threads: int | None = None) -> DenseRunner:
@@ -70,7 +71,7 @@ def _dense_runner(bundle: Bundle, schedule: str, prefer_gpu: bool = True, thread
     CUDA provider where ``prefer_gpu`` and it is offered; ``threads`` intra-op threads each)."""
     m = bundle.manifest
     stepper = None if schedule == "end" else \
-        StepRunner(bundle.path / m.dense.step_file, "window", m.adapter.window, prefer_gpu, threads)
+        StepRunner(bundle.path / m.dense.step_file, "window", m.window_steps, prefer_gpu, threads)
     return DenseRunner(make_session(bundle.dense_path, prefer_gpu, spinning=False, threads=threads),
                        m.dense.input_name, stepper,
                        m.dense.event_threshold if schedule == "event" else None)

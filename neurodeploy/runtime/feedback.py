@@ -18,7 +18,7 @@ class FeedbackLoop:
         m = bundle.manifest
         with np.load(bundle.path / m.feedback.file) as data:
             self.weight, self.bias = data["weight"], data["bias"]
-        self.stepper, self.k, self.latency = stepper, m.adapter.window, m.feedback.latency_steps
+        self.stepper, self.k, self.latency = stepper, m.window_steps, m.feedback.latency_steps
         self.cut = plan.outputs[m.spiking.cut_output]
         self.num_steps = num_steps
 

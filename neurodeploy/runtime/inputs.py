@@ -38,13 +38,20 @@ def from_model_layout(x, m: Manifest):
     return x.swapaxes(0, 1)
 
 
-def length_problem(steps: int, m: Manifest) -> str | None:
-    """Why ``steps`` time steps do not fit the dense part: a multiple of the adapter window, or exactly the
-    compiled T where the dense part is a captured model's own loop over T."""
-    if m.adapter is None:
+def length_problem(steps: int, m: Manifest, schedule: str | None = None) -> str | None:
+    """Why ``steps`` time steps do not fit the dense part: a multiple of the adapter window (or of a captured
+    model's step window, on the window and event schedules), or exactly the compiled T where the dense part
+    is a captured model's own loop over T (its whole-sequence form, the ``end`` schedule)."""
+    if m.adapter is None and m.window_steps is not None and schedule == "end" and steps != m.num_steps:
+        return (f"T must be {m.num_steps} on the end schedule (the dense part's whole-sequence form is the model's "
+                f"own code over {m.num_steps} steps); the window schedule runs any multiple of {m.window_steps}")
+    if m.window_steps is None:
         return None if steps == m.num_steps else \
             f"T must be {m.num_steps}: the dense part is the model's own code over its {m.num_steps} steps"
-    if steps % m.adapter.window:
+    if m.adapter is None and steps % m.window_steps:
+        return f"T must be a multiple of the step model's window {m.window_steps} (the bundle was compiled with " \
+               f"T={m.num_steps})"
+    if m.adapter is not None and steps % m.adapter.window:
         return f"T must be a multiple of the adapter window {m.adapter.window} (the bundle was compiled with " \
                f"T={m.num_steps})"
     return None

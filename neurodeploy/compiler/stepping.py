@@ -1,0 +1,241 @@
+"""A step model for a captured model's own dense code, derived and verified, never assumed.
+
+The dense part of a model captured as written (:class:`~neurodeploy.compiler.capture.DenseRemainder`) is the
+user's ``forward`` over all T steps. To run it once per window of K steps (the ``window`` and ``event``
+schedules), its recurrent modules carry their state from one window to the next ("state carry"): each
+``nn.GRU``, ``nn.LSTM``, ``nn.RNN`` (one direction) and ncps ``CfC``/``LTC`` called once per forward starts a
+window from the state it ended the last one with, zeros at a sample's start, instead of from zeros. The step
+model is the user's code on one window with those states as explicit inputs and outputs
+(:class:`CarriedStep`), so it exports to ONNX like any module.
+
+It is kept only where it is exact: on the example's cut spikes and on an input twice as long, the step
+model's output after window l must equal the unmodified dense code's output on the first l + 1 windows
+(``max |step - prefix| <= tol`` for every l), i.e. the model's output had the sample ended there; the last
+window's output is then the model's output. Where no state carry reproduces it, the bundle runs ``end`` only
+and says why; :func:`look_ahead` names the first module whose early outputs change when only later windows
+change (a bidirectional GRU, attention without a causal mask): what makes the code non-causal.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+TORCH_RNN = (nn.GRU, nn.LSTM, nn.RNN)
+NCPS = ("CfC", "LTC")
+
+
+def _kind(module: nn.Module) -> str | None:
+    """How a module's state is carried: ``torch`` (``forward(x, hx) -> (y, h)``, h batch-second, LSTM's
+    ``(h, c)``), ``ncps`` (``forward(x, hx, timespans) -> (y, h)``, h batch-first), None for other modules."""
+    if isinstance(module, TORCH_RNN):
+        return None if module.bidirectional else "torch"
+    if type(module).__name__ in NCPS and type(module).__module__.startswith("ncps."):
+        return "ncps"
+    return None
+
+
+@dataclass
+class Carrier:
+    """One recurrent module of the dense code whose state crosses windows."""
+
+    path: str
+    module: nn.Module
+    kind: str
+    zeros: list[torch.Tensor]  # its state at a sample's start, for the example's batch
+    incoming: list[torch.Tensor] = field(default_factory=list)
+    outgoing: list[torch.Tensor] = field(default_factory=list)
+
+    @property
+    def batch_axis(self) -> int:
+        return 1 if self.kind == "torch" else 0
+
+    def forward(self, original: Callable) -> Callable:
+        """The module's forward from ``incoming``, recording the state it leaves in ``outgoing``."""
+        def carried(x, hx=None, *args, **kwargs):
+            state = self.incoming[0] if len(self.incoming) == 1 else tuple(self.incoming)
+            y, new = original(x, state, *args, **kwargs)
+            self.outgoing = list(new) if isinstance(new, tuple) else [new]
+            return y, new
+        return carried
+
+
+def find_carriers(remainder: nn.Module, cut: torch.Tensor) -> tuple[list[Carrier], str | None]:
+    """The recurrent modules the dense code calls on ``cut`` (B, T, ...), with their zero states; and why
+    none can carry a state (None where they can): a recurrent module called more than once per forward
+    (a cell stepped in the user's own loop keeps its state in a local variable)."""
+    calls: dict[str, list] = {}
+    hooks = [m.register_forward_hook(lambda mod, args, out, p=p: calls.setdefault(p, []).append(out))
+             for p, m in remainder.model.named_modules() if _kind(m) is not None]
+    try:
+        with torch.no_grad():
+            remainder(cut)
+    finally:
+        for h in hooks:
+            h.remove()
+    modules = dict(remainder.model.named_modules())
+    repeated = [p for p, outs in calls.items() if len(outs) != 1]
+    if repeated:
+        return [], (f"{', '.join(repeated)} run(s) more than once per sample (a cell stepped in the model's own "
+                    "loop keeps its state in a local variable, which no step model can carry)")
+    found = []
+    for path, (out,) in calls.items():
+        state = out[1]
+        zeros = [torch.zeros_like(s) for s in (state if isinstance(state, tuple) else (state,))]
+        found.append(Carrier(path, modules[path], _kind(modules[path]), zeros))
+    return found, None
+
+
+class CarriedStep(nn.Module):
+    """``forward(window (B, K, ...), *states) -> (y (B, n), *new states)``: the user's code after the cut on one
+    window, each :class:`Carrier` starting from its given state; ``y`` is the model's output, flattened."""
+
+    def __init__(self, remainder: nn.Module, carriers: list[Carrier]) -> None:
+        super().__init__()
+        self.remainder, self.carriers = remainder, carriers
+
+    def forward(self, window: torch.Tensor, *states: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        i, patched = 0, []
+        for c in self.carriers:
+            c.incoming, i = list(states[i: i + len(c.zeros)]), i + len(c.zeros)
+            patched.append((c.module, c.module.forward))
+            c.module.forward = c.forward(c.module.forward)
+        try:
+            y = self.remainder(window)
+        finally:
+            for module, forward in patched:
+                module.forward = forward
+        return (y.reshape(y.shape[0], -1), *[s for c in self.carriers for s in c.outgoing])
+
+    def zero_states(self, batch: int) -> list[torch.Tensor]:
+        """Every carried state at zero for ``batch`` samples."""
+        return [torch.zeros(*[batch if a == c.batch_axis else d for a, d in enumerate(z.shape)], dtype=z.dtype)
+                for c in self.carriers for z in c.zeros]
+
+    def batch_axes(self) -> list[int]:
+        return [c.batch_axis for c in self.carriers for _ in c.zeros]
+
+
+def step_errors(step: CarriedStep, remainder: nn.Module, cut: torch.Tensor, window: int) -> list[float]:
+    """Per window l: max |step model's output after window l - the dense code's output on the first l + 1
+    windows| (eager PyTorch), on ``cut`` (B, T, ...)."""
+    states, errors = step.zero_states(len(cut)), []
+    with torch.no_grad():
+        for end in range(window, cut.shape[1] + 1, window):
+            y, *states = step(cut[:, end - window: end], *states)
+            prefix = remainder(cut[:, :end]).reshape(len(cut), -1)
+            errors.append(float((y - prefix).abs().max()) if y.shape == prefix.shape else float("inf"))
+    return errors
+
+
+def look_ahead(remainder: nn.Module, cut: torch.Tensor, window: int, tol: float = 1e-5) -> str | None:
+    """The first module (in the order calls end) whose outputs over the first window change when only later
+    windows do: its outputs on the first window alone against the first window's part of its outputs on the
+    whole of ``cut`` (along the axis that grows with T, or its first calls where it runs per step). None where
+    every module with a time axis is causal."""
+    early, whole = _outputs(remainder, cut[:, :window]), _outputs(remainder, cut)
+    ratio = cut.shape[1] // window
+    for path in whole:
+        a, b = early.get(path, []), whole[path]
+        if len(a) == len(b):  # called as often: its outputs grow along a time axis (or have none)
+            changed = any(_differs_early(first, full, ratio, tol) for first, full in zip(a, b))
+        elif len(b) == ratio * len(a) and len(a):  # called once per step: its first calls must not change
+            changed = any(f.shape != g.shape or bool((f - g).abs().max() > tol) for f, g in zip(a, b))
+        else:
+            changed = False
+        if changed:
+            return f"{path} ({type(dict(remainder.model.named_modules())[path]).__name__})"
+    return None
+
+
+def _outputs(remainder: nn.Module, cut: torch.Tensor) -> dict[str, list[torch.Tensor]]:
+    """Each module's outputs (the first tensor of each call), in the order its calls end."""
+    outs: dict[str, list[torch.Tensor]] = {}
+    chain = {id(m) for _, m in remainder.cap.chain}
+
+    def keep(path):
+        def hook(module, args, out):
+            first = out[0] if isinstance(out, (tuple, list)) else out
+            if isinstance(first, torch.Tensor):
+                outs.setdefault(path, []).append(first.detach().clone())
+        return hook
+    hooks = [m.register_forward_hook(keep(p)) for p, m in remainder.model.named_modules() if p and id(m) not in chain]
+    try:
+        with torch.no_grad():
+            remainder(cut)
+    finally:
+        for h in hooks:
+            h.remove()
+    return outs
+
+
+def _differs_early(first: torch.Tensor, full: torch.Tensor, ratio: int, tol: float) -> bool:
+    """Whether ``full`` (on the whole input) differs from ``first`` (on the first window) over the first
+    window's positions, along the one axis whose size grew ``ratio`` times (False where there is none: an
+    output without a time axis, such as a head on the last state, says nothing about causality)."""
+    grown = [a for a, (s, t) in enumerate(zip(first.shape, full.shape)) if t == s * ratio and s != t]
+    if first.dim() != full.dim() or len(grown) != 1:
+        return False
+    return bool((full.narrow(grown[0], 0, first.shape[grown[0]]) - first).abs().max() > tol)
+
+
+def default_window(steps: int) -> int:
+    """Steps per window of a captured model's step model: a quarter of T where T allows, else half, else T."""
+    return next((steps // d for d in (4, 2) if steps % d == 0), steps)
+
+
+def derive_step(remainder: nn.Module, cut: torch.Tensor, window: int, path, tol: float = 1e-4) -> dict:
+    """The ``DensePart`` fields of a captured model's step model, derived by state carry, checked in PyTorch on
+    ``cut`` (B, T, ...) and on an input of 2T, exported to ``path`` and checked again on ONNX Runtime; or
+    ``no_step_reason`` (why not, naming the module that looks ahead where :func:`look_ahead` finds one)."""
+    from neurodeploy.bundle import ParityRecord
+    from neurodeploy.exporters.onnx_export import export_step_module
+
+    longer = torch.cat([cut, cut.flip(0)], 1)
+    carriers, why = find_carriers(remainder, cut)
+    step = CarriedStep(remainder, carriers)
+    if why is None and not carriers:
+        why = "it has no recurrent module (nn.GRU, nn.LSTM, nn.RNN, ncps CfC/LTC) whose state could cross windows"
+    elif why is None:
+        worst = max(max(step_errors(step, remainder, c, window)) for c in (cut, longer))
+        if not worst <= tol:
+            why = (f"carrying the state of {', '.join(c.path for c in carriers)} from window to window does not give "
+                   f"the model's output on the windows so far (max difference {worst:.3g})")
+    if why is not None:
+        culprit = look_ahead(remainder, longer, window)
+        return {"no_step_reason": why + (f"; {culprit} looks ahead: its outputs over the first window change "
+                                         "when only later windows change" if culprit else "")}
+    export_step_module(step, cut[:2, :window].contiguous() if len(cut) > 1 else cut[:1, :window].repeat(2, *[1] * (cut.dim() - 1)),
+                       step.zero_states(2), step.batch_axes(), path)
+    parity = [ParityRecord(shape=list(c.shape), max_abs_err=_ort_step_error(path, step, remainder, c, window))
+              for c in (cut, longer)]
+    bad = [p for p in parity if not p.max_abs_err <= tol]
+    if bad:
+        from neurodeploy.errors import OnnxExportError
+
+        raise OnnxExportError(f"{path.name}: the exported step model differs from the model on the windows so far by "
+                              f"more than {tol:g}: " + ", ".join(f"shape {p.shape}: {p.max_abs_err:.3g}" for p in bad))
+    with torch.no_grad():
+        out_shape = list(remainder(cut[:1]).shape[1:])
+    return {"step_file": path.name, "step_parity": parity, "window_steps": window, "step_output": "last",
+            "output_shape": out_shape, "schedules": ["end", "window"],
+            "step_derivation": "state carry: " + ", ".join(f"{c.path} ({type(c.module).__name__})" for c in carriers)}
+
+
+def _ort_step_error(path, step: CarriedStep, remainder: nn.Module, cut: torch.Tensor, window: int) -> float:
+    """Max |the exported step model on ONNX Runtime, window by window - the dense code on the windows so far|."""
+    import numpy as np
+
+    from neurodeploy.exporters.onnx_session import make_session
+
+    session = make_session(path, prefer_gpu=False)
+    names = [i.name for i in session.get_inputs()]
+    states, worst = [s.numpy() for s in step.zero_states(len(cut))], 0.0
+    with torch.no_grad():
+        for end in range(window, cut.shape[1] + 1, window):
+            y, *states = session.run(None, dict(zip(names, [cut[:, end - window: end].float().numpy(), *states])))
+            prefix = remainder(cut[:, :end]).reshape(len(cut), -1).numpy()
+            worst = max(worst, float(np.abs(y - prefix).max()))
+    return worst
