@@ -187,10 +187,25 @@ def default_window(steps: int) -> int:
 
 
 def derive_step(remainder: nn.Module, cut: torch.Tensor, window: int, path, tol: float = 1e-4) -> dict:
+    """:func:`_derive_step`, where the user's code raising at another length or in windows (a length written
+    into the code) is a reason, not a failed compile."""
+    from neurodeploy.errors import NeurodeployError, raised_at
+
+    try:
+        return _derive_step(remainder, cut, window, path, tol)
+    except NeurodeployError:
+        raise
+    except Exception as exc:
+        return {"no_step_reason": f"the model's code after the cut raised {raised_at(exc)} when run on windows of "
+                                  f"{window} steps or on twice the example's length"}
+
+
+def _derive_step(remainder: nn.Module, cut: torch.Tensor, window: int, path, tol: float = 1e-4) -> dict:
     """The ``DensePart`` fields of a captured model's step model, derived by state carry, checked in PyTorch on
     ``cut`` (B, T, ...) and on an input of 2T, exported to ``path`` and checked again on ONNX Runtime; or
     ``no_step_reason`` (why not, naming the module that looks ahead where :func:`look_ahead` finds one)."""
     from neurodeploy.bundle import ParityRecord
+    from neurodeploy.errors import OnnxExportError
     from neurodeploy.exporters.onnx_export import export_step_module
 
     longer = torch.cat([cut, cut.flip(0)], 1)
@@ -207,16 +222,18 @@ def derive_step(remainder: nn.Module, cut: torch.Tensor, window: int, path, tol:
         culprit = look_ahead(remainder, longer, window)
         return {"no_step_reason": why + (f"; {culprit} looks ahead: its outputs over the first window change "
                                          "when only later windows change" if culprit else "")}
-    export_step_module(step, cut[:2, :window].contiguous() if len(cut) > 1 else cut[:1, :window].repeat(2, *[1] * (cut.dim() - 1)),
-                       step.zero_states(2), step.batch_axes(), path)
+    two = torch.cat([cut, cut])[:2, :window].contiguous()  # two samples: the exporter specialises a batch of 1
+    try:
+        export_step_module(step, two, step.zero_states(2), step.batch_axes(), path)
+    except OnnxExportError as exc:  # the whole-sequence form exported: the bundle runs end, and says why not more
+        return {"no_step_reason": f"its step model did not export to ONNX ({exc})"}
     parity = [ParityRecord(shape=list(c.shape), max_abs_err=_ort_step_error(path, step, remainder, c, window))
               for c in (cut, longer)]
     bad = [p for p in parity if not p.max_abs_err <= tol]
     if bad:
-        from neurodeploy.errors import OnnxExportError
-
-        raise OnnxExportError(f"{path.name}: the exported step model differs from the model on the windows so far by "
-                              f"more than {tol:g}: " + ", ".join(f"shape {p.shape}: {p.max_abs_err:.3g}" for p in bad))
+        path.unlink()
+        return {"no_step_reason": "its step model on ONNX Runtime differs from the model on the windows so far by "
+                                  f"more than {tol:g} (" + ", ".join(f"shape {p.shape}: {p.max_abs_err:.3g}" for p in bad) + ")"}
     with torch.no_grad():
         out_shape = list(remainder(cut[:1]).shape[1:])
     return {"step_file": path.name, "step_parity": parity, "window_steps": window, "step_output": "last",
