@@ -46,7 +46,8 @@ def compile(model: Any, out: str | Path, *, inputs: Any = None, dt_s: float | No
             profile: str = "loihi2", schedule: str | None = None, samples: int = DEFAULT_SAMPLES,
             weights: str | Path | None = None, name: str | None = None, discretisation: str = "euler",
             fixes: tuple[str, ...] | list[str] = (), precision: str = "auto", calibration: Any = None,
-            max_chips: int | None = None) -> Bundle:
+            max_chips: int | None = None, event_threshold: float | None = None,
+            exit_threshold: float | None = None) -> Bundle:
     """Compile ``model`` into a deployment bundle at ``out`` and return it.
 
     ``model`` is one of: an ``nn.Module`` (with ``inputs`` (B, T, *input_shape), the examples stored as the
@@ -65,12 +66,16 @@ def compile(model: Any, out: str | Path, *, inputs: Any = None, dt_s: float | No
     the worst case (a finer grid), or ``True`` for a model's example ``inputs``. The choice is stored in the bundle.
     ``max_chips``: the chip budget: a spiking part that needs more chips of ``profile`` is refused
     (``ModelDoesNotFitError``, each population's cores and the per-core limit that binds it).
+    A model captured as written whose dense code streams (:mod:`neurodeploy.compiler.stepping`):
+    ``event_threshold`` (cut spikes per window that wake its dense part: the ``event`` schedule) and
+    ``exit_threshold`` (softmax confidence of its output after a window that ends the sample: early exits).
     """
     from neurodeploy.compiler.any_model import compile_model
 
     return load(compile_model(model, out, inputs=inputs, dt_s=dt_s, cut=cut, profile=profile, schedule=schedule,
                               samples=samples, weights=weights, name=name, discretisation=discretisation, fixes=fixes,
-                              precision=precision, calibration=calibration, max_chips=max_chips))
+                              precision=precision, calibration=calibration, max_chips=max_chips,
+                              event_threshold=event_threshold, exit_threshold=exit_threshold))
 
 
 def cosimulate(bundle: Bundle | str | Path, inputs: np.ndarray | None = None, *, mode: str = "float",

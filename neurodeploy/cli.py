@@ -70,7 +70,8 @@ def _cmd_compile(args: argparse.Namespace) -> int:
     bundle = nd.compile(args.model, args.out, dt_s=args.dt, cut=args.cut, profile=args.profile,
                         schedule=args.schedule, samples=args.samples, weights=args.weights,
                         discretisation=args.discretisation, fixes=args.fix, precision=args.precision,
-                        calibration=_load_input(args.calibration, "--calibration"), max_chips=args.max_chips)
+                        calibration=_load_input(args.calibration, "--calibration"), max_chips=args.max_chips,
+                        event_threshold=args.event_threshold, exit_threshold=args.exit_threshold)
     console, m = _console(), bundle.manifest.spiking
     if m is None:
         return _compiled_for_gpu_only(bundle, console)
@@ -348,6 +349,11 @@ def _add_compile(sub) -> None:
     p.add_argument("--precision", choices=list(PRECISIONS), default="auto",
                    help="fixed-point weights: auto (default: two synapses per weight, about 14 bits, where the "
                         "profile's cores hold them), double, or single (8-bit mantissas)")
+    p.add_argument("--event-threshold", type=float, dest="event_threshold", metavar="SPIKES",
+                   help="a model whose own dense code streams: cut spikes per window that wake it (the event schedule)")
+    p.add_argument("--exit-threshold", type=float, dest="exit_threshold", metavar="CONFIDENCE",
+                   help="a model whose own dense code streams: softmax confidence after a window that ends the "
+                        "sample (early exits)")
     p.add_argument("--calibration", metavar="FILE.npy",
                    help="inputs (B, T, ...) whose float run bounds each population's current (a finer grid than "
                         "the worst case)")

@@ -52,12 +52,17 @@ def _model(back: str) -> nn.Module:
     return LeakyThen(nn.GRU(10, 8, batch_first=True, bidirectional=True), 16).eval()
 
 
+EVENT, EXIT = 4, 0.36  # cut spikes per window that wake the dense part; softmax confidence that ends a sample
+
+
 @pytest.fixture(scope="module")
 def bundles(tmp_path_factory):
     out = {}
     for back in ("gru", "cfc", "bidirectional"):
         model = _model(back)
-        out[back] = model, nd.compile(model, tmp_path_factory.mktemp(back) / "b", inputs=_spikes(4, T, 0), dt_s=1e-3)
+        thresholds = {"event_threshold": EVENT, "exit_threshold": EXIT} if back == "gru" else {}
+        out[back] = model, nd.compile(model, tmp_path_factory.mktemp(back) / "b", inputs=_spikes(4, T, 0), dt_s=1e-3,
+                                      **thresholds)
     return out
 
 
@@ -65,7 +70,7 @@ def bundles(tmp_path_factory):
 def test_window_schedule_streams_a_recurrent_back_end_as_the_model(bundles, back):
     model, bundle = bundles[back]
     d = bundle.manifest.dense
-    assert d.schedules == ["end", "window"] and d.window_steps == T // 4 and d.step_output == "last"
+    assert d.schedules[:2] == ["end", "window"] and d.window_steps == T // 4 and d.step_output == "last"
     assert d.step_derivation == f"state carry: back ({type(model.back).__name__})"
     assert max(p.max_abs_err for p in d.step_parity) < 1e-5 and [p.shape[1] for p in d.step_parity] == [T, 2 * T]
     x = _spikes(16, T, 5)
@@ -124,3 +129,55 @@ def test_a_bidirectional_gru_is_refused_for_window_by_name_and_runs_end(bundles)
     got = nd.cosimulate(bundle, x.numpy(), model=model, backend="emulator")
     with torch.no_grad():
         assert got.schedule == "end" and np.abs(got.y - model(x).numpy()).max() < 1e-4
+
+
+def _cut_spikes(model: LeakyThen, x: torch.Tensor) -> torch.Tensor:
+    """The model's own LIF spikes (B, T, 10), stepped by its own modules."""
+    mem, out = model.lif.init_leaky(), []
+    for t in range(x.shape[1]):
+        spk, mem = model.lif(model.fc(x[:, t]), mem)
+        out.append(spk)
+    return torch.stack(out, 1)
+
+
+def test_event_schedule_runs_the_recurrence_on_salient_windows_only(bundles):
+    """Equal to the model's own GRU and head run on the salient windows alone (its state passes quiet windows
+    unchanged), the output held over quiet windows (zeros before the first salient one)."""
+    model, bundle = bundles["gru"]
+    assert bundle.manifest.dense.schedules == ["end", "window", "event"] and bundle.manifest.default_schedule == "end"
+    x = _spikes(12, T, 8)
+    got = nd.cosimulate(bundle, x.numpy(), model=model, backend="emulator", schedule="event")
+    k = T // 4
+    with torch.no_grad():
+        cut = _cut_spikes(model, x)
+        want, invocations = [], 0
+        for b in range(len(x)):
+            salient = [w for w in range(4) if cut[b, w * k: (w + 1) * k].sum() >= EVENT]
+            invocations += len(salient)
+            seq = torch.cat([cut[b: b + 1, w * k: (w + 1) * k] for w in salient], 1) if salient else None
+            want.append(model.head(model.back(seq)[0][:, -1])[0] if salient else torch.zeros(3))
+    assert got.agreement.spike_mismatches == 0 and got.agreement.max_abs_err is None  # the model has no event form
+    assert 0 < invocations < 12 * 4 and got.dense_invocations == invocations
+    assert np.abs(got.y - torch.stack(want).numpy()).max() < 1e-4
+
+
+def test_early_exits_end_each_sample_at_its_first_confident_window(bundles):
+    """The exit window and output equal the model's own outputs on the first windows of its input (its output
+    had the sample ended there); the priced run is cut there."""
+    model, bundle = bundles["gru"]
+    x = _spikes(12, T, 10)
+    got = nd.cosimulate(bundle, x.numpy(), model=model, backend="emulator", schedule="window", early_exit=True)
+    with torch.no_grad():
+        prefix = torch.stack([model(x[:, : (w + 1) * (T // 4)]) for w in range(4)], 1)  # (B, L, 3)
+    confident = torch.softmax(prefix, -1).max(-1).values >= EXIT
+    exits = torch.where(confident.any(1), confident.int().argmax(1), torch.full((12,), 3)).numpy()
+    assert np.array_equal(got.exit_windows, exits) and 0 < exits.mean() < 3
+    assert np.abs(got.y - prefix[np.arange(12), exits].numpy()).max() < 1e-4
+    saved = nd.estimate(bundle, got).figures["early_exit"]["energy_j"]
+    assert 0 < saved["with_exits"] < saved["full"]
+
+
+def test_thresholds_apply_only_where_the_models_own_code_streams(bundles, tmp_path):
+    model, _ = bundles["bidirectional"]
+    with pytest.raises(nd.NeurodeployError, match="apply to a captured model whose own dense code streams.*looks ahead"):
+        nd.compile(model, tmp_path / "b", inputs=_spikes(4, T, 0), dt_s=1e-3, event_threshold=2)

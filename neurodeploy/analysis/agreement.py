@@ -28,8 +28,8 @@ class Agreement:
 
     spike_mismatches: int  # over every population, every step, every sample
     spike_mismatches_per_layer: dict[str, int]
-    max_abs_err: float  # of the final output y
-    top1_match: float  # fraction of samples with the same argmax
+    max_abs_err: float | None  # of the final output y (None: no PyTorch output runs as the schedule does)
+    top1_match: float | None  # fraction of samples with the same argmax
 
     def __repr__(self) -> str:
         return (f"Agreement({number(self.spike_mismatches)} spike mismatches, max |error| of y "
@@ -42,11 +42,11 @@ def agreement(spikes: dict[str, np.ndarray], y: np.ndarray, torch_outputs: dict[
     through ``y``), the largest error and the argmax agreement of ``y``."""
     per_layer = {name: int(np.sum(s != torch_outputs[f"spikes/{name}"])) for name, s in spikes.items()
                  if name not in voltages}
-    torch_y = torch_outputs[y_key]
+    torch_y = torch_outputs.get(y_key)
     return Agreement(
         spike_mismatches=sum(per_layer.values()), spike_mismatches_per_layer=per_layer,
-        max_abs_err=float(np.max(np.abs(y - torch_y))),
-        top1_match=float(np.mean(np.argmax(y, axis=-1) == np.argmax(torch_y, axis=-1))),
+        max_abs_err=None if torch_y is None else float(np.max(np.abs(y - torch_y))),
+        top1_match=None if torch_y is None else float(np.mean(np.argmax(y, axis=-1) == np.argmax(torch_y, axis=-1))),
     )
 
 
@@ -58,6 +58,9 @@ def compare_with_torch(bundle: Bundle, result: CosimResult, inputs: np.ndarray |
     (B, T, ...) float64) when it gives them; else None, with a note in ``result.notes`` saying why
     (``no_model``, where the caller knows better)."""
     key = "y_event" if result.schedule == "event" else "y"
+    if key == "y_event" and bundle.manifest.dense is not None and bundle.manifest.dense.step_output == "last":
+        result.notes.append("the event schedule holds the dense part's output over quiet windows: the model itself "
+                            "does not run that way, so its spikes are compared and its output is not")
     if bundle.manifest.reference is None:
         result.notes.append("agreement not computed: a spiking-only bundle has no PyTorch reference")
         return None

@@ -33,14 +33,16 @@ def compile_model(model: Any, out: str | Path, *, inputs: Any = None, dt_s: floa
                   cut: str | None = None, profile: str = "loihi2", schedule: str | None = None,
                   samples: int = DEFAULT_SAMPLES, weights: str | Path | None = None, name: str | None = None,
                   discretisation: str = "euler", fixes: tuple[str, ...] | list[str] = (), precision: str = "auto",
-                  calibration: Any = None, max_chips: int | None = None) -> Path:
+                  calibration: Any = None, max_chips: int | None = None, event_threshold: float | None = None,
+                  exit_threshold: float | None = None) -> Path:
     """Compile ``model`` into a bundle at ``out`` and return its path (the options as :func:`neurodeploy.compile`)."""
     out = Path(out)
     check_out_folder(out)  # before minutes of work: a bundle never replaces anything but a bundle
     if not 1 <= samples <= MAX_SAMPLES:
         raise UsageError(f"samples must be 1 to {MAX_SAMPLES:,} (the example inputs stored in the bundle), got {samples}")
     if is_spiking_graph(model):
-        _refuse({"inputs": inputs, "cut": cut, "weights": weights, "schedule": schedule}, "a NIR graph or .net file")
+        _refuse({"inputs": inputs, "cut": cut, "weights": weights, "schedule": schedule,
+                 "event_threshold": event_threshold, "exit_threshold": exit_threshold}, "a NIR graph or .net file")
         source = model if type(model).__name__ == "NIRGraph" else Path(model)
         if isinstance(source, Path) and source.is_file():
             check_hdf5(source)  # a file that reads outside itself or declares too much, before torch is imported
@@ -48,7 +50,8 @@ def compile_model(model: Any, out: str | Path, *, inputs: Any = None, dt_s: floa
                                 None if calibration is True else calibration, max_chips)
     return _compile_module(model, out, inputs=inputs, dt_s=dt_s, cut=cut, profile=profile, schedule=schedule,
                            samples=samples, weights=weights, name=name, discretisation=discretisation, fixes=fixes,
-                           precision=precision, calibration=calibration, max_chips=max_chips)
+                           precision=precision, calibration=calibration, max_chips=max_chips,
+                           thresholds=(event_threshold, exit_threshold))
 
 
 def _compile_spiking(*args) -> Path:
@@ -58,7 +61,7 @@ def _compile_spiking(*args) -> Path:
 
 
 def _compile_module(model: Any, out: Path, *, inputs, dt_s, cut, profile, schedule, samples, weights, name,
-                    discretisation, fixes, precision, calibration, max_chips) -> Path:
+                    discretisation, fixes, precision, calibration, max_chips, thresholds=(None, None)) -> Path:
     """A PyTorch model (an ``nn.Module``, a zoo name or a factory) through :func:`compile_hybrid`."""
     import torch
 
@@ -82,7 +85,7 @@ def _compile_module(model: Any, out: Path, *, inputs, dt_s, cut, profile, schedu
     return compile_hybrid(model, torch.as_tensor(inputs).float(), out, dt_s or DEFAULT_DT_S,
                           name or type(model).__name__, cut=cut, profile=profile, schedule=schedule,
                           weights=None if weights is None else str(weights), precision=precision,
-                          calibration=calibration, max_chips=max_chips)
+                          calibration=calibration, max_chips=max_chips, thresholds=thresholds)
 
 
 def _refuse(given: dict[str, Any], what: str) -> None:

@@ -256,3 +256,30 @@ def _ort_step_error(path, step: CarriedStep, remainder: nn.Module, cut: torch.Te
             prefix = remainder(cut[:, :end]).reshape(len(cut), -1).numpy()
             worst = max(worst, float(np.abs(y - prefix).max()))
     return worst
+
+
+def with_step_thresholds(dense, event_threshold: float | None, exit_threshold: float | None):
+    """``dense`` (a ``DensePart``) with a captured model's event and early-exit thresholds: ``event`` joins its
+    schedules with ``event_threshold`` (cut spikes per window that wake the dense part); ``exit_threshold``
+    (softmax confidence of its output after a window, a class vector) ends a sample early. Only a step model
+    derived here takes them (a zoo back-end sets its own): anything else is a UsageError that says why."""
+    from neurodeploy.errors import UsageError
+
+    given = {k: v for k, v in (("event_threshold", event_threshold), ("exit_threshold", exit_threshold)) if v is not None}
+    if not given:
+        return dense
+    if dense.step_output != "last" or dense.step_file is None:
+        why = dense.no_step_reason or ("it runs wholly on the GPU, on the end schedule" if dense.input_shape else
+                                       "its back-end sets its own thresholds (a zoo or streaming back-end)")
+        raise UsageError(f"{' and '.join(given)} apply to a captured model whose own dense code streams; this one "
+                         f"cannot: {why}")
+    if exit_threshold is not None and (len(dense.output_shape) != 1 or not 0 < exit_threshold <= 1):
+        raise UsageError(f"exit_threshold is a softmax confidence in (0, 1] over a class vector; got {exit_threshold} "
+                         f"for an output of shape {dense.output_shape} per sample")
+    if event_threshold is not None and not event_threshold > 0:
+        raise UsageError(f"event_threshold is the cut's spikes per window that wake the dense part (> 0), got "
+                         f"{event_threshold}")
+    update = dict(given)
+    if event_threshold is not None:
+        update["schedules"] = [*dense.schedules, "event"]
+    return dense.model_copy(update=update)

@@ -233,3 +233,18 @@ def count_macs(path: Path, input_shapes: dict[str, tuple[int, ...]]) -> MacRepor
     inputs = {k: np.zeros(v, dtype=dtypes.get(k, np.float32)) for k, v in input_shapes.items()}
     _count_graph(model.graph, model.opset_import, inputs, report, 1.0)
     return report
+
+
+def count_steps(path: Path, window_shape: tuple[int, ...], windows: int) -> MacReport:
+    """A step model (window and states in, output and states out) run ``windows`` times for one sample: the
+    window ``(1, *window_shape)``, each state at its batch of 1; every count times ``windows`` (the weights
+    once)."""
+    model = onnx.load(str(path))
+    report = MacReport()
+    inputs = {}
+    for i, vi in enumerate(model.graph.input):
+        tt = vi.type.tensor_type
+        shape = (1, *window_shape) if i == 0 else tuple(1 if d.dim_param else d.dim_value for d in tt.shape.dim)
+        inputs[vi.name] = np.zeros(shape, dtype=onnx.helper.tensor_dtype_to_np_dtype(tt.elem_type))
+    _count_graph(model.graph, model.opset_import, inputs, report, float(windows))
+    return report

@@ -76,7 +76,8 @@ def cost(bundle: Bundle, result: CosimResult, loihi: str = "loihi2", gpu: str = 
     m, plan = bundle.manifest, result.plan
     cut = plan.outputs.get(m.spiking.cut_output) if m.spiking.cut_output else None
     counts = counts_from_run(plan, result.inputs, result.spikes, cut, m.windowed(result.schedule),
-                             None if m.dense is None else bundle.dense_path, sops=sops)
+                             None if m.dense is None else bundle.dense_path, sops=sops,
+                             step_path=None if m.dense is None or not m.dense.step_file else bundle.path / m.dense.step_file)
     return estimate(plan, map_resources(plan, loihi), counts, loihi, gpu), counts
 
 
@@ -88,7 +89,7 @@ def early_exit_cost(bundle: Bundle, result: CosimResult, full, loihi: str, gpu: 
     are averaged by size.
     """
     exits, k = result.exit_windows, bundle.manifest.window_steps
-    windows = int(result.y.shape[1])
+    windows = int(result.inputs.shape[1]) // k
     energy = latency = 0.0
     for e in np.unique(exits):
         rows, steps = exits == e, int(e + 1) * k

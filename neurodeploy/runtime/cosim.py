@@ -133,12 +133,12 @@ def _run(bundle: Bundle, x: np.ndarray, mode: str, backend: str, progress: bool,
     wall["total"] = time.perf_counter() - t_start
     if m.dense is not None:  # a membrane sent at the cut, in the model's units (Loihi's integers in fixed point)
         spikes[run.cut] = run.plan.cut_values(run.cut, spikes[run.cut])
-    if run.dense is not None:  # a captured model's step outputs: the last window's is the model's output
-        y = model_output(m.dense, y, run.dense.stepper is not None)
     exits = exit_windows(y, m.dense.exit_threshold) if early_exit else None
     if exits is not None:
         notes.append(f"early exit at confidence {m.dense.exit_threshold:g}: mean exit window "
                      f"{exits.mean() + 1:.2f} of {y.shape[1]}")
+    if run.dense is not None:  # a captured model's step outputs: the last (or exit) window's is its output
+        y = model_output(m.dense, y, run.dense.stepper is not None, exits)
     return CosimResult(spikes=spikes, outputs={o: spikes[p] for o, p in run.plan.outputs.items()}, y=y,
                        wall_s=wall, providers=[] if run.dense is None else list(run.dense.session.get_providers()),
                        mode=mode, backend=backend, schedule=schedule, notes=notes,

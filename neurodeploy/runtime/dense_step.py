@@ -144,14 +144,16 @@ class StepRunner:
                          for start in range(0, cut.shape[1] - self.window + 1, self.window)])
 
 
-def model_output(dense, y: np.ndarray, stepped: bool) -> np.ndarray:
+def model_output(dense, y: np.ndarray, stepped: bool, exits: np.ndarray | None = None) -> np.ndarray:
     """The model's output from the dense part's: where a captured model's step model ran (``stepped``) and
     its output after window l is the model's on the first l + 1 windows (``dense.step_output == "last"``),
-    the last window's, in the model's shape (B, *output_shape); else ``y`` as it is (a zoo back-end's per
-    window outputs (B, L, n), or the whole-sequence model's)."""
+    the last window's (or each sample's exit window's, with early ``exits``), in the model's shape
+    (B, *output_shape); else ``y`` as it is (a zoo back-end's per window outputs (B, L, n), or the
+    whole-sequence model's)."""
     if not stepped or dense is None or dense.step_output != "last":
         return y
-    return y[:, -1].reshape(len(y), *dense.output_shape)
+    last = y[:, -1] if exits is None else y[np.arange(len(y)), exits]
+    return last.reshape(len(y), *dense.output_shape)
 
 
 @dataclass

@@ -17,5 +17,6 @@ def exit_windows(y: np.ndarray, threshold: float) -> np.ndarray:
 
 
 def exit_outputs(y: np.ndarray, exits: np.ndarray) -> np.ndarray:
-    """The output each sample exits with: y[b, exits[b]]."""
-    return y[np.arange(len(y)), exits]
+    """The output each sample exits with: y[b, exits[b]] of per-window outputs (B, L, n); a captured model's
+    y (B, n) is already that (:func:`neurodeploy.runtime.dense_step.model_output`)."""
+    return y if y.ndim == 2 else y[np.arange(len(y)), exits]
