@@ -34,7 +34,7 @@ test: $(STAMP)
 	$(VENV)/bin/python -m pytest -q
 
 docs: $(STAMP)
-	$(VENV)/bin/mkdocs build --strict --site-dir out/site
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --site-dir out/site
 
 clean:
 	rm -rf $(VENV) out .pytest_cache

@@ -4,6 +4,7 @@
     neurodeploy compile MODEL|module:function|FILE.nir|FILE.net --out BUNDLE [--samples N] [--weights W.pt]
                         [--cut NAME] [--dt SECONDS] [--profile loihi2] [--schedule end|window|event]
                         [--discretisation euler|exact] [--fix EXPORTER] [--max-chips N]
+                        [--event-threshold SPIKES] [--exit-threshold CONFIDENCE]
     neurodeploy cosim BUNDLE [--input X.npy [--steps T]] [--output Y.npz] [--mode float|fixed] [--backend lava|emulator]
                       [--schedule S] [--early-exit] [--checkpoint DIR] [--json]
     neurodeploy energy BUNDLE [--loihi PROFILE] [--gpu PROFILE] [--input X.npy [--steps T]] [--schedule S] [--early-exit] [--json]
