@@ -66,15 +66,7 @@ def find_carriers(remainder: nn.Module, cut: torch.Tensor) -> tuple[list[Carrier
     """The recurrent modules the dense code calls on ``cut`` (B, T, ...), with their zero states; and why
     none can carry a state (None where they can): a recurrent module called more than once per forward
     (a cell stepped in the user's own loop keeps its state in a local variable)."""
-    calls: dict[str, list] = {}
-    hooks = [m.register_forward_hook(lambda mod, args, out, p=p: calls.setdefault(p, []).append(out))
-             for p, m in remainder.model.named_modules() if _kind(m) is not None]
-    try:
-        with torch.no_grad():
-            remainder(cut)
-    finally:
-        for h in hooks:
-            h.remove()
+    calls = _recorded(remainder, cut, lambda path, m: _kind(m) is not None)
     modules = dict(remainder.model.named_modules())
     repeated = [p for p, outs in calls.items() if len(outs) != 1]
     if repeated:
@@ -152,23 +144,29 @@ def look_ahead(remainder: nn.Module, cut: torch.Tensor, window: int, tol: float 
 
 def _outputs(remainder: nn.Module, cut: torch.Tensor) -> dict[str, list[torch.Tensor]]:
     """Each module's outputs (the first tensor of each call), in the order its calls end."""
-    outs: dict[str, list[torch.Tensor]] = {}
     chain = {id(m) for _, m in remainder.cap.chain}
 
-    def keep(path):
-        def hook(module, args, out):
-            first = out[0] if isinstance(out, (tuple, list)) else out
-            if isinstance(first, torch.Tensor):
-                outs.setdefault(path, []).append(first.detach().clone())
-        return hook
-    hooks = [m.register_forward_hook(keep(p)) for p, m in remainder.model.named_modules() if p and id(m) not in chain]
+    def first(out):
+        t = out[0] if isinstance(out, (tuple, list)) else out
+        return t.detach().clone() if isinstance(t, torch.Tensor) else None
+    calls = _recorded(remainder, cut, lambda path, m: bool(path) and id(m) not in chain, first)
+    return {path: [t for t in outs if t is not None] for path, outs in calls.items()}
+
+
+def _recorded(remainder: nn.Module, cut: torch.Tensor, select: Callable[[str, nn.Module], bool],
+              keep: Callable = lambda out: out) -> dict[str, list]:
+    """``keep(output)`` of every call of each module of the user's model that ``select(path, module)`` picks,
+    in the order the calls end, on one run of the dense code on ``cut``."""
+    calls: dict[str, list] = {}
+    hooks = [m.register_forward_hook(lambda mod, args, out, p=p: calls.setdefault(p, []).append(keep(out)))
+             for p, m in remainder.model.named_modules() if select(p, m)]
     try:
         with torch.no_grad():
             remainder(cut)
     finally:
         for h in hooks:
             h.remove()
-    return outs
+    return calls
 
 
 def _differs_early(first: torch.Tensor, full: torch.Tensor, ratio: int, tol: float) -> bool:
