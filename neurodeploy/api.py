@@ -47,7 +47,7 @@ def compile(model: Any, out: str | Path, *, inputs: Any = None, dt_s: float | No
             weights: str | Path | None = None, name: str | None = None, discretisation: str = "euler",
             fixes: tuple[str, ...] | list[str] = (), precision: str = "auto", calibration: Any = None,
             max_chips: int | None = None, event_threshold: float | None = None,
-            exit_threshold: float | None = None) -> Bundle:
+            exit_threshold: float | None = None, prefix_runner: bool = False) -> Bundle:
     """Compile ``model`` into a deployment bundle at ``out`` and return it.
 
     ``model`` is one of: an ``nn.Module`` (with ``inputs`` (B, T, *input_shape), the examples stored as the
@@ -68,14 +68,17 @@ def compile(model: Any, out: str | Path, *, inputs: Any = None, dt_s: float | No
     (``ModelDoesNotFitError``, each population's cores and the per-core limit that binds it).
     A model captured as written whose dense code streams (:mod:`neurodeploy.compiler.stepping`):
     ``event_threshold`` (cut spikes per window that wake its dense part: the ``event`` schedule) and
-    ``exit_threshold`` (softmax confidence of its output after a window that ends the sample: early exits).
+    ``exit_threshold`` (softmax confidence of its output after a window that ends the sample: early exits);
+    ``prefix_runner``: where no state carry reproduces its code, re-run it on the windows so far (exact; one
+    ONNX graph per number of windows, so a longer compile; work growing with the square of the windows).
     """
     from neurodeploy.compiler.any_model import compile_model
 
     return load(compile_model(model, out, inputs=inputs, dt_s=dt_s, cut=cut, profile=profile, schedule=schedule,
                               samples=samples, weights=weights, name=name, discretisation=discretisation, fixes=fixes,
                               precision=precision, calibration=calibration, max_chips=max_chips,
-                              event_threshold=event_threshold, exit_threshold=exit_threshold))
+                              event_threshold=event_threshold, exit_threshold=exit_threshold,
+                              prefix_runner=prefix_runner))
 
 
 def cosimulate(bundle: Bundle | str | Path, inputs: np.ndarray | None = None, *, mode: str = "float",

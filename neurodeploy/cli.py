@@ -4,7 +4,7 @@
     neurodeploy compile MODEL|module:function|FILE.nir|FILE.net --out BUNDLE [--samples N] [--weights W.pt]
                         [--cut NAME] [--dt SECONDS] [--profile loihi2] [--schedule end|window|event]
                         [--discretisation euler|exact] [--fix EXPORTER] [--max-chips N]
-                        [--event-threshold SPIKES] [--exit-threshold CONFIDENCE]
+                        [--event-threshold SPIKES] [--exit-threshold CONFIDENCE] [--prefix-runner]
     neurodeploy cosim BUNDLE [--input X.npy [--steps T]] [--output Y.npz] [--mode float|fixed] [--backend lava|emulator]
                       [--schedule S] [--early-exit] [--checkpoint DIR] [--json]
     neurodeploy energy BUNDLE [--loihi PROFILE] [--gpu PROFILE] [--input X.npy [--steps T]] [--schedule S] [--early-exit] [--json]
@@ -72,7 +72,8 @@ def _cmd_compile(args: argparse.Namespace) -> int:
                         schedule=args.schedule, samples=args.samples, weights=args.weights,
                         discretisation=args.discretisation, fixes=args.fix, precision=args.precision,
                         calibration=_load_input(args.calibration, "--calibration"), max_chips=args.max_chips,
-                        event_threshold=args.event_threshold, exit_threshold=args.exit_threshold)
+                        event_threshold=args.event_threshold, exit_threshold=args.exit_threshold,
+                        prefix_runner=args.prefix_runner)
     console, m = _console(), bundle.manifest.spiking
     if m is None:
         return _compiled_for_gpu_only(bundle, console)
@@ -355,6 +356,9 @@ def _add_compile(sub) -> None:
     p.add_argument("--exit-threshold", type=float, dest="exit_threshold", metavar="CONFIDENCE",
                    help="a model whose own dense code streams: softmax confidence after a window that ends the "
                         "sample (early exits)")
+    p.add_argument("--prefix-runner", action="store_true", dest="prefix_runner",
+                   help="a model whose own dense code no state carry streams: re-run it on the windows so far "
+                        "(exact; one ONNX graph per number of windows)")
     p.add_argument("--calibration", metavar="FILE.npy",
                    help="inputs (B, T, ...) whose float run bounds each population's current (a finer grid than "
                         "the worst case)")

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import snntorch as snn
 import torch
-from ordinary_models import make_conv_gru
+from ordinary_models import make_conv_gru, make_lstm_attention, make_synaptic_scan
 from torch import nn
 
 import neurodeploy as nd
@@ -181,3 +181,41 @@ def test_thresholds_apply_only_where_the_models_own_code_streams(bundles, tmp_pa
     model, _ = bundles["bidirectional"]
     with pytest.raises(nd.NeurodeployError, match="apply to a captured model whose own dense code streams.*looks ahead"):
         nd.compile(model, tmp_path / "b", inputs=_spikes(4, T, 0), dt_s=1e-3, event_threshold=2)
+
+
+def test_the_prefix_runner_streams_causal_attention_exactly(tmp_path):
+    """An LSTM then causal nn.MultiheadAttention, read at the last step: no state carry reproduces it (the
+    attention reads every earlier token), so without the prefix runner it runs end; with it, its own code is
+    re-run on the windows so far, one ONNX graph per number of windows, equal to the model on new inputs."""
+    model, x, dt = make_lstm_attention()
+    plain = nd.compile(model, tmp_path / "plain", inputs=x, dt_s=dt)
+    assert plain.manifest.dense.schedules == ["end"] and "does not give the model's output on the windows so far" \
+        in plain.manifest.dense.no_step_reason
+    bundle = nd.compile(model, tmp_path / "b", inputs=x, dt_s=dt, prefix_runner=True)
+    d = bundle.manifest.dense
+    assert d.schedules == ["end", "window"] and d.prefix_files[-1] == "dense.onnx" and len(d.prefix_files) == 4
+    assert d.step_derivation.startswith("prefix runner") and d.step_file is None
+    new = (torch.rand(5, x.shape[1], 8, generator=torch.Generator().manual_seed(4)) < 0.3).float()
+    with torch.no_grad():
+        want = model(new).numpy()
+    got = nd.cosimulate(bundle, new.numpy(), model=model, backend="emulator", schedule="window")
+    assert np.abs(got.y - want).max() < 1e-4 and got.dense_invocations == 5 * 4
+    priced = nd.estimate(bundle, got).figures
+    end = nd.estimate(bundle, nd.cosimulate(bundle, new.numpy(), backend="emulator", schedule="end")).figures
+    assert priced["macs"]["total"] > end["macs"]["total"]  # windows 1..4 re-run: more work than one pass
+    assert any("prefix runner" in n for n in priced["notes"])
+    with pytest.raises(InputShapeError, match="at most 16"):
+        nd.cosimulate(bundle, np.concatenate([new.numpy()] * 2, 1), backend="emulator", schedule="window")
+    from neurodeploy.compiler.stepping import with_step_thresholds
+
+    with pytest.raises(nd.NeurodeployError, match="event_threshold needs a state carry"):  # what compile checks
+        with_step_thresholds(d, 2, None)
+    assert with_step_thresholds(d, None, 0.5).exit_threshold == 0.5
+
+
+def test_an_output_per_step_is_refused_with_why(tmp_path):
+    """A hand-written scan read at every step: its output grows with the length."""
+    model, x, dt = make_synaptic_scan()
+    bundle = nd.compile(model, tmp_path / "b", inputs=x, dt_s=dt, prefix_runner=True)
+    assert bundle.manifest.dense.schedules == ["end"]
+    assert "its output grows with the length" in bundle.manifest.dense.no_step_reason

@@ -34,7 +34,7 @@ def compile_model(model: Any, out: str | Path, *, inputs: Any = None, dt_s: floa
                   samples: int = DEFAULT_SAMPLES, weights: str | Path | None = None, name: str | None = None,
                   discretisation: str = "euler", fixes: tuple[str, ...] | list[str] = (), precision: str = "auto",
                   calibration: Any = None, max_chips: int | None = None, event_threshold: float | None = None,
-                  exit_threshold: float | None = None) -> Path:
+                  exit_threshold: float | None = None, prefix_runner: bool = False) -> Path:
     """Compile ``model`` into a bundle at ``out`` and return its path (the options as :func:`neurodeploy.compile`)."""
     out = Path(out)
     check_out_folder(out)  # before minutes of work: a bundle never replaces anything but a bundle
@@ -42,7 +42,8 @@ def compile_model(model: Any, out: str | Path, *, inputs: Any = None, dt_s: floa
         raise UsageError(f"samples must be 1 to {MAX_SAMPLES:,} (the example inputs stored in the bundle), got {samples}")
     if is_spiking_graph(model):
         _refuse({"inputs": inputs, "cut": cut, "weights": weights, "schedule": schedule,
-                 "event_threshold": event_threshold, "exit_threshold": exit_threshold}, "a NIR graph or .net file")
+                 "event_threshold": event_threshold, "exit_threshold": exit_threshold,
+                 "prefix_runner": prefix_runner or None}, "a NIR graph or .net file")
         source = model if type(model).__name__ == "NIRGraph" else Path(model)
         if isinstance(source, Path) and source.is_file():
             check_hdf5(source)  # a file that reads outside itself or declares too much, before torch is imported
@@ -51,7 +52,7 @@ def compile_model(model: Any, out: str | Path, *, inputs: Any = None, dt_s: floa
     return _compile_module(model, out, inputs=inputs, dt_s=dt_s, cut=cut, profile=profile, schedule=schedule,
                            samples=samples, weights=weights, name=name, discretisation=discretisation, fixes=fixes,
                            precision=precision, calibration=calibration, max_chips=max_chips,
-                           thresholds=(event_threshold, exit_threshold))
+                           stream=(event_threshold, exit_threshold, prefix_runner))
 
 
 def _compile_spiking(*args) -> Path:
@@ -61,13 +62,14 @@ def _compile_spiking(*args) -> Path:
 
 
 def _compile_module(model: Any, out: Path, *, inputs, dt_s, cut, profile, schedule, samples, weights, name,
-                    discretisation, fixes, precision, calibration, max_chips, thresholds=(None, None)) -> Path:
+                    discretisation, fixes, precision, calibration, max_chips, stream=(None, None, False)) -> Path:
     """A PyTorch model (an ``nn.Module``, a zoo name or a factory) through :func:`compile_hybrid`."""
     import torch
 
     from neurodeploy.compiler.factories import load_weights
     from neurodeploy.compiler.partition import cuts
     from neurodeploy.compiler.pipeline import compile_hybrid
+    from neurodeploy.compiler.stepping import StreamChoices
     from neurodeploy.compiler.resolve import resolve_model
 
     if discretisation != "euler" or fixes:
@@ -85,7 +87,7 @@ def _compile_module(model: Any, out: Path, *, inputs, dt_s, cut, profile, schedu
     return compile_hybrid(model, torch.as_tensor(inputs).float(), out, dt_s or DEFAULT_DT_S,
                           name or type(model).__name__, cut=cut, profile=profile, schedule=schedule,
                           weights=None if weights is None else str(weights), precision=precision,
-                          calibration=calibration, max_chips=max_chips, thresholds=thresholds)
+                          calibration=calibration, max_chips=max_chips, stream=StreamChoices(*stream))
 
 
 def _refuse(given: dict[str, Any], what: str) -> None:

@@ -48,7 +48,7 @@ from neurodeploy.compiler import split as splitting
 from neurodeploy.compiler.calibration import calibration_inputs, fixed_point
 from neurodeploy.compiler.partition import Partition
 from neurodeploy.compiler.capture import DenseRemainder
-from neurodeploy.compiler.stepping import default_window, derive_step, with_step_thresholds
+from neurodeploy.compiler.stepping import StreamChoices, default_window, derive_step, with_step_thresholds
 from neurodeploy.compiler.torch_reference import torch_reference as model_reference
 from neurodeploy.errors import ModelConfigError, SpikingPlanError, UsageError
 from neurodeploy.exporters import (INPUT_NAME, OUTPUT_NAME, check_dynamic_dims, check_parity, export_backend,
@@ -76,7 +76,7 @@ class CompileOptions:
     precision: str = "auto"
     calibration: object = None  # True: the example inputs; else inputs (B, T, ...) or None
     max_chips: int | None = None  # the chip budget (None: any number of chips)
-    thresholds: tuple = (None, None)  # a captured model's (event_threshold, exit_threshold) for its step model
+    stream: StreamChoices = StreamChoices()  # how a captured model's own dense code streams
 
 
 @dataclass
@@ -175,7 +175,7 @@ def export_dense(job: HybridJob) -> HybridJob:
         examples = [x.repeat(3, *[1] * (x.dim() - 1))[i: i + b] for i, b in zip((0, 1, 2), (1, 2, 3))]
         job.dense = _export_dense(copy.deepcopy(job.part.dense).float().eval(), x.numpy(), examples, job.tmp, True)
         job.dense = with_step_thresholds(job.dense.model_copy(update={"input_shape": list(x.shape[2:])}),
-                                         *job.options.thresholds)
+                                         job.options.stream.event_threshold, job.options.stream.exit_threshold)
         return job
     cut_spikes = job.reference[f"spikes/{job.cut_node}"]
     examples = _parity_examples(job.num_steps, job.window, job.plan.layer(job.cut_node).n, job.part.fixed_length)
@@ -189,8 +189,9 @@ def export_dense(job: HybridJob) -> HybridJob:
     if isinstance(dense, DenseRemainder) and not job.feedback:  # the user's own code: a step model where exact
         cut = torch.from_numpy(np.asarray(cut_spikes, dtype=np.float32))
         job.dense = job.dense.model_copy(update=derive_step(dense, cut, default_window(job.num_steps),
-                                                            job.tmp / "dense_step.onnx"))
-    job.dense = with_step_thresholds(job.dense, *job.options.thresholds)
+                                                            job.tmp / "dense_step.onnx",
+                                                            prefix_runner=job.options.stream.prefix_runner))
+    job.dense = with_step_thresholds(job.dense, job.options.stream.event_threshold, job.options.stream.exit_threshold)
     if job.feedback:
         job.dense = job.dense.model_copy(update={"schedules": ["window"]})
     return job
@@ -224,7 +225,7 @@ def write(job: HybridJob, out: Path) -> Path:
         provenance=_provenance(o.name, o.weights),
     )
     files = {"dense.onnx": job.tmp / "dense.onnx"} | ({} if job.gpu_only else {"spiking.nir": job.tmp / "spiking.nir"})
-    for name in (job.dense.step_file, job.feedback.file if job.feedback else None):
+    for name in (job.dense.step_file, job.feedback.file if job.feedback else None, *job.dense.prefix_files[:-1]):
         if name:
             files[name] = job.tmp / name
     return write_bundle(out, manifest, files, job.inputs.numpy(), job.reference)
@@ -236,7 +237,7 @@ HYBRID_PASSES = (split, to_nir, lower, torch_reference, export_dense, quantize_a
 def compile_hybrid(model: nn.Module, inputs: torch.Tensor, out: Path, dt_s: float, name: str,
                    cut: str | None = None, profile: str = "loihi2", schedule: str | None = None,
                    weights: str | None = None, precision: str = "auto", calibration=None,
-                   max_chips: int | None = None, thresholds: tuple = (None, None)) -> Path:
+                   max_chips: int | None = None, stream: StreamChoices = StreamChoices()) -> Path:
     """Run :data:`HYBRID_PASSES` on ``model`` and write the bundle at ``out``.
 
     ``inputs`` are in the layout the model takes (``(B, T, ...)``, or ``(T, B, ...)`` for a captured model
@@ -244,7 +245,7 @@ def compile_hybrid(model: nn.Module, inputs: torch.Tensor, out: Path, dt_s: floa
     streaming back-end, else ``end``); ``precision`` and ``calibration`` (``True``: the example inputs) as
     :func:`neurodeploy.spiking.quantize.quantize_for`.
     """
-    options = CompileOptions(dt_s, name, cut, profile, schedule, weights, precision, calibration, max_chips, thresholds)
+    options = CompileOptions(dt_s, name, cut, profile, schedule, weights, precision, calibration, max_chips, stream)
     with tempfile.TemporaryDirectory() as tmp:
         job = HybridJob(model.eval(), inputs, options, Path(tmp))
         t0 = time.perf_counter()

@@ -14,6 +14,13 @@ model's output after window l must equal the unmodified dense code's output on t
 window's output is then the model's output. Where no state carry reproduces it, the bundle runs ``end`` only
 and says why; :func:`look_ahead` names the first module whose early outputs change when only later windows
 change (a bidirectional GRU, attention without a causal mask): what makes the code non-causal.
+
+With ``prefix_runner`` (a compile option), causal code that no state carry reproduces (attention over every
+earlier token, a scan keeping its state in a local variable) gets the prefix runner instead
+(:func:`derive_prefix`): the dense code exported once per number of windows, re-run after each window on the
+windows so far. Exact, like the model had the sample ended there; its work grows with the square of the
+windows, which the cost report prices and says. An output with one value per step (its shape grows with the
+length) is not streamed either way.
 """
 from __future__ import annotations
 
@@ -184,13 +191,31 @@ def default_window(steps: int) -> int:
     return next((steps // d for d in (4, 2) if steps % d == 0), steps)
 
 
-def derive_step(remainder: nn.Module, cut: torch.Tensor, window: int, path, tol: float = 1e-4) -> dict:
-    """:func:`_derive_step`, where the user's code raising at another length or in windows (a length written
-    into the code) is a reason, not a failed compile."""
+@dataclass(frozen=True)
+class StreamChoices:
+    """How a captured model's own dense code streams (compile options): the event schedule's threshold (cut
+    spikes per window that wake it), the early-exit confidence, and whether code no state carry reproduces
+    gets the prefix runner (its dense code re-run on the windows so far: one ONNX graph per number of windows,
+    exact, its work growing with the square of the windows)."""
+
+    event_threshold: float | None = None
+    exit_threshold: float | None = None
+    prefix_runner: bool = False
+
+
+def derive_step(remainder: nn.Module, cut: torch.Tensor, window: int, path, tol: float = 1e-4,
+                prefix_runner: bool = False) -> dict:
+    """:func:`_derive_step` (then, with ``prefix_runner``, :func:`derive_prefix` where no state carry is exact
+    and no module looks ahead), where the user's code raising at another length or in windows (a length
+    written into the code) is a reason, not a failed compile."""
     from neurodeploy.errors import NeurodeployError, raised_at
 
     try:
-        return _derive_step(remainder, cut, window, path, tol)
+        fields = _derive_step(remainder, cut, window, path, tol)
+        reason = fields.get("no_step_reason") or ""
+        if prefix_runner and reason and "looks ahead" not in reason and "grows with the length" not in reason:
+            fields = _prefix_or_reason(remainder, cut, window, path.parent, tol, fields["no_step_reason"])
+        return fields
     except NeurodeployError:
         raise
     except Exception as exc:
@@ -207,15 +232,12 @@ def _derive_step(remainder: nn.Module, cut: torch.Tensor, window: int, path, tol
     from neurodeploy.exporters.onnx_export import export_step_module
 
     longer = torch.cat([cut, cut.flip(0)], 1)
+    grows = _output_grows(remainder, cut, window)
+    if grows:
+        return {"no_step_reason": grows}
     carriers, why = find_carriers(remainder, cut)
     step = CarriedStep(remainder, carriers)
-    if why is None and not carriers:
-        why = "it has no recurrent module (nn.GRU, nn.LSTM, nn.RNN, ncps CfC/LTC) whose state could cross windows"
-    elif why is None:
-        worst = max(max(step_errors(step, remainder, c, window)) for c in (cut, longer))
-        if not worst <= tol:
-            why = (f"carrying the state of {', '.join(c.path for c in carriers)} from window to window does not give "
-                   f"the model's output on the windows so far (max difference {worst:.3g})")
+    why = why or _carry_problem(step, remainder, (cut, longer), window, tol)
     if why is not None:
         culprit = look_ahead(remainder, longer, window)
         return {"no_step_reason": why + (f"; {culprit} looks ahead: its outputs over the first window change "
@@ -256,6 +278,59 @@ def _ort_step_error(path, step: CarriedStep, remainder: nn.Module, cut: torch.Te
     return worst
 
 
+def _carry_problem(step: CarriedStep, remainder: nn.Module, cuts: tuple, window: int, tol: float) -> str | None:
+    """Why carrying the step's states does not reproduce the code on the windows so far, on each of ``cuts``;
+    None where it does."""
+    if not step.carriers:
+        return "it has no recurrent module (nn.GRU, nn.LSTM, nn.RNN, ncps CfC/LTC) whose state could cross windows"
+    worst = max(max(step_errors(step, remainder, c, window)) for c in cuts)
+    if worst <= tol:
+        return None
+    return (f"carrying the state of {', '.join(c.path for c in step.carriers)} from window to window does not give "
+            f"the model's output on the windows so far (max difference {worst:.3g})")
+
+
+def _output_grows(remainder: nn.Module, cut: torch.Tensor, window: int) -> str | None:
+    """Why the code's output cannot be streamed as "the output had the sample ended here": it has one value
+    per step or window (its shape changes with the length); None where it does not."""
+    with torch.no_grad():
+        short, whole = remainder(cut[:, :window]).shape, remainder(cut).shape
+    if short == whole:
+        return None
+    return (f"its output grows with the length ({tuple(short[1:])} per sample after one window, {tuple(whole[1:])} "
+            "after all): streaming an output per step is not built yet")
+
+
+def _prefix_or_reason(remainder: nn.Module, cut: torch.Tensor, window: int, folder, tol: float, why: str) -> dict:
+    """:func:`derive_prefix`, or why neither a state carry nor the prefix runner streams the code."""
+    from neurodeploy.errors import OnnxExportError
+
+    try:
+        return derive_prefix(remainder, cut, window, folder, tol)
+    except OnnxExportError as exc:
+        return {"no_step_reason": f"{why}; and its prefix runner did not export ({exc})"}
+
+
+def derive_prefix(remainder: nn.Module, cut: torch.Tensor, window: int, folder, tol: float = 1e-4) -> dict:
+    """The ``DensePart`` fields of the prefix runner: the dense code exported on 1, 2, ... L - 1 windows
+    (``dense_prefix_<l>.onnx``; on L windows it is ``dense.onnx``), each checked on ONNX Runtime against
+    PyTorch on the example's first windows."""
+    from neurodeploy.exporters.onnx_export import check_parity, export_dense
+
+    windows, files = cut.shape[1] // window, []
+    for count in range(1, windows):
+        name, steps = f"dense_prefix_{count}.onnx", count * window
+        export_dense(remainder, torch.cat([cut, cut])[:2, :steps].contiguous(), folder / name, {0: "batch"})
+        check_parity(folder / name, remainder, [cut[:, :steps]], tol)
+        files.append(name)
+    with torch.no_grad():
+        out_shape = list(remainder(cut[:1]).shape[1:])
+    return {"prefix_files": [*files, "dense.onnx"], "window_steps": window, "step_output": "last",
+            "output_shape": out_shape, "schedules": ["end", "window"], "no_step_reason": None,
+            "step_derivation": f"prefix runner: the dense code re-run on the windows so far ({windows} graphs, "
+                               "exact; its work grows with the square of the windows)"}
+
+
 def with_step_thresholds(dense, event_threshold: float | None, exit_threshold: float | None):
     """``dense`` (a ``DensePart``) with a captured model's event and early-exit thresholds: ``event`` joins its
     schedules with ``event_threshold`` (cut spikes per window that wake the dense part); ``exit_threshold``
@@ -266,7 +341,10 @@ def with_step_thresholds(dense, event_threshold: float | None, exit_threshold: f
     given = {k: v for k, v in (("event_threshold", event_threshold), ("exit_threshold", exit_threshold)) if v is not None}
     if not given:
         return dense
-    if dense.step_output != "last" or dense.step_file is None:
+    if dense.prefix_files and event_threshold is not None:
+        raise UsageError("event_threshold needs a state carry (the recurrence skips quiet windows); this model's "
+                         "dense code streams through the prefix runner, which re-runs it on every window so far")
+    if dense.step_output != "last" or (dense.step_file is None and not dense.prefix_files):
         why = dense.no_step_reason or ("it runs wholly on the GPU, on the end schedule" if dense.input_shape else
                                        "its back-end sets its own thresholds (a zoo or streaming back-end)")
         raise UsageError(f"{' and '.join(given)} apply to a captured model whose own dense code streams; this one "

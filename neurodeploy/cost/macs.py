@@ -248,3 +248,17 @@ def count_steps(path: Path, window_shape: tuple[int, ...], windows: int) -> MacR
         inputs[vi.name] = np.zeros(shape, dtype=onnx.helper.tensor_dtype_to_np_dtype(tt.elem_type))
     _count_graph(model.graph, model.opset_import, inputs, report, float(windows))
     return report
+
+
+def summed(reports: list[MacReport]) -> MacReport:
+    """The work of several graphs run one after another (each's weights read once)."""
+    total = MacReport()
+    for r in reports:
+        for op, c in r.per_op.items():
+            entry = total.per_op.setdefault(op, OpCount())
+            entry.count, entry.macs, entry.flops = entry.count + c.count, entry.macs + c.macs, entry.flops + c.flops
+        total.unknown += r.unknown
+        total.kernels += r.kernels
+        total.activation_bytes += r.activation_bytes
+        total.weight_bytes += r.weight_bytes
+    return total

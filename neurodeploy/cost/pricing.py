@@ -77,7 +77,9 @@ def cost(bundle: Bundle, result: CosimResult, loihi: str = "loihi2", gpu: str = 
     cut = plan.outputs.get(m.spiking.cut_output) if m.spiking.cut_output else None
     counts = counts_from_run(plan, result.inputs, result.spikes, cut, m.windowed(result.schedule),
                              None if m.dense is None else bundle.dense_path, sops=sops,
-                             step_path=None if m.dense is None or not m.dense.step_file else bundle.path / m.dense.step_file)
+                             step_path=None if m.dense is None or not m.dense.step_file else bundle.path / m.dense.step_file,
+                             prefix_paths=None if m.dense is None or not m.dense.prefix_files or result.schedule == "end"
+                             else [bundle.path / f for f in m.dense.prefix_files])
     return estimate(plan, map_resources(plan, loihi), counts, loihi, gpu), counts
 
 
@@ -139,7 +141,7 @@ def summary(bundle: Bundle, result: CosimResult, loihi: str = "loihi2", gpu: str
                         for name in [*result.spikes, *(s.layer for s in sops)]},
         "quantization": bundle.manifest.spiking.quantization,
         "partition": partition(bundle, result),
-        "notes": result.notes + report.notes,
+        "notes": result.notes + report.notes + _prefix_note(bundle, result),
     }
 
 
@@ -185,6 +187,15 @@ def _run_fields(bundle: Bundle, result: CosimResult, steps: int) -> dict:
         "wall_s": result.wall_s, "dense_invocations": result.dense_invocations,
         "timeline": result.timeline, "providers": result.providers,
     }
+
+
+def _prefix_note(bundle: Bundle, result: CosimResult) -> list[str]:
+    """The prefix runner's cost, said where it ran."""
+    m = bundle.manifest
+    if m.dense is None or not m.dense.prefix_files or result.schedule == "end":
+        return []
+    return [f"the dense part re-ran on the windows so far at every window (prefix runner: "
+            f"{len(m.dense.prefix_files)} graphs); its work, priced here, grows with the square of the windows"]
 
 
 def partition(bundle: Bundle, result: CosimResult) -> dict:

@@ -13,7 +13,7 @@ from neurodeploy.errors import UsageError
 from neurodeploy.exporters.onnx_session import make_session
 from neurodeploy.runtime.bundle_plan import load_plan
 from neurodeploy.runtime.devices import AUTO, Device
-from neurodeploy.runtime.dense_step import DenseRunner, StepRunner, model_output
+from neurodeploy.runtime.dense_step import DenseRunner, PrefixRunner, StepRunner, model_output
 from neurodeploy.runtime.feedback import FeedbackLoop
 from neurodeploy.spiking.plan import SpikingPlan
 
@@ -70,8 +70,13 @@ def _dense_runner(bundle: Bundle, schedule: str, prefer_gpu: bool = True, thread
     """The whole-sequence session and, for the window and event schedules, the step model (on ONNX Runtime's
     CUDA provider where ``prefer_gpu`` and it is offered; ``threads`` intra-op threads each)."""
     m = bundle.manifest
-    stepper = None if schedule == "end" else \
-        StepRunner(bundle.path / m.dense.step_file, "window", m.window_steps, prefer_gpu, threads)
+    if schedule == "end":
+        stepper = None
+    elif m.dense.prefix_files:  # a captured model's code re-run on the windows so far
+        stepper = PrefixRunner([bundle.path / f for f in m.dense.prefix_files], m.dense.input_name, m.window_steps,
+                               int(np.prod(m.dense.output_shape)), prefer_gpu, threads)
+    else:
+        stepper = StepRunner(bundle.path / m.dense.step_file, "window", m.window_steps, prefer_gpu, threads)
     return DenseRunner(make_session(bundle.dense_path, prefer_gpu, spinning=False, threads=threads),
                        m.dense.input_name, stepper,
                        m.dense.event_threshold if schedule == "event" else None)

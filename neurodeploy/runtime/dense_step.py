@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from neurodeploy.errors import InputShapeError
 from neurodeploy.exporters.onnx_session import make_session, run_session
 from neurodeploy.models.backends import salient_windows
 
@@ -142,6 +143,50 @@ class StepRunner:
         self.reset()
         return np.stack([self.next(cut[:, start: start + self.window], threshold)
                          for start in range(0, cut.shape[1] - self.window + 1, self.window)])
+
+
+class PrefixRunner(StepRunner):
+    """A captured model's dense code re-run on the windows so far (``paths[l]``: its ONNX graph on l + 1
+    windows; :func:`neurodeploy.compiler.stepping.derive_prefix`), as a :class:`StepRunner`: the state is the
+    windows received so far (batch on axis 0), the output after window l the graph's on the first l + 1."""
+
+    def __init__(self, paths, input_name: str, window: int, n_out: int, prefer_gpu: bool = True,
+                 threads: int | None = None) -> None:
+        import onnx
+
+        self.sessions = [make_session(p, prefer_gpu, spinning=False, threads=threads) for p in paths]
+        self.session, self.window, self.input_name, self.n_out = self.sessions[-1], window, input_name, n_out
+        dims = onnx.load(str(paths[-1]), load_external_data=False).graph.input[0].type.tensor_type.shape.dim
+        shape = [d.dim_value for d in dims[2:]]
+        self.window_shape = [window, *shape]
+        self.states, self.batch_axes = [("windows_so_far", np.zeros((1, 0, *shape), np.float32))], [0]
+        self.batchable, self._exact = True, None
+        self.invocations = self.calls = 0
+
+    def _run(self, windows: np.ndarray, states: dict) -> tuple[np.ndarray, dict]:
+        so_far = np.concatenate([states["windows_so_far"], np.asarray(windows, dtype=np.float32)], axis=1)
+        count = so_far.shape[1] // self.window
+        if count > len(self.sessions):
+            raise InputShapeError(f"the prefix runner has graphs for up to {len(self.sessions)} windows; this sample "
+                                  f"has more (run it on the end schedule, or compile with its length)")
+        y = run_session(self.sessions[count - 1], {self.input_name: so_far})[0]
+        return y.reshape(len(y), -1), {"windows_so_far": so_far}
+
+    def step_many(self, windows: np.ndarray, states: dict) -> tuple[np.ndarray, dict]:
+        y, new = self._run(windows, states)
+        self.invocations += len(windows)
+        self.calls += 1
+        return y, new
+
+    def step(self, window: np.ndarray) -> np.ndarray:
+        y, self.state = self._run(window, self.state)
+        self.invocations += 1
+        self.calls += 1
+        return y[0]
+
+    def _same_alone_and_together(self) -> bool:
+        return all(sequence_batches_exactly(s, self.input_name, ((i + 1) * self.window, *self.window_shape[1:]))
+                   for i, s in enumerate(self.sessions))
 
 
 def model_output(dense, y: np.ndarray, stepped: bool, exits: np.ndarray | None = None) -> np.ndarray:

@@ -42,6 +42,9 @@ def length_problem(steps: int, m: Manifest, schedule: str | None = None) -> str 
     """Why ``steps`` time steps do not fit the dense part: a multiple of the adapter window (or of a captured
     model's step window, on the window and event schedules), or exactly the compiled T where the dense part
     is a captured model's own loop over T (its whole-sequence form, the ``end`` schedule)."""
+    if m.dense is not None and m.dense.prefix_files and steps > m.num_steps:
+        return (f"T must be at most {m.num_steps} (a multiple of {m.window_steps}): the prefix runner has the dense "
+                f"code on up to {m.num_steps} steps")
     if m.adapter is None and m.window_steps is not None and schedule == "end" and steps != m.num_steps:
         return (f"T must be {m.num_steps} on the end schedule (the dense part's whole-sequence form is the model's "
                 f"own code over {m.num_steps} steps); the window schedule runs any multiple of {m.window_steps}")
