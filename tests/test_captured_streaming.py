@@ -219,3 +219,32 @@ def test_an_output_per_step_is_refused_with_why(tmp_path):
     bundle = nd.compile(model, tmp_path / "b", inputs=x, dt_s=dt, prefix_runner=True)
     assert bundle.manifest.dense.schedules == ["end"]
     assert "its output grows with the length" in bundle.manifest.dense.no_step_reason
+
+
+class LeakyEncoder(nn.Module):
+    """snnTorch ``Linear -> Leaky`` then a stock nn.TransformerEncoder without a mask (every token attends to every
+    other: a bidirectional encoder), a head on its last token."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc, self.lif = nn.Linear(6, 8), snn.Leaky(beta=0.85)
+        layer = nn.TransformerEncoderLayer(8, 2, 16, dropout=0.0, batch_first=True)
+        self.encoder, self.head = nn.TransformerEncoder(layer, 1, enable_nested_tensor=False), nn.Linear(8, 3)
+
+    def forward(self, x):
+        mem, out = self.lif.init_leaky(), []
+        for t in range(x.shape[1]):
+            spk, mem = self.lif(self.fc(x[:, t]), mem)
+            out.append(spk)
+        return self.head(self.encoder(torch.stack(out, 1))[:, -1])
+
+
+def test_a_bidirectional_encoder_is_refused_naming_its_attention(tmp_path):
+    """Even with the prefix runner asked for: its first window's outputs change when later windows do."""
+    torch.manual_seed(3)
+    model = LeakyEncoder().eval()
+    bundle = nd.compile(model, tmp_path / "b", inputs=_spikes(4, T, 0), dt_s=1e-3, prefix_runner=True)
+    assert bundle.manifest.dense.schedules == ["end"] and not bundle.manifest.dense.prefix_files
+    assert "encoder.layers.0.self_attn (MultiheadAttention) looks ahead" in bundle.manifest.dense.no_step_reason
+    with pytest.raises(ScheduleError, match=r"self_attn \(MultiheadAttention\) looks ahead"):
+        nd.cosimulate(bundle, _spikes(2, T, 1).numpy(), backend="emulator", schedule="window")
