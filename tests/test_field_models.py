@@ -239,7 +239,7 @@ def test_a_conv_front_end_into_hugging_face_mamba(tmp_path):
     feeds Hugging Face's MambaModel through inputs_embeds (once refused with a raw ONNX Runtime rank error)."""
     pytest.importorskip("transformers")
     model, x, dt_s = fm.make_conv_into_mamba()
-    bundle = nd.compile(model, tmp_path / "m", inputs=x, dt_s=dt_s)
+    bundle = nd.compile(model, tmp_path / "m", inputs=x, dt_s=dt_s, prefix_runner=True)
     x_new = (torch.rand(4, *x.shape[1:], generator=torch.Generator().manual_seed(3)) < 0.3).float()
     result = nd.cosimulate(bundle, x_new.numpy(), model=model)
     assert result.agreement.spike_mismatches == 0 and all(s.sum() > 0 for s in result.spikes.values())
@@ -247,6 +247,10 @@ def test_a_conv_front_end_into_hugging_face_mamba(tmp_path):
         want = model(x_new).numpy()
     assert np.abs(result.y - want).max() < 1e-4
     assert {p.module: p.device for p in bundle.manifest.placement}["mamba"] == "gpu"
+    # streamed: Hugging Face's MambaModel re-run on the windows so far (the prefix runner), once per window
+    assert bundle.manifest.dense.step_derivation.startswith("prefix runner") and result.schedule == "end"
+    window = nd.cosimulate(bundle, x_new.numpy(), model=model, backend="emulator", schedule="window")
+    assert np.abs(window.y - want).max() < 1e-4 and window.dense_invocations == 4 * 4
 
 
 def test_functional_sum_pooling_runs_on_loihi(tmp_path):
