@@ -31,6 +31,8 @@ import torch
 from torch import nn
 
 TORCH_RNN = (nn.GRU, nn.LSTM, nn.RNN)
+PREFIX_HINT = ("; it is causal: compile with prefix_runner=True (--prefix-runner) to stream it by re-running it on "
+               "the windows so far")
 NCPS = ("CfC", "LTC")
 
 
@@ -241,7 +243,7 @@ def _derive_step(remainder: nn.Module, cut: torch.Tensor, window: int, path, tol
     if why is not None:
         culprit = look_ahead(remainder, longer, window)
         return {"no_step_reason": why + (f"; {culprit} looks ahead: its outputs over the first window change "
-                                         "when only later windows change" if culprit else "")}
+                                         "when only later windows change" if culprit else PREFIX_HINT)}
     two = torch.cat([cut, cut])[:2, :window].contiguous()  # two samples: the exporter specialises a batch of 1
     try:
         export_step_module(step, two, step.zero_states(2), step.batch_axes(), path)
@@ -308,7 +310,7 @@ def _prefix_or_reason(remainder: nn.Module, cut: torch.Tensor, window: int, fold
     try:
         return derive_prefix(remainder, cut, window, folder, tol)
     except OnnxExportError as exc:
-        return {"no_step_reason": f"{why}; and its prefix runner did not export ({exc})"}
+        return {"no_step_reason": f"{why.replace(PREFIX_HINT, '')}; and its prefix runner did not export ({exc})"}
 
 
 def derive_prefix(remainder: nn.Module, cut: torch.Tensor, window: int, folder, tol: float = 1e-4) -> dict:
