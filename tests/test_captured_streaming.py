@@ -45,6 +45,8 @@ def _model(back: str) -> nn.Module:
     torch.manual_seed(2)
     if back == "gru":
         return LeakyThen(nn.GRU(10, 8, batch_first=True), 8).eval()
+    if back == "lstm":
+        return LeakyThen(nn.LSTM(10, 8, batch_first=True), 8).eval()
     if back == "cfc":
         from ncps.torch import CfC
 
@@ -58,7 +60,7 @@ EVENT, EXIT = 4, 0.36  # cut spikes per window that wake the dense part; softmax
 @pytest.fixture(scope="module")
 def bundles(tmp_path_factory):
     out = {}
-    for back in ("gru", "cfc", "bidirectional"):
+    for back in ("gru", "lstm", "cfc", "bidirectional"):
         model = _model(back)
         thresholds = {"event_threshold": EVENT, "exit_threshold": EXIT} if back == "gru" else {}
         out[back] = model, nd.compile(model, tmp_path_factory.mktemp(back) / "b", inputs=_spikes(4, T, 0), dt_s=1e-3,
@@ -66,7 +68,7 @@ def bundles(tmp_path_factory):
     return out
 
 
-@pytest.mark.parametrize("back", ["gru", "cfc"])
+@pytest.mark.parametrize("back", ["gru", "lstm", "cfc"])
 def test_window_schedule_streams_a_recurrent_back_end_as_the_model(bundles, back):
     model, bundle = bundles[back]
     d = bundle.manifest.dense
@@ -85,7 +87,7 @@ def test_window_schedule_streams_a_recurrent_back_end_as_the_model(bundles, back
     assert len(timeline) == 16 * 4 and window.timeline["dense_calls"] == 4  # each window of all 16 in one call
 
 
-@pytest.mark.parametrize("back", ["gru", "cfc"])
+@pytest.mark.parametrize("back", ["gru", "lstm", "cfc"])
 def test_inputs_of_twice_the_compiled_length_stream_to_the_models_output(bundles, back):
     model, bundle = bundles[back]
     x = _spikes(5, 2 * T, 6)
@@ -249,3 +251,34 @@ def test_a_bidirectional_encoder_is_refused_naming_its_attention(tmp_path):
     assert "encoder.layers.0.self_attn (MultiheadAttention) looks ahead" in bundle.manifest.dense.no_step_reason
     with pytest.raises(ScheduleError, match=r"self_attn \(MultiheadAttention\) looks ahead"):
         nd.cosimulate(bundle, _spikes(2, T, 1).numpy(), backend="emulator", schedule="window")
+
+
+class LeakyGPT2(nn.Module):
+    """snnTorch ``Linear -> Leaky``, a projection into Hugging Face's GPT2Model through inputs_embeds (causal
+    attention), a head on its last hidden state."""
+
+    def __init__(self):
+        super().__init__()
+        from transformers import GPT2Config, GPT2Model
+
+        self.fc, self.lif, self.proj, self.head = nn.Linear(6, 10), snn.Leaky(beta=0.85), nn.Linear(10, 16), nn.Linear(16, 3)
+        self.gpt = GPT2Model(GPT2Config(n_embd=16, n_layer=1, n_head=2, n_positions=64, vocab_size=8, bos_token_id=0,
+                                        eos_token_id=0, resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0))
+
+    def forward(self, x):
+        mem, out = self.lif.init_leaky(), []
+        for t in range(x.shape[1]):
+            spk, mem = self.lif(self.fc(x[:, t]), mem)
+            out.append(spk)
+        return self.head(self.gpt(inputs_embeds=self.proj(torch.stack(out, 1))).last_hidden_state[:, -1])
+
+
+def test_hugging_face_gpt2_streams_through_the_prefix_runner(tmp_path):
+    torch.manual_seed(0)
+    model = LeakyGPT2().eval()
+    bundle = nd.compile(model, tmp_path / "b", inputs=_spikes(4, T, 0), dt_s=1e-3, prefix_runner=True)
+    assert bundle.manifest.dense.step_derivation.startswith("prefix runner")
+    x = _spikes(5, T, 3)
+    got = nd.cosimulate(bundle, x.numpy(), model=model, backend="emulator", schedule="window")
+    with torch.no_grad():
+        assert np.abs(got.y - model(x).numpy()).max() < 1e-4 and got.dense_invocations == 5 * 4
