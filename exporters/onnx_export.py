@@ -148,12 +148,15 @@ def export_step(backend: nn.Module, path: Path, batch: int = 2) -> None:
 
 
 def export_step_module(step: nn.Module, window: torch.Tensor, states: list[torch.Tensor], batch_axes: list[int],
-                       path: Path) -> None:
+                       path: Path, growing_axes: list[int | None] | None = None) -> None:
     """Export ``step(window, *states) -> (y, *new states)`` (a captured model's derived step model) with the
-    batch dynamic in the window (dim 0) and in every state (its ``batch_axes``); inputs ``window, state_i``,
-    outputs ``y, state_i_out`` as :func:`export_step`'s."""
+    batch dynamic in the window (dim 0) and in every state (its ``batch_axes``, named ``batch``), and each
+    state's ``growing_axes`` (a KV cache's tokens, named ``past``, from 0) dynamic too; inputs
+    ``window, state_i``, outputs ``y, state_i_out`` as :func:`export_step`'s."""
     dim = torch.export.Dim("batch", min=1, max=1 << 16)
-    shapes = ({0: dim}, tuple({axis: dim} for axis in batch_axes))
+    past = torch.export.Dim("past", min=0, max=1 << 20)  # every cache holds the same tokens so far
+    grows = growing_axes or [None] * len(states)
+    shapes = ({0: dim}, tuple({axis: dim} | ({} if g is None else {g: past}) for axis, g in zip(batch_axes, grows)))
     ins, outs = state_names(len(states))
     torch._dynamo.reset()
     with warnings.catch_warnings(), _quiet("torch.onnx"), _printed_to_log():

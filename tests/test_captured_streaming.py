@@ -185,20 +185,64 @@ def test_thresholds_apply_only_where_the_models_own_code_streams(bundles, tmp_pa
         nd.compile(model, tmp_path / "b", inputs=_spikes(4, T, 0), dt_s=1e-3, event_threshold=2)
 
 
-def test_the_prefix_runner_streams_causal_attention_exactly(tmp_path):
-    """An LSTM then causal nn.MultiheadAttention, read at the last step: no state carry reproduces it (the
-    attention reads every earlier token), so without the prefix runner it runs end; with it, its own code is
-    re-run on the windows so far, one ONNX graph per number of windows, equal to the model on new inputs."""
+def test_causal_attention_streams_with_a_kv_cache(tmp_path):
+    """An LSTM then a stock causal nn.MultiheadAttention read at the last step: the LSTM's (h, c) and the
+    attention's keys and values so far (a cache that grows by a window each step) are carried; equal to the
+    unmodified model on new inputs and on 2T, every window of the batch in one ONNX Runtime call."""
     model, x, dt = make_lstm_attention()
-    plain = nd.compile(model, tmp_path / "plain", inputs=x, dt_s=dt)
+    bundle = nd.compile(model, tmp_path / "b", inputs=x, dt_s=dt)
+    d = bundle.manifest.dense
+    assert d.step_derivation == "state carry: lstm (LSTM), attn (MultiheadAttention)" and d.growing_states
+    new = (torch.rand(5, x.shape[1], 8, generator=torch.Generator().manual_seed(4)) < 0.3).float()
+    for inputs in (new, torch.cat([new, new.flip(0)], 1)):
+        got = nd.cosimulate(bundle, inputs.numpy(), model=model, backend="emulator", schedule="window")
+        with torch.no_grad():
+            assert np.abs(got.y - model(inputs).numpy()).max() < 1e-4
+        windows = inputs.shape[1] // d.window_steps
+        assert got.dense_invocations == 5 * windows and got.timeline["dense_calls"] == windows
+    from neurodeploy.compiler.stepping import with_step_thresholds
+
+    with pytest.raises(nd.NeurodeployError, match="caches its attention"):  # what compile(event_threshold=) checks
+        with_step_thresholds(d, 2, None)
+
+
+class LeakyScan(nn.Module):
+    """snnTorch ``Linear -> Leaky``, then a hand-written selective scan whose state is a local variable of the
+    model's own loop, a head on its last state: causal, but no module holds its state."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc, self.lif = nn.Linear(6, 10), snn.Leaky(beta=0.85)
+        self.gate, self.proj, self.head = nn.Linear(10, 8), nn.Linear(10, 8), nn.Linear(8, 3)
+
+    def forward(self, x):
+        mem, out = self.lif.init_leaky(), []
+        for t in range(x.shape[1]):
+            spk, mem = self.lif(self.fc(x[:, t]), mem)
+            out.append(spk)
+        s = torch.stack(out, 1)
+        a, u = torch.sigmoid(self.gate(s)), self.proj(s)
+        h = torch.zeros_like(u[:, 0])
+        for t in range(s.shape[1]):
+            h = a[:, t] * h + (1 - a[:, t]) * u[:, t]
+        return self.head(h)
+
+
+def test_the_prefix_runner_streams_a_hand_written_scan_exactly(tmp_path):
+    """No state carry reproduces a scan kept in a local variable, so without the prefix runner it runs end (and
+    says how to stream it); with it, its own code is re-run on the windows so far, one ONNX graph per number of
+    windows, equal to the model on new inputs, priced as the sum of those runs."""
+    torch.manual_seed(1)
+    model = LeakyScan().eval()
+    plain = nd.compile(model, tmp_path / "plain", inputs=_spikes(4, T, 0), dt_s=1e-3)
     why = plain.manifest.dense.no_step_reason
-    assert plain.manifest.dense.schedules == ["end"] and "does not give the model's output on the windows so far" \
-        in why and "it is causal: compile with prefix_runner=True (--prefix-runner)" in why
-    bundle = nd.compile(model, tmp_path / "b", inputs=x, dt_s=dt, prefix_runner=True)
+    assert plain.manifest.dense.schedules == ["end"] and "no recurrent module" in why and \
+        "it is causal: compile with prefix_runner=True (--prefix-runner)" in why
+    bundle = nd.compile(model, tmp_path / "b", inputs=_spikes(4, T, 0), dt_s=1e-3, prefix_runner=True)
     d = bundle.manifest.dense
     assert d.schedules == ["end", "window"] and d.prefix_files[-1] == "dense.onnx" and len(d.prefix_files) == 4
     assert d.step_derivation.startswith("prefix runner") and d.step_file is None
-    new = (torch.rand(5, x.shape[1], 8, generator=torch.Generator().manual_seed(4)) < 0.3).float()
+    new = _spikes(5, T, 4)
     with torch.no_grad():
         want = model(new).numpy()
     got = nd.cosimulate(bundle, new.numpy(), model=model, backend="emulator", schedule="window")
@@ -207,7 +251,7 @@ def test_the_prefix_runner_streams_causal_attention_exactly(tmp_path):
     end = nd.estimate(bundle, nd.cosimulate(bundle, new.numpy(), backend="emulator", schedule="end")).figures
     assert priced["macs"]["total"] > end["macs"]["total"]  # windows 1..4 re-run: more work than one pass
     assert any("prefix runner" in n for n in priced["notes"])
-    with pytest.raises(InputShapeError, match="at most 16"):
+    with pytest.raises(InputShapeError, match=f"at most {T}"):
         nd.cosimulate(bundle, np.concatenate([new.numpy()] * 2, 1), backend="emulator", schedule="window")
     from neurodeploy.compiler.stepping import with_step_thresholds
 

@@ -77,6 +77,7 @@ class DensePart(_Strict):
     output_shape: list[int] = []  # one sample's output of the model (step_output "last")
     step_derivation: str | None = None  # how the step model was derived (e.g. "state carry: gru (GRU)")
     prefix_files: list[str] = []  # the prefix runner's graphs: the dense code on 1, 2, ..., L windows
+    growing_states: bool = False  # the step model's states grow by a window each step (a KV cache)
     no_step_reason: str | None = None  # why a captured model's dense part has no step model (end schedule only)
 
 

@@ -38,9 +38,13 @@ NCPS = ("CfC", "LTC")
 
 def _kind(module: nn.Module) -> str | None:
     """How a module's state is carried: ``torch`` (``forward(x, hx) -> (y, h)``, h batch-second, LSTM's
-    ``(h, c)``), ``ncps`` (``forward(x, hx, timespans) -> (y, h)``, h batch-first), None for other modules."""
+    ``(h, c)``), ``ncps`` (``forward(x, hx, timespans) -> (y, h)``, h batch-first), ``attention`` (a
+    batch-first ``nn.MultiheadAttention`` called as self-attention: its keys' and values' inputs so far, a KV
+    cache that grows by a window each step), None for other modules."""
     if isinstance(module, TORCH_RNN):
         return None if module.bidirectional else "torch"
+    if isinstance(module, nn.MultiheadAttention):
+        return "attention" if module.batch_first else None
     if type(module).__name__ in NCPS and type(module).__module__.startswith("ncps."):
         return "ncps"
     return None
@@ -61,14 +65,38 @@ class Carrier:
     def batch_axis(self) -> int:
         return 1 if self.kind == "torch" else 0
 
+    @property
+    def growing_axis(self) -> int | None:
+        """The axis along which the state grows by a window each step (a KV cache's tokens), else None."""
+        return 1 if self.kind == "attention" else None
+
     def forward(self, original: Callable) -> Callable:
         """The module's forward from ``incoming``, recording the state it leaves in ``outgoing``."""
+        if self.kind == "attention":
+            return self._attend(original)
+
         def carried(x, hx=None, *args, **kwargs):
             state = self.incoming[0] if len(self.incoming) == 1 else tuple(self.incoming)
             y, new = original(x, state, *args, **kwargs)
             self.outgoing = list(new) if isinstance(new, tuple) else [new]
             return y, new
         return carried
+
+
+    def _attend(self, original: Callable) -> Callable:
+        """Self-attention of a window's tokens over the cached tokens and themselves, causally: token i of the
+        window sees the P cached tokens and the window's first i + 1 (the user's own mask is replaced by this
+        one; the derivation's check says whether that was the user's)."""
+        def attended(query, key, value, key_padding_mask=None, need_weights=True, attn_mask=None,
+                     average_attn_weights=True, is_causal=False):
+            past_k, past_v = self.incoming
+            keys, values = torch.cat([past_k, key], 1), torch.cat([past_v, value], 1)
+            p, k = past_k.shape[1], query.shape[1]
+            mask = torch.arange(p + k, device=query.device)[None, :] > torch.arange(k, device=query.device)[:, None] + p
+            self.outgoing = [keys, values]
+            return original(query, keys, values, attn_mask=mask, need_weights=need_weights,
+                            average_attn_weights=average_attn_weights)
+        return attended
 
 
 def find_carriers(remainder: nn.Module, cut: torch.Tensor) -> tuple[list[Carrier], str | None]:
@@ -81,12 +109,31 @@ def find_carriers(remainder: nn.Module, cut: torch.Tensor) -> tuple[list[Carrier
     if repeated:
         return [], (f"{', '.join(repeated)} run(s) more than once per sample (a cell stepped in the model's own "
                     "loop keeps its state in a local variable, which no step model can carry)")
+    cross = [p for p, m in modules.items() if p in calls and _kind(m) == "attention" and not _self_attention(m, remainder, cut)]
+    if cross:
+        return [], f"{', '.join(cross)} attend(s) to other values than their queries (only self-attention is cached)"
     found = []
     for path, (out,) in calls.items():
-        state = out[1]
-        zeros = [torch.zeros_like(s) for s in (state if isinstance(state, tuple) else (state,))]
+        if _kind(modules[path]) == "attention":
+            zeros = [out[0].new_zeros(len(out[0]), 0, out[0].shape[-1])] * 2  # no tokens cached yet
+        else:
+            state = out[1]
+            zeros = [torch.zeros_like(s) for s in (state if isinstance(state, tuple) else (state,))]
         found.append(Carrier(path, modules[path], _kind(modules[path]), zeros))
     return found, None
+
+
+def _self_attention(module: nn.Module, remainder: nn.Module, cut: torch.Tensor) -> bool:
+    """Whether the dense code calls ``module`` with its query as its key and value (one tensor)."""
+    seen = []
+    hook = module.register_forward_pre_hook(
+        lambda mod, args, kwargs: seen.append(len(args) >= 3 and args[0] is args[1] is args[2]), with_kwargs=True)
+    try:
+        with torch.no_grad():
+            remainder(cut)
+    finally:
+        hook.remove()
+    return all(seen)
 
 
 class CarriedStep(nn.Module):
@@ -117,6 +164,9 @@ class CarriedStep(nn.Module):
 
     def batch_axes(self) -> list[int]:
         return [c.batch_axis for c in self.carriers for _ in c.zeros]
+
+    def growing_axes(self) -> list[int | None]:
+        return [c.growing_axis for c in self.carriers for _ in c.zeros]
 
 
 def step_errors(step: CarriedStep, remainder: nn.Module, cut: torch.Tensor, window: int) -> list[float]:
@@ -245,8 +295,10 @@ def _derive_step(remainder: nn.Module, cut: torch.Tensor, window: int, path, tol
         return {"no_step_reason": why + (f"; {culprit} looks ahead: its outputs over the first window change "
                                          "when only later windows change" if culprit else PREFIX_HINT)}
     two = torch.cat([cut, cut])[:2, :window].contiguous()  # two samples: the exporter specialises a batch of 1
+    states = [z if g is None else z.new_zeros(*z.shape[:g], 2, *z.shape[g + 1:])  # sizes 0 and 1 would specialise
+              for z, g in zip(step.zero_states(2), step.growing_axes())]
     try:
-        export_step_module(step, two, step.zero_states(2), step.batch_axes(), path)
+        export_step_module(step, two, states, step.batch_axes(), path, step.growing_axes())
     except OnnxExportError as exc:  # the whole-sequence form exported: the bundle runs end, and says why not more
         return {"no_step_reason": f"its step model did not export to ONNX ({exc})"}
     parity = [ParityRecord(shape=list(c.shape), max_abs_err=_ort_step_error(path, step, remainder, c, window))
@@ -260,6 +312,7 @@ def _derive_step(remainder: nn.Module, cut: torch.Tensor, window: int, path, tol
         out_shape = list(remainder(cut[:1]).shape[1:])
     return {"step_file": path.name, "step_parity": parity, "window_steps": window, "step_output": "last",
             "output_shape": out_shape, "schedules": ["end", "window"],
+            "growing_states": any(g is not None for g in step.growing_axes()),
             "step_derivation": "state carry: " + ", ".join(f"{c.path} ({type(c.module).__name__})" for c in carriers)}
 
 
@@ -343,6 +396,9 @@ def with_step_thresholds(dense, event_threshold: float | None, exit_threshold: f
     given = {k: v for k, v in (("event_threshold", event_threshold), ("exit_threshold", exit_threshold)) if v is not None}
     if not given:
         return dense
+    if dense.growing_states and event_threshold is not None:
+        raise UsageError("event_threshold: this model's step model caches its attention's tokens (a KV cache that grows "
+                         "by a window each step); samples that skip windows cannot share a call yet")
     if dense.prefix_files and event_threshold is not None:
         raise UsageError("event_threshold needs a state carry (the recurrence skips quiet windows); this model's "
                          "dense code streams through the prefix runner, which re-runs it on every window so far")

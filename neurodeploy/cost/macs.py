@@ -238,15 +238,23 @@ def count_macs(path: Path, input_shapes: dict[str, tuple[int, ...]]) -> MacRepor
 def count_steps(path: Path, window_shape: tuple[int, ...], windows: int) -> MacReport:
     """A step model (window and states in, output and states out) run ``windows`` times for one sample: the
     window ``(1, *window_shape)``, each state at its batch of 1; every count times ``windows`` (the weights
-    once)."""
+    once). A state that grows as it steps (a KV cache: a dynamic dimension not named ``batch``) holds
+    ``l * K`` tokens at window l, so each window is counted at its own size."""
     model = onnx.load(str(path))
+    grows = any(d.dim_param and d.dim_param != "batch" for vi in model.graph.input[1:]
+                for d in vi.type.tensor_type.shape.dim)
     report = MacReport()
-    inputs = {}
-    for i, vi in enumerate(model.graph.input):
-        tt = vi.type.tensor_type
-        shape = (1, *window_shape) if i == 0 else tuple(1 if d.dim_param else d.dim_value for d in tt.shape.dim)
-        inputs[vi.name] = np.zeros(shape, dtype=onnx.helper.tensor_dtype_to_np_dtype(tt.elem_type))
-    _count_graph(model.graph, model.opset_import, inputs, report, float(windows))
+    for w in range(windows) if grows else [0]:
+        inputs = {}
+        for i, vi in enumerate(model.graph.input):
+            tt = vi.type.tensor_type
+            shape = (1, *window_shape) if i == 0 else tuple(
+                (1 if d.dim_param == "batch" else w * window_shape[0]) if d.dim_param else d.dim_value
+                for d in tt.shape.dim)
+            inputs[vi.name] = np.zeros(shape, dtype=onnx.helper.tensor_dtype_to_np_dtype(tt.elem_type))
+        weights = report.weight_bytes
+        _count_graph(model.graph, model.opset_import, inputs, report, 1.0 if grows else float(windows))
+        report.weight_bytes = report.weight_bytes if not weights else weights  # read once
     return report
 
 

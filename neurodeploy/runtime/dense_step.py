@@ -24,6 +24,15 @@ def sequence_batches_exactly(session, input_name: str, sample_shape: tuple[int, 
                for t, a in zip(together, run_session(session, {input_name: x[i: i + 1]})))
 
 
+def _batch_axis(dims) -> int | None:
+    """A step model state's batch axis: the dimension named ``batch``, else its one dynamic dimension (None: no
+    batch, a state shared by samples stepping together; -1: several unnamed, so it cannot batch). Its other
+    named dimensions grow as it steps (a KV cache's tokens) and start empty."""
+    named = [i for i, d in enumerate(dims) if d.dim_param == "batch"]
+    dynamic = [i for i, d in enumerate(dims) if d.dim_param]
+    return named[0] if named else dynamic[0] if len(dynamic) == 1 else None if not dynamic else -1
+
+
 class StepRunner:
     """The exported step model with zero initial states; ``run(cut)`` feeds (1, T, n) window by window;
     ``step_many`` runs one window of many samples in one call, each with its own state in a row of every
@@ -40,10 +49,10 @@ class StepRunner:
         graph = onnx.load(str(path), load_external_data=False).graph
         for vi in graph.input[1:]:
             tt = vi.type.tensor_type
-            shape = [1 if d.dim_param else d.dim_value for d in tt.shape.dim]
-            dynamic = [i for i, d in enumerate(tt.shape.dim) if d.dim_param]
+            axis = _batch_axis(tt.shape.dim)
+            shape = [1 if i == axis else 0 if d.dim_param else d.dim_value for i, d in enumerate(tt.shape.dim)]
             self.states.append((vi.name, np.zeros(shape, dtype=onnx.helper.tensor_dtype_to_np_dtype(tt.elem_type))))
-            self.batch_axes.append(dynamic[0] if len(dynamic) == 1 else None if not dynamic else -1)
+            self.batch_axes.append(axis)
         first = graph.input[0].type.tensor_type.shape.dim
         self.batchable = bool(first) and bool(first[0].dim_param) and -1 not in self.batch_axes
         self.window_shape = [d.dim_value for d in first[1:]]
