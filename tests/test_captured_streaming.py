@@ -269,27 +269,46 @@ def test_an_output_per_step_is_refused_with_why(tmp_path):
 
 
 class LeakyEncoder(nn.Module):
-    """snnTorch ``Linear -> Leaky`` then a stock nn.TransformerEncoder without a mask (every token attends to every
-    other: a bidirectional encoder), a head on its last token."""
+    """snnTorch ``Linear -> Leaky`` then a stock nn.TransformerEncoder, with a causal mask or without one (every
+    token attends to every other: a bidirectional encoder), a head on its last token."""
 
-    def __init__(self):
+    def __init__(self, causal: bool = False, layers: int = 1):
         super().__init__()
-        self.fc, self.lif = nn.Linear(6, 8), snn.Leaky(beta=0.85)
+        self.fc, self.lif, self.causal = nn.Linear(6, 8), snn.Leaky(beta=0.85), causal
         layer = nn.TransformerEncoderLayer(8, 2, 16, dropout=0.0, batch_first=True)
-        self.encoder, self.head = nn.TransformerEncoder(layer, 1, enable_nested_tensor=False), nn.Linear(8, 3)
+        self.encoder, self.head = nn.TransformerEncoder(layer, layers, enable_nested_tensor=False), nn.Linear(8, 3)
 
     def forward(self, x):
         mem, out = self.lif.init_leaky(), []
         for t in range(x.shape[1]):
             spk, mem = self.lif(self.fc(x[:, t]), mem)
             out.append(spk)
-        return self.head(self.encoder(torch.stack(out, 1))[:, -1])
+        s = torch.stack(out, 1)
+        if not self.causal:
+            return self.head(self.encoder(s)[:, -1])
+        mask = nn.Transformer.generate_square_subsequent_mask(s.shape[1])
+        return self.head(self.encoder(s, mask=mask, is_causal=True)[:, -1])
+
+
+def test_a_causal_transformer_encoder_streams_with_a_kv_cache(tmp_path):
+    """Two stock encoder layers with a causal mask: each layer's self-attention caches its inputs so far (its
+    fused fast path kept off, so the cache is used); equal to the model on T and 2T."""
+    torch.manual_seed(3)
+    model = LeakyEncoder(causal=True, layers=2).eval()
+    bundle = nd.compile(model, tmp_path / "b", inputs=_spikes(4, T, 0), dt_s=1e-3)
+    assert bundle.manifest.dense.step_derivation == ("state carry: encoder.layers.0.self_attn (MultiheadAttention), "
+                                                     "encoder.layers.1.self_attn (MultiheadAttention)")
+    for steps in (T, 2 * T):
+        x = _spikes(5, steps, steps)
+        got = nd.cosimulate(bundle, x.numpy(), model=model, backend="emulator", schedule="window")
+        with torch.no_grad():
+            assert np.abs(got.y - model(x).numpy()).max() < 1e-4 and got.dense_invocations == 5 * steps // 2
 
 
 def test_a_bidirectional_encoder_is_refused_naming_its_attention(tmp_path):
     """Even with the prefix runner asked for: its first window's outputs change when later windows do."""
     torch.manual_seed(3)
-    model = LeakyEncoder().eval()
+    model = LeakyEncoder(layers=2).eval()  # one layer read at its last token would stream exactly: it sees all
     bundle = nd.compile(model, tmp_path / "b", inputs=_spikes(4, T, 0), dt_s=1e-3, prefix_runner=True)
     assert bundle.manifest.dense.schedules == ["end"] and not bundle.manifest.dense.prefix_files
     assert "encoder.layers.0.self_attn (MultiheadAttention) looks ahead" in bundle.manifest.dense.no_step_reason

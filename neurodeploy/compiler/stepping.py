@@ -136,6 +136,11 @@ def _self_attention(module: nn.Module, remainder: nn.Module, cut: torch.Tensor) 
     return all(seen)
 
 
+def _keep_the_module_path(module: nn.Module, args) -> None:
+    """A no-op forward pre-hook: ``nn.TransformerEncoderLayer`` takes its fused fast path (which calls no
+    ``self_attn`` module, so no cache) only where the layer has no hooks."""
+
+
 class CarriedStep(nn.Module):
     """``forward(window (B, K, ...), *states) -> (y (B, n), *new states)``: the user's code after the cut on one
     window, each :class:`Carrier` starting from its given state; ``y`` is the model's output, flattened."""
@@ -143,6 +148,10 @@ class CarriedStep(nn.Module):
     def __init__(self, remainder: nn.Module, carriers: list[Carrier]) -> None:
         super().__init__()
         self.remainder, self.carriers = remainder, carriers
+        cached = {id(c.module) for c in carriers if c.kind == "attention"}
+        for layer in remainder.model.modules():  # the layer's fused fast path would skip the cached attention
+            if id(getattr(layer, "self_attn", None)) in cached:
+                layer.register_forward_pre_hook(_keep_the_module_path)
 
     def forward(self, window: torch.Tensor, *states: torch.Tensor) -> tuple[torch.Tensor, ...]:
         i, patched = 0, []
