@@ -19,6 +19,16 @@ from neurodeploy.errors import InputShapeError, ScheduleError
 T = 8
 
 
+def leaky_spikes(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """The test models' front-end, as a user writes it: ``model.fc -> model.lif`` (snnTorch Leaky) over (B, T, 6)
+    in a Python loop; the spikes (B, T, n) stacked. The tests also call it for the model's own spikes."""
+    mem, out = model.lif.init_leaky(), []
+    for t in range(x.shape[1]):
+        spk, mem = model.lif(model.fc(x[:, t]), mem)
+        out.append(spk)
+    return torch.stack(out, 1)
+
+
 class LeakyThen(nn.Module):
     """snnTorch ``Linear -> Leaky`` over (B, T, 6) in the model's own loop, then ``back`` over the spikes, a head
     on its last step."""
@@ -29,11 +39,7 @@ class LeakyThen(nn.Module):
         self.back, self.head = back, nn.Linear(width, 3)
 
     def forward(self, x):
-        mem, out = self.lif.init_leaky(), []
-        for t in range(x.shape[1]):
-            spk, mem = self.lif(self.fc(x[:, t]), mem)
-            out.append(spk)
-        h = self.back(torch.stack(out, 1))[0]
+        h = self.back(leaky_spikes(self, x))[0]
         return self.head(h[:, -1])
 
 
@@ -133,15 +139,6 @@ def test_a_bidirectional_gru_is_refused_for_window_by_name_and_runs_end(bundles)
         assert got.schedule == "end" and np.abs(got.y - model(x).numpy()).max() < 1e-4
 
 
-def _cut_spikes(model: LeakyThen, x: torch.Tensor) -> torch.Tensor:
-    """The model's own LIF spikes (B, T, 10), stepped by its own modules."""
-    mem, out = model.lif.init_leaky(), []
-    for t in range(x.shape[1]):
-        spk, mem = model.lif(model.fc(x[:, t]), mem)
-        out.append(spk)
-    return torch.stack(out, 1)
-
-
 def test_event_schedule_runs_the_recurrence_on_salient_windows_only(bundles):
     """Equal to the model's own GRU and head run on the salient windows alone (its state passes quiet windows
     unchanged), the output held over quiet windows (zeros before the first salient one)."""
@@ -151,7 +148,7 @@ def test_event_schedule_runs_the_recurrence_on_salient_windows_only(bundles):
     got = nd.cosimulate(bundle, x.numpy(), model=model, backend="emulator", schedule="event")
     k = T // 4
     with torch.no_grad():
-        cut = _cut_spikes(model, x)
+        cut = leaky_spikes(model, x)
         want, invocations = [], 0
         for b in range(len(x)):
             salient = [w for w in range(4) if cut[b, w * k: (w + 1) * k].sum() >= EVENT]
@@ -216,11 +213,7 @@ class LeakyScan(nn.Module):
         self.gate, self.proj, self.head = nn.Linear(10, 8), nn.Linear(10, 8), nn.Linear(8, 3)
 
     def forward(self, x):
-        mem, out = self.lif.init_leaky(), []
-        for t in range(x.shape[1]):
-            spk, mem = self.lif(self.fc(x[:, t]), mem)
-            out.append(spk)
-        s = torch.stack(out, 1)
+        s = leaky_spikes(self, x)
         a, u = torch.sigmoid(self.gate(s)), self.proj(s)
         h = torch.zeros_like(u[:, 0])
         for t in range(s.shape[1]):
@@ -279,11 +272,7 @@ class LeakyEncoder(nn.Module):
         self.encoder, self.head = nn.TransformerEncoder(layer, layers, enable_nested_tensor=False), nn.Linear(8, 3)
 
     def forward(self, x):
-        mem, out = self.lif.init_leaky(), []
-        for t in range(x.shape[1]):
-            spk, mem = self.lif(self.fc(x[:, t]), mem)
-            out.append(spk)
-        s = torch.stack(out, 1)
+        s = leaky_spikes(self, x)
         if not self.causal:
             return self.head(self.encoder(s)[:, -1])
         mask = nn.Transformer.generate_square_subsequent_mask(s.shape[1])
@@ -329,11 +318,7 @@ class LeakyGPT2(nn.Module):
                                         eos_token_id=0, resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0))
 
     def forward(self, x):
-        mem, out = self.lif.init_leaky(), []
-        for t in range(x.shape[1]):
-            spk, mem = self.lif(self.fc(x[:, t]), mem)
-            out.append(spk)
-        return self.head(self.gpt(inputs_embeds=self.proj(torch.stack(out, 1))).last_hidden_state[:, -1])
+        return self.head(self.gpt(inputs_embeds=self.proj(leaky_spikes(self, x))).last_hidden_state[:, -1])
 
 
 def test_hugging_face_gpt2_streams_through_the_prefix_runner(tmp_path):

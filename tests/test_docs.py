@@ -54,7 +54,8 @@ def test_docs_build_strict(executed, tmp_path):
     (tmp_path / "mkdocs.yml").write_text(config)
     run = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "-q", "-f", str(tmp_path / "mkdocs.yml"),
                           "--site-dir", str(tmp_path / "site")], capture_output=True, text=True, timeout=300,
-                         env={**os.environ, "NO_MKDOCS_2_WARNING": "1"})  # mkdocs-material's banner about its future
+                         env={**os.environ, "NO_MKDOCS_2_WARNING": "1"},  # mkdocs-material's banner about its future
+                         cwd=tmp_path)  # mkdocs-jupyter caches into .cache/ of the folder it runs in, not the checkout
     assert run.returncode == 0, run.stdout + run.stderr
     pages = {p.parent.name for p in (tmp_path / "site").glob("*/index.html")}
     nav = {p.stem for p in DOCS.glob("*.md") if p.stem != "index"} | {"tutorial"}
