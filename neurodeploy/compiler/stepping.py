@@ -103,17 +103,19 @@ def find_carriers(remainder: nn.Module, cut: torch.Tensor) -> tuple[list[Carrier
     """The recurrent modules the dense code calls on ``cut`` (B, T, ...), with their zero states; and why
     none can carry a state (None where they can): a recurrent module called more than once per forward
     (a cell stepped in the user's own loop keeps its state in a local variable)."""
-    calls = _recorded(remainder, cut, lambda path, m: _kind(m) is not None)
+    def with_self(args, out):  # the output, and whether the query was also the key and the value (one tensor)
+        return out, len(args) >= 3 and args[0] is args[1] is args[2]
+    calls = _recorded(remainder, cut, lambda path, m: _kind(m) is not None, with_self)
     modules = dict(remainder.model.named_modules())
     repeated = [p for p, outs in calls.items() if len(outs) != 1]
     if repeated:
         return [], (f"{', '.join(repeated)} run(s) more than once per sample (a cell stepped in the model's own "
                     "loop keeps its state in a local variable, which no step model can carry)")
-    cross = [p for p, m in modules.items() if p in calls and _kind(m) == "attention" and not _self_attention(m, remainder, cut)]
+    cross = [p for p, [(_, self_attending)] in calls.items() if _kind(modules[p]) == "attention" and not self_attending]
     if cross:
         return [], f"{', '.join(cross)} attend(s) to other values than their queries (only self-attention is cached)"
     found = []
-    for path, (out,) in calls.items():
+    for path, [(out, _)] in calls.items():
         if _kind(modules[path]) == "attention":
             zeros = [out[0].new_zeros(len(out[0]), 0, out[0].shape[-1])] * 2  # no tokens cached yet
         else:
@@ -121,19 +123,6 @@ def find_carriers(remainder: nn.Module, cut: torch.Tensor) -> tuple[list[Carrier
             zeros = [torch.zeros_like(s) for s in (state if isinstance(state, tuple) else (state,))]
         found.append(Carrier(path, modules[path], _kind(modules[path]), zeros))
     return found, None
-
-
-def _self_attention(module: nn.Module, remainder: nn.Module, cut: torch.Tensor) -> bool:
-    """Whether the dense code calls ``module`` with its query as its key and value (one tensor)."""
-    seen = []
-    hook = module.register_forward_pre_hook(
-        lambda mod, args, kwargs: seen.append(len(args) >= 3 and args[0] is args[1] is args[2]), with_kwargs=True)
-    try:
-        with torch.no_grad():
-            remainder(cut)
-    finally:
-        hook.remove()
-    return all(seen)
 
 
 def _keep_the_module_path(module: nn.Module, args) -> None:
@@ -214,7 +203,7 @@ def _outputs(remainder: nn.Module, cut: torch.Tensor) -> dict[str, list[torch.Te
     """Each module's outputs (the first tensor of each call), in the order its calls end."""
     chain = {id(m) for _, m in remainder.cap.chain}
 
-    def first(out):
+    def first(args, out):
         t = out[0] if isinstance(out, (tuple, list)) else out
         return t.detach().clone() if isinstance(t, torch.Tensor) else None
     calls = _recorded(remainder, cut, lambda path, m: bool(path) and id(m) not in chain, first)
@@ -222,11 +211,11 @@ def _outputs(remainder: nn.Module, cut: torch.Tensor) -> dict[str, list[torch.Te
 
 
 def _recorded(remainder: nn.Module, cut: torch.Tensor, select: Callable[[str, nn.Module], bool],
-              keep: Callable = lambda out: out) -> dict[str, list]:
-    """``keep(output)`` of every call of each module of the user's model that ``select(path, module)`` picks,
+              keep: Callable = lambda args, out: out) -> dict[str, list]:
+    """``keep(positional arguments, output)`` of every call of each module of the user's model that ``select(path, module)`` picks,
     in the order the calls end, on one run of the dense code on ``cut``."""
     calls: dict[str, list] = {}
-    hooks = [m.register_forward_hook(lambda mod, args, out, p=p: calls.setdefault(p, []).append(keep(out)))
+    hooks = [m.register_forward_hook(lambda mod, args, out, p=p: calls.setdefault(p, []).append(keep(args, out)))
              for p, m in remainder.model.named_modules() if select(p, m)]
     try:
         with torch.no_grad():
