@@ -1,6 +1,6 @@
 # Two commands do all set-up on a fresh machine:
 #   make demo   creates .venv when missing, installs everything, runs `neurodeploy demo`
-#   make test   the same set-up, then the test suite
+#   make test   the same set-up, then the test suite on two worker processes (pytest-xdist, one file per worker at a time)
 #   make docs   the documentation site (docs/, mkdocs.yml) into out/site
 # Every pip call goes through constraints.txt (torch==2.13.0 CPU wheel; no CUDA downloads).
 PYTHON ?= python3.11
@@ -31,7 +31,7 @@ demo: $(STAMP)
 	$(VENV)/bin/neurodeploy demo --out out/demo
 
 test: $(STAMP)
-	$(VENV)/bin/python -m pytest -q
+	$(VENV)/bin/python -m pytest -q -n 2 --dist loadfile
 
 docs: $(STAMP)
 	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --site-dir out/site

@@ -136,6 +136,11 @@ class LavaRunError(NeurodeployError, RuntimeError):
     """A Lava run failed; Lava's processes have been stopped."""
 
 
+class LavaStartError(LavaRunError):
+    """Lava's workers did not all start within the time limit (twice, each time on a fresh network); the
+    ones that did have been terminated."""
+
+
 class ProfileError(NeurodeployError, ValueError):
     """A hardware profile is missing, unreadable or malformed; the message lists each problem."""
 

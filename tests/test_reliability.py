@@ -1,6 +1,8 @@
 """Reliability: interrupted runs resume to the same results."""
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 
@@ -69,6 +71,75 @@ def test_a_killed_lava_worker_ends_the_run_within_the_time_limit(demo_bundle):
     with LavaRunner(plan, steps, time_limit_s=8.0) as runner, pytest.raises(LavaRunError, match="time limit of 8 s"):
         runner.run_sample(x)
     assert killed and time.perf_counter() - t0 < 8.0 + 15.0  # the limit plus the bounded stop and terminate
+    assert new_child_pids(before) == []
+
+
+_stalls = {"left": 0}
+
+
+def _stall_in_child() -> None:
+    if _stalls["left"] > 0:  # this fork's child hangs before it starts: Lava waits for it forever
+        import time
+
+        while True:
+            time.sleep(1.0)
+
+
+def _count_in_parent() -> None:
+    if _stalls["left"] > 0:
+        _stalls["left"] -= 1
+
+
+os.register_at_fork(after_in_child=_stall_in_child, after_in_parent=_count_in_parent)
+
+
+@pytest.fixture()
+def tiny_plan(demo_bundle, monkeypatch):
+    import neurodeploy.runtime.lava_runner as lava_runner
+    from neurodeploy.exporters import load_spiking
+    from neurodeploy.spiking.quantize import quantize
+
+    monkeypatch.setattr(lava_runner, "START_LIMIT_S", 6.0)
+    bundle = read_bundle(demo_bundle)
+    plan = quantize(load_spiking(bundle.spiking_path, bundle.manifest.spiking.dt_s)).plan
+    x = (np.random.default_rng(3).random((3, 12, plan.n_in)) < 0.3).astype(np.float64)
+    yield plan, x
+    _stalls["left"] = 0
+
+
+def test_a_lava_worker_that_never_starts_is_replaced_by_a_fresh_network(tiny_plan):
+    """The suite once hung in Lava's Runtime.initialize (a forked worker never reported): the first fork of
+    the start now hangs for real, the start is given up within its limit and a fresh network runs the
+    stream to the same spikes, leaving no process behind."""
+    from conftest import child_pids, new_child_pids
+
+    from neurodeploy.runtime.lava_stream import stream_batch
+
+    plan, x = tiny_plan
+    expected, _ = stream_batch(plan, x, "fixed")
+    before = set(child_pids())
+    _stalls["left"] = 1
+    with pytest.warns(RuntimeWarning, match="did not start its workers within the time limit of 6 s.*try 2 of 2"):
+        again, _ = stream_batch(plan, x, "fixed")
+    assert _stalls["left"] == 0
+    for name, spikes in expected.items():
+        np.testing.assert_array_equal(again[name], spikes)
+    assert new_child_pids(before) == []
+
+
+def test_lava_workers_that_never_start_end_in_a_named_error(tiny_plan):
+    from conftest import child_pids, new_child_pids
+
+    from neurodeploy.errors import LavaRunError, LavaStartError
+
+    plan, x = tiny_plan
+    before = set(child_pids())
+    _stalls["left"] = 1000  # every fork of both tries hangs
+    with LavaRunner(plan, x.shape[1], mode="fixed") as runner, pytest.warns(RuntimeWarning), \
+            pytest.raises(LavaStartError, match="2 fresh networks tried") as raised:
+        runner.run_sample(x[0])
+    assert isinstance(raised.value, LavaRunError)
+    _stalls["left"] = 0
     assert new_child_pids(before) == []
 
 

@@ -13,12 +13,13 @@ import multiprocessing
 import sys
 import threading
 import time
+import warnings
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 
 import numpy as np
 
-from neurodeploy.errors import InputShapeError, LavaRunError, UsageError
+from neurodeploy.errors import InputShapeError, LavaRunError, LavaStartError, UsageError
 from neurodeploy.runtime import worker_guard
 from neurodeploy.runtime.lava_compat import import_lava_core
 from neurodeploy.runtime.runners import SampleSpikes, check_input_values
@@ -26,6 +27,8 @@ from neurodeploy.spiking.plan import SpikingPlan
 
 MODES = {"float": "floating_pt", "fixed": "fixed_pt"}
 DEFAULT_TIME_LIMIT_S = 600.0  # per Lava run call (one sample, or one chunk between feedback pauses)
+START_LIMIT_S = 120.0  # compiling a network and starting its workers (Runtime.initialize)
+START_TRIES = 2  # fresh networks tried before LavaStartError
 
 
 class LavaRunner:
@@ -87,6 +90,8 @@ class LavaRunner:
         replaces the input rows (n, *input_shape) from that step on.
         This is how a feedback channel feeds the dense side's output back at the next window.
         """
+        from lava.magma.core.run_configs import Loihi2SimCfg
+
         from neurodeploy.runtime.lava_net import reset_state
 
         if self._closed:
@@ -95,14 +100,18 @@ class LavaRunner:
         t0 = time.perf_counter()
         try:
             if self.net is None:
-                self.net = self._build(self.plan, self.num_steps + self.delay_steps, padded, self.mode)
-                self._cleanup.enter_context(stopped_on_exit(self.net.source))
+                self.net = started_network(
+                    lambda: self._build(self.plan, self.num_steps + self.delay_steps, padded, self.mode),
+                    Loihi2SimCfg(select_tag=MODES[self.mode]), self._cleanup)
             else:
                 self._guarded(lambda: (reset_state(self.net), self.net.source.data.set(padded)), "reset and load")
             t1 = time.perf_counter()
             self._run_with_pauses(padded, sorted(pause_at or []), on_pause)
             t2 = time.perf_counter()
             raw = self._guarded(lambda: {name: sink.data.get() for name, sink in self.net.sinks.items()}, "read back")
+        except LavaRunError:
+            self.close()
+            raise
         except Exception as exc:
             self.close()
             raise LavaRunError(f"Lava run failed: {type(exc).__name__}: {exc}") from exc
@@ -179,10 +188,42 @@ class LavaRunner:
 STOP_TIMEOUT_S = 10.0
 
 
-def guarded(action, what: str, time_limit_s: float):
+def started_network(build, run_cfg, cleanup: ExitStack, time_limit_s: float | None = None):
+    """``build()`` a network (anything with a ``source`` process), compile it and start its workers under the
+    watchdog; its stop is registered on ``cleanup``. Lava forks one worker per process model and then waits
+    for each to report (``Runtime.initialize``); a worker that never does (seen once in three suite runs in a
+    test runner's worker process, whose other threads were running when Lava forked) would make it wait
+    forever. Past ``time_limit_s`` (default :data:`START_LIMIT_S`) that network's workers are terminated and
+    a fresh one is built and started, up to :data:`START_TRIES` networks; then :class:`LavaStartError`."""
+    limit = START_LIMIT_S if time_limit_s is None else time_limit_s
+    for attempt in range(1, START_TRIES + 1):
+        net = build()
+        stack = ExitStack()
+        stack.enter_context(stopped_on_exit(net.source))
+        try:
+            guarded(lambda: net.source.create_runtime(run_cfg=run_cfg), "start its workers", limit,
+                    LavaStartError, "a network that takes longer to compile needs a larger "
+                    "neurodeploy.runtime.lava_runner.START_LIMIT_S")
+        except LavaStartError as exc:
+            stack.close()
+            if attempt == START_TRIES:
+                raise LavaStartError(f"{exc} ({START_TRIES} fresh networks tried)") from exc
+            warnings.warn(f"{exc}; starting a fresh network (try {attempt + 1} of {START_TRIES})",
+                          RuntimeWarning, stacklevel=2)
+            continue
+        except BaseException:
+            stack.close()
+            raise
+        cleanup.enter_context(stack)
+        return net
+    raise AssertionError("unreachable")
+
+
+def guarded(action, what: str, time_limit_s: float, error: type[LavaRunError] = LavaRunError,
+            hint: str = "raise time_limit_s for longer runs"):
     """Do ``action`` (anything that talks to Lava's runtime) under a watchdog: a worker that stalls or dies
-    ends it after ``time_limit_s`` with :class:`LavaRunError`; Lava itself would wait for that worker forever.
-    The caller's thread only waits, so Ctrl-C reaches it."""
+    ends it after ``time_limit_s`` with ``error`` (:class:`LavaRunError`); Lava itself would wait for that
+    worker forever. The caller's thread only waits, so Ctrl-C reaches it."""
     result: list = []
     errors: list[BaseException] = []
     finished = threading.Event()
@@ -197,9 +238,8 @@ def guarded(action, what: str, time_limit_s: float):
 
     threading.Thread(target=work, name="lava-call", daemon=True).start()
     if not finished.wait(time_limit_s):
-        raise LavaRunError(f"Lava did not {what} within the time limit of {time_limit_s:g} s: a worker "
-                           "stalled or died; its processes are being terminated (raise time_limit_s for "
-                           "longer runs)")
+        raise error(f"Lava did not {what} within the time limit of {time_limit_s:g} s: a worker "
+                    f"stalled or died; its processes are being terminated ({hint})")
     if errors:
         raise errors[0]
     return result[0]

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import dataclass
 
 import numpy as np
@@ -32,7 +33,7 @@ import numpy as np
 from neurodeploy.errors import InputShapeError, LavaRunError
 from neurodeploy.runtime import worker_guard
 from neurodeploy.runtime.lava_compat import import_lava_core
-from neurodeploy.runtime.lava_runner import MODES, guarded, stopped_on_exit
+from neurodeploy.runtime.lava_runner import MODES, guarded, started_network
 from neurodeploy.spiking.plan import SpikingPlan
 
 WindowFn = Callable[[int, int, np.ndarray, float], None]  # (sample, window, cut spikes (K, *shape), t_s)
@@ -82,9 +83,10 @@ def stream_batch(plan: SpikingPlan, x: np.ndarray, mode: str, cut: str | None = 
     t_build = time.perf_counter()
     t0 = t_build if t0 is None else t0
     try:
-        net = build_network(plan, batch * period, lava_data, mode, stream=layout)
-        with stopped_on_exit(net.source):
-            net.source.run(condition=RunSteps(num_steps=batch * period, blocking=False), run_cfg=run_config(mode))
+        with ExitStack() as running:
+            net = started_network(lambda: build_network(plan, batch * period, lava_data, mode, stream=layout),
+                                  run_config(mode), running)
+            net.source.run(condition=RunSteps(num_steps=batch * period, blocking=False))
             t_run = time.perf_counter()
             recorded, ready = guarded(lambda: _receive(plan, net, batch, steps, period, cut, window,
                                                        (on_window, on_sample), t0), "stream the batch", time_limit_s)
