@@ -2,8 +2,11 @@
 recurrent back-ends (nn.GRU, nn.LSTM, ncps CfC, time-major or batch-first) stepped once per window with
 their state carried. Each is compared with the unmodified PyTorch model: the window schedule's output equals
 the model's (float, new inputs), the dense part runs once per window, inputs of 2T give the model's output on
-2T; Lava in fixed point equals the emulator. Code that a state carry cannot stream is refused for ``window``
-with why (a bidirectional GRU named as the module that looks ahead) and still runs ``end``."""
+2T; Lava in fixed point equals the emulator; the event schedule equals the model's own code on each sample's
+salient windows alone (recurrent state, KV caches, the prefix runner), priced on the windows that ran. Causal
+code no state carry reproduces streams through the prefix runner (a hand-written scan; GPT-2 behind a
+SpikingJelly front-end, from one graph at any length). Code that looks ahead is refused for ``window`` with
+why (a bidirectional GRU or encoder named as the module that looks ahead) and still runs ``end``."""
 from __future__ import annotations
 
 import numpy as np
@@ -45,6 +48,20 @@ class LeakyThen(nn.Module):
 
 def _spikes(batch: int, steps: int, seed: int) -> torch.Tensor:
     return (torch.rand(batch, steps, 6, generator=torch.Generator().manual_seed(seed)) < 0.4).float()
+
+
+def on_salient_windows(dense, cut: torch.Tensor, k: int, threshold: float, n_out: int) -> tuple[np.ndarray, int]:
+    """What the event schedule should give: the model's own code after the cut (``dense``) on each sample's
+    salient windows alone (the cut fired at least ``threshold`` spikes in them), zeros where none is; and how
+    many sample windows that ran."""
+    want, ran = [], 0
+    with torch.no_grad():
+        for b in range(len(cut)):
+            salient = [w for w in range(cut.shape[1] // k) if cut[b, w * k: (w + 1) * k].sum() >= threshold]
+            ran += len(salient)
+            seq = torch.cat([cut[b: b + 1, w * k: (w + 1) * k] for w in salient], 1) if salient else None
+            want.append(dense(seq)[0] if salient else torch.zeros(n_out))
+    return torch.stack(want).numpy(), ran
 
 
 def _model(back: str) -> nn.Module:
@@ -149,15 +166,18 @@ def test_event_schedule_runs_the_recurrence_on_salient_windows_only(bundles):
     k = T // 4
     with torch.no_grad():
         cut = leaky_spikes(model, x)
-        want, invocations = [], 0
-        for b in range(len(x)):
-            salient = [w for w in range(4) if cut[b, w * k: (w + 1) * k].sum() >= EVENT]
-            invocations += len(salient)
-            seq = torch.cat([cut[b: b + 1, w * k: (w + 1) * k] for w in salient], 1) if salient else None
-            want.append(model.head(model.back(seq)[0][:, -1])[0] if salient else torch.zeros(3))
+    want, invocations = on_salient_windows(lambda s: model.head(model.back(s)[0][:, -1]), cut, k, EVENT, 3)
     assert got.agreement.spike_mismatches == 0 and got.agreement.max_abs_err is None  # the model has no event form
     assert 0 < invocations < 12 * 4 and got.dense_invocations == invocations
-    assert np.abs(got.y - torch.stack(want).numpy()).max() < 1e-4
+    assert np.abs(got.y - want).max() < 1e-4
+    # priced on the windows that ran: the step model's work per window times the salient windows per sample
+    from neurodeploy.cost.macs import count_steps
+
+    one = count_steps(bundle.path / bundle.manifest.dense.step_file, (k, 10), 1).macs
+    priced = nd.estimate(bundle, got).figures["macs"]["total"]
+    assert priced == pytest.approx(one * invocations / 12, rel=1e-9)
+    assert priced < nd.estimate(bundle, nd.cosimulate(bundle, x.numpy(), backend="emulator", schedule="window")
+                                ).figures["macs"]["total"]
 
 
 def test_early_exits_end_each_sample_at_its_first_confident_window(bundles):
@@ -197,10 +217,6 @@ def test_causal_attention_streams_with_a_kv_cache(tmp_path):
             assert np.abs(got.y - model(inputs).numpy()).max() < 1e-4
         windows = inputs.shape[1] // d.window_steps
         assert got.dense_invocations == 5 * windows and got.timeline["dense_calls"] == windows
-    from neurodeploy.compiler.stepping import with_step_thresholds
-
-    with pytest.raises(nd.NeurodeployError, match="caches its attention"):  # what compile(event_threshold=) checks
-        with_step_thresholds(d, 2, None)
 
 
 class LeakyScan(nn.Module):
@@ -213,7 +229,9 @@ class LeakyScan(nn.Module):
         self.gate, self.proj, self.head = nn.Linear(10, 8), nn.Linear(10, 8), nn.Linear(8, 3)
 
     def forward(self, x):
-        s = leaky_spikes(self, x)
+        return self.scan(leaky_spikes(self, x))
+
+    def scan(self, s):
         a, u = torch.sigmoid(self.gate(s)), self.proj(s)
         h = torch.zeros_like(u[:, 0])
         for t in range(s.shape[1]):
@@ -223,34 +241,44 @@ class LeakyScan(nn.Module):
 
 def test_the_prefix_runner_streams_a_hand_written_scan_exactly(tmp_path):
     """No state carry reproduces a scan kept in a local variable, so without the prefix runner it runs end (and
-    says how to stream it); with it, its own code is re-run on the windows so far, one ONNX graph per number of
-    windows, equal to the model on new inputs, priced as the sum of those runs."""
+    says how to stream it); with it, its own code is re-run on the windows so far (one ONNX graph per number of
+    windows up to 2L: its Python loop fixes the length), equal to the model on new inputs of T and 2T, priced
+    as the sum of those runs; on the event schedule, the scan on the salient windows alone."""
     torch.manual_seed(1)
     model = LeakyScan().eval()
     plain = nd.compile(model, tmp_path / "plain", inputs=_spikes(4, T, 0), dt_s=1e-3)
     why = plain.manifest.dense.no_step_reason
     assert plain.manifest.dense.schedules == ["end"] and "no recurrent module" in why and \
         "it is causal: compile with prefix_runner=True (--prefix-runner)" in why
-    bundle = nd.compile(model, tmp_path / "b", inputs=_spikes(4, T, 0), dt_s=1e-3, prefix_runner=True)
+    bundle = nd.compile(model, tmp_path / "b", inputs=_spikes(4, T, 0), dt_s=1e-3, prefix_runner=True,
+                        event_threshold=EVENT, exit_threshold=0.5)
     d = bundle.manifest.dense
-    assert d.schedules == ["end", "window"] and d.prefix_files[-1] == "dense.onnx" and len(d.prefix_files) == 4
+    assert d.schedules == ["end", "window", "event"] and not d.prefix_any_length
+    assert d.prefix_files[3] == "dense.onnx" and len(d.prefix_files) == 8
     assert d.step_derivation.startswith("prefix runner") and d.step_file is None
+    for steps, seed in ((T, 4), (2 * T, 6)):
+        new = _spikes(5, steps, seed)
+        with torch.no_grad():
+            want = model(new).numpy()
+        got = nd.cosimulate(bundle, new.numpy(), model=model, backend="emulator", schedule="window")
+        assert np.abs(got.y - want).max() < 1e-4 and got.dense_invocations == 5 * steps // (T // 4)
+    with pytest.raises(InputShapeError, match=f"at most {2 * T}"):
+        nd.cosimulate(bundle, np.concatenate([new.numpy()] * 2, 1), backend="emulator", schedule="window")
     new = _spikes(5, T, 4)
-    with torch.no_grad():
-        want = model(new).numpy()
-    got = nd.cosimulate(bundle, new.numpy(), model=model, backend="emulator", schedule="window")
-    assert np.abs(got.y - want).max() < 1e-4 and got.dense_invocations == 5 * 4
-    priced = nd.estimate(bundle, got).figures
+    priced = nd.estimate(bundle, nd.cosimulate(bundle, new.numpy(), backend="emulator", schedule="window")).figures
     end = nd.estimate(bundle, nd.cosimulate(bundle, new.numpy(), backend="emulator", schedule="end")).figures
     assert priced["macs"]["total"] > end["macs"]["total"]  # windows 1..4 re-run: more work than one pass
     assert any("prefix runner" in n for n in priced["notes"])
-    with pytest.raises(InputShapeError, match=f"at most {T}"):
-        nd.cosimulate(bundle, np.concatenate([new.numpy()] * 2, 1), backend="emulator", schedule="window")
-    from neurodeploy.compiler.stepping import with_step_thresholds
-
-    with pytest.raises(nd.NeurodeployError, match="event_threshold needs a state carry"):  # what compile checks
-        with_step_thresholds(d, 2, None)
-    assert with_step_thresholds(d, None, 0.5).exit_threshold == 0.5
+    x = _spikes(12, 2 * T, 9)
+    event = nd.cosimulate(bundle, x.numpy(), backend="emulator", schedule="event")
+    with torch.no_grad():
+        cut = leaky_spikes(model, x)
+    want, ran = on_salient_windows(model.scan, cut, T // 4, EVENT, 3)
+    assert 0 < ran < 12 * 8 and event.dense_invocations == ran and np.abs(event.y - want).max() < 1e-4
+    exits = nd.cosimulate(bundle, new.numpy(), model=model, backend="emulator", schedule="window", early_exit=True)
+    with torch.no_grad():
+        prefix = torch.stack([model(new[:, : (w + 1) * (T // 4)]) for w in range(4)], 1)
+    assert np.abs(exits.y - prefix[np.arange(5), exits.exit_windows].numpy()).max() < 1e-4
 
 
 def test_an_output_per_step_is_refused_with_why(tmp_path):
@@ -272,7 +300,9 @@ class LeakyEncoder(nn.Module):
         self.encoder, self.head = nn.TransformerEncoder(layer, layers, enable_nested_tensor=False), nn.Linear(8, 3)
 
     def forward(self, x):
-        s = leaky_spikes(self, x)
+        return self.dense(leaky_spikes(self, x))
+
+    def dense(self, s):
         if not self.causal:
             return self.head(self.encoder(s)[:, -1])
         mask = nn.Transformer.generate_square_subsequent_mask(s.shape[1])
@@ -281,10 +311,13 @@ class LeakyEncoder(nn.Module):
 
 def test_a_causal_transformer_encoder_streams_with_a_kv_cache(tmp_path):
     """Two stock encoder layers with a causal mask: each layer's self-attention caches its inputs so far (its
-    fused fast path kept off, so the cache is used); equal to the model on T and 2T."""
+    fused fast path kept off, so the cache is used); equal to the model on T and 2T; on the event schedule, the
+    encoder on each sample's salient windows alone (samples whose caches are as long step together); early
+    exits at the model's own output on the first windows."""
     torch.manual_seed(3)
     model = LeakyEncoder(causal=True, layers=2).eval()
-    bundle = nd.compile(model, tmp_path / "b", inputs=_spikes(4, T, 0), dt_s=1e-3)
+    bundle = nd.compile(model, tmp_path / "b", inputs=_spikes(4, T, 0), dt_s=1e-3, event_threshold=2,
+                        exit_threshold=0.5)  # its cut fires 0-2 spikes per window
     assert bundle.manifest.dense.step_derivation == ("state carry: encoder.layers.0.self_attn (MultiheadAttention), "
                                                      "encoder.layers.1.self_attn (MultiheadAttention)")
     for steps in (T, 2 * T):
@@ -292,6 +325,19 @@ def test_a_causal_transformer_encoder_streams_with_a_kv_cache(tmp_path):
         got = nd.cosimulate(bundle, x.numpy(), model=model, backend="emulator", schedule="window")
         with torch.no_grad():
             assert np.abs(got.y - model(x).numpy()).max() < 1e-4 and got.dense_invocations == 5 * steps // 2
+    x = _spikes(12, 2 * T, 9)
+    event = nd.cosimulate(bundle, x.numpy(), backend="emulator", schedule="event")
+    with torch.no_grad():
+        cut = leaky_spikes(model, x)
+    want, ran = on_salient_windows(model.dense, cut, T // 4, 2, 3)
+    assert 0 < ran < 12 * 8 and event.dense_invocations == ran and np.abs(event.y - want).max() < 1e-4
+    assert nd.estimate(bundle, event).figures["macs"]["total"] < nd.estimate(
+        bundle, nd.cosimulate(bundle, x.numpy(), backend="emulator", schedule="window")).figures["macs"]["total"]
+    x = _spikes(6, T, 11)
+    exits = nd.cosimulate(bundle, x.numpy(), model=model, backend="emulator", schedule="window", early_exit=True)
+    with torch.no_grad():
+        prefix = torch.stack([model(x[:, : (w + 1) * (T // 4)]) for w in range(4)], 1)
+    assert np.abs(exits.y - prefix[np.arange(6), exits.exit_windows].numpy()).max() < 1e-4
 
 
 def test_a_bidirectional_encoder_is_refused_naming_its_attention(tmp_path):
@@ -305,28 +351,52 @@ def test_a_bidirectional_encoder_is_refused_naming_its_attention(tmp_path):
         nd.cosimulate(bundle, _spikes(2, T, 1).numpy(), backend="emulator", schedule="window")
 
 
-class LeakyGPT2(nn.Module):
-    """snnTorch ``Linear -> Leaky``, a projection into Hugging Face's GPT2Model through inputs_embeds (causal
-    attention), a head on its last hidden state."""
+class JellyGPT2(nn.Module):
+    """A SpikingJelly multi-step front-end (``layer.Linear -> neuron.LIFNode``, ``step_mode="m"``, time-major
+    (T, B, 6)), a projection into Hugging Face's GPT2Model through inputs_embeds (causal attention), a head on
+    its last hidden state."""
 
     def __init__(self):
         super().__init__()
+        from spikingjelly.activation_based import layer, neuron
         from transformers import GPT2Config, GPT2Model
 
-        self.fc, self.lif, self.proj, self.head = nn.Linear(6, 10), snn.Leaky(beta=0.85), nn.Linear(10, 16), nn.Linear(16, 3)
+        self.fc, self.lif = layer.Linear(6, 10, step_mode="m"), neuron.LIFNode(tau=2.0, step_mode="m")
+        self.proj, self.head = nn.Linear(10, 16), nn.Linear(16, 3)
         self.gpt = GPT2Model(GPT2Config(n_embd=16, n_layer=1, n_head=2, n_positions=64, vocab_size=8, bos_token_id=0,
                                         eos_token_id=0, resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0))
 
     def forward(self, x):
-        return self.head(self.gpt(inputs_embeds=self.proj(leaky_spikes(self, x))).last_hidden_state[:, -1])
+        return self.dense(self.lif(self.fc(x)).transpose(0, 1))
+
+    def dense(self, s):
+        return self.head(self.gpt(inputs_embeds=self.proj(s)).last_hidden_state[:, -1])
 
 
-def test_hugging_face_gpt2_streams_through_the_prefix_runner(tmp_path):
+def test_hugging_face_gpt2_behind_spikingjelly_streams_at_any_length(tmp_path):
+    """No Python loop over the steps before the cut (SpikingJelly's multi-step neuron is Loihi's): GPT-2 exports
+    with its length free, one graph serves every number of windows (T, 3T), equal to the unmodified model;
+    the event schedule runs it on each sample's salient windows alone."""
+    from spikingjelly.activation_based import functional
+
     torch.manual_seed(0)
-    model = LeakyGPT2().eval()
-    bundle = nd.compile(model, tmp_path / "b", inputs=_spikes(4, T, 0), dt_s=1e-3, prefix_runner=True)
-    assert bundle.manifest.dense.step_derivation.startswith("prefix runner")
-    x = _spikes(5, T, 3)
-    got = nd.cosimulate(bundle, x.numpy(), model=model, backend="emulator", schedule="window")
+    model = JellyGPT2().eval()
     with torch.no_grad():
-        assert np.abs(got.y - model(x).numpy()).max() < 1e-4 and got.dense_invocations == 5 * 4
+        model.fc.weight.mul_(3.0)
+    bundle = nd.compile(model, tmp_path / "b", inputs=_spikes(4, T, 0).transpose(0, 1), dt_s=1e-3,
+                        prefix_runner=True, event_threshold=EVENT)
+    d = bundle.manifest.dense
+    assert d.step_derivation.startswith("prefix runner") and d.prefix_any_length and d.prefix_files == ["dense_prefix.onnx"]
+    for steps, seed in ((T, 3), (3 * T, 5)):
+        x = _spikes(5, steps, seed).transpose(0, 1)
+        got = nd.cosimulate(bundle, x.numpy(), backend="emulator", schedule="window")
+        functional.reset_net(model)
+        with torch.no_grad():
+            assert np.abs(got.y - model(x).numpy()).max() < 1e-4 and got.dense_invocations == 5 * steps // (T // 4)
+    x = _spikes(12, T, 9).transpose(0, 1)
+    event = nd.cosimulate(bundle, x.numpy(), backend="emulator", schedule="event")
+    functional.reset_net(model)
+    with torch.no_grad():
+        cut = model.lif(model.fc(x)).transpose(0, 1)
+    want, ran = on_salient_windows(model.dense, cut, T // 4, EVENT, 3)
+    assert 0 < ran < 12 * 4 and event.dense_invocations == ran and np.abs(event.y - want).max() < 1e-4

@@ -251,6 +251,10 @@ def test_a_conv_front_end_into_hugging_face_mamba(tmp_path):
     assert bundle.manifest.dense.step_derivation.startswith("prefix runner") and result.schedule == "end"
     window = nd.cosimulate(bundle, x_new.numpy(), model=model, backend="emulator", schedule="window")
     assert np.abs(window.y - want).max() < 1e-4 and window.dense_invocations == 4 * 4
+    longer = torch.cat([x_new, x_new.flip(0)], 1)  # the same bundle on 2T: the model's own output on 2T
+    twice = nd.cosimulate(bundle, longer.numpy(), backend="emulator", schedule="window")
+    with torch.no_grad():
+        assert np.abs(twice.y - model(longer).numpy()).max() < 1e-4 and twice.dense_invocations == 4 * 8
 
 
 def test_functional_sum_pooling_runs_on_loihi(tmp_path):

@@ -76,7 +76,8 @@ class DensePart(_Strict):
     # model's output on the first l + 1 windows, flattened; the last window's is the model's output
     output_shape: list[int] = []  # one sample's output of the model (step_output "last")
     step_derivation: str | None = None  # how the step model was derived (e.g. "state carry: gru (GRU)")
-    prefix_files: list[str] = []  # the prefix runner's graphs: the dense code on 1, 2, ..., L windows
+    prefix_files: list[str] = []  # the prefix runner's graphs: the dense code on 1, 2, ..., 2L windows, or
+    prefix_any_length: bool = False  # one graph (prefix_files[0]) for any number of windows
     growing_states: bool = False  # the step model's states grow by a window each step (a KV cache)
     no_step_reason: str | None = None  # why a captured model's dense part has no step model (end schedule only)
 

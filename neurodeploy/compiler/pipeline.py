@@ -225,7 +225,7 @@ def write(job: HybridJob, out: Path) -> Path:
         provenance=_provenance(o.name, o.weights),
     )
     files = {"dense.onnx": job.tmp / "dense.onnx"} | ({} if job.gpu_only else {"spiking.nir": job.tmp / "spiking.nir"})
-    for name in (job.dense.step_file, job.feedback.file if job.feedback else None, *job.dense.prefix_files[:-1]):
+    for name in (job.dense.step_file, job.feedback.file if job.feedback else None, *(f for f in job.dense.prefix_files if f != "dense.onnx")):
         if name:
             files[name] = job.tmp / name
     return write_bundle(out, manifest, files, job.inputs.numpy(), job.reference)

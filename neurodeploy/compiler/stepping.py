@@ -17,9 +17,10 @@ change (a bidirectional GRU, attention without a causal mask): what makes the co
 
 With ``prefix_runner`` (a compile option), causal code that no state carry reproduces (attention over every
 earlier token, a scan keeping its state in a local variable) gets the prefix runner instead
-(:func:`derive_prefix`): the dense code exported once per number of windows, re-run after each window on the
-windows so far. Exact, like the model had the sample ended there; its work grows with the square of the
-windows, which the cost report prices and says. An output with one value per step (its shape grows with the
+(:func:`derive_prefix`): the dense code exported once with its length free (else once per number of windows, up
+to twice the compiled length), re-run after each window on the windows so far (on the event schedule, on the
+salient windows so far). Exact, like the model had the sample ended there; its work grows with the square of
+the windows, which the cost report prices and says. An output with one value per step (its shape grows with the
 length) is not streamed either way.
 """
 from __future__ import annotations
@@ -245,8 +246,9 @@ def default_window(steps: int) -> int:
 class StreamChoices:
     """How a captured model's own dense code streams (compile options): the event schedule's threshold (cut
     spikes per window that wake it), the early-exit confidence, and whether code no state carry reproduces
-    gets the prefix runner (its dense code re-run on the windows so far: one ONNX graph per number of windows,
-    exact, its work growing with the square of the windows)."""
+    gets the prefix runner (its dense code re-run on the windows so far: one ONNX graph for any length, else one
+    per number of windows up to twice the compiled length; exact, its work growing with the square of the
+    windows)."""
 
     event_threshold: float | None = None
     exit_threshold: float | None = None
@@ -365,23 +367,48 @@ def _prefix_or_reason(remainder: nn.Module, cut: torch.Tensor, window: int, fold
 
 
 def derive_prefix(remainder: nn.Module, cut: torch.Tensor, window: int, folder, tol: float = 1e-4) -> dict:
-    """The ``DensePart`` fields of the prefix runner: the dense code exported on 1, 2, ... L - 1 windows
-    (``dense_prefix_<l>.onnx``; on L windows it is ``dense.onnx``), each checked on ONNX Runtime against
-    PyTorch on the example's first windows."""
+    """The ``DensePart`` fields of the prefix runner. First one graph of the dense code with its number of
+    steps left free (``dense_prefix.onnx``), kept where ONNX Runtime gives PyTorch's output on 1, L / 2, L and
+    2L windows of the example (``prefix_any_length``); else (a loop over the steps written in Python fixes
+    the length) one graph per number of windows up to 2L (``dense_prefix_<l>.onnx``; on L it is
+    ``dense.onnx``), each checked the same way."""
     from neurodeploy.exporters.onnx_export import check_parity, export_dense
 
-    windows, files = cut.shape[1] // window, []
-    for count in range(1, windows):
-        name, steps = f"dense_prefix_{count}.onnx", count * window
-        export_dense(remainder, torch.cat([cut, cut])[:2, :steps].contiguous(), folder / name, {0: "batch"})
-        check_parity(folder / name, remainder, [cut[:, :steps]], tol)
-        files.append(name)
+    windows, longer = cut.shape[1] // window, torch.cat([cut, cut.flip(0)], 1)
+    counts = sorted({1, max(1, windows // 2), windows, 2 * windows})
+    two = torch.cat([longer, longer])[:2].contiguous()  # the exporter specialises a batch of 1
+    try:
+        export_dense(remainder, two[:, :cut.shape[1]].contiguous(), folder / ANY_LENGTH, {0: "batch", 1: "time"})
+        check_parity(folder / ANY_LENGTH, remainder, [longer[:, :c * window] for c in counts], tol)
+        files, how = [ANY_LENGTH], "one graph for any number of windows"
+    except Exception:  # noqa: BLE001 - not exported, or fixed at one length after all (ORT refuses the others)
+        (folder / ANY_LENGTH).unlink(missing_ok=True)
+        files = [_prefix_graph(remainder, two, longer, count, window, windows, folder, tol)
+                 for count in range(1, 2 * windows + 1)]
+        how = f"{2 * windows} graphs, one per number of windows up to twice the compiled length"
     with torch.no_grad():
         out_shape = list(remainder(cut[:1]).shape[1:])
-    return {"prefix_files": [*files, "dense.onnx"], "window_steps": window, "step_output": "last",
-            "output_shape": out_shape, "schedules": ["end", "window"], "no_step_reason": None,
-            "step_derivation": f"prefix runner: the dense code re-run on the windows so far ({windows} graphs, "
-                               "exact; its work grows with the square of the windows)"}
+    return {"prefix_files": files, "prefix_any_length": files == [ANY_LENGTH], "window_steps": window,
+            "step_output": "last", "output_shape": out_shape, "schedules": ["end", "window"], "no_step_reason": None,
+            "step_derivation": f"prefix runner: the dense code re-run on the windows so far ({how}; exact; its "
+                               "work grows with the square of the windows)"}
+
+
+ANY_LENGTH = "dense_prefix.onnx"
+
+
+def _prefix_graph(remainder: nn.Module, two: torch.Tensor, longer: torch.Tensor, count: int, window: int,
+                  windows: int, folder, tol: float) -> str:
+    """The dense code exported on ``count`` windows (on the compiled L windows: the bundle's ``dense.onnx``),
+    checked on ONNX Runtime against PyTorch on the example's first ``count`` windows."""
+    from neurodeploy.exporters.onnx_export import check_parity, export_dense
+
+    if count == windows:
+        return "dense.onnx"
+    name, steps = f"dense_prefix_{count}.onnx", count * window
+    export_dense(remainder, two[:, :steps].contiguous(), folder / name, {0: "batch"})
+    check_parity(folder / name, remainder, [longer[:, :steps]], tol)
+    return name
 
 
 def with_step_thresholds(dense, event_threshold: float | None, exit_threshold: float | None):
@@ -394,12 +421,6 @@ def with_step_thresholds(dense, event_threshold: float | None, exit_threshold: f
     given = {k: v for k, v in (("event_threshold", event_threshold), ("exit_threshold", exit_threshold)) if v is not None}
     if not given:
         return dense
-    if dense.growing_states and event_threshold is not None:
-        raise UsageError("event_threshold: this model's step model caches its attention's tokens (a KV cache that grows "
-                         "by a window each step); samples that skip windows cannot share a call yet")
-    if dense.prefix_files and event_threshold is not None:
-        raise UsageError("event_threshold needs a state carry (the recurrence skips quiet windows); this model's "
-                         "dense code streams through the prefix runner, which re-runs it on every window so far")
     if dense.step_output != "last" or (dense.step_file is None and not dense.prefix_files):
         why = dense.no_step_reason or ("it runs wholly on the GPU, on the end schedule" if dense.input_shape else
                                        "its back-end sets its own thresholds (a zoo or streaming back-end)")

@@ -245,9 +245,10 @@ def assumptions(*profiles) -> list[dict]:
 
 def counts_from_run(plan: SpikingPlan, inputs: np.ndarray, spikes: dict[str, np.ndarray], cut: str | None,
                     window: int | None, dense_path=None, input_name: str = "spikes", sops=None,
-                    step_path=None, prefix_paths=None) -> Counts:
+                    step_path=None, prefix_paths=None, prefix_any_length: bool = False,
+                    windows_run: np.ndarray | None = None) -> Counts:
     """Counts per sample from a run (inputs (B, T, ...), spikes per population (B, T, ...)) and the dense graph
-    (:func:`dense_work`); ``sops`` are the run's :func:`~neurodeploy.cost.counts.synaptic_ops` when already
+    (:func:`dense_work`, with ``windows_run`` on the event schedule); ``sops`` are the run's :func:`~neurodeploy.cost.counts.synaptic_ops` when already
     counted."""
     from neurodeploy.cost.counts import fan_out, neurobench_sops, synaptic_ops
 
@@ -270,7 +271,8 @@ def counts_from_run(plan: SpikingPlan, inputs: np.ndarray, spikes: dict[str, np.
         synapse_weights=float(sum(fan_out(s).sum() for s in plan.synapses if not s.refines)),
         input_bits=host_input_bits(plan, inputs))
     if dense_path is not None and cut:
-        report = dense_work(dense_path, step_path, input_name, steps, window, spikes[cut], prefix_paths)
+        report = dense_work(dense_path, step_path, input_name, steps, window, spikes[cut], prefix_paths,
+                            prefix_any_length, windows_run)
         counts.dense_flops, counts.dense_macs = report.flops, report.macs
         counts.dense_bytes = report.weight_bytes + report.activation_bytes
         counts.dense_kernels = report.kernels
@@ -278,19 +280,32 @@ def counts_from_run(plan: SpikingPlan, inputs: np.ndarray, spikes: dict[str, np.
 
 
 def dense_work(dense_path, step_path, input_name: str, steps: int, window: int | None, cut_spikes: np.ndarray,
-               prefix_paths=None):
+               prefix_paths=None, prefix_any_length: bool = False, windows_run: np.ndarray | None = None):
     """The dense part's MACs, FLOPs, kernels and bytes for one sample of ``steps`` steps: its whole-sequence
     graph at that length, or, where that graph is fixed at another length (a captured model's own loop over
     its compiled T: a run of 2T, or cut short by an early exit), its step model once per window; with
-    ``prefix_paths`` (the prefix runner on the window schedule) each windows-so-far graph once, summed."""
+    ``prefix_paths`` (the prefix runner on the window schedule) the graph on the windows so far after each
+    window, summed. ``windows_run`` (the event schedule): the windows each sample's step model or prefix
+    runner ran (its salient ones), the work averaged over the samples."""
     import onnx
 
-    from neurodeploy.cost.macs import count_macs, count_steps, summed
+    from neurodeploy.cost.macs import MacReport, count_macs, count_steps, summed
 
     shape = dense_input_step_shape(dense_path, cut_spikes)
+
+    def stepped(n: int) -> MacReport:  # n windows through the step model or the prefix runner
+        if not n:
+            return MacReport()
+        if prefix_paths:
+            return summed([count_macs(prefix_paths[0 if prefix_any_length else i],
+                                      {input_name: (1, (i + 1) * window, *shape)}) for i in range(n)])
+        return count_steps(step_path, (window, *shape), n)
+
+    if window and windows_run is not None and (prefix_paths or step_path is not None):
+        ran, frequency = np.unique(np.asarray(windows_run, dtype=int), return_counts=True)
+        return summed([stepped(int(n)) for n in ran], list(frequency / frequency.sum()))
     if prefix_paths and window:
-        return summed([count_macs(path, {input_name: (1, (i + 1) * window, *shape)})
-                       for i, path in enumerate(prefix_paths[: steps // window])])
+        return stepped(steps // window)
     dim = onnx.load(str(dense_path), load_external_data=False).graph.input[0].type.tensor_type.shape.dim[1]
     if dim.dim_param or dim.dim_value == steps or step_path is None or not window:
         return count_macs(dense_path, {input_name: (1, steps, *shape)})

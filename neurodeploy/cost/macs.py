@@ -258,15 +258,16 @@ def count_steps(path: Path, window_shape: tuple[int, ...], windows: int) -> MacR
     return report
 
 
-def summed(reports: list[MacReport]) -> MacReport:
-    """The work of several graphs run one after another (each's weights read once)."""
+def summed(reports: list[MacReport], weights: list[float] | None = None) -> MacReport:
+    """The work of several graphs run one after another (each's weights read once); with ``weights``, the
+    sum of each report times its weight (an average over samples that ran different graphs)."""
     total = MacReport()
-    for r in reports:
+    for r, w in zip(reports, weights or [1.0] * len(reports)):
         for op, c in r.per_op.items():
             entry = total.per_op.setdefault(op, OpCount())
-            entry.count, entry.macs, entry.flops = entry.count + c.count, entry.macs + c.macs, entry.flops + c.flops
+            entry.count, entry.macs, entry.flops = entry.count + w * c.count, entry.macs + w * c.macs, entry.flops + w * c.flops
         total.unknown += r.unknown
-        total.kernels += r.kernels
-        total.activation_bytes += r.activation_bytes
-        total.weight_bytes += r.weight_bytes
+        total.kernels += w * r.kernels
+        total.activation_bytes += w * r.activation_bytes
+        total.weight_bytes += w * r.weight_bytes
     return total

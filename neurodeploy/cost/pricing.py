@@ -79,8 +79,23 @@ def cost(bundle: Bundle, result: CosimResult, loihi: str = "loihi2", gpu: str = 
                              None if m.dense is None else bundle.dense_path, sops=sops,
                              step_path=None if m.dense is None or not m.dense.step_file else bundle.path / m.dense.step_file,
                              prefix_paths=None if m.dense is None or not m.dense.prefix_files or result.schedule == "end"
-                             else [bundle.path / f for f in m.dense.prefix_files])
+                             else [bundle.path / f for f in m.dense.prefix_files],
+                             prefix_any_length=m.dense is not None and m.dense.prefix_any_length,
+                             windows_run=windows_run(m, result, cut))
     return estimate(plan, map_resources(plan, loihi), counts, loihi, gpu), counts
+
+
+def windows_run(m, result: CosimResult, cut: str | None) -> np.ndarray | None:
+    """On the event schedule, the windows each sample's dense part ran: those where the cut fired at least
+    the bundle's ``event_threshold`` (``salient_windows``, as the co-simulation decides); else None."""
+    from neurodeploy.models.backends import salient_windows
+
+    if result.schedule != "event" or cut is None or m.dense is None or m.dense.event_threshold is None:
+        return None
+    spikes, k = np.asarray(result.spikes[cut]), m.windowed(result.schedule)
+    windows = spikes.shape[1] // k
+    return sum(salient_windows(spikes[:, w * k: (w + 1) * k], m.dense.event_threshold).astype(int)
+               for w in range(windows))
 
 
 def early_exit_cost(bundle: Bundle, result: CosimResult, full, loihi: str, gpu: str) -> dict:

@@ -74,7 +74,7 @@ def _dense_runner(bundle: Bundle, schedule: str, prefer_gpu: bool = True, thread
         stepper = None
     elif m.dense.prefix_files:  # a captured model's code re-run on the windows so far
         stepper = PrefixRunner([bundle.path / f for f in m.dense.prefix_files], m.dense.input_name, m.window_steps,
-                               int(np.prod(m.dense.output_shape)), prefer_gpu, threads)
+                               int(np.prod(m.dense.output_shape)), prefer_gpu, threads, m.dense.prefix_any_length)
     else:
         stepper = StepRunner(bundle.path / m.dense.step_file, "window", m.window_steps, prefer_gpu, threads)
     return DenseRunner(make_session(bundle.dense_path, prefer_gpu, spinning=False, threads=threads),

@@ -53,6 +53,7 @@ class StepRunner:
             shape = [1 if i == axis else 0 if d.dim_param else d.dim_value for i, d in enumerate(tt.shape.dim)]
             self.states.append((vi.name, np.zeros(shape, dtype=onnx.helper.tensor_dtype_to_np_dtype(tt.elem_type))))
             self.batch_axes.append(axis)
+        self.growing = any(zero.size == 0 for _, zero in self.states)  # a KV cache: starts empty, grows per step
         first = graph.input[0].type.tensor_type.shape.dim
         self.batchable = bool(first) and bool(first[0].dim_param) and -1 not in self.batch_axes
         self.window_shape = [d.dim_value for d in first[1:]]
@@ -122,9 +123,29 @@ class StepRunner:
             return self.step_many(windows, states)
         rows = np.flatnonzero(salient_windows(windows, threshold))
         y = held.copy()
+        if self.growing:  # caches hold as many tokens as each sample's salient windows so far
+            return self._next_by_length(windows, states, rows, y)
         if len(rows):
             y[rows], part = self.step_many(windows[rows], self.take(states, rows))
             self.put(states, rows, part)
+        return y, states
+
+    def _next_by_length(self, windows: np.ndarray, states: dict, rows: np.ndarray,
+                        y: np.ndarray) -> tuple[np.ndarray, dict]:
+        """The event schedule with growing states (``states["per_sample"]``: each sample's own, batch of 1):
+        the salient ``rows`` whose caches are as long step together, one ONNX Runtime call per length."""
+        per_sample = states.setdefault("per_sample", [self.take(states, np.array([b])) for b in range(len(windows))])
+        for key in [k for k in states if k != "per_sample"]:
+            del states[key]
+        lengths = {b: tuple(v.shape for v in per_sample[b].values()) for b in rows}
+        for length in sorted(set(lengths.values())):
+            same = np.array([b for b in rows if lengths[b] == length])
+            stacked = {name: per_sample[same[0]][name] if axis is None else  # shared: samples step alone
+                       np.concatenate([per_sample[b][name] for b in same], axis=axis)
+                       for (name, _), axis in zip(self.states, self.batch_axes)}
+            y[same], new = self.step_many(windows[same], stacked)
+            for i, b in enumerate(same):
+                per_sample[b] = self.take(new, np.array([i]))
         return y, states
 
     def reset(self) -> None:
@@ -155,16 +176,19 @@ class StepRunner:
 
 
 class PrefixRunner(StepRunner):
-    """A captured model's dense code re-run on the windows so far (``paths[l]``: its ONNX graph on l + 1
-    windows; :func:`neurodeploy.compiler.stepping.derive_prefix`), as a :class:`StepRunner`: the state is the
-    windows received so far (batch on axis 0), the output after window l the graph's on the first l + 1."""
+    """A captured model's dense code re-run on the windows so far, as a :class:`StepRunner`
+    (:func:`neurodeploy.compiler.stepping.derive_prefix`): ``paths[l]`` is its ONNX graph on l + 1 windows, or
+    with ``any_length`` the one graph ``paths[0]`` takes any number. A sample's state is its windows so far
+    (on the event schedule its salient windows so far); the output after a window is the graph's on them, for
+    the samples of a call that have as many windows so far in one ONNX Runtime call."""
 
     def __init__(self, paths, input_name: str, window: int, n_out: int, prefer_gpu: bool = True,
-                 threads: int | None = None) -> None:
+                 threads: int | None = None, any_length: bool = False) -> None:
         import onnx
 
         self.sessions = [make_session(p, prefer_gpu, spinning=False, threads=threads) for p in paths]
         self.session, self.window, self.input_name, self.n_out = self.sessions[-1], window, input_name, n_out
+        self.any_length = any_length
         dims = onnx.load(str(paths[-1]), load_external_data=False).graph.input[0].type.tensor_type.shape.dim
         shape = [d.dim_value for d in dims[2:]]
         self.window_shape = [window, *shape]
@@ -172,26 +196,41 @@ class PrefixRunner(StepRunner):
         self.batchable, self._exact = True, None
         self.invocations = self.calls = 0
 
-    def _run(self, windows: np.ndarray, states: dict) -> tuple[np.ndarray, dict]:
-        so_far = np.concatenate([states["windows_so_far"], np.asarray(windows, dtype=np.float32)], axis=1)
-        count = so_far.shape[1] // self.window
-        if count > len(self.sessions):
-            raise InputShapeError(f"the prefix runner has graphs for up to {len(self.sessions)} windows; this sample "
-                                  f"has more (run it on the end schedule, or compile with its length)")
-        y = run_session(self.sessions[count - 1], {self.input_name: so_far})[0]
-        return y.reshape(len(y), -1), {"windows_so_far": so_far}
+    @property
+    def max_windows(self) -> int | None:
+        """The most windows a sample may have (None: any number)."""
+        return None if self.any_length else len(self.sessions)
 
-    def step_many(self, windows: np.ndarray, states: dict) -> tuple[np.ndarray, dict]:
-        y, new = self._run(windows, states)
-        self.invocations += len(windows)
+    def _graph(self, so_far: np.ndarray) -> np.ndarray:
+        """The dense code on ``so_far`` (B, l K, ...): one ONNX Runtime call, B invocations."""
+        count = so_far.shape[1] // self.window
+        if self.max_windows is not None and count > self.max_windows:
+            raise InputShapeError(f"the prefix runner has graphs for up to {self.max_windows} windows of "
+                                  f"{self.window} steps; this sample has more (run it on the end schedule)")
+        y = run_session(self.sessions[0 if self.any_length else count - 1], {self.input_name: so_far})[0]
+        self.invocations += len(so_far)
         self.calls += 1
-        return y, new
+        return y.reshape(len(y), -1)
+
+    def zero_states(self, batch: int) -> dict[str, list[np.ndarray]]:
+        """Each sample's windows so far, none yet (a list: on the event schedule samples have different numbers)."""
+        return {"windows_so_far": [np.zeros((0, *self.window_shape[1:]), np.float32) for _ in range(batch)]}
+
+    def next_many(self, windows: np.ndarray, states: dict, held: np.ndarray,
+                  threshold: float | None = None) -> tuple[np.ndarray, dict]:
+        rows = np.arange(len(windows)) if threshold is None else np.flatnonzero(salient_windows(windows, threshold))
+        so_far, y = states["windows_so_far"], held.copy()
+        for b in rows:
+            so_far[b] = np.concatenate([so_far[b], np.asarray(windows[b], dtype=np.float32)])
+        for length in sorted({len(so_far[b]) for b in rows}):
+            same = [b for b in rows if len(so_far[b]) == length]
+            y[same] = self._graph(np.stack([so_far[b] for b in same]))
+        return y, states
 
     def step(self, window: np.ndarray) -> np.ndarray:
-        y, self.state = self._run(window, self.state)
-        self.invocations += 1
-        self.calls += 1
-        return y[0]
+        so_far = np.concatenate([self.state["windows_so_far"], np.asarray(window, dtype=np.float32)], axis=1)
+        self.state = {"windows_so_far": so_far}
+        return self._graph(so_far)[0]
 
     def _same_alone_and_together(self) -> bool:
         return all(sequence_batches_exactly(s, self.input_name, ((i + 1) * self.window, *self.window_shape[1:]))

@@ -38,13 +38,21 @@ def from_model_layout(x, m: Manifest):
     return x.swapaxes(0, 1)
 
 
+def prefix_steps(m: Manifest) -> int | None:
+    """The most steps a prefix runner's graphs take (None: no prefix runner, or one graph for any length)."""
+    if m.dense is None or not m.dense.prefix_files or m.dense.prefix_any_length:
+        return None
+    return len(m.dense.prefix_files) * m.window_steps
+
+
 def length_problem(steps: int, m: Manifest, schedule: str | None = None) -> str | None:
     """Why ``steps`` time steps do not fit the dense part: a multiple of the adapter window (or of a captured
     model's step window, on the window and event schedules), or exactly the compiled T where the dense part
     is a captured model's own loop over T (its whole-sequence form, the ``end`` schedule)."""
-    if m.dense is not None and m.dense.prefix_files and steps > m.num_steps:
-        return (f"T must be at most {m.num_steps} (a multiple of {m.window_steps}): the prefix runner has the dense "
-                f"code on up to {m.num_steps} steps")
+    longest = prefix_steps(m)
+    if longest is not None and steps > longest:
+        return (f"T must be at most {longest} (a multiple of {m.window_steps}): the prefix runner has the dense "
+                f"code on up to {longest} steps")
     if m.adapter is None and m.window_steps is not None and schedule == "end" and steps != m.num_steps:
         return (f"T must be {m.num_steps} on the end schedule (the dense part's whole-sequence form is the model's "
                 f"own code over {m.num_steps} steps); the window schedule runs any multiple of {m.window_steps}")
