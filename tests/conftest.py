@@ -81,3 +81,19 @@ def mamba_bundle(tmp_path_factory):
     import neurodeploy as nd
 
     return nd.compile("tiny_mamba", tmp_path_factory.mktemp("bundles") / "tiny_mamba", samples=8).path
+
+
+def on_salient_windows(dense, cut: torch.Tensor, k: int, threshold: float, n_out: int) -> tuple[np.ndarray, int]:
+    """What the event schedule should give: the model's own code after the cut (``dense``) on each sample's
+    salient windows alone (the cut fired at least ``threshold`` spikes in them), zeros where none is; and how
+    many sample windows that ran."""
+    import torch
+
+    want, ran = [], 0
+    with torch.no_grad():
+        for b in range(len(cut)):
+            salient = [w for w in range(cut.shape[1] // k) if cut[b, w * k: (w + 1) * k].sum() >= threshold]
+            ran += len(salient)
+            seq = torch.cat([cut[b: b + 1, w * k: (w + 1) * k] for w in salient], 1) if salient else None
+            want.append(dense(seq)[0] if salient else torch.zeros(n_out))
+    return torch.stack(want).numpy(), ran

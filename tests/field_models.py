@@ -231,11 +231,17 @@ class ConvIntoMamba(nn.Module):
                                             expand=2, conv_kernel=3))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.dense(self.spikes(x))
+
+    def spikes(self, x: torch.Tensor) -> torch.Tensor:
         mem, out = self.lif.init_leaky(), []
         for t in range(x.shape[1]):
             spk, mem = self.lif(self.conv(x[:, t]), mem)
             out.append(spk)
-        tokens = self.proj(torch.stack(out, 1).flatten(2))  # (B, T, 16)
+        return torch.stack(out, 1)  # (B, T, 4, 8, 8)
+
+    def dense(self, s: torch.Tensor) -> torch.Tensor:
+        tokens = self.proj(s.flatten(2))  # (B, T, 16)
         return self.head(self.mamba(inputs_embeds=tokens).last_hidden_state[:, -1])
 
 

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import snntorch as snn
 import torch
+from conftest import on_salient_windows
 from ordinary_models import make_conv_gru, make_lstm_attention, make_synaptic_scan
 from torch import nn
 
@@ -50,20 +51,6 @@ def _spikes(batch: int, steps: int, seed: int) -> torch.Tensor:
     return (torch.rand(batch, steps, 6, generator=torch.Generator().manual_seed(seed)) < 0.4).float()
 
 
-def on_salient_windows(dense, cut: torch.Tensor, k: int, threshold: float, n_out: int) -> tuple[np.ndarray, int]:
-    """What the event schedule should give: the model's own code after the cut (``dense``) on each sample's
-    salient windows alone (the cut fired at least ``threshold`` spikes in them), zeros where none is; and how
-    many sample windows that ran."""
-    want, ran = [], 0
-    with torch.no_grad():
-        for b in range(len(cut)):
-            salient = [w for w in range(cut.shape[1] // k) if cut[b, w * k: (w + 1) * k].sum() >= threshold]
-            ran += len(salient)
-            seq = torch.cat([cut[b: b + 1, w * k: (w + 1) * k] for w in salient], 1) if salient else None
-            want.append(dense(seq)[0] if salient else torch.zeros(n_out))
-    return torch.stack(want).numpy(), ran
-
-
 def _model(back: str) -> nn.Module:
     torch.manual_seed(2)
     if back == "gru":
@@ -77,7 +64,9 @@ def _model(back: str) -> nn.Module:
     return LeakyThen(nn.GRU(10, 8, batch_first=True, bidirectional=True), 16).eval()
 
 
-EVENT, EXIT = 4, 0.36  # cut spikes per window that wake the dense part; softmax confidence that ends a sample
+EVENT = 4  # cut spikes per window that wake the dense part
+WAKE = {"gru": 4, "lstm": 2, "cfc": 1}  # the same for the recurrent models' bundles (their cuts fire 0-7, 0-3, 0-4)
+EXIT = {"gru": 0.36, "lstm": 0.397, "cfc": 0.42}  # softmax confidence that ends a sample (early and late exits)
 
 
 @pytest.fixture(scope="module")
@@ -85,7 +74,7 @@ def bundles(tmp_path_factory):
     out = {}
     for back in ("gru", "lstm", "cfc", "bidirectional"):
         model = _model(back)
-        thresholds = {"event_threshold": EVENT, "exit_threshold": EXIT} if back == "gru" else {}
+        thresholds = {"event_threshold": WAKE[back], "exit_threshold": EXIT[back]} if back in EXIT else {}
         out[back] = model, nd.compile(model, tmp_path_factory.mktemp(back) / "b", inputs=_spikes(4, T, 0), dt_s=1e-3,
                                       **thresholds)
     return out
@@ -156,17 +145,18 @@ def test_a_bidirectional_gru_is_refused_for_window_by_name_and_runs_end(bundles)
         assert got.schedule == "end" and np.abs(got.y - model(x).numpy()).max() < 1e-4
 
 
-def test_event_schedule_runs_the_recurrence_on_salient_windows_only(bundles):
-    """Equal to the model's own GRU and head run on the salient windows alone (its state passes quiet windows
-    unchanged), the output held over quiet windows (zeros before the first salient one)."""
-    model, bundle = bundles["gru"]
+@pytest.mark.parametrize("back", ["gru", "lstm", "cfc"])
+def test_event_schedule_runs_the_recurrence_on_salient_windows_only(bundles, back):
+    """Equal to the model's own recurrence and head run on the salient windows alone (its state passes quiet
+    windows unchanged), the output held over quiet windows (zeros before the first salient one)."""
+    model, bundle = bundles[back]
     assert bundle.manifest.dense.schedules == ["end", "window", "event"] and bundle.manifest.default_schedule == "end"
     x = _spikes(12, T, 8)
     got = nd.cosimulate(bundle, x.numpy(), model=model, backend="emulator", schedule="event")
     k = T // 4
     with torch.no_grad():
         cut = leaky_spikes(model, x)
-    want, invocations = on_salient_windows(lambda s: model.head(model.back(s)[0][:, -1]), cut, k, EVENT, 3)
+    want, invocations = on_salient_windows(lambda s: model.head(model.back(s)[0][:, -1]), cut, k, WAKE[back], 3)
     assert got.agreement.spike_mismatches == 0 and got.agreement.max_abs_err is None  # the model has no event form
     assert 0 < invocations < 12 * 4 and got.dense_invocations == invocations
     assert np.abs(got.y - want).max() < 1e-4
@@ -180,15 +170,16 @@ def test_event_schedule_runs_the_recurrence_on_salient_windows_only(bundles):
                                 ).figures["macs"]["total"]
 
 
-def test_early_exits_end_each_sample_at_its_first_confident_window(bundles):
+@pytest.mark.parametrize("back", ["gru", "lstm", "cfc"])
+def test_early_exits_end_each_sample_at_its_first_confident_window(bundles, back):
     """The exit window and output equal the model's own outputs on the first windows of its input (its output
     had the sample ended there); the priced run is cut there."""
-    model, bundle = bundles["gru"]
+    model, bundle = bundles[back]
     x = _spikes(12, T, 10)
     got = nd.cosimulate(bundle, x.numpy(), model=model, backend="emulator", schedule="window", early_exit=True)
     with torch.no_grad():
         prefix = torch.stack([model(x[:, : (w + 1) * (T // 4)]) for w in range(4)], 1)  # (B, L, 3)
-    confident = torch.softmax(prefix, -1).max(-1).values >= EXIT
+    confident = torch.softmax(prefix, -1).max(-1).values >= EXIT[back]
     exits = torch.where(confident.any(1), confident.int().argmax(1), torch.full((12,), 3)).numpy()
     assert np.array_equal(got.exit_windows, exits) and 0 < exits.mean() < 3
     assert np.abs(got.y - prefix[np.arange(12), exits].numpy()).max() < 1e-4
@@ -376,7 +367,8 @@ class JellyGPT2(nn.Module):
 def test_hugging_face_gpt2_behind_spikingjelly_streams_at_any_length(tmp_path):
     """No Python loop over the steps before the cut (SpikingJelly's multi-step neuron is Loihi's): GPT-2 exports
     with its length free, one graph serves every number of windows (T, 3T), equal to the unmodified model;
-    the event schedule runs it on each sample's salient windows alone."""
+    the event schedule runs it on each sample's salient windows alone; early exits at its own output on the
+    first windows."""
     from spikingjelly.activation_based import functional
 
     torch.manual_seed(0)
@@ -384,7 +376,7 @@ def test_hugging_face_gpt2_behind_spikingjelly_streams_at_any_length(tmp_path):
     with torch.no_grad():
         model.fc.weight.mul_(3.0)
     bundle = nd.compile(model, tmp_path / "b", inputs=_spikes(4, T, 0).transpose(0, 1), dt_s=1e-3,
-                        prefix_runner=True, event_threshold=EVENT)
+                        prefix_runner=True, event_threshold=EVENT, exit_threshold=0.4)
     d = bundle.manifest.dense
     assert d.step_derivation.startswith("prefix runner") and d.prefix_any_length and d.prefix_files == ["dense_prefix.onnx"]
     for steps, seed in ((T, 3), (3 * T, 5)):
@@ -400,3 +392,7 @@ def test_hugging_face_gpt2_behind_spikingjelly_streams_at_any_length(tmp_path):
         cut = model.lif(model.fc(x)).transpose(0, 1)
     want, ran = on_salient_windows(model.dense, cut, T // 4, EVENT, 3)
     assert 0 < ran < 12 * 4 and event.dense_invocations == ran and np.abs(event.y - want).max() < 1e-4
+    exits = nd.cosimulate(bundle, x.numpy(), backend="emulator", schedule="window", early_exit=True)
+    with torch.no_grad():
+        prefix = torch.stack([model.dense(cut[:, : (w + 1) * (T // 4)]) for w in range(4)], 1)
+    assert np.abs(exits.y - prefix[np.arange(12), exits.exit_windows].numpy()).max() < 1e-4

@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 import field_models as fm
+from conftest import on_salient_windows
 import numpy as np
 import pytest
 import torch
@@ -239,7 +240,8 @@ def test_a_conv_front_end_into_hugging_face_mamba(tmp_path):
     feeds Hugging Face's MambaModel through inputs_embeds (once refused with a raw ONNX Runtime rank error)."""
     pytest.importorskip("transformers")
     model, x, dt_s = fm.make_conv_into_mamba()
-    bundle = nd.compile(model, tmp_path / "m", inputs=x, dt_s=dt_s, prefix_runner=True)
+    bundle = nd.compile(model, tmp_path / "m", inputs=x, dt_s=dt_s, prefix_runner=True, event_threshold=85,
+                        exit_threshold=0.5)  # the cut fires 67-94 spikes per window of these inputs
     x_new = (torch.rand(4, *x.shape[1:], generator=torch.Generator().manual_seed(3)) < 0.3).float()
     result = nd.cosimulate(bundle, x_new.numpy(), model=model)
     assert result.agreement.spike_mismatches == 0 and all(s.sum() > 0 for s in result.spikes.values())
@@ -255,6 +257,14 @@ def test_a_conv_front_end_into_hugging_face_mamba(tmp_path):
     twice = nd.cosimulate(bundle, longer.numpy(), backend="emulator", schedule="window")
     with torch.no_grad():
         assert np.abs(twice.y - model(longer).numpy()).max() < 1e-4 and twice.dense_invocations == 4 * 8
+    event = nd.cosimulate(bundle, x_new.numpy(), backend="emulator", schedule="event")
+    with torch.no_grad():
+        on_salient, ran = on_salient_windows(model.dense, model.spikes(x_new), 2, 85, 3)
+    assert 0 < ran < 4 * 4 and event.dense_invocations == ran and np.abs(event.y - on_salient).max() < 1e-4
+    exits = nd.cosimulate(bundle, x_new.numpy(), model=model, backend="emulator", schedule="window", early_exit=True)
+    with torch.no_grad():
+        prefix = torch.stack([model(x_new[:, : 2 * (w + 1)]) for w in range(4)], 1)
+    assert np.abs(exits.y - prefix[np.arange(4), exits.exit_windows].numpy()).max() < 1e-4
 
 
 def test_functional_sum_pooling_runs_on_loihi(tmp_path):
