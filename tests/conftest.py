@@ -4,10 +4,15 @@ from __future__ import annotations
 import multiprocessing
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from neurodeploy.runtime.lava_compat import install
+
+if TYPE_CHECKING:
+    import numpy as np
+    import torch
 
 install()
 
