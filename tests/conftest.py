@@ -14,6 +14,21 @@ if TYPE_CHECKING:
     import numpy as np
     import torch
 
+
+def pytest_configure(config) -> None:
+    """Under pytest-xdist (the test command's ``-n 2``) each worker computes on its share of the cores: torch's
+    intra-op threads, which ONNX Runtime's sessions follow by default (``neurodeploy.runtime.threads``), and
+    ``OMP_NUM_THREADS`` for the commands a test starts. Two workers with every core each would oversubscribe
+    the CI's 2 cores (issue 30 measured 3-20x slowdowns from threads spinning on shared cores)."""
+    workers = os.environ.get("PYTEST_XDIST_WORKER_COUNT")
+    if workers and os.environ.get("PYTEST_XDIST_WORKER"):
+        import torch
+
+        share = max(1, len(os.sched_getaffinity(0)) // int(workers))
+        torch.set_num_threads(share)
+        os.environ["OMP_NUM_THREADS"] = str(share)
+
+
 install()
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
