@@ -396,3 +396,17 @@ def test_hugging_face_gpt2_behind_spikingjelly_streams_at_any_length(tmp_path):
     with torch.no_grad():
         prefix = torch.stack([model.dense(cut[:, : (w + 1) * (T // 4)]) for w in range(4)], 1)
     assert np.abs(exits.y - prefix[np.arange(12), exits.exit_windows].numpy()).max() < 1e-4
+
+
+def test_the_command_line_runs_event_and_early_exits_on_a_captured_bundle(bundles, capsys):
+    import json
+
+    from neurodeploy.cli import main
+
+    _, bundle = bundles["gru"]
+    assert main(["cosim", str(bundle.path), "--schedule", "event", "--backend", "emulator", "--json"]) == 0
+    event = json.loads(capsys.readouterr().out)
+    assert event["schedule"] == "event" and 0 < event["dense_invocations"] < 4 * 4  # its 4 example samples
+    assert main(["energy", str(bundle.path), "--schedule", "window", "--early-exit", "--json"]) == 0
+    exits = json.loads(capsys.readouterr().out)["early_exit"]
+    assert 0 < exits["energy_j"]["with_exits"] <= exits["energy_j"]["full"]
