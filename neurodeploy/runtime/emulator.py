@@ -158,9 +158,10 @@ class EmulatorRunner:
                                 f"(2**53); the emulator would round where Loihi does not")
         dtype = torch.float32 if bound < FLOAT32_EXACT else torch.float64
         exp = fixed.weight_exp if syn.kind == "dense" else 0
+        dot_bound = bound  # the sum before the shift: event-driven sums add it in int32
         if syn.kind == "dense":  # the message before the int32 channel: shifted, unbounded if the dot product wraps
             bound = 2 ** 63 if graded and bound >= GRADED_MAX else (bound << exp if exp >= 0 else -(-bound >> -exp))
-        events = EventSums(weights) if syn.kind == "dense" and not graded and bound < 2 ** 31 and \
+        events = EventSums(weights) if syn.kind == "dense" and not graded and max(bound, dot_bound) < 2 ** 31 and \
             self.device.type == "cpu" and EventSums.available() else None
         channels_last = syn.kind == "conv" and len(syn.in_shape) == 3 and self.device.type == "cpu" and \
             dtype == torch.float32
@@ -407,10 +408,31 @@ class EmulatorRunner:
             s = (torch.arange(start, end, device=self.device) >= layer.start_step)[:, None, None].expand(n, batch, 1)
         else:
             s = xs[start:end] if layer.source == "input" else record[layer.source][start:end]
-        sums = self._synapse_output(syn, s.reshape(n * batch, *layer.in_shape)).reshape(n, batch, *layer.out_shape)
         a[0] += buffers[layer.name]
+        if self._added_events(a, syn, s, buffers, batch):
+            return
+        sums = self._synapse_output(syn, s.reshape(n * batch, *layer.in_shape)).reshape(n, batch, *layer.out_shape)
         a[1:] += sums[:-1]
         buffers[layer.name] = sums[-1]
+
+    def _added_events(self, a: torch.Tensor, syn: _Synapse, s: torch.Tensor, buffers, batch: int) -> bool:
+        """The block's event-driven sums (shifted as Lava's Dense shifts them) added straight into ``a`` (n, B,
+        *out_shape) int64 at the next step, the last step's into the synapse's buffer: no sums array, shift or
+        addition pass. Only where the sums run event-driven anyway (timed, chosen for this many spikes) and the
+        message needs no int32 wrap; False where the caller takes the usual path."""
+        if syn.events is None or syn.events.measuring or syn.bound >= GRADED_MAX or syn.layer.source == "bias":
+            return False
+        n = a.shape[0]
+        spikes = (s != 0).reshape(n * batch, -1).numpy()
+        if not syn.events.chooses_events(spikes):
+            return False
+        rows = (n - 1) * batch
+        if rows:
+            syn.events.add_into(spikes[:rows], a[1:].reshape(rows, -1).numpy(), syn.weight_exp)
+        last = torch.zeros((batch, *syn.layer.out_shape), dtype=torch.int64)
+        syn.events.add_into(spikes[rows:], last.view(batch, -1).numpy(), syn.weight_exp)
+        buffers[syn.layer.name] = last
+        return True
 
     def _check_input(self, x: np.ndarray) -> np.ndarray:
         x = np.asarray(x, dtype=np.float64)

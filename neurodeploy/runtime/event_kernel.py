@@ -54,8 +54,43 @@ def _event_sums(spikes, w_t, out):
             out[r, j] = acc[j]
 
 
+def _event_sums_into(spikes, w_t, out, exp):
+    """As :func:`_event_sums`, but each row's sum shifted by ``exp`` (``<< exp``, or an arithmetic ``>> -exp``:
+    Lava's Dense after its sum) and added to ``out`` (R, n_out) int64 in place: the emulator's input buffer of
+    the target population, with no sums array, shift pass or addition pass of its own."""
+    rows, n_in = spikes.shape
+    n_out = w_t.shape[1]
+    active = np.empty(n_in, np.int64)
+    acc = np.zeros(n_out, np.int32)
+    for r in range(rows):
+        k = 0
+        for i in range(n_in):
+            if spikes[r, i]:
+                active[k] = i
+                k += 1
+        acc[:] = 0
+        e = 0
+        while e + 3 < k:
+            a, b, c, d = w_t[active[e]], w_t[active[e + 1]], w_t[active[e + 2]], w_t[active[e + 3]]
+            for j in range(n_out):
+                acc[j] += np.int32(a[j]) + np.int32(b[j]) + np.int32(c[j]) + np.int32(d[j])
+            e += 4
+        while e < k:
+            a = w_t[active[e]]
+            for j in range(n_out):
+                acc[j] += a[j]
+            e += 1
+        if exp >= 0:
+            for j in range(n_out):
+                out[r, j] += np.int64(acc[j]) << exp
+        else:
+            for j in range(n_out):
+                out[r, j] += np.int64(acc[j]) >> -exp
+
+
 if numba is not None:
     _event_sums = numba.njit(cache=True, nogil=True)(_event_sums)
+    _event_sums_into = numba.njit(cache=True, nogil=True)(_event_sums_into)
 
 
 class EventSums:
@@ -90,18 +125,27 @@ class EventSums:
         """spikes (R, n_in) bool -> (R, n_out) int64, or None: the matrix product is expected to be faster (or
         the product is too small for the timing to tell: below :data:`MIN_PAIRS` pairs, the calls' own cost
         decides, and the product is taken)."""
-        if spikes.size * self.n_out < self.min_pairs:
+        if not self.chooses_events(spikes):
             return None
         events = int(np.count_nonzero(spikes))
-        if self.s_per_event is not None and self.s_per_row is not None and \
-                events * self.s_per_event >= len(spikes) * self.s_per_row:
-            return None
         w_t, out = self.w_t, np.empty((len(spikes), self.n_out), dtype=np.int64)
         t0 = time.perf_counter()
         _event_sums(np.ascontiguousarray(spikes), w_t, out)
         if self.s_per_event is None:
             self.s_per_event = (time.perf_counter() - t0) / max(events, 1)
         return out
+
+    def chooses_events(self, spikes: np.ndarray) -> bool:
+        """Whether ``spikes`` (R, n_in) bool are summed event-driven: pairs enough for the timing to tell, and
+        their spikes cheaper event-driven than the rows as a matrix product (until both are timed: yes)."""
+        if spikes.size * self.n_out < self.min_pairs:
+            return False
+        return self.s_per_event is None or self.s_per_row is None or \
+            int(np.count_nonzero(spikes)) * self.s_per_event < len(spikes) * self.s_per_row
+
+    def add_into(self, spikes: np.ndarray, out: np.ndarray, exp: int) -> None:
+        """``out`` (R, n_out) int64 += the sums of ``spikes`` (R, n_in) bool shifted by ``exp``, event-driven."""
+        _event_sums_into(np.ascontiguousarray(spikes), self.w_t, out, exp)
 
     @property
     def measuring(self) -> bool:
