@@ -225,7 +225,8 @@ def write(job: HybridJob, out: Path) -> Path:
         provenance=_provenance(o.name, o.weights),
     )
     files = {"dense.onnx": job.tmp / "dense.onnx"} | ({} if job.gpu_only else {"spiking.nir": job.tmp / "spiking.nir"})
-    for name in (job.dense.step_file, job.feedback.file if job.feedback else None, *(f for f in job.dense.prefix_files if f != "dense.onnx")):
+    prefix_graphs = [f for f in job.dense.prefix_files if f != "dense.onnx"]  # dense.onnx is in files already
+    for name in (job.dense.step_file, job.feedback.file if job.feedback else None, *prefix_graphs):
         if name:
             files[name] = job.tmp / name
     return write_bundle(out, manifest, files, job.inputs.numpy(), job.reference)

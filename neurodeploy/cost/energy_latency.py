@@ -44,6 +44,7 @@ synapse pair) and one neuron update kernel (4 FLOPs per neuron), weights re-read
 """
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import asdict, dataclass, field
 
@@ -293,12 +294,15 @@ def dense_work(dense_path, step_path, input_name: str, steps: int, window: int |
 
     shape = dense_input_step_shape(dense_path, cut_spikes)
 
+    @functools.cache
+    def after_window(i: int) -> MacReport:  # the prefix runner's graph on the first i + 1 windows, counted once
+        return count_macs(prefix_paths[0 if prefix_any_length else i], {input_name: (1, (i + 1) * window, *shape)})
+
     def stepped(n: int) -> MacReport:  # n windows through the step model or the prefix runner
         if not n:
             return MacReport()
         if prefix_paths:
-            return summed([count_macs(prefix_paths[0 if prefix_any_length else i],
-                                      {input_name: (1, (i + 1) * window, *shape)}) for i in range(n)])
+            return summed([after_window(i) for i in range(n)])
         return count_steps(step_path, (window, *shape), n)
 
     if window and windows_run is not None and (prefix_paths or step_path is not None):

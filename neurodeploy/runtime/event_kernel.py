@@ -25,39 +25,12 @@ except ImportError:  # pragma: no cover - the matrix product runs instead
     numba = None
 
 
-def _event_sums(spikes, w_t, out):
-    """spikes (R, n_in) bool; w_t (n_in, n_out) int16/int32; out (R, n_out) int64, written. Per row: the
-    inputs that spiked, then their weight rows added four at a time (one pass over the sums per four)."""
-    rows, n_in = spikes.shape
-    n_out = w_t.shape[1]
-    active = np.empty(n_in, np.int64)
-    acc = np.zeros(n_out, np.int32)
-    for r in range(rows):
-        k = 0
-        for i in range(n_in):
-            if spikes[r, i]:
-                active[k] = i
-                k += 1
-        acc[:] = 0
-        e = 0
-        while e + 3 < k:
-            a, b, c, d = w_t[active[e]], w_t[active[e + 1]], w_t[active[e + 2]], w_t[active[e + 3]]
-            for j in range(n_out):
-                acc[j] += np.int32(a[j]) + np.int32(b[j]) + np.int32(c[j]) + np.int32(d[j])
-            e += 4
-        while e < k:
-            a = w_t[active[e]]
-            for j in range(n_out):
-                acc[j] += a[j]
-            e += 1
-        for j in range(n_out):
-            out[r, j] = acc[j]
-
-
-def _event_sums_into(spikes, w_t, out, exp):
-    """As :func:`_event_sums`, but each row's sum shifted by ``exp`` (``<< exp``, or an arithmetic ``>> -exp``:
-    Lava's Dense after its sum) and added to ``out`` (R, n_out) int64 in place: the emulator's input buffer of
-    the target population, with no sums array, shift pass or addition pass of its own."""
+def _event_sums(spikes, w_t, out, exp):
+    """spikes (R, n_in) bool; w_t (n_in, n_out) int16/int32; out (R, n_out) int64, added to. Per row: the
+    inputs that spiked, then their weight rows added four at a time in int32 (one pass over the sums per four);
+    the row's sums shifted by ``exp`` (``<< exp``, or an arithmetic ``>> -exp``: Lava's Dense after its sum)
+    and added to ``out`` in place (zeros and ``exp`` 0: the sums themselves; the emulator's input buffer of
+    the target population: no sums array, shift pass or addition pass of its own)."""
     rows, n_in = spikes.shape
     n_out = w_t.shape[1]
     active = np.empty(n_in, np.int64)
@@ -90,7 +63,6 @@ def _event_sums_into(spikes, w_t, out, exp):
 
 if numba is not None:
     _event_sums = numba.njit(cache=True, nogil=True)(_event_sums)
-    _event_sums_into = numba.njit(cache=True, nogil=True)(_event_sums_into)
 
 
 class EventSums:
@@ -118,7 +90,7 @@ class EventSums:
         if self._w_t is None:
             w_t = np.ascontiguousarray(self.weights.T)
             self._w_t = w_t.astype(np.int16 if np.abs(w_t).max(initial=0) < 2 ** 15 else np.int32)
-            _event_sums(np.ones((1, len(self._w_t)), np.bool_), self._w_t, np.empty((1, self.n_out), np.int64))
+            _event_sums(np.ones((1, len(self._w_t)), np.bool_), self._w_t, np.zeros((1, self.n_out), np.int64), 0)
         return self._w_t
 
     def sums(self, spikes: np.ndarray) -> np.ndarray | None:
@@ -128,9 +100,9 @@ class EventSums:
         if not self.chooses_events(spikes):
             return None
         events = int(np.count_nonzero(spikes))
-        w_t, out = self.w_t, np.empty((len(spikes), self.n_out), dtype=np.int64)
+        w_t, out = self.w_t, np.zeros((len(spikes), self.n_out), dtype=np.int64)
         t0 = time.perf_counter()
-        _event_sums(np.ascontiguousarray(spikes), w_t, out)
+        _event_sums(np.ascontiguousarray(spikes), w_t, out, 0)
         if self.s_per_event is None:
             self.s_per_event = (time.perf_counter() - t0) / max(events, 1)
         return out
@@ -145,7 +117,7 @@ class EventSums:
 
     def add_into(self, spikes: np.ndarray, out: np.ndarray, exp: int) -> None:
         """``out`` (R, n_out) int64 += the sums of ``spikes`` (R, n_in) bool shifted by ``exp``, event-driven."""
-        _event_sums_into(np.ascontiguousarray(spikes), self.w_t, out, exp)
+        _event_sums(np.ascontiguousarray(spikes), self.w_t, out, exp)
 
     @property
     def measuring(self) -> bool:
