@@ -6,11 +6,14 @@ the same sizes; ``torch._int_mm`` is printed beside it: its CPU path is no optim
 accumulates per second; then the emulator's synaptic operations per second (fixed point, on the CPU) on a
 1024-1024-1024 LIF net (NIR ``Affine -> LIF`` twice, random spikes in) and on the NIR paper's CNN
 (``cnn_sinabs.nir`` from ``../shared/cases``, IF neurons, dt = 1) at batch 1 and 64. A synaptic operation
-here is one input x weight pair of a synaptic layer per time step, every pair counted (what the emulator
-computes: a dense product, whatever the spikes), so the figure compares with the GEMM's MACs. Last, the
-1024 net at batch 64 with torch's default threads against one thread. Beside each emulator figure: the same run
+here is one input x weight pair of a synaptic layer of the plan per time step, every pair counted (a dense
+product, whatever the spikes; both layers of a precision-double pair, as the chip computes them), so the
+figure compares with the GEMM's MACs. The emulator may compute fewer: event-driven sums follow the spikes,
+and a pair of convs runs over a block as one conv of the summed weights. Last, the 1024 net at batch 64
+with torch's default threads against one thread. Beside each emulator figure, in the same run: the same run
 step by step in torch (the emulator before the kernel work: blocks of steps, numba's LIF loop, event-driven
-sums), in the same run, and the same blocks with every sum as a matrix product (no event-driven sums).
+sums, channels-last float32 conv blocks), the same blocks with every sum as a matrix product (no
+event-driven sums), and (where the plan has conv pairs) each conv of a pair computed on its own.
 
 Targets (issue 30): feed-forward >= 1.0x and CNN >= 0.5x of the float32 GEMM figure at batch 64; batch 1
 at least 3x the throughput recorded before the kernel work; default threads no more than 1.25x slower than
@@ -84,11 +87,13 @@ def dense_sops_per_sample(plan, steps: int) -> float:
 
 
 def emulator_rate(plan, steps: int, batch: int, repeat: int, step_by_step: bool = False,
-                  products: bool = False) -> float:
+                  products: bool = False, separate_convs: bool = False) -> float:
     """Synaptic operations per second of the emulator (fixed point, CPU) on ``batch`` samples of random spikes;
     ``step_by_step``: its torch path one step at a time (the emulator before the kernel work, still the path of
-    recurrent plans); ``products``: every synaptic sum as a matrix product (no event-driven sums)."""
-    from neurodeploy.runtime.emulator import EmulatorRunner
+    recurrent plans); ``products``: every synaptic sum as a matrix product (no event-driven sums);
+    ``separate_convs``: each conv of a pair (the quantizer's precision double) computed on its own, not the
+    pair as one conv of the summed weights."""
+    from neurodeploy.runtime.emulator import EmulatorRunner, _ConvGroup
 
     rng = np.random.default_rng(1)
     x = (rng.random((batch, steps, *plan.input_shape)) < 0.2).astype(np.float64)
@@ -98,7 +103,18 @@ def emulator_rate(plan, steps: int, batch: int, repeat: int, step_by_step: bool 
             syn.events = None
     if step_by_step:
         runner.order, runner._compiled = None, lambda population: False
+    if separate_convs:
+        runner.conv_groups = {name: [_ConvGroup([syn], syn.weights) for group in groups for syn in group.synapses]
+                              for name, groups in runner.conv_groups.items()}
     return dense_sops_per_sample(plan, steps) * batch / best_s(lambda: runner.run_batch(x), repeat)
+
+
+def conv_pairs(plan, steps: int) -> int:
+    """Conv pairs (precision double) that the emulator runs as one conv over a block."""
+    from neurodeploy.runtime.emulator import EmulatorRunner
+
+    groups = EmulatorRunner(plan, steps, mode="fixed", device="cpu").conv_groups.values()
+    return sum(len(group.synapses) > 1 for population in groups for group in population)
 
 
 def main() -> None:
@@ -119,9 +135,13 @@ def main() -> None:
             rate = emulator_rate(plan, args.steps, batch, args.repeat)
             products = emulator_rate(plan, args.steps, batch, args.repeat, products=True)
             before = emulator_rate(plan, args.steps, batch, args.repeat, step_by_step=True)
+            pairs, separate = conv_pairs(plan, args.steps), ""
+            if pairs:
+                alone = emulator_rate(plan, args.steps, batch, args.repeat, separate_convs=True)
+                separate = f"; each conv of its {pairs} pairs on its own {alone / 1e9:.2f} GSOP/s"
             print(f"{name}, batch {batch}: {rate / 1e9:.2f} GSOP/s = {rate / limits['float32']:.2f} x float32 GEMM, "
                   f"{rate / limits['int8']:.2f} x int8 GEMM; every sum a product {products / 1e9:.2f} GSOP/s; "
-                  f"step by step in torch {before / 1e9:.2f} GSOP/s ({rate / before:.1f}x)")
+                  f"step by step in torch {before / 1e9:.2f} GSOP/s ({rate / before:.1f}x){separate}")
     plan = nets["1024-1024-1024 LIF"]
     one = emulator_rate(plan, args.steps, 64, args.repeat)
     torch.set_num_threads(default_threads)

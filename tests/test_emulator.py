@@ -15,6 +15,7 @@ from neurodeploy.runtime.emulator import EmulatorRunner, lava_dense_weights
 from neurodeploy.runtime.lava_net import from_lava
 from neurodeploy.runtime.lava_runner import LavaRunner
 from neurodeploy.spiking.plan import FixedNeuron, FixedSynapse, NeuronLayer, SpikingPlan, SynapseLayer
+from neurodeploy.spiking.quantize import quantize
 
 NIR_CASES, NETX = CASES / "nir", CASES / "netx"
 
@@ -88,7 +89,18 @@ def _cnn():
     return read_plan(NIR_CASES / "02_cnn" / "cnn_sinabs.nir", dt=1.0), x  # sinabs IAF: one step per dt
 
 
-CASE_BUILDERS = {"lif": _lif, "braille": _braille, "cnn": _cnn, "tinynet": _tinynet, "pilotnet_sdnn": _pilotnet}
+def _cnn_double():
+    """The CNN at the quantizer's precision ``double``: each conv a pair (the layer and the one that refines it)
+    that the emulator runs over a block as one conv of their summed weights."""
+    plan, x = _cnn()
+    plan = quantize(plan, precision="double").plan
+    with EmulatorRunner(plan, len(x), "fixed", device="cpu") as emu:
+        assert sum(len(g.synapses) == 2 for groups in emu.conv_groups.values() for g in groups) == 3
+    return plan, x
+
+
+CASE_BUILDERS = {"lif": _lif, "braille": _braille, "cnn": _cnn, "cnn_double": _cnn_double, "tinynet": _tinynet,
+                 "pilotnet_sdnn": _pilotnet}
 
 
 @pytest.mark.parametrize("case", list(CASE_BUILDERS))

@@ -33,7 +33,13 @@ fits the mantissa: float32 when ``max|w| * fan_in * max|s| < 2**24``, else float
 that could exceed that raises :class:`EmulatorError` rather than round. On a CPU, binary spikes into a
 dense layer may instead be summed event-driven, in int32 (:mod:`neurodeploy.runtime.event_kernel`: the same
 integers; chosen per block by the measured time for its number of spikes), and a fixed-point LIF block runs
-in one compiled loop (:mod:`neurodeploy.runtime.lif_kernel`). Each sample runs ``T + D``
+in one compiled loop (:mod:`neurodeploy.runtime.lif_kernel`). A fixed-point 2-D conv on a CPU runs channels
+last (oneDNN's fast kernels), and so does every population it feeds (sums, ``u``, ``v`` and spikes stored
+(..., H, W, C)); a population fed only by such convs, none of which wraps, whose input stays below 2**24,
+takes its block's input as the convs' float32 sums themselves (exact integers; no int64 copy or addition),
+and convs from one source with one geometry (the quantizer's precision-double pairs) run over a block as one
+conv of their summed weights (conv(s, w1) + conv(s, w2) = conv(s, w1 + w2), exact), each one's own conv of
+the block's last step filling its buffer. Each sample runs ``T + D``
 steps from the zero state, D the deepest population's delay, and spikes are aligned as
 :class:`neurodeploy.runtime.lava_runner.LavaRunner` aligns them.
 """
@@ -81,11 +87,27 @@ class _Synapse:
         """s (B, *in_shape) -> the synaptic sum (B, *out_shape), in the accumulation dtype. A fixed-point 2-D
         conv on a CPU runs in channels-last memory order (oneDNN's faster kernels: 2.6-6x on the NIR paper
         CNN's layers here): integer-valued float32 sums within 2**24 are exact in any order."""
+        return apply_synapse(self.layer, self.weights, self.operand(s))
+
+    def operand(self, s: torch.Tensor) -> torch.Tensor:
+        """What the product reads of ``s``: its values, or 0/1 for binary spikes, in the accumulation dtype (a
+        channels-last conv's converted and reordered in one pass)."""
         if not self.graded and s.dtype != torch.bool:
             s = s != 0
-        if self.channels_last:  # converted and reordered in one pass; the caller converts the sums back in one
-            return apply_synapse(self.layer, self.weights, s.to(self.weights.dtype, memory_format=torch.channels_last))
-        return apply_synapse(self.layer, self.weights, s.to(self.weights.dtype))
+        layout = torch.channels_last if self.channels_last else torch.preserve_format
+        return s.to(self.weights.dtype, memory_format=layout)
+
+
+@dataclass
+class _ConvGroup:
+    """Channels-last convs from one source into one population, of one geometry, where their sums add in
+    float32 without a wrap (:meth:`EmulatorRunner._sums_in_float32`): over a block one conv with their summed
+    weights computes what they deliver together (conv(s, w1) + conv(s, w2) = conv(s, w1 + w2), exact integers
+    within 2**24), and each one's own conv of the block's last step fills its buffer (Lava's ``a_buff``). The
+    quantizer's precision ``double`` makes such pairs (a layer and the one that ``refines`` it)."""
+
+    synapses: list[_Synapse]
+    weights: torch.Tensor  # summed, channels last
 
 
 @dataclass
@@ -137,6 +159,10 @@ class EmulatorRunner:
         self.incoming = {p.name: [s.name for s in plan.incoming(p.name)] for p in plan.neurons}
         self.order = _sources_first(plan)  # None: a recurrent plan, run step by step
         self.by_target = {p.name: [s for s in self.synapses if s.layer.target == p.name] for p in plan.neurons}
+        self.channels_last = {p.name: any(s.channels_last for s in self.by_target[p.name]) for p in plan.neurons}
+        self.conv_groups = {p.name: _conv_groups(self.by_target[p.name]) for p in plan.neurons
+                            if self.order is not None and self._sums_in_float32(p)}
+        self._scratch: dict[tuple, torch.Tensor] = {}
         self._closed = False
 
     # -- set-up -------------------------------------------------------------------------------------
@@ -178,7 +204,7 @@ class EmulatorRunner:
         if events is not None and not syn.events.measuring:
             return torch.from_numpy(events).reshape(len(s), *syn.layer.out_shape)
         t0 = time.perf_counter()
-        acc = syn.accumulate(s).to(torch.int64, memory_format=torch.contiguous_format)  # exact: integer-valued
+        acc = syn.accumulate(s).to(torch.int64)  # exact: integer-valued; a conv's in its target's memory order
         if syn.events is not None and syn.events.measuring:
             syn.events.product_took(time.perf_counter() - t0, len(s))
         return acc
@@ -210,10 +236,20 @@ class EmulatorRunner:
     def _init_state(self, batch: int) -> _Populations:
         pops = _Populations()
         for p in self.plan.neurons:
-            dtype = torch.float64 if self.mode == "float" else torch.int64
-            pops.state[p.name] = {k: torch.zeros((batch, *p.shape), dtype=dtype, device=self.device)
+            pops.state[p.name] = {k: self._population_zeros(p, (batch,), self._sums_dtype)
                                   for k in NEURON_STATE[p.model]}
         return pops
+
+    def _population_zeros(self, p: NeuronLayer, lead: tuple[int, ...], dtype: torch.dtype,
+                          new=torch.zeros) -> torch.Tensor:
+        """Zeros (*lead, *p.shape) in the population's memory order: channels last (logically (..., C, H, W),
+        stored (..., H, W, C)) where a channels-last conv feeds it, so that its sums, state and spikes never
+        change order between the conv and the LIF loop. ``new=torch.empty``: uninitialised (every element
+        written before it is read)."""
+        if not self.channels_last[p.name]:
+            return new((*lead, *p.shape), dtype=dtype, device=self.device)
+        c, h, w = p.shape
+        return new((*lead, h, w, c), dtype=dtype, device=self.device).movedim(-1, -3)
 
     def _params(self, p: NeuronLayer) -> dict:
         """Per-population constants, on the device."""
@@ -272,12 +308,12 @@ class EmulatorRunner:
         x = self._check_input(x)
         batch, steps = x.shape[0], self.num_steps + self.delay_steps
         self.run_steps = steps
-        xs = self._inputs_over_time(x, steps)
+        xs = self._inputs_over_time(x, steps, compact=not pause_at)
         params = {p.name: self._params(p) for p in self.plan.neurons}
         pops = self._init_state(batch)
         buffers = {s.layer.name: self._zeros(batch, s.layer.out_shape) for s in self.synapses}
-        record = {p.name: torch.zeros((steps, batch, *p.shape), dtype=self._record_dtype(p), device=self.device)
-                  for p in self.plan.neurons}
+        record = {p.name: self._population_zeros(p, (steps, batch), self._record_dtype(p), torch.empty)
+                  for p in self.plan.neurons}  # every step written, in step order, before it is read
         pauses = sorted({s for s in (pause_at or []) if 0 < s <= steps})
         t0 = time.perf_counter()
         blocks = STEP_BLOCK if self.order is not None and (not pauses or reads_only) else 1
@@ -297,24 +333,27 @@ class EmulatorRunner:
                 start = end
         if self.device.type == "cuda":
             torch.cuda.synchronize()
+        self._scratch.clear()
         return self._batch_run(record, pops, buffers, params, time.perf_counter() - t0)
 
-    def _inputs_over_time(self, x: np.ndarray, steps: int) -> torch.Tensor:
-        """x (B, T, ...) -> (T + D, B, ...) on the device, zero after T; fixed mode: int64 (Lava's int32 RingBuffer)."""
-        dtype = torch.int64 if self.mode == "fixed" else torch.float64  # float -> int64 truncates, as trunc does
-        xs = torch.zeros((steps, len(x), *self.plan.input_shape), dtype=dtype, device=self.device)
+    def _inputs_over_time(self, x: np.ndarray, steps: int, compact: bool) -> torch.Tensor:
+        """x (B, T, ...) -> (T + D, B, ...) on the device, zero after T; fixed mode: int64 (Lava's int32
+        RingBuffer), or with ``compact`` (nothing written mid-run) bool where the input is binary (checked)."""
+        dtype = torch.float64 if self.mode == "float" else torch.bool if compact and not self.plan.graded_input \
+            else torch.int64  # float -> int64 truncates, as trunc does
+        xs = torch.empty((steps, len(x), *self.plan.input_shape), dtype=dtype, device=self.device)
         xs[: self.num_steps] = torch.as_tensor(np.moveaxis(x, 1, 0), device=self.device).to(dtype)
+        xs[self.num_steps:] = 0
         return xs
 
     def _batch_run(self, record: dict[str, torch.Tensor], pops: _Populations, buffers: dict[str, torch.Tensor],
                    params: dict[str, dict], wall_s: float) -> EmulatorRun:
         """The recorded outputs (aligned and as recorded), the final state and the saturation counts."""
-        steps = self.run_steps
-        spikes = {p.name: _compact(self._aligned(record, p.name, steps)[:, : self.num_steps], p.output_dtype)
-                  for p in self.plan.neurons}
         raw = {p.name: _compact(torch.movedim(record[p.name], 0, 1), p.output_dtype) for p in self.plan.neurons}
-        state = {name: {k: v.cpu().numpy() for k, v in st.items()} for name, st in pops.state.items()}
-        state.update({name: {"a_buff": b.cpu().numpy()} for name, b in buffers.items()})
+        spikes = {p.name: np.ascontiguousarray(raw[p.name][:, p.delay_steps: p.delay_steps + self.num_steps])
+                  for p in self.plan.neurons}  # aligned: as :meth:`_aligned` reads them
+        state = {name: {k: _state_array(v) for k, v in st.items()} for name, st in pops.state.items()}
+        state.update({name: {"a_buff": _state_array(b)} for name, b in buffers.items()})
         saturation = {name: dict(zip(("u_wrapped", "v_clipped"), c["saturated"].tolist()))
                       for name, c in params.items() if "saturated" in c}
         return EmulatorRun(spikes, raw, state, wall_s, saturation)
@@ -339,16 +378,20 @@ class EmulatorRunner:
         d = self.plan.layer(name).delay_steps
         return torch.movedim(record[name][d:done], 0, 1).cpu()
 
+    @property
+    def _sums_dtype(self) -> torch.dtype:
+        """Synaptic sums, buffers and states: float64 in float mode, int64 in fixed."""
+        return torch.float64 if self.mode == "float" else torch.int64
+
     def _zeros(self, batch: int, shape: tuple[int, ...]) -> torch.Tensor:
-        return torch.zeros((batch, *shape), dtype=torch.float64 if self.mode == "float" else torch.int64,
-                           device=self.device)
+        return torch.zeros((batch, *shape), dtype=self._sums_dtype, device=self.device)
 
     def _step(self, t: int, xs, pops: _Populations, buffers, params, record, batch: int) -> None:
         """Lava time step t + 1: synapses send last step's sums, populations update, synapses accumulate."""
         for p in self.plan.neurons:
             inputs = [buffers[name] for name in self.incoming[p.name]]
             if p.driven_by_input:
-                inputs.append(xs[t].reshape(batch, *p.shape))
+                inputs.append(xs[t].reshape(batch, *p.shape).to(self._sums_dtype))
             a = sum(inputs[1:], inputs[0]) if inputs else self._zeros(batch, p.shape)
             out = self._neuron_step(p, pops.state[p.name], a, params[p.name], t + 1)
             pops.out[p.name] = out
@@ -364,19 +407,44 @@ class EmulatorRunner:
     def _block(self, start: int, end: int, xs, pops: _Populations, buffers, params, record, batch: int) -> None:
         """Lava time steps start + 1 .. end, population after population (sources first)."""
         for p in self.order:
-            a = self._zeros(batch * (end - start), p.shape).reshape(end - start, batch, *p.shape)
-            for syn in self.by_target[p.name]:  # summed in the order step by step sums them
-                self._add_sent(a, syn, start, end, xs, record, buffers, batch)
+            if p.name in self.conv_groups and self._compiled(p):
+                a = self._block_sums(p, end - start, batch)
+                for group in self.conv_groups[p.name]:
+                    self._add_convs(a, group, start, end, xs, record, buffers, batch)
+            else:
+                a = self._population_zeros(p, (end - start, batch), self._sums_dtype)
+                for syn in self.by_target[p.name]:  # summed in the order step by step sums them
+                    self._add_sent(a, syn, start, end, xs, record, buffers, batch)
             if p.driven_by_input:
                 a += xs[start:end].reshape(end - start, batch, *p.shape)
             if self._compiled(p):
-                record[p.name][start:end] = self._lif_block(p, a, pops.state[p.name], params[p.name], start, end)
+                self._lif_block(p, a, pops.state[p.name], params[p.name], start, end, record[p.name][start:end])
                 pops.out[p.name] = record[p.name][end - 1]
                 continue
             for i, t in enumerate(range(start, end)):
                 out = self._neuron_step(p, pops.state[p.name], a[i], params[p.name], t + 1)
                 pops.out[p.name] = out
                 record[p.name][t] = out
+
+    def _block_sums(self, p: NeuronLayer, n: int, batch: int) -> torch.Tensor:
+        """Zeros (n, B, *shape) float32 for population ``p``'s block input: one tensor per population, kept
+        between the blocks of a batch and zeroed in place (a new one of this size costs its page faults each
+        time: 3-7x the zeroing here); let go at the end of the batch."""
+        key = (p.name, n, batch)
+        if key not in self._scratch:
+            self._scratch = {k: v for k, v in self._scratch.items() if k[0] != p.name}  # one size per population
+            self._scratch[key] = self._population_zeros(p, (n, batch), torch.float32)
+            return self._scratch[key]
+        return self._scratch[key].zero_()
+
+    def _sums_in_float32(self, p: NeuronLayer) -> bool:
+        """Whether population ``p``'s input over a block is summed in float32, as its channels-last convs compute
+        it (no int64 copy of their sums, no int64 addition): where every synapse into it is such a conv that
+        never wraps (its bound below 2**23) and everything it can receive in a step stays below 2**24 (every
+        partial sum exact), and the compiled loop reads it."""
+        syns = self.by_target[p.name]
+        return bool(syns) and all(s.channels_last and s.bound < UV_LIMIT for s in syns) and \
+            not p.driven_by_input and self.input_bound(p) < FLOAT32_EXACT and self._compiled(p)
 
     def _compiled(self, p: NeuronLayer) -> bool:
         """Whether population ``p`` runs a block in the compiled loop (:mod:`neurodeploy.runtime.lif_kernel`):
@@ -385,35 +453,61 @@ class EmulatorRunner:
             and self.device.type == "cpu" and lif_kernel.available()
 
     def _lif_block(self, p: NeuronLayer, a: torch.Tensor, st: dict[str, torch.Tensor], c: dict, start: int,
-                   end: int) -> torch.Tensor:
-        """Steps start + 1 .. end of a fixed-point LIF in one compiled loop: its spikes (n, B, *shape)."""
+                   end: int, spikes: torch.Tensor) -> None:
+        """Steps start + 1 .. end of a fixed-point LIF in one compiled loop, its spikes written into ``spikes``
+        (n, B, *shape) bool, the record's rows (contiguous as stored)."""
         n, batch = end - start, a.shape[1]
-        st["u"], st["v"] = st["u"].contiguous(), st["v"].contiguous()
+        stored = self._stored(p)
+        st["u"], st["v"] = (_in_order(st[k], self.channels_last[p.name]) for k in ("u", "v"))
         if "bias_flat" not in c or len(c["bias_flat"]) != batch * p.n:
-            c["bias_flat"] = np.ascontiguousarray(np.broadcast_to(c["bias"].cpu().numpy(), (batch, *p.shape)).ravel())
+            bias = torch.as_tensor(c["bias"]).cpu().broadcast_to((batch, *p.shape))
+            c["bias_flat"] = stored(bias).contiguous().numpy().ravel()
         reset = c.get("reset")
         rows = np.array([reset is not None and (t + 1) % self.run_steps == reset % self.run_steps
                          for t in range(start, end)], dtype=np.bool_)
-        spikes = lif_kernel.lif_block(a.reshape(n, -1).contiguous().numpy(), st["u"].view(-1).numpy(),
-                                      st["v"].view(-1).numpy(), c["bias_flat"], c["keep_u"], c["keep_v"], c["vth"],
-                                      c["arithmetic"].small, c["has_bias"], p.reset, rows, c["saturated"].numpy())
-        return torch.from_numpy(spikes).reshape(n, batch, *p.shape)
+        lif_kernel.lif_block(stored(a).reshape(n, -1).contiguous().numpy(), stored(st["u"]).view(-1).numpy(),
+                             stored(st["v"]).view(-1).numpy(), c["bias_flat"], c["keep_u"], c["keep_v"], c["vth"],
+                             c["arithmetic"].small, c["has_bias"], p.reset, rows, c["saturated"].numpy(),
+                             stored(spikes).view(n, -1).numpy())
+
+    def _stored(self, p: NeuronLayer) -> Callable[[torch.Tensor], torch.Tensor]:
+        """A population's tensors (..., *shape) as stored: (..., H, W, C) where channels-last (a view), else
+        as they are."""
+        return (lambda x: x.movedim(-3, -1)) if self.channels_last[p.name] else (lambda x: x)
 
     def _add_sent(self, a: torch.Tensor, syn: _Synapse, start: int, end: int, xs, record, buffers, batch: int) -> None:
         """Add to ``a`` (n, B, *out_shape) what ``syn`` delivers at steps start .. end - 1: the buffer left before
         the block, then the sums of the source's values one step earlier, all in one call; the block's last
         sums stay in the buffer for the next step."""
         layer, n = syn.layer, end - start
-        if layer.source == "bias":
-            s = (torch.arange(start, end, device=self.device) >= layer.start_step)[:, None, None].expand(n, batch, 1)
-        else:
-            s = xs[start:end] if layer.source == "input" else record[layer.source][start:end]
+        s = self._sources(layer, start, end, xs, record, batch)
         a[0] += buffers[layer.name]
         if self._added_events(a, syn, s, buffers, batch):
             return
         sums = self._synapse_output(syn, s.reshape(n * batch, *layer.in_shape)).reshape(n, batch, *layer.out_shape)
         a[1:] += sums[:-1]
         buffers[layer.name] = sums[-1]
+
+    def _sources(self, layer: SynapseLayer, start: int, end: int, xs, record, batch: int) -> torch.Tensor:
+        """The values ``layer`` reads at steps start .. end - 1: (n, B, *source shape)."""
+        if layer.source == "bias":
+            n = end - start
+            return (torch.arange(start, end, device=self.device) >= layer.start_step)[:, None, None].expand(n, batch, 1)
+        return xs[start:end] if layer.source == "input" else record[layer.source][start:end]
+
+    def _add_convs(self, a: torch.Tensor, group: _ConvGroup, start: int, end: int, xs, record, buffers,
+                   batch: int) -> None:
+        """As :meth:`_add_sent` for a group of convs (:class:`_ConvGroup`), in float32 channels last: the
+        source converted once, the block's steps but the last through one conv of the summed weights."""
+        layer, n = group.synapses[0].layer, end - start
+        x = group.synapses[0].operand(self._sources(layer, start, end, xs, record, batch).reshape(n * batch,
+                                                                                                *layer.in_shape))
+        rows = (n - 1) * batch
+        for syn in group.synapses:
+            a[0] += buffers[syn.layer.name]
+            buffers[syn.layer.name] = apply_synapse(syn.layer, syn.weights, x[rows:])
+        if rows:
+            a[1:] += apply_synapse(layer, group.weights, x[:rows]).reshape(n - 1, batch, *layer.out_shape)
 
     def _added_events(self, a: torch.Tensor, syn: _Synapse, s: torch.Tensor, buffers, batch: int) -> bool:
         """The block's event-driven sums (shifted as Lava's Dense shifts them) added straight into ``a`` (n, B,
@@ -475,6 +569,18 @@ class EmulatorRunner:
         self.close()
 
 
+def _conv_groups(synapses: list[_Synapse]) -> list[_ConvGroup]:
+    """Synapses into one population grouped by source and geometry (:class:`_ConvGroup`), in order."""
+    groups: dict[tuple, list[_Synapse]] = {}
+    for syn in synapses:
+        layer = syn.layer
+        key = (layer.source, layer.in_shape, layer.out_shape, layer.stride, layer.padding, layer.dilation,
+               layer.groups, tuple(syn.weights.shape))
+        groups.setdefault(key, []).append(syn)
+    return [_ConvGroup(members, sum(m.weights for m in members).contiguous(memory_format=torch.channels_last))
+            for members in groups.values()]
+
+
 def _sources_first(plan: SpikingPlan) -> list[NeuronLayer] | None:
     """The populations, each after every population that feeds it; None where a synapse is recurrent."""
     if any(s.recurrent for s in plan.synapses):
@@ -492,8 +598,24 @@ def _sources_first(plan: SpikingPlan) -> list[NeuronLayer] | None:
 
 
 def _compact(x: torch.Tensor, dtype: type) -> np.ndarray:
-    """A recorded output on the CPU in the population's storage dtype (uint8 spikes, float64 values)."""
-    return x.cpu().to(torch.uint8 if dtype == np.uint8 else torch.float64).numpy()
+    """A recorded output on the CPU in C order in the population's storage dtype (uint8 spikes, float64 values)."""
+    if dtype == np.uint8 and x.dtype == torch.bool:  # reinterpreted, then one copy into C order
+        return x.cpu().view(torch.uint8).contiguous().numpy()
+    to = torch.uint8 if dtype == np.uint8 else torch.float64
+    return x.cpu().to(to, memory_format=torch.contiguous_format).numpy()
+
+
+def _in_order(x: torch.Tensor, channels_last: bool) -> torch.Tensor:
+    """A state (B, *shape) stored as the compiled loop reads it (itself where it is; the torch path's
+    arithmetic may leave a new tensor in another order)."""
+    return x.contiguous(memory_format=torch.channels_last) if channels_last else x.contiguous()
+
+
+def _state_array(x: torch.Tensor) -> np.ndarray:
+    """A state variable on the CPU in C order, in its own dtype (a channels-last block's float32 sums, exact
+    integers, as int64: the fixed-point buffer's)."""
+    to = torch.int64 if x.dtype == torch.float32 else x.dtype
+    return x.cpu().to(to, memory_format=torch.contiguous_format).numpy()
 
 
 class IntegerArithmetic:

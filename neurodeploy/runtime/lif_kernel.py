@@ -40,7 +40,7 @@ def _w32(x):
 
 
 def _lif_block(a, u, v, bias, keep_u, keep_v, vth, small, has_bias, mode, reset_rows, spikes, saturated):
-    """a (steps, n) int64; u, v (n,) int64, updated in place; bias (n,) int64; mode: the index of the reset in
+    """a (steps, n) int64, or float32 holding integers (a channels-last conv's exact sums); u, v (n,) int64, updated in place; bias (n,) int64; mode: the index of the reset in
     :data:`MODES`; reset_rows (steps,) bool: zero u and v before that step; spikes (steps, n) bool, written.
 
     No branch in the loop over neurons (so that it runs in SIMD lanes): the decays as
@@ -56,14 +56,15 @@ def _lif_block(a, u, v, bias, keep_u, keep_v, vth, small, has_bias, mode, reset_
             v[:] = 0
         for i in range(n):
             before = int(v[i] > vth)
+            a_in = np.int64(a[t, i])
             y = u[i] * keep_u
             if small:
-                x = ((y + ((y >> 63) & 4095)) >> 12) + (a[t, i] << 6)
+                x = ((y + ((y >> 63) & 4095)) >> 12) + (a_in << 6)
                 shifted = x + (U - 1)
                 wraps += int((shifted >> 24) != 0)
                 x = (shifted & (2 * U - 1)) - (U - 1)
             else:
-                x = _w32(((y + ((y >> 63) & 4095)) >> 12) + _w32(_w32(a[t, i]) << 6))
+                x = _w32(((y + ((y >> 63) & 4095)) >> 12) + _w32(_w32(a_in) << 6))
                 over, under = int(x > U), int(x <= -U)
                 wraps += over + under
                 x = _w32(x - 2 * U * over + 2 * U * under)
@@ -90,9 +91,11 @@ MODES = ("zero", "subtract", "subtract_delayed", "none")
 
 
 def lif_block(a: np.ndarray, u: np.ndarray, v: np.ndarray, bias: np.ndarray, keep_u: int, keep_v: int, vth: int,
-              small: bool, has_bias: bool, reset: str, reset_rows: np.ndarray, saturated: np.ndarray) -> np.ndarray:
-    """The block's spikes (steps, n) bool; ``u``, ``v`` and ``saturated`` (u wraps, v clips) updated in place."""
-    spikes = np.empty(a.shape, dtype=np.bool_)
+              small: bool, has_bias: bool, reset: str, reset_rows: np.ndarray, saturated: np.ndarray,
+              spikes: np.ndarray | None = None) -> np.ndarray:
+    """The block's spikes (steps, n) bool, written into ``spikes`` where given; ``u``, ``v`` and ``saturated``
+    (u wraps, v clips) updated in place."""
+    spikes = np.empty(a.shape, dtype=np.bool_) if spikes is None else spikes
     _lif_block(a, u, v, bias, int(keep_u), int(keep_v), int(vth), bool(small), bool(has_bias), MODES.index(reset),
                reset_rows, spikes, saturated)
     return spikes
