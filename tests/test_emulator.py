@@ -8,7 +8,7 @@ from conftest import CASES
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from neurodeploy.errors import EmulatorError
+from neurodeploy.errors import EmulatorError, UsageError
 from neurodeploy.exporters.netx_hdf5 import read_netx
 from neurodeploy.exporters.nir_read import read_plan
 from neurodeploy.runtime.emulator import EmulatorRunner, lava_dense_weights
@@ -119,6 +119,21 @@ def test_shared_cases_match_lava_float(case):
     for owner, variables in state.items():
         for var, value in variables.items():  # sums in another order (Lava's float Conv is float32): to rounding
             np.testing.assert_allclose(run.state[owner][var][0], value, rtol=1e-5, atol=1e-5, err_msg=f"{owner}.{var}")
+
+
+def test_pauses_that_said_they_only_read_may_not_write_the_input():
+    plan, x = _lif()
+    writes = []
+
+    def on_pause(done, read, write):
+        writes.append(done)
+        write(done, np.ones((1, *plan.input_shape)))
+
+    with EmulatorRunner(plan, len(x), "fixed", device="cpu") as emu:
+        with pytest.raises(UsageError, match="reads_only"):
+            emu.run_batch(x[None], pause_at=[3], on_pause=on_pause, reads_only=True)
+        emu.run_batch(x[None], pause_at=[3], on_pause=on_pause)  # without the promise, the write lands
+    assert writes == [3, 3]
 
 
 def test_a_batch_equals_its_samples_run_one_by_one():

@@ -308,7 +308,7 @@ class EmulatorRunner:
         x = self._check_input(x)
         batch, steps = x.shape[0], self.num_steps + self.delay_steps
         self.run_steps = steps
-        xs = self._inputs_over_time(x, steps, compact=not pause_at)
+        xs = self._inputs_over_time(x, steps, compact=not pause_at or reads_only)
         params = {p.name: self._params(p) for p in self.plan.neurons}
         pops = self._init_state(batch)
         buffers = {s.layer.name: self._zeros(batch, s.layer.out_shape) for s in self.synapses}
@@ -327,9 +327,7 @@ class EmulatorRunner:
                     self._block(start, end, xs, pops, buffers, params, record, batch)
                 while pauses and pauses[0] <= end:
                     done = pauses.pop(0)
-                    on_pause(done, self._reader(record, done),
-                             lambda first, rows: xs[first: first + len(rows)].copy_(
-                                 torch.as_tensor(rows, device=self.device)[:, None].to(xs.dtype)))
+                    on_pause(done, self._reader(record, done), self._writer(xs))
                 start = end
         if self.device.type == "cuda":
             torch.cuda.synchronize()
@@ -338,7 +336,8 @@ class EmulatorRunner:
 
     def _inputs_over_time(self, x: np.ndarray, steps: int, compact: bool) -> torch.Tensor:
         """x (B, T, ...) -> (T + D, B, ...) on the device, zero after T; fixed mode: int64 (Lava's int32
-        RingBuffer), or with ``compact`` (nothing written mid-run) bool where the input is binary (checked)."""
+        RingBuffer), or with ``compact`` (nothing written mid-run) bool where the input is binary (checked:
+        :func:`~neurodeploy.runtime.runners.check_input_values`)."""
         dtype = torch.float64 if self.mode == "float" else torch.bool if compact and not self.plan.graded_input \
             else torch.int64  # float -> int64 truncates, as trunc does
         xs = torch.empty((steps, len(x), *self.plan.input_shape), dtype=dtype, device=self.device)
@@ -357,6 +356,16 @@ class EmulatorRunner:
         saturation = {name: dict(zip(("u_wrapped", "v_clipped"), c["saturated"].tolist()))
                       for name, c in params.items() if "saturated" in c}
         return EmulatorRun(spikes, raw, state, wall_s, saturation)
+
+    def _writer(self, xs: torch.Tensor) -> Callable:
+        """``write(first, rows)``: the input of steps first .. first + len(rows) - 1 set to ``rows`` (n,
+        *input_shape) for every sample; refused in a run that said its pauses only read (its input is kept
+        as bool)."""
+        def write(first: int, rows) -> None:
+            if xs.dtype == torch.bool:
+                raise UsageError("this run was started with reads_only=True, so its pauses may not write its input")
+            xs[first: first + len(rows)].copy_(torch.as_tensor(rows, device=self.device)[:, None].to(xs.dtype))
+        return write
 
     def _reader(self, record: dict[str, torch.Tensor], done: int) -> Callable:
         """``read(name, batch=False, since=0)``: a population's outputs so far as float64, aligned to the
