@@ -94,6 +94,8 @@ class _Synapse:
         channels-last conv's converted and reordered in one pass)."""
         if not self.graded and s.dtype != torch.bool:
             s = s != 0
+        if s.dtype == torch.bool:  # the same 0/1 bytes: torch converts uint8 to float 6x faster than bool here
+            s = s.view(torch.uint8)
         layout = torch.channels_last if self.channels_last else torch.preserve_format
         return s.to(self.weights.dtype, memory_format=layout)
 
