@@ -2,6 +2,8 @@
 the same spikes as ``floating_pt``, on the shared cases, the zoo models and randomised networks."""
 from __future__ import annotations
 
+from unittest.mock import patch
+
 import numpy as np
 import pytest
 from conftest import CASES
@@ -11,6 +13,7 @@ from hypothesis import strategies as st
 from neurodeploy.errors import EmulatorError, UsageError
 from neurodeploy.exporters.netx_hdf5 import read_netx
 from neurodeploy.exporters.nir_read import read_plan
+from neurodeploy.runtime import emulator
 from neurodeploy.runtime.emulator import EmulatorRunner, lava_dense_weights
 from neurodeploy.runtime.lava_net import from_lava
 from neurodeploy.runtime.lava_runner import LavaRunner
@@ -33,32 +36,35 @@ def run_both(plan: SpikingPlan, x: np.ndarray, mode: str):
 def assert_bit_exact(plan: SpikingPlan, x: np.ndarray):
     """Zero spike mismatches (every step Lava ran, delays included) and zero state mismatches, on every one of
     the emulator's paths: the default (feed-forward plans in blocks of steps, the LIF in numba's compiled
-    loop, each dense synapse's sums event-driven or as a product, as measured), every dense synapse's sums
-    event-driven, the GPU's branch-free one (run here on the CPU), blocks with the LIF and the sums in torch,
-    step by step."""
+    loop, each dense synapse's sums event-driven or as a product, as measured; a short run is one block),
+    the same in blocks of 3 steps, every dense synapse's sums event-driven (blocks of 3), the GPU's
+    branch-free one (run here on the CPU), blocks of 3 with the LIF and the sums in torch, step by step."""
     sample, state, run = run_both(plan, x, "fixed")
-    with EmulatorRunner(plan, len(x), "fixed", device="cpu") as emu:
-        for syn in emu.synapses:
-            if syn.events is not None:
-                syn.events.s_per_event, syn.events.s_per_row, syn.events.min_pairs = 0.0, 1.0, 0  # always events
-        events = emu.run_batch(x[None])
+    with patch.object(emulator, "BLOCK_STEPS", (3, 3)):
+        with EmulatorRunner(plan, len(x), "fixed", device="cpu") as emu:
+            short_blocks = emu.run_batch(x[None])
+        with EmulatorRunner(plan, len(x), "fixed", device="cpu") as emu:
+            for syn in emu.synapses:
+                if syn.events is not None:
+                    syn.events.s_per_event, syn.events.s_per_row, syn.events.min_pairs = 0.0, 1.0, 0  # always events
+            events = emu.run_batch(x[None])
+        with EmulatorRunner(plan, len(x), "fixed", device="cpu") as emu:
+            emu._compiled = lambda population: False  # as without numba
+            for syn in emu.synapses:
+                syn.events = None
+            torch_blocks = emu.run_batch(x[None])
+            emu.order = None  # as a recurrent plan, or a run that writes its input mid-run
+            stepwise = emu.run_batch(x[None])
     with EmulatorRunner(plan, len(x), "fixed", device="cpu", branch_free=True) as emu:
         branch_free = emu.run_batch(x[None])
-    with EmulatorRunner(plan, len(x), "fixed", device="cpu") as emu:
-        emu._compiled = lambda population: False  # as without numba
-        for syn in emu.synapses:
-            syn.events = None
-        torch_blocks = emu.run_batch(x[None])
-        emu.order = None  # as a recurrent plan, or a run that writes its input mid-run
-        stepwise = emu.run_batch(x[None])
-    for got in (run, events, branch_free, torch_blocks, stepwise):
+    runs = (run, short_blocks, events, branch_free, torch_blocks, stepwise)
+    for got in runs:
         for name, raw in sample.raw.items():
             np.testing.assert_array_equal(got.raw[name][0], raw, err_msg=f"spikes of {name}")
         for owner, variables in state.items():
             for var, value in variables.items():
                 np.testing.assert_array_equal(got.state[owner][var][0], value, err_msg=f"{owner}.{var}")
-    assert run.saturation == events.saturation == branch_free.saturation == torch_blocks.saturation == \
-        stepwise.saturation
+    assert all(got.saturation == run.saturation for got in runs)
     return sample, run
 
 

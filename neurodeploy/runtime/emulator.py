@@ -21,7 +21,7 @@ the same step order as Lava's processes, with the same integer widths:
 - Float models: ``u = u (1 - du) + a``; ``v = v (1 - dv) + u + bias``; ``s = v > vth``; Lava's float
   Conv computes in float32, so does the emulator's.
 
-A plan without recurrent synapses runs in blocks of :data:`STEP_BLOCK` steps: population after population
+A plan without recurrent synapses runs in blocks of steps (:func:`block_steps`): population after population
 (sources first), each synaptic layer's sums over the whole block as one matrix product (rows: step x
 sample), then the population's update step by step; the same operations per element in the same order as
 step after step, so the same integers (Lava's delay: the block's first step takes the buffer the last
@@ -68,7 +68,8 @@ FLOAT64_EXACT = 2 ** 53
 STATE_BITS, ACT_SHIFT = LAVA.state_bits, LAVA.act_shift
 GRADED_MAX = 2 ** 31  # a graded message is an int32
 DEFAULT_BATCH_SIZE = 256
-STEP_BLOCK = 16  # steps whose synaptic sums run as one matrix product per layer, in plans without recurrence
+BLOCK_ROWS = 1024  # about this many rows (steps x samples) per block of a plan without recurrence ...
+BLOCK_STEPS = (8, 64)  # ... in at least 8 and at most 64 steps (see :func:`block_steps`)
 
 
 @dataclass
@@ -303,7 +304,7 @@ class EmulatorRunner:
         step counts (up to T + D, the last step), as in :meth:`LavaRunner.run_sample` (``read_population``
         as :meth:`_reader`; ``write_input`` rows are (n, *input_shape), the same for every sample of the batch).
         ``reads_only``: the pauses only read, so a plan without recurrence may run in blocks of steps (each
-        ending at the next pause, at most :data:`STEP_BLOCK` long).
+        ending at the next pause, at most :func:`block_steps` long).
         """
         if self._closed:
             raise RuntimeError("this EmulatorRunner is closed")
@@ -318,7 +319,7 @@ class EmulatorRunner:
                   for p in self.plan.neurons}  # every step written, in step order, before it is read
         pauses = sorted({s for s in (pause_at or []) if 0 < s <= steps})
         t0 = time.perf_counter()
-        blocks = STEP_BLOCK if self.order is not None and (not pauses or reads_only) else 1
+        blocks = block_steps(batch) if self.order is not None and (not pauses or reads_only) else 1
         with torch.no_grad():
             start = 0
             while start < steps:
@@ -578,6 +579,19 @@ class EmulatorRunner:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def block_steps(batch: int) -> int:
+    """Steps per block for ``batch`` samples: about :data:`BLOCK_ROWS` rows, within :data:`BLOCK_STEPS`.
+
+    Measured (`benchmarks/emulator_roofline.py`'s nets, 64 steps, one thread; GSOP/s at 4, 8, 16, 32 and 64
+    steps per block): the 1024-1024-1024 LIF net at batch 1 24 / 31 / 40 / 43 / 45, at 16 82 / 82 / 90 / 88
+    / 86, at 64 90 / 90 / 82 / 85 / 63, at 256 85 / 90 / 73 / 58 / 58; the NIR paper CNN at batch 1 5.5 /
+    9.0 / 13 / 18 / 20, at 16 24 / 28 / 30 / 30 / 31, at 64 23 / 30 / 31 / 28 / 19, at 256 23 / 26 / 22 /
+    18 / 15: the calls around each block's products dominate small blocks, and blocks much over a thousand
+    rows leave the caches."""
+    low, high = BLOCK_STEPS
+    return max(low, min(high, BLOCK_ROWS // max(batch, 1)))
 
 
 def _conv_groups(synapses: list[_Synapse]) -> list[_ConvGroup]:

@@ -40,8 +40,9 @@ def _w32(x):
 
 
 def _lif_block(a, u, v, bias, keep_u, keep_v, vth, small, has_bias, mode, reset_rows, spikes, saturated):
-    """a (steps, n) int64, or float32 holding integers (a channels-last conv's exact sums); u, v (n,) int64, updated in place; bias (n,) int64; mode: the index of the reset in
-    :data:`MODES`; reset_rows (steps,) bool: zero u and v before that step; spikes (steps, n) bool, written.
+    """a (steps, n) int64, or float32 holding integers (a channels-last conv's exact sums); u, v (n,) int64,
+    updated in place; bias (n,) int64; mode: the index of the reset in :data:`MODES`; reset_rows (steps,) bool:
+    zero u and v before that step; spikes (steps, n) bool, written.
 
     No branch in the loop over neurons (so that it runs in SIMD lanes): the decays as
     ``(y + ((y >> 63) & 4095)) >> 12`` for every ``keep`` (exact for 0 and 4096 too); u's wrap onto (-U, U]
