@@ -91,6 +91,8 @@ def test_every_command_shows_progress_on_a_terminal(name, args, compiled):
     if name == "compile":  # on a terminal the log names every pass, above the status line
         text = " ".join(re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", " ", out).split())  # as read: no colours, no wrapping
         assert all(f"pass {i} of 7, {p}" in text for i, p in enumerate(COMPILE_PASSES, 1)), text[-3000:]
+        took = re.search(r"compiled \S+ in [0-9.]+ s: (.*? write [0-9.]+ s)", text)  # and the seconds of each
+        assert took and [part.split()[0] for part in took.group(1).split(", ")] == list(COMPILE_PASSES), text[-3000:]
 
 
 def test_version_and_quiet(compiled):
