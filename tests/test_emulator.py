@@ -252,6 +252,22 @@ def test_a_sum_beyond_exact_arithmetic_is_refused():
 
 # ---- the zoo models, through the co-simulation and the CLI ----------------------------------------------
 
+def test_the_default_zoo_models_front_end_is_bit_exact_with_lava_fixed(tmp_path):
+    """liquidspikeformer's Conv-LIF front-end at precision double, whose conv populations also take always-on
+    bias lines: those populations sum a block's input in float32, the bias lines' messages added in."""
+    from neurodeploy.exporters import sequential_to_nir, write_nir
+    from neurodeploy.models import zoo
+
+    entry = zoo.get("liquidspikeformer")
+    x = entry.example_inputs(1)[0].numpy().astype(np.float64)  # (T, 2, 16, 16): a test sample's spikes
+    write_nir(sequential_to_nir(entry.build().frontend, x.shape[1:], entry.dt_s, producer="test"), tmp_path / "f.nir")
+    plan = quantize(read_plan(tmp_path / "f.nir"), precision="double").plan
+    with EmulatorRunner(plan, len(x), "fixed", device="cpu") as emu:
+        float32_sums = [name for name in emu.conv_groups if any(s.layer.source == "bias" for s in emu.by_target[name])]
+    assert len(float32_sums) == 2, emu.conv_groups
+    sample, run = assert_bit_exact(plan, x)
+    assert all(np.count_nonzero(sample.raw[name]) for name in float32_sums)  # the populations spiked
+
 @pytest.mark.parametrize("bundle_fixture", ["demo_bundle", "mamba_bundle"])
 def test_zoo_cosim_with_the_emulator_equals_lava(bundle_fixture, request):
     from neurodeploy import cosimulate

@@ -60,8 +60,8 @@ def synaptic_ops(plan: SpikingPlan, inputs: np.ndarray, spikes: dict[str, np.nda
             s_in[:, :] = 1.0
         else:
             s_in = inputs if syn.source == "input" else spikes[syn.source]
-        active = (s_in.reshape(batch, steps, -1) != 0).astype(np.float64)
-        effective = float((active @ fan_out(syn)).sum() / batch)
+        spikes_per_input = np.count_nonzero(s_in.reshape(batch * steps, -1), axis=0)  # over samples and steps
+        effective = float(spikes_per_input.astype(np.float64) @ fan_out(syn) / batch)
         result.append(LayerSops(syn.name, float(steps * fan_out(syn, nonzero=False).sum()), effective,
                                 bias=syn.source == "bias", refines=syn.refines is not None))
     return result

@@ -83,6 +83,7 @@ class _Synapse:
     bound: int = 2 ** 63  # the largest |message| before Lava's wrap (fixed mode)
     events: EventSums | None = None  # event-driven sums (fixed mode, binary spikes into a dense layer, CPU)
     channels_last: bool = False  # a fixed-point 2-D conv on a CPU: computed in channels-last memory order
+    message: torch.Tensor | None = None  # an always-on bias line's message (*out_shape), once computed
 
     def accumulate(self, s: torch.Tensor) -> torch.Tensor:
         """s (B, *in_shape) -> the synaptic sum (B, *out_shape), in the accumulation dtype. A fixed-point 2-D
@@ -163,8 +164,8 @@ class EmulatorRunner:
         self.order = _sources_first(plan)  # None: a recurrent plan, run step by step
         self.by_target = {p.name: [s for s in self.synapses if s.layer.target == p.name] for p in plan.neurons}
         self.channels_last = {p.name: any(s.channels_last for s in self.by_target[p.name]) for p in plan.neurons}
-        self.conv_groups = {p.name: _conv_groups(self.by_target[p.name]) for p in plan.neurons
-                            if self.order is not None and self._sums_in_float32(p)}
+        self.conv_groups = {p.name: _conv_groups([s for s in self.by_target[p.name] if s.channels_last])
+                            for p in plan.neurons if self.order is not None and self._sums_in_float32(p)}
         self._scratch: dict[tuple, torch.Tensor] = {}
         self._closed = False
 
@@ -419,13 +420,14 @@ class EmulatorRunner:
     def _block(self, start: int, end: int, xs, pops: _Populations, buffers, params, record, batch: int) -> None:
         """Lava time steps start + 1 .. end, population after population (sources first)."""
         for p in self.order:
-            if p.name in self.conv_groups and self._compiled(p):
-                a = self._block_sums(p, end - start, batch)
-                for group in self.conv_groups[p.name]:
-                    self._add_convs(a, group, start, end, xs, record, buffers, batch)
-            else:
-                a = self._population_zeros(p, (end - start, batch), self._sums_dtype)
-                for syn in self.by_target[p.name]:  # summed in the order step by step sums them
+            groups = self.conv_groups.get(p.name, []) if self._compiled(p) else []
+            a = self._block_sums(p, end - start, batch) if groups else \
+                self._population_zeros(p, (end - start, batch), self._sums_dtype)
+            for group in groups:
+                self._add_convs(a, group, start, end, xs, record, buffers, batch)
+            grouped = {syn.layer.name for group in groups for syn in group.synapses}
+            for syn in self.by_target[p.name]:  # exact integers: the order of the sums does not matter
+                if syn.layer.name not in grouped:
                     self._add_sent(a, syn, start, end, xs, record, buffers, batch)
             if p.driven_by_input:
                 a += xs[start:end].reshape(end - start, batch, *p.shape)
@@ -451,12 +453,13 @@ class EmulatorRunner:
 
     def _sums_in_float32(self, p: NeuronLayer) -> bool:
         """Whether population ``p``'s input over a block is summed in float32, as its channels-last convs compute
-        it (no int64 copy of their sums, no int64 addition): where every synapse into it is such a conv that
-        never wraps (its bound below 2**23) and everything it can receive in a step stays below 2**24 (every
-        partial sum exact), and the compiled loop reads it."""
+        it (no int64 copy of their sums, no int64 addition; anything else it receives, a bias line's messages
+        say, added in): where channels-last convs feed it, none of its convs wraps (each one's bound below
+        2**23), everything it can receive in a step stays below 2**24 (every partial sum exact, so no dense
+        message wraps either), and the compiled loop reads it."""
         syns = self.by_target[p.name]
-        return bool(syns) and all(s.channels_last and s.bound < UV_LIMIT for s in syns) and \
-            not p.driven_by_input and self.input_bound(p) < FLOAT32_EXACT and self._compiled(p)
+        return any(s.channels_last for s in syns) and all(s.bound < UV_LIMIT for s in syns if s.layer.kind == "conv") \
+            and self.input_bound(p) < FLOAT32_EXACT and self._compiled(p)
 
     def _compiled(self, p: NeuronLayer) -> bool:
         """Whether population ``p`` runs a block in the compiled loop (:mod:`neurodeploy.runtime.lif_kernel`):
@@ -492,13 +495,29 @@ class EmulatorRunner:
         the block, then the sums of the source's values one step earlier, all in one call; the block's last
         sums stay in the buffer for the next step."""
         layer, n = syn.layer, end - start
-        s = self._sources(layer, start, end, xs, record, batch)
         a[0] += buffers[layer.name]
+        if layer.source == "bias":
+            self._add_bias_line(a, syn, start, end, buffers, batch)
+            return
+        s = self._sources(layer, start, end, xs, record, batch)
         if self._added_events(a, syn, s, buffers, batch):
             return
         sums = self._synapse_output(syn, s.reshape(n * batch, *layer.in_shape)).reshape(n, batch, *layer.out_shape)
         a[1:] += sums[:-1]
         buffers[layer.name] = sums[-1]
+
+    def _add_bias_line(self, a: torch.Tensor, syn: _Synapse, start: int, end: int, buffers, batch: int) -> None:
+        """As :meth:`_add_sent` for an always-on bias line: its message, the synapse's output for a source of
+        1 (computed once, by :meth:`_synapse_output` itself), added to every step after it is on (from the
+        line's ``start_step``); no product over the block's rows."""
+        layer, n = syn.layer, end - start
+        if syn.message is None:
+            syn.message = self._synapse_output(syn, torch.ones((1, 1), dtype=torch.bool, device=self.device))[0]
+        first = max(layer.start_step - start, 0)  # the block's first step whose source is on
+        if first < n - 1:
+            a[1 + first:] += syn.message
+        last = syn.message if end - 1 >= layer.start_step else torch.zeros_like(syn.message)
+        buffers[layer.name] = last.expand(batch, *layer.out_shape).clone()
 
     def _sources(self, layer: SynapseLayer, start: int, end: int, xs, record, batch: int) -> torch.Tensor:
         """The values ``layer`` reads at steps start .. end - 1: (n, B, *source shape)."""
@@ -526,7 +545,8 @@ class EmulatorRunner:
         *out_shape) int64 at the next step, the last step's into the synapse's buffer: no sums array, shift or
         addition pass. Only where the sums run event-driven anyway (timed, chosen for this many spikes) and the
         message needs no int32 wrap; False where the caller takes the usual path."""
-        if syn.events is None or syn.events.measuring or syn.bound >= GRADED_MAX or syn.layer.source == "bias":
+        if syn.events is None or syn.events.measuring or syn.bound >= GRADED_MAX or syn.layer.source == "bias" or \
+                a.dtype != torch.int64 or not a.is_contiguous():  # written through a flat view of ``a``
             return False
         n = a.shape[0]
         spikes = (s != 0).reshape(n * batch, -1).numpy()

@@ -35,7 +35,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -78,7 +78,7 @@ class Timeline:
             ends[w.sample] = max(ends.get(w.sample, 0.0), w.dense_end_s)
         return {"measured_on": MEASURED_ON[self.backend], "backend": self.backend,
                 "build_s": self.build_s, "spiking_run_s": self.spiking_run_s, "dense_calls": self.dense_calls,
-                "windows": [asdict(w) for w in sorted(self.windows, key=lambda w: (w.sample, w.window))],
+                "windows": [dict(vars(w)) for w in sorted(self.windows, key=lambda w: (w.sample, w.window))],
                 "sample_latency_s": [ends[b] - self.sample_start_s.get(b, 0.0) for b in sorted(ends)]}
 
 
