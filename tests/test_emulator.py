@@ -343,6 +343,28 @@ def test_dataset_evaluation_float_reproduces_pytorch_and_fixed_equals_lava(demo_
     assert "labels must be integers of shape (48,)" in capsys.readouterr().err
 
 
+def test_an_evaluations_chunks_share_one_set_of_onnx_runtime_sessions(demo_bundle, monkeypatch):
+    """Each chunk used to open the bundle's sessions anew (each with its thread pool: the heap grew by about
+    9 MiB a chunk); within an evaluation they are opened once, and the figures are those of one chunk."""
+    from neurodeploy.analysis.evaluate import evaluate
+    from neurodeploy.bundle import read_bundle
+    from neurodeploy.exporters import onnx_session
+    from neurodeploy.models import zoo
+
+    opened = []
+    new_session = onnx_session._new_session
+    monkeypatch.setattr(onnx_session, "_new_session", lambda *args: opened.append(args[0]) or new_session(*args))
+    bundle = read_bundle(demo_bundle)
+    x = zoo.get("tiny_hybrid").example_inputs(24).numpy()
+    labels = np.arange(len(x)) % 2
+    whole = evaluate(bundle, x, labels, chunk=24, progress=False)
+    once = len(opened)
+    chunked = evaluate(bundle, x, labels, chunk=4, progress=False)  # 6 chunks
+    assert 0 < once == len(opened) - once, opened
+    assert (chunked.accuracy, chunked.sops_per_sample) == (whole.accuracy, whole.sops_per_sample)
+    assert len(opened) == 2 * once and onnx_session._REUSED.get() is None  # and let go after each evaluation
+
+
 @pytest.mark.parametrize("weight_max", [200, 60_000])  # int16 weight rows, and int32 ones
 def test_event_driven_sums_equal_the_integer_product(weight_max):
     """The event kernel (runtime/event_kernel.py) on every density from none to all spikes, rows with 0-3

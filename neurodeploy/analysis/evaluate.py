@@ -23,6 +23,7 @@ from neurodeploy.bundle import Bundle
 from neurodeploy.compiler.torch_reference import torch_output
 from neurodeploy.cost.counts import neurobench_sops, synaptic_ops
 from neurodeploy.errors import DatasetError
+from neurodeploy.exporters.onnx_session import reused_sessions
 from neurodeploy.runtime.checkpoint import Checkpoint, run_key
 from neurodeploy.runtime.cosim import run_cosim
 from neurodeploy.runtime.early_exit import exit_outputs
@@ -174,7 +175,7 @@ def _run_chunks(bundle: Bundle, x: np.ndarray, spans: list[tuple[int, int]], run
     todo = [i for i in range(len(spans)) if i not in outcomes]
     shared = {"bundle": for_workers(bundle.path, workers, ray), "x": x, "run": run, "device": device,
               "threads": threads}
-    with Progress(console=stderr_console(), disable=not progress) as bar:
+    with Progress(console=stderr_console(), disable=not progress) as bar, reused_sessions():
         task = bar.add_task(f"evaluating ({run['backend']}, {run['mode']})", total=len(x),
                             completed=sum(len(o.predictions) for o in outcomes.values()))
         for done in map_tasks(_chunk_task, [spans[i] for i in todo], shared, workers, ray):
