@@ -453,8 +453,8 @@ class EmulatorRunner:
 
     def _sums_in_float32(self, p: NeuronLayer) -> bool:
         """Whether population ``p``'s input over a block is summed in float32, as its channels-last convs compute
-        it (no int64 copy of their sums, no int64 addition; anything else it receives, a bias line's messages
-        say, added in): where channels-last convs feed it, none of its convs wraps (each one's bound below
+        it (no int64 copy of their sums, no int64 addition; anything else it receives, such as a bias line's
+        messages, added in): where channels-last convs feed it, none of its convs wraps (each one's bound below
         2**23), everything it can receive in a step stays below 2**24 (every partial sum exact, so no dense
         message wraps either), and the compiled loop reads it."""
         syns = self.by_target[p.name]
