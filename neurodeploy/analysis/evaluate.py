@@ -31,6 +31,11 @@ from neurodeploy.tables import data_frame, html_table, stderr_console
 from neurodeploy.units import number, percent, si
 
 DEFAULT_CHUNK = 256
+TORCH_CHUNK = 128
+"""At most this many samples per call of the PyTorch reference: its peak memory is the user's model's
+activations for a whole call (liquidspikeformer at 256 samples: 115 MiB above the rest of the evaluation,
+the peak of it; at 128 the 2,000/200-sample peak ratio of ``benchmarks/evaluate_memory.py`` went from 1.127
+to 1.085-1.091, the reference about 10 % slower on this small model)."""
 
 
 @dataclass
@@ -101,7 +106,8 @@ def predictions(y: np.ndarray, spiking_only: bool) -> np.ndarray:
 
 def torch_predictions(model: torch.nn.Module, x: np.ndarray, chunk: int = DEFAULT_CHUNK,
                       event: bool = False, layout: str = "BT") -> np.ndarray:
-    """The PyTorch model's classes for x (B, T, ...), ``chunk`` samples at a time."""
+    """The PyTorch model's classes for x (B, T, ...), ``chunk`` samples at a time (at most :data:`TORCH_CHUNK`)."""
+    chunk = min(chunk, TORCH_CHUNK)
     model.eval()
     out = []
     with torch.no_grad():
@@ -208,6 +214,7 @@ def evaluate(bundle: Bundle, x: np.ndarray, labels: np.ndarray, backend: str = "
     without exits). Chunks of ``chunk`` samples run on ``workers`` local processes or on Ray (``ray``: an
     address, ``auto`` or ``local``); the figures do not depend on where they ran. With ``checkpoint`` (a
     folder), each finished chunk is appended there and a rerun of the same evaluation runs only the others.
+    The PyTorch model runs at most :data:`TORCH_CHUNK` samples at a time (its activations are the peak).
     ``device`` places the emulator and the dense part (:mod:`neurodeploy.runtime.devices`; not part of the
     checkpoint's key: the figures do not depend on it); ``threads`` the threads each run computes on
     (:mod:`neurodeploy.runtime.threads`; default torch's setting, a worker's share)."""
