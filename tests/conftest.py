@@ -89,7 +89,7 @@ def no_process_left_behind():
 
 @pytest.fixture(scope="session")
 def demo_bundle(tmp_path_factory):
-    """The default zoo model compiled once for the session (the export takes about 10 s)."""
+    """The zoo's smallest hybrid model (tiny_hybrid), compiled once for the session."""
     import neurodeploy as nd
 
     return nd.compile("tiny_hybrid", tmp_path_factory.mktemp("bundles") / "tiny_hybrid", samples=8).path
