@@ -166,7 +166,7 @@ class EmulatorRunner:
         self.channels_last = {p.name: any(s.channels_last for s in self.by_target[p.name]) for p in plan.neurons}
         self.conv_groups = {p.name: _conv_groups([s for s in self.by_target[p.name] if s.channels_last])
                             for p in plan.neurons if self.order is not None and self._sums_in_float32(p)}
-        self._scratch: dict[tuple, torch.Tensor] = {}
+        self._scratch: dict[str, torch.Tensor] = {}  # population -> its block sums (:meth:`_block_sums`)
         self._closed = False
 
     # -- set-up -------------------------------------------------------------------------------------
@@ -444,12 +444,11 @@ class EmulatorRunner:
         """Zeros (n, B, *shape) float32 for population ``p``'s block input: one tensor per population, kept
         between the blocks of a batch and zeroed in place (a new one of this size costs its page faults each
         time: 3-7x the zeroing here); let go at the end of the batch."""
-        key = (p.name, n, batch)
-        if key not in self._scratch:
-            self._scratch = {k: v for k, v in self._scratch.items() if k[0] != p.name}  # one size per population
-            self._scratch[key] = self._population_zeros(p, (n, batch), torch.float32)
-            return self._scratch[key]
-        return self._scratch[key].zero_()
+        a = self._scratch.get(p.name)
+        if a is None or a.shape[:2] != (n, batch):
+            a = self._scratch[p.name] = self._population_zeros(p, (n, batch), torch.float32)
+            return a
+        return a.zero_()
 
     def _sums_in_float32(self, p: NeuronLayer) -> bool:
         """Whether population ``p``'s input over a block is summed in float32, as its channels-last convs compute
@@ -499,7 +498,7 @@ class EmulatorRunner:
         if layer.source == "bias":
             self._add_bias_line(a, syn, start, end, buffers, batch)
             return
-        s = self._sources(layer, start, end, xs, record, batch)
+        s = self._sources(layer, start, end, xs, record)
         if self._added_events(a, syn, s, buffers, batch):
             return
         sums = self._synapse_output(syn, s.reshape(n * batch, *layer.in_shape)).reshape(n, batch, *layer.out_shape)
@@ -519,11 +518,9 @@ class EmulatorRunner:
         last = syn.message if end - 1 >= layer.start_step else torch.zeros_like(syn.message)
         buffers[layer.name] = last.expand(batch, *layer.out_shape).clone()
 
-    def _sources(self, layer: SynapseLayer, start: int, end: int, xs, record, batch: int) -> torch.Tensor:
-        """The values ``layer`` reads at steps start .. end - 1: (n, B, *source shape)."""
-        if layer.source == "bias":
-            n = end - start
-            return (torch.arange(start, end, device=self.device) >= layer.start_step)[:, None, None].expand(n, batch, 1)
+    def _sources(self, layer: SynapseLayer, start: int, end: int, xs, record) -> torch.Tensor:
+        """The values ``layer`` (not a bias line: :meth:`_add_bias_line`) reads at steps start .. end - 1:
+        (n, B, *source shape)."""
         return xs[start:end] if layer.source == "input" else record[layer.source][start:end]
 
     def _add_convs(self, a: torch.Tensor, group: _ConvGroup, start: int, end: int, xs, record, buffers,
@@ -531,8 +528,8 @@ class EmulatorRunner:
         """As :meth:`_add_sent` for a group of convs (:class:`_ConvGroup`), in float32 channels last: the
         source converted once, the block's steps but the last through one conv of the summed weights."""
         layer, n = group.synapses[0].layer, end - start
-        x = group.synapses[0].operand(self._sources(layer, start, end, xs, record, batch).reshape(n * batch,
-                                                                                                *layer.in_shape))
+        s = self._sources(layer, start, end, xs, record).reshape(n * batch, *layer.in_shape)
+        x = group.synapses[0].operand(s)
         rows = (n - 1) * batch
         for syn in group.synapses:
             a[0] += buffers[syn.layer.name]
@@ -545,8 +542,8 @@ class EmulatorRunner:
         *out_shape) int64 at the next step, the last step's into the synapse's buffer: no sums array, shift or
         addition pass. Only where the sums run event-driven anyway (timed, chosen for this many spikes) and the
         message needs no int32 wrap; False where the caller takes the usual path."""
-        if syn.events is None or syn.events.measuring or syn.bound >= GRADED_MAX or syn.layer.source == "bias" or \
-                a.dtype != torch.int64 or not a.is_contiguous():  # written through a flat view of ``a``
+        if syn.events is None or syn.events.measuring or syn.bound >= GRADED_MAX or a.dtype != torch.int64 or \
+                not a.is_contiguous():  # written through a flat view of ``a``
             return False
         n = a.shape[0]
         spikes = (s != 0).reshape(n * batch, -1).numpy()
